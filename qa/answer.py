@@ -1,0 +1,175 @@
+"""Answers with citations. The offline default quotes the best sentences of the retrieved passages."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from qa.answer_types import AnswerType, expected_type, satisfies
+from qa.docstore import DocStore
+from qa.keyword import terms
+from qa.retrieve import Passage, Retrieval
+
+CITATION = re.compile(r"\[(\d{1,3})\]")
+REFUSAL_PREFIX = "The articles don't say"
+
+
+@dataclass
+class Citation:
+    """A numbered source: the passage exactly as it stands in the article, with its offsets."""
+
+    n: int
+    doc_id: str
+    title: str
+    source: str | None
+    published: str | None
+    text: str
+    start: int
+    end: int
+    score: float
+    quote: dict | None = None  # the sentence(s) the answer took from this passage, when known
+
+    @classmethod
+    def from_passage(cls, n: int, passage: Passage) -> Citation:
+        return cls(n, passage.doc_id, passage.title, passage.source, passage.published, passage.text,
+                   passage.start, passage.end, round(passage.score, 4))
+
+
+@dataclass
+class Answer:
+    """The answer text, whether it is a refusal, and the citations its [n] markers point to."""
+
+    text: str
+    refused: bool
+    citations: list[Citation] = field(default_factory=list)
+    notice: str | None = None
+    confidence: float | None = None
+
+    def public_citations(self) -> list[dict]:
+        return [asdict(c) for c in self.citations]
+
+
+class Answerer(Protocol):
+    """Turns a question and its retrieved passages into an Answer, whole or as a token stream."""
+
+    name: str
+
+    def answer(self, question: str, retrieval: Retrieval) -> Answer: ...
+
+    def stream(self, question: str, retrieval: Retrieval) -> Iterator[str | Answer]: ...
+
+
+def refusal_text(question: str) -> str:
+    """The plain statement shown when the articles hold no answer."""
+    topic = question.strip().rstrip("?").strip()
+    return f"{REFUSAL_PREFIX} — no passage in the indexed articles answers “{topic}”."
+
+
+def tokens_of(text: str) -> Iterator[str]:
+    """Split an answer into word-sized stream tokens that join back to the exact text."""
+    yield from re.findall(r"\S+\s*|\s+", text)
+
+
+@dataclass
+class _Candidate:
+    passage_index: int
+    start: int
+    end: int
+    text: str
+    score: float
+    typed: bool
+
+
+class ExtractiveAnswerer:
+    """Picks the sentences that best match the question (embedding + keyword overlap), cites their passages.
+
+    Sentence vectors are computed at ingest time, so a query costs one embedding (the question's) plus a dot
+    product per candidate sentence. Deterministic for a given index.
+    """
+
+    name = "extractive"
+
+    def __init__(
+        self, docs: DocStore, refusal_threshold: float, max_sentences: int = 2, keyword_weight: float = 0.35,
+        passages_considered: int = 5, margin: float = 0.08,
+    ) -> None:
+        self.docs = docs
+        self.threshold = refusal_threshold
+        self.max_sentences = max_sentences
+        self.keyword_weight = keyword_weight
+        self.passages_considered = passages_considered
+        self.margin = margin
+
+    def candidates(self, question: str, retrieval: Retrieval) -> list[_Candidate]:
+        """Every sentence of the top passages, scored against the question, best first."""
+        q_terms = set(terms(question))
+        wanted = expected_type(question)
+        found: list[_Candidate] = []
+        seen: set[tuple[str, int]] = set()
+        for index, passage in enumerate(retrieval.passages[: self.passages_considered]):
+            for start, end, vector in self.docs.sentences_in(passage.doc_id, passage.start, passage.end):
+                if (passage.doc_id, start) in seen:
+                    continue
+                seen.add((passage.doc_id, start))
+                text = passage.text[start - passage.start : end - passage.start]
+                overlap = len(q_terms & set(terms(text))) / len(q_terms) if q_terms else 0.0
+                dense = float(np.dot(vector, retrieval.query_vector))
+                typed = satisfies(text, wanted)
+                score = dense + self.keyword_weight * overlap - (0.0 if typed else 0.25)
+                found.append(_Candidate(index, start, end, text, score, typed))
+        found.sort(key=lambda c: (-c.score, c.passage_index, c.start))
+        return found
+
+    def answer(self, question: str, retrieval: Retrieval) -> Answer:
+        ranked = self.candidates(question, retrieval)
+        wanted = expected_type(question)
+        best = ranked[0] if ranked else None
+        if best is None or best.score < self.threshold or (wanted is not AnswerType.ANY and not best.typed):
+            return Answer(refusal_text(question), True, confidence=round(best.score, 4) if best else None)
+        chosen = [best]
+        for cand in ranked[1:]:
+            if len(chosen) >= self.max_sentences or cand.score < best.score - self.margin:
+                break
+            if cand.typed and all(abs(cand.start - c.start) > 0 or cand.passage_index != c.passage_index
+                                  for c in chosen):
+                chosen.append(cand)
+        chosen.sort(key=lambda c: (c.passage_index, c.start))
+        numbers: dict[int, int] = {}
+        citations: list[Citation] = []
+        parts: list[str] = []
+        for cand in chosen:
+            if cand.passage_index not in numbers:
+                numbers[cand.passage_index] = len(numbers) + 1
+                citation = Citation.from_passage(numbers[cand.passage_index], retrieval.passages[cand.passage_index])
+                citation.quote = {"text": cand.text, "start": cand.start, "end": cand.end}
+                citations.append(citation)
+            parts.append(f"{cand.text} [{numbers[cand.passage_index]}]")
+        return Answer(" ".join(parts), False, citations, confidence=round(best.score, 4))
+
+    def stream(self, question: str, retrieval: Retrieval) -> Iterator[str | Answer]:
+        result = self.answer(question, retrieval)
+        yield from tokens_of(result.text)
+        yield result
+
+
+def check_citations(text: str, passages: list[Passage]) -> tuple[str, list[Citation], list[int]]:
+    """Keep only [n] markers that name a given passage; return (clean text, citations, phantom numbers)."""
+    phantoms: list[int] = []
+
+    def keep(match: re.Match[str]) -> str:
+        n = int(match.group(1))
+        if 1 <= n <= len(passages):
+            return match.group(0)
+        phantoms.append(n)
+        return ""
+
+    cleaned = CITATION.sub(keep, text)
+    cleaned = re.sub(r"[ \t]+([.,;:!?])", r"\1", cleaned)
+    cleaned = re.sub(r"[ \t]{2,}", " ", cleaned).strip()
+    cited = sorted({int(n) for n in CITATION.findall(cleaned)})
+    citations = [Citation.from_passage(n, passages[n - 1]) for n in cited]
+    return cleaned, citations, phantoms

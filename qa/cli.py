@@ -1,0 +1,192 @@
+"""The `qa` command: ingest, ask, chat, serve, eval."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from qa.config import Settings, load_settings
+from qa.errors import QAError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Question answering over news articles.")
+err = Console(stderr=True)
+out = Console(highlight=False)
+
+DEFAULT_SEEDS = Path("seeds")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except Exception as exc:  # pydantic ValidationError: show the one line that matters
+        first = str(exc).splitlines()
+        raise _fail(f"invalid configuration: {' '.join(first[:3])}") from None
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    return typer.Exit(code)
+
+
+def _pipeline(settings: Settings):  # noqa: ANN202 - imported lazily to keep `qa --help` fast
+    from qa.pipeline import build_pipeline
+
+    try:
+        pipeline = build_pipeline(settings)
+        pipeline.startup()
+        return pipeline
+    except QAError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders (default: seeds/).")] = None,
+    reset: Annotated[bool, typer.Option(help="Delete the whole index first (e.g. after changing model).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Clean, chunk, embed and index articles; unchanged articles are skipped."""
+    from rich.progress import Progress
+
+    from qa.documents import discover
+
+    settings = _settings()
+    targets = paths or [DEFAULT_SEEDS]
+    missing = [str(p) for p in targets if not p.exists()]
+    if missing:
+        raise _fail(f"no such file or folder: {', '.join(missing)}", 2)
+    if reset:
+        from qa.reset import reset_index
+
+        reset_index(settings)
+    pipeline = _pipeline(settings)
+    started = time.perf_counter()
+    total = len(discover(targets))
+    try:
+        with Progress(console=err, transient=True, disable=as_json) as bar:
+            task = bar.add_task("ingesting", total=total)
+            report = pipeline.ingest_paths(targets, progress=lambda _name: bar.advance(task))
+    except QAError as exc:
+        raise _fail(str(exc)) from None
+    elapsed = time.perf_counter() - started
+    if as_json:
+        out.print_json(json.dumps({**report.as_dict(), "seconds": round(elapsed, 2)}))
+    else:
+        out.print(
+            f"added {len(report.added)}, replaced {len(report.replaced)}, unchanged {len(report.unchanged)}, "
+            f"failed {len(report.failed)} documents; {report.chunks_written} chunks written, "
+            f"{report.chunks_total} in the index ({elapsed:.1f} s)"
+        )
+        for failure in report.failed:
+            err.print(f"[yellow]skipped[/yellow] {failure.name}: {failure.reason}", highlight=False)
+    if report.failed and not (report.added or report.replaced or report.unchanged):
+        raise typer.Exit(1)
+
+
+def _parse_filters(source: str | None, since: str | None, until: str | None):  # noqa: ANN202
+    from qa.retrieve import Filters
+
+    try:
+        return Filters(
+            source=source,
+            published_from=date.fromisoformat(since) if since else None,
+            published_to=date.fromisoformat(until) if until else None,
+        )
+    except ValueError as exc:
+        raise _fail(f"bad date filter: {exc}", 2) from None
+    except QAError as exc:
+        raise _fail(str(exc), 2) from None
+
+
+def _print_answer(result: dict) -> None:
+    style = "yellow" if result["refused"] else "bold"
+    out.print(f"[{style}]{result['answer']}[/{style}]", highlight=False)
+    if result.get("notice"):
+        out.print(f"[dim]note: {result['notice']}[/dim]")
+    for c in result["citations"]:
+        out.print(f"\n[cyan][{c['n']}][/cyan] {c['title']} — {c['source'] or '?'}, {c['published'] or 'undated'}"
+                  f" (chars {c['start']}-{c['end']} of {c['doc_id']})", highlight=False)
+        out.print(f"    {c['text']}", highlight=False, markup=False)
+    if result["refused"] and result["passages"]:
+        out.print("\n[dim]Nearest passages:[/dim]")
+        for p in result["passages"][:3]:
+            out.print(f"  - {p['title']} ({p['doc_id']}): {p['text'][:160]}…", highlight=False, markup=False)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    k: Annotated[int | None, typer.Option("-k", "--k", min=1, max=50, help="Passages to retrieve.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON object of the API contract.")] = False,
+    source: Annotated[str | None, typer.Option(help="Only articles from this source.")] = None,
+    since: Annotated[str | None, typer.Option(help="Only articles published on/after YYYY-MM-DD.")] = None,
+    until: Annotated[str | None, typer.Option(help="Only articles published on/before YYYY-MM-DD.")] = None,
+    conversation: Annotated[str | None, typer.Option("--conversation", help="Continue this conversation id.")] = None,
+) -> None:
+    """Answer one question from the indexed articles, with numbered sources."""
+    filters = _parse_filters(source, since, until)
+    pipeline = _pipeline(_settings())
+    try:
+        result = pipeline.ask(question, k=k, filters=filters, conversation_id=conversation)
+    except QAError as exc:
+        raise _fail(str(exc), 2 if exc.status_code < 500 else 1) from None
+    if as_json:
+        sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
+    else:
+        _print_answer(result)
+
+
+@app.command()
+def chat() -> None:
+    """An interactive conversation in the terminal (empty line or Ctrl-D to quit)."""
+    pipeline = _pipeline(_settings())
+    conversation_id = None
+    out.print("Ask about the indexed articles. Empty line to quit.")
+    while True:
+        try:
+            question = input("\n> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            break
+        if not question:
+            break
+        try:
+            result = pipeline.ask(question, conversation_id=conversation_id)
+        except QAError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            continue
+        conversation_id = result["conversation_id"]
+        _print_answer(result)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes (needs QA_CHROMA_URL if >1).")] = 1,
+) -> None:
+    """Run the HTTP API and chat page."""
+    import uvicorn
+
+    settings = _settings()
+    if workers > 1 and not settings.chroma_url:
+        raise _fail(
+            "the embedded Chroma store is not safe across processes; use --workers 1, or run a Chroma server "
+            "(`chroma run`) and set QA_CHROMA_URL to serve with several workers", 2,
+        )
+    out.print(f"Serving on http://{host}:{port}  (chat page at /, API docs at /docs)")
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

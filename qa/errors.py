@@ -1,0 +1,48 @@
+"""One small exception hierarchy so every layer (CLI, HTTP) maps failures the same way."""
+
+
+class QAError(Exception):
+    """Base class: a failure the user can act on, with a one-line message."""
+
+    status_code = 500
+
+
+class BadRequest(QAError):
+    """The caller asked for something malformed."""
+
+    status_code = 400
+
+
+class BadDocument(QAError):
+    """An article file could not be read or holds no text."""
+
+    status_code = 422
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+class NotFound(QAError):
+    """A document or conversation id that does not exist."""
+
+    status_code = 404
+
+
+class NotIndexed(QAError):
+    """The index is empty or was built by a different embedding model."""
+
+    status_code = 409
+
+
+class StoreUnavailable(QAError):
+    """The vector store (e.g. a Chroma server) cannot be reached."""
+
+    status_code = 503
+
+
+class LLMUnavailable(QAError):
+    """The configured LLM did not answer in time or answered garbage."""
+
+    status_code = 503

@@ -1,0 +1,233 @@
+"""Chunk articles (llama-index), embed them, and keep Chroma, the docstore and BM25 in step.
+
+Write order per article: mark pending -> replace its vectors in Chroma -> replace its rows in the docstore
+(one transaction that also clears the mark). A crash anywhere leaves either the old or the new version in
+the docstore, which is what queries read; the next ingest finishes or undoes the Chroma side.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from qa.docstore import ChunkRow, DocStore
+from qa.documents import Article
+from qa.embeddings import Embedder
+from qa.errors import BadDocument, NotIndexed
+from qa.keyword import KeywordIndex, day_number
+from qa.vectors import VectorStore
+
+EMBED_GROUP_TEXTS = 512  # texts embedded together across articles, so batches stay full
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did, per article outcome."""
+
+    added: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failed: list[BadDocument] = field(default_factory=list)
+    chunks_written: int = 0
+    chunks_total: int = 0
+
+    def as_dict(self) -> dict:
+        return {
+            "added": self.added, "replaced": self.replaced, "unchanged": self.unchanged,
+            "failed": [{"file": e.name, "error": e.reason} for e in self.failed],
+            "chunks_written": self.chunks_written, "chunks_total": self.chunks_total,
+        }
+
+
+class Chunker:
+    """Sentence-aware chunks (llama-index SentenceSplitter) with exact offsets into the article."""
+
+    def __init__(self, chunk_size: int, chunk_overlap: int) -> None:
+        from llama_index.core.node_parser import SentenceSplitter
+
+        self._splitter = SentenceSplitter(chunk_size=chunk_size, chunk_overlap=min(chunk_overlap, chunk_size // 2))
+        self.signature = f"sentence-splitter:{chunk_size}:{chunk_overlap}"
+
+    def chunks(self, article: Article) -> list[ChunkRow]:
+        from llama_index.core import Document
+
+        nodes = self._splitter.get_nodes_from_documents([Document(text=article.text, id_=article.doc_id)])
+        version = hashlib.sha256(f"{article.content_hash}{self.signature}".encode()).hexdigest()[:10]
+        rows: list[ChunkRow] = []
+        cursor = 0
+        for node in nodes:
+            content = node.get_content()
+            start = node.start_char_idx
+            if start is None or article.text[start : start + len(content)] != content:
+                start = article.text.find(content, max(0, cursor - len(content)))
+            if start < 0:
+                continue  # the splitter altered the text; never cite what is not in the article
+            end = start + len(content)
+            rows.append(ChunkRow(f"{article.doc_id}:{version}:{len(rows)}", article.doc_id, len(rows), start, end))
+            cursor = end
+        return rows
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Sentence offsets (punkt, shipped with llama-index), never crossing a paragraph break."""
+    from llama_index.core.utils import globals_helper
+
+    tokenizer = globals_helper.punkt_tokenizer
+    spans: list[tuple[int, int]] = []
+    offset = 0
+    for paragraph in text.split("\n\n"):
+        spans.extend((offset + s, offset + e) for s, e in tokenizer.span_tokenize(paragraph))
+        offset += len(paragraph) + 2
+    return spans
+
+
+class Indexer:
+    """Ingest and delete articles so that Chroma, the docstore and BM25 always agree."""
+
+    def __init__(
+        self, store: VectorStore, docs: DocStore, keyword: KeywordIndex, embedder: Embedder,
+        chunker: Chunker, lock_path: Path,
+    ) -> None:
+        self.store = store
+        self.docs = docs
+        self.keyword = keyword
+        self.embedder = embedder
+        self.chunker = chunker
+        self.lock_path = lock_path
+
+    @property
+    def embed_model(self) -> str:
+        return self.store.embed_model
+
+    @contextmanager
+    def _writer(self) -> Iterator[None]:
+        """One writer at a time, across threads and worker processes sharing the data folder."""
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_path, "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def fingerprint(self, article: Article) -> str:
+        """What decides whether an article must be re-indexed: its content and how it is chunked."""
+        return hashlib.sha256(f"{article.content_hash}|{self.chunker.signature}".encode()).hexdigest()
+
+    def check_model(self) -> None:
+        """Refuse to mix vectors from two embedding models in one index."""
+        models = self.docs.embed_models() - {self.embed_model}
+        if models:
+            raise NotIndexed(
+                f"the index was built with {sorted(models)}, but '{self.embed_model}' is configured; "
+                "re-index with `qa ingest --reset`"
+            )
+
+    def repair(self) -> int:
+        """Finish what a crashed ingest left: drop vectors the docstore does not know for pending docs."""
+        pending = self.docs.pending()
+        for doc_id in pending:
+            self.store.delete_doc(doc_id, keep=self.docs.chunk_ids(doc_id))
+            self.docs.clear_pending(doc_id)
+        return len(pending)
+
+    def recover(self) -> None:
+        """Repair and re-sync under the writer lock (at start-up, after a crash)."""
+        with self._writer():
+            self.repair()
+            self.sync_keyword_index()
+
+    def sync_keyword_index(self) -> bool:
+        """Rebuild BM25 if the docstore changed since it was built; True when it rebuilt."""
+        generation = self.docs.generation()
+        if self.keyword.saved_generation() == generation:
+            return False
+        self.keyword.build(self.docs.iter_chunks(), generation)
+        return True
+
+    def ingest(
+        self, items: Iterable[Article | BadDocument], progress: Callable[[str], None] | None = None
+    ) -> IngestReport:
+        """Add new articles, replace changed ones, skip unchanged ones; bad files are reported, not fatal."""
+        report = IngestReport()
+        with self._writer():
+            self.check_model()
+            self.store.check()
+            self.repair()
+            group: list[tuple[Article, list[ChunkRow], list[tuple[int, int]]]] = []
+            size = 0
+            for item in items:
+                if isinstance(item, BadDocument):
+                    report.failed.append(item)
+                    if progress:
+                        progress(item.name)
+                    continue
+                if self.docs.content_hash(item.doc_id) == self.fingerprint(item):
+                    report.unchanged.append(item.doc_id)
+                    if progress:
+                        progress(item.doc_id)
+                    continue
+                chunks, sentences = self.chunker.chunks(item), sentence_spans(item.text)
+                group.append((item, chunks, sentences))
+                size += len(chunks) + len(sentences)
+                if size >= EMBED_GROUP_TEXTS:
+                    self._write_group(group, report, progress)
+                    group, size = [], 0
+            self._write_group(group, report, progress)
+            self.sync_keyword_index()
+        report.chunks_total = self.docs.count()[1]
+        return report
+
+    def _write_group(
+        self, group: list[tuple[Article, list[ChunkRow], list[tuple[int, int]]]], report: IngestReport,
+        progress: Callable[[str], None] | None,
+    ) -> None:
+        if not group:
+            return
+        texts: list[str] = []
+        for article, chunks, sentences in group:
+            texts.extend(article.text[c.start : c.end] for c in chunks)
+            texts.extend(article.text[s:e] for s, e in sentences)
+        vectors = self.embedder.embed(texts)
+        at = 0
+        for article, chunks, sentences in group:
+            chunk_vectors = vectors[at : at + len(chunks)]
+            sentence_vectors = vectors[at + len(chunks) : at + len(chunks) + len(sentences)]
+            at += len(chunks) + len(sentences)
+            existed = self.docs.content_hash(article.doc_id) is not None
+            self._write_article(article, chunks, chunk_vectors, sentences, sentence_vectors)
+            (report.replaced if existed else report.added).append(article.doc_id)
+            report.chunks_written += len(chunks)
+            if progress:
+                progress(article.doc_id)
+
+    def _write_article(
+        self, article: Article, chunks: list[ChunkRow], chunk_vectors: np.ndarray,
+        sentences: list[tuple[int, int]], sentence_vectors: np.ndarray,
+    ) -> None:
+        metadata = {
+            "doc_id": article.doc_id,
+            "source": (article.source or "").casefold(),
+            "published_day": day_number(article.published),
+        }
+        self.docs.mark_pending(article.doc_id)
+        self.store.delete_doc(article.doc_id)
+        self.store.upsert([c.chunk_id for c in chunks], chunk_vectors, [{**metadata, "idx": c.idx} for c in chunks])
+        self.docs.put(article, self.fingerprint(article), chunks, sentences, sentence_vectors, self.embed_model)
+
+    def delete(self, doc_id: str) -> bool:
+        """Remove an article from every store; False when it was not indexed."""
+        with self._writer():
+            known = self.docs.get_document(doc_id) is not None
+            if known:
+                self.docs.mark_pending(doc_id)
+                self.store.delete_doc(doc_id)
+                self.docs.delete(doc_id)
+                self.sync_keyword_index()
+        return known

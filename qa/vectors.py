@@ -1,0 +1,135 @@
+"""Chroma as the vector store: embedded on disk by default, or a `chroma run` server via QA_CHROMA_URL.
+
+chromadb is used directly rather than through llama-index's ChromaVectorStore because we need exact
+control over ids (deterministic upserts), delete-by-doc, and `where` filters, and must never let Chroma
+embed text itself (its default embedding function downloads a model).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from qa.errors import NotIndexed, StoreUnavailable
+
+UPSERT_BATCH = 2000
+
+
+@dataclass(frozen=True)
+class DenseHit:
+    """A chunk id with its cosine similarity to the query."""
+
+    chunk_id: str
+    score: float
+
+
+def _chroma_settings() -> Any:
+    from chromadb.config import Settings as ChromaSettings
+
+    return ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+
+
+class VectorStore:
+    """One Chroma collection (cosine space) tagged with the embedding model that filled it."""
+
+    def __init__(self, embed_model: str, collection: str, data_dir: Path, chroma_url: str | None = None) -> None:
+        self.embed_model = embed_model
+        self.collection_name = collection
+        self.data_dir = data_dir
+        self.chroma_url = chroma_url
+        self._lock = threading.Lock()
+        self._col: Any = None
+
+    @property
+    def is_server(self) -> bool:
+        return self.chroma_url is not None
+
+    def _connect(self) -> Any:
+        import chromadb
+
+        if self.chroma_url:
+            url = urlparse(self.chroma_url if "://" in self.chroma_url else f"http://{self.chroma_url}")
+            client = chromadb.HttpClient(
+                host=url.hostname or "127.0.0.1",
+                port=url.port or (443 if url.scheme == "https" else 8000),
+                ssl=url.scheme == "https",
+                settings=_chroma_settings(),
+            )
+        else:
+            client = chromadb.PersistentClient(path=str(self.data_dir / "chroma"), settings=_chroma_settings())
+        col = client.get_or_create_collection(
+            self.collection_name,
+            configuration={"hnsw": {"space": "cosine"}},
+            metadata={"embed_model": self.embed_model},
+            embedding_function=None,
+        )
+        built_with = (col.metadata or {}).get("embed_model")
+        if built_with != self.embed_model:
+            raise NotIndexed(
+                f"collection '{self.collection_name}' was built with embedding model '{built_with}', but "
+                f"'{self.embed_model}' is configured; re-index with `qa ingest --reset` or set QA_COLLECTION"
+            )
+        return col
+
+    def _collection(self) -> Any:
+        with self._lock:
+            if self._col is None:
+                try:
+                    self._col = self._connect()
+                except NotIndexed:
+                    raise
+                except Exception as exc:
+                    raise StoreUnavailable(f"vector store unavailable: {type(exc).__name__}") from exc
+            return self._col
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a collection call; on a connection failure drop the handle so the next call reconnects."""
+        col = self._collection()
+        try:
+            return fn(col, *args, **kwargs)
+        except (NotIndexed, ValueError, TypeError):
+            raise
+        except Exception as exc:
+            with self._lock:
+                self._col = None
+            raise StoreUnavailable(f"vector store unavailable: {type(exc).__name__}") from exc
+
+    def check(self) -> int:
+        """Connect (raising a clear error if the store is unusable) and return the vector count."""
+        return self._call(lambda col: col.count())
+
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[dict]) -> None:
+        for start in range(0, len(ids), UPSERT_BATCH):
+            end = start + UPSERT_BATCH
+            self._call(
+                lambda col, s=start, e=end: col.upsert(
+                    ids=list(ids[s:e]), embeddings=vectors[s:e], metadatas=list(metadatas[s:e])
+                )
+            )
+
+    def delete_doc(self, doc_id: str, keep: set[str] | None = None) -> None:
+        """Delete a document's vectors, except the ids in `keep` (used when repairing after a crash)."""
+        if not keep:
+            self._call(lambda col: col.delete(where={"doc_id": doc_id}))
+            return
+        found = self._call(lambda col: col.get(where={"doc_id": doc_id}, include=[]))["ids"]
+        stale = [i for i in found if i not in keep]
+        if stale:
+            self._call(lambda col: col.delete(ids=stale))
+
+    def ids_for(self, doc_id: str) -> list[str]:
+        return self._call(lambda col: col.get(where={"doc_id": doc_id}, include=[]))["ids"]
+
+    def query(self, vector: np.ndarray, n: int, where: dict | None = None) -> list[DenseHit]:
+        """Nearest chunks by cosine similarity, optionally restricted by a metadata filter."""
+        result = self._call(
+            lambda col: col.query(query_embeddings=[vector], n_results=n, where=where, include=["distances"])
+        )
+        ids, distances = result["ids"][0], result["distances"][0]
+        return [DenseHit(i, 1.0 - float(d)) for i, d in zip(ids, distances, strict=True)]
