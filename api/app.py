@@ -1,0 +1,195 @@
+"""FastAPI app: create_app() builds the pipeline once (lifespan) and routes reach it through a dependency."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, File, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.models import AskIn
+from qa.config import Settings, load_settings
+from qa.errors import QAError
+from qa.pipeline import Pipeline, build_pipeline
+
+STATIC = Path(__file__).parent / "static"
+log = logging.getLogger("qa.api")
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Malformed request"},
+    401: {"description": "Missing or invalid API key"},
+    404: {"description": "Unknown document"},
+    413: {"description": "Request body too large"},
+    422: {"description": "Invalid input"},
+    503: {"description": "A dependency (vector store, LLM) is unavailable"},
+}
+
+
+def get_pipeline(request: Request) -> Pipeline:
+    """The pipeline built at start-up (tests may override this dependency)."""
+    return request.app.state.pipeline
+
+
+PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
+
+
+def require_api_key(request: Request, pipeline: PipelineDep) -> None:
+    """Write endpoints need `Authorization: Bearer <QA_API_KEY>` when a key is configured."""
+    expected = pipeline.settings.api_key
+    if expected is None:
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.get_secret_value().encode()):
+        raise _Unauthorized()
+
+
+class _Unauthorized(QAError):
+    status_code = 401
+
+    def __init__(self) -> None:
+        super().__init__("missing or invalid API key")
+
+
+def _error(status: int, message: str, **extra: Any) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+
+
+def _sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The ASGI app; settings default to the environment (QA_*), read when the app is created."""
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pipeline = await run_in_threadpool(build_pipeline, settings)
+        try:
+            await run_in_threadpool(pipeline.startup)
+        except QAError as exc:  # e.g. Chroma server not up yet: serve, report it on /health, recover later
+            log.warning("start-up check failed: %s", exc)
+        app.state.pipeline = pipeline
+        yield
+
+    app = FastAPI(title="News QA", version="0.1.0", lifespan=lifespan, responses=ERROR_RESPONSES)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type"])
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Any) -> Any:
+        limit = settings.max_upload_bytes * 4 + 65_536
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return _error(413, f"request body larger than {limit} bytes")
+        return await call_next(request)
+
+    @app.exception_handler(QAError)
+    async def qa_error(_request: Request, exc: QAError) -> JSONResponse:
+        return _error(exc.status_code, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [
+            {"loc": [str(part) for part in e.get("loc", ())], "msg": e.get("msg", "")} for e in exc.errors()
+        ]
+        first = details[0] if details else {"loc": [], "msg": "invalid request"}
+        return _error(422, f"{'.'.join(first['loc'][1:]) or 'body'}: {first['msg']}", details=details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def crash(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return _error(500, "internal error")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/health", summary="Index size, store and LLM status")
+    def health(pipeline: PipelineDep) -> dict[str, Any]:
+        return pipeline.health()
+
+    @app.post("/ask", summary="Answer a question with cited passages")
+    def ask(body: AskIn, pipeline: PipelineDep) -> dict[str, Any]:
+        filters = body.filters.to_filters() if body.filters else None
+        return pipeline.ask(body.question, k=body.k, filters=filters, conversation_id=body.conversation_id)
+
+    @app.post(
+        "/chat", summary="The same answer as /ask, streamed as server-sent events",
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
+    def chat(body: AskIn, pipeline: PipelineDep) -> StreamingResponse:
+        filters = body.filters.to_filters() if body.filters else None
+        events = pipeline.stream(body.question, k=body.k, filters=filters, conversation_id=body.conversation_id)
+        first = next(events)  # validation and retrieval happen here, so their errors get a proper status
+
+        def body_stream() -> Iterator[str]:
+            yield _sse(*first)
+            try:
+                for event in events:
+                    yield _sse(*event)
+            except QAError as exc:
+                yield _sse("error", {"error": str(exc), "status": exc.status_code})
+            except Exception:
+                log.exception("stream failed")
+                yield _sse("error", {"error": "internal error", "status": 500})
+
+        return StreamingResponse(
+            body_stream(), media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @app.get("/documents", summary="List indexed articles")
+    def list_documents(pipeline: PipelineDep) -> dict[str, Any]:
+        return {"documents": pipeline.docs.list_documents()}
+
+    @app.get("/documents/{doc_id}", summary="One cleaned article with its metadata")
+    def get_document(doc_id: str, pipeline: PipelineDep) -> dict[str, Any]:
+        return pipeline.get_document(doc_id)
+
+    @app.post(
+        "/documents", summary="Upload and ingest articles (.txt, .md, .html)",
+        dependencies=[Depends(require_api_key)],
+    )
+    async def upload(pipeline: PipelineDep, files: Annotated[list[UploadFile], File()]) -> JSONResponse:
+        payload: list[tuple[str, bytes]] = []
+        for upload_file in files:
+            data = await upload_file.read(settings.max_upload_bytes + 1)
+            payload.append((upload_file.filename or "upload.txt", data))
+        report = await run_in_threadpool(pipeline.ingest_files, payload)
+        ok = report.added or report.replaced or report.unchanged
+        status = 201 if (report.added or report.replaced) else (200 if ok else 422)
+        body = report.as_dict()
+        if not ok:
+            body["error"] = "; ".join(f"{e.name}: {e.reason}" for e in report.failed)
+        return JSONResponse(body, status_code=status)
+
+    @app.delete(
+        "/documents/{doc_id}", summary="Remove an article from the index", status_code=200,
+        dependencies=[Depends(require_api_key)],
+    )
+    def delete_document(doc_id: str, pipeline: PipelineDep) -> dict[str, Any]:
+        pipeline.delete(doc_id)
+        return {"deleted": doc_id}
+
+    return app
