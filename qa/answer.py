@@ -9,13 +9,14 @@ from typing import Protocol
 
 import numpy as np
 
-from qa.answer_types import AnswerType, expected_type, satisfies
+from qa.answer_types import AnswerType, attributed_to, expected_type, names_beyond, satisfies, soft_types
 from qa.docstore import DocStore
-from qa.keyword import terms
+from qa.keyword import question_terms, terms
 from qa.retrieve import Passage, Retrieval
 
 CITATION = re.compile(r"\[(\d{1,3})\]")
 REFUSAL_PREFIX = "The articles don't say"
+MIN_SENTENCE_WORDS = 5
 
 
 @dataclass
@@ -106,8 +107,9 @@ class ExtractiveAnswerer:
 
     def candidates(self, question: str, retrieval: Retrieval) -> list[_Candidate]:
         """Every sentence of the top passages, scored against the question, best first."""
-        q_terms = set(terms(question))
+        q_terms = question_terms(question)
         wanted = expected_type(question)
+        source = attributed_to(question)
         found: list[_Candidate] = []
         seen: set[tuple[str, int]] = set()
         for index, passage in enumerate(retrieval.passages[: self.passages_considered]):
@@ -116,9 +118,13 @@ class ExtractiveAnswerer:
                     continue
                 seen.add((passage.doc_id, start))
                 text = passage.text[start - passage.start : end - passage.start]
+                if len(text.split()) < MIN_SENTENCE_WORDS or text.strip() == passage.title.strip():
+                    continue  # headlines and cross-heads restate topics; they do not answer
                 overlap = len(q_terms & set(terms(text))) / len(q_terms) if q_terms else 0.0
                 dense = float(np.dot(vector, retrieval.query_vector))
-                typed = satisfies(text, wanted)
+                typed = satisfies(text, wanted) and (source is None or source.lower() in passage.text.lower())
+                if wanted is AnswerType.ENTITY:
+                    typed = typed and names_beyond(text, question)
                 score = dense + self.keyword_weight * overlap - (0.0 if typed else 0.25)
                 found.append(_Candidate(index, start, end, text, score, typed))
         found.sort(key=lambda c: (-c.score, c.passage_index, c.start))
@@ -128,14 +134,13 @@ class ExtractiveAnswerer:
         ranked = self.candidates(question, retrieval)
         wanted = expected_type(question)
         best = ranked[0] if ranked else None
-        if best is None or best.score < self.threshold or (wanted is not AnswerType.ANY and not best.typed):
+        if best is None or best.score < self.threshold or (wanted not in soft_types() and not best.typed):
             return Answer(refusal_text(question), True, confidence=round(best.score, 4) if best else None)
         chosen = [best]
         for cand in ranked[1:]:
             if len(chosen) >= self.max_sentences or cand.score < best.score - self.margin:
                 break
-            if cand.typed and all(abs(cand.start - c.start) > 0 or cand.passage_index != c.passage_index
-                                  for c in chosen):
+            if cand.typed:
                 chosen.append(cand)
         chosen.sort(key=lambda c: (c.passage_index, c.start))
         numbers: dict[int, int] = {}

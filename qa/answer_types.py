@@ -12,14 +12,22 @@ from enum import Enum
 
 class AnswerType(Enum):
     MONEY = "money"
+    DURATION = "duration"
     NUMBER = "number"
     DATE = "date"
+    ENTITY = "entity"
     ANY = "any"
 
 
 _MONEY_Q = re.compile(r"\bhow much\b.*\b(pa(y|id)|cost|price|spen[dt]|worth|sell|sold|buy|bought|charge)", re.I)
-_NUMBER_Q = re.compile(r"\b(how (many|much|long|old|far)|what (number|percentage|share)|death toll)\b", re.I)
-_DATE_Q = re.compile(r"\b(when|what (date|day|year|month|time)|which (date|day|year|month))\b", re.I)
+_DURATION_Q = re.compile(r"\bhow long\b", re.I)
+_NUMBER_Q = re.compile(r"\b(how (many|much|old|far)|what (number|percentage|share)|death toll)\b", re.I)
+_ENTITY_Q = re.compile(r"^\W*(who|whom|which (\w+ )?(group|country|countries|minister|official|leader|chief|"
+                       r"company|agreement|city|cities|town|province|organi[sz]ation|outlet|agency|person))\b", re.I)
+_DATE_Q = re.compile(
+    r"(^|[,;:—–-]\s*)\W*((on|in|since|by|until|from|at)\s+)?(when|what (date|day|year|month|time)|"
+    r"which (date|day|year|month))\b", re.I,
+)
 
 _NUMBER_WORDS = (
     r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozens?|hundreds?|thousands?|"
@@ -27,6 +35,10 @@ _NUMBER_WORDS = (
 )
 _MONEY = re.compile(r"[$€£¥₽]\s?\d|\b\d[\d,.]*\s?(dollars?|euros?|pounds|roubles?|rubles?|yuan)\b|"
                     r"\b(million|billion|trillion) (dollars?|euros?|pounds|roubles?|rubles?)\b", re.I)
+_DURATION = re.compile(
+    rf"\b(\d+|{_NUMBER_WORDS}|a|an)[ -](seconds?|minutes?|hours?|days?|weeks?|months?|years?|decades?)\b|"
+    r"\b(all day|overnight)\b", re.I,
+)
 _NUMBER = re.compile(rf"\d|\b({_NUMBER_WORDS})\b", re.I)
 _MONTHS = r"January|February|March|April|May|June|July|August|September|October|November|December"
 _DATE = re.compile(
@@ -39,19 +51,52 @@ def expected_type(question: str) -> AnswerType:
     """The answer type a question asks for (ANY when the wording does not pin one down)."""
     if _MONEY_Q.search(question):
         return AnswerType.MONEY
+    if _DURATION_Q.search(question):
+        return AnswerType.DURATION
     if _DATE_Q.search(question):
         return AnswerType.DATE
     if _NUMBER_Q.search(question):
         return AnswerType.NUMBER
+    if _ENTITY_Q.search(question):
+        return AnswerType.ENTITY
     return AnswerType.ANY
+
+
+_NAME = re.compile(r"(?<![.!?“\"]\s)(?<!^)\b[A-Z][a-z][\w’'-]*")
+_NOT_NAMES = {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "The", "But", "And"}
+
+
+def names_beyond(sentence: str, question: str) -> bool:
+    """Whether a sentence names someone or something (a capitalised word) that the question does not."""
+    asked = question.lower()
+    return any(
+        m.group(0) not in _NOT_NAMES and m.group(0).lower().rstrip("’'s") not in asked
+        for m in _NAME.finditer(sentence)
+    )
 
 
 def satisfies(sentence: str, wanted: AnswerType) -> bool:
     """Whether a sentence contains something of the wanted type."""
     if wanted is AnswerType.MONEY:
         return bool(_MONEY.search(sentence))
+    if wanted is AnswerType.DURATION:
+        return bool(_DURATION.search(sentence))
     if wanted is AnswerType.NUMBER:
         return bool(_NUMBER.search(sentence))
     if wanted is AnswerType.DATE:
         return bool(_DATE.search(sentence))
     return True
+
+
+def soft_types() -> frozenset[AnswerType]:
+    """Types a sentence is penalised for missing but not refused for (names are too varied to be strict)."""
+    return frozenset({AnswerType.ANY, AnswerType.ENTITY})
+
+
+_ATTRIBUTION = re.compile(r"\baccording to (?:the )?((?:[A-Z][\w’'-]*\s?)+)")
+
+
+def attributed_to(question: str) -> str | None:
+    """The source a question asks about ("according to the Pentagon" -> "Pentagon"), if any."""
+    match = _ATTRIBUTION.search(question)
+    return match.group(1).strip() if match else None

@@ -15,7 +15,10 @@ from rich.console import Console
 from qa.config import Settings, load_settings
 from qa.errors import QAError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Question answering over news articles.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Question answering over news articles.",
+)
 err = Console(stderr=True)
 out = Console(highlight=False)
 
@@ -35,7 +38,7 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _pipeline(settings: Settings):  # noqa: ANN202 - imported lazily to keep `qa --help` fast
+def _pipeline(settings: Settings):
     from qa.pipeline import build_pipeline
 
     try:
@@ -90,7 +93,7 @@ def ingest(
         raise typer.Exit(1)
 
 
-def _parse_filters(source: str | None, since: str | None, until: str | None):  # noqa: ANN202
+def _parse_filters(source: str | None, since: str | None, until: str | None):
     from qa.retrieve import Filters
 
     try:

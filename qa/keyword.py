@@ -41,6 +41,20 @@ def terms(text: str) -> list[str]:
     return _stemmer().stemWords(words)
 
 
+_QUESTION_WORDS = frozenset(
+    [
+        "how", "many", "much", "what", "which", "who", "whom", "whose", "when", "where", "why", "did", "does",
+        "do", "was", "were", "been", "is", "are", "has", "have", "had", "name", "according", "say", "said", "s",
+    ]
+)
+
+
+def question_terms(question: str) -> set[str]:
+    """The content terms of a question: its BM25 terms minus question words that no answer repeats."""
+    stems = set(_stemmer().stemWords(list(_QUESTION_WORDS)))
+    return {t for t in terms(question) if t not in stems and t not in _QUESTION_WORDS}
+
+
 def day_number(published: str | date | None) -> int:
     """A date as yyyymmdd (0 when unknown), the form date filters compare."""
     if not published:

@@ -16,7 +16,7 @@ from qa.docstore import DocStore
 from qa.documents import BadDocument, load_articles, parse_article, safe_doc_id
 from qa.embeddings import build_embedder
 from qa.errors import BadRequest, LLMUnavailable, NotFound
-from qa.index import Chunker, IngestReport, Indexer
+from qa.index import Chunker, Indexer, IngestReport
 from qa.keyword import KeywordIndex
 from qa.llm import LLMAnswerer, make_client
 from qa.retrieve import Filters, Retrieval, Retriever

@@ -1,0 +1,49 @@
+"""Shared fixtures: a real index of the seed articles (embedded Chroma, real embedder), built once."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from qa.config import Settings
+from qa.pipeline import Pipeline, build_pipeline
+from tests.support import SEEDS
+
+
+def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    """Settings isolated from the developer's environment (.env, QA_*, OPENAI_API_KEY)."""
+    values: dict[str, object] = {"data_dir": data_dir, "chroma_url": None, "api_key": None,
+                                 "llm_base_url": None, "openai_api_key": None}
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+@pytest.fixture(scope="session")
+def seeded_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data folder holding the seeds, indexed once for the session (copy it before mutating)."""
+    data_dir = tmp_path_factory.mktemp("seeded") / "data"
+    pipeline = build_pipeline(make_settings(data_dir))
+    report = pipeline.ingest_paths([SEEDS])
+    assert len(report.added) == 5 and not report.failed
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def pipeline(seeded_dir: Path) -> Pipeline:
+    """A read-only pipeline over the seeds (tests must not ingest or delete through it)."""
+    return build_pipeline(make_settings(seeded_dir))
+
+
+@pytest.fixture
+def copy_seeded(seeded_dir: Path, tmp_path: Path) -> Callable[..., Pipeline]:
+    """A private, mutable copy of the seeded index: call with setting overrides to get a pipeline."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(seeded_dir, data_dir)
+
+    def make(**overrides: object) -> Pipeline:
+        return build_pipeline(make_settings(data_dir, **overrides))
+
+    return make

@@ -1,0 +1,94 @@
+"""Helpers the tests share: start real servers (uvicorn, `chroma run`) as subprocesses on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:
+    """Poll until `url` answers (any status below 500), or fail with the process output."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def qa_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """Environment for a `qa` subprocess: isolated data folder, no LLM, no stray QA_* from the caller."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_") and k != "OPENAI_API_KEY"}
+    env.update({"QA_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def api_server(data_dir: Path, workers: int = 1, **env: str) -> Iterator[str]:
+    """`qa serve` on a free port; yields its base URL once /health answers."""
+    port = free_port()
+    log = open(data_dir.parent / f"server-{port}.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qa.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", str(workers)],
+        cwd=ROOT, env=qa_env(data_dir, **env), stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/health", proc=proc)
+        yield url
+    finally:
+        stop(proc)
+        log.close()
+
+
+@contextmanager
+def chroma_server(path: Path, port: int | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """The real `chroma run` server from the chromadb package."""
+    port = port or free_port()
+    exe = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
+    proc = subprocess.Popen(
+        [exe, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/api/v2/heartbeat", proc=proc)
+        yield url, proc
+    finally:
+        stop(proc)
