@@ -24,6 +24,7 @@ from qa.errors import QAError
 from qa.pipeline import Pipeline, build_pipeline
 
 STATIC = Path(__file__).parent / "static"
+CSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 log = logging.getLogger("qa.api")
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -96,7 +97,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
             return _error(413, f"request body larger than {limit} bytes")
-        return await call_next(request)
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if not request.url.path.startswith(("/docs", "/redoc", "/openapi")):
+            response.headers.setdefault("Content-Security-Policy", CSP)
+        return response
 
     @app.exception_handler(QAError)
     async def qa_error(_request: Request, exc: QAError) -> JSONResponse:

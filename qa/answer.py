@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
@@ -64,9 +64,14 @@ class Answerer(Protocol):
     def stream(self, question: str, retrieval: Retrieval) -> Iterator[str | Answer]: ...
 
 
+def last_sentence(question: str) -> str:
+    """The question actually being asked (a conversation's standalone question ends with it)."""
+    return re.split(r"(?<=[?.!])\s+", question.strip())[-1]
+
+
 def refusal_text(question: str) -> str:
     """The plain statement shown when the articles hold no answer."""
-    topic = question.strip().rstrip("?").strip()
+    topic = last_sentence(question).rstrip("?").strip()
     return f"{REFUSAL_PREFIX} — no passage in the indexed articles answers “{topic}”."
 
 
@@ -89,16 +94,19 @@ class ExtractiveAnswerer:
     """Picks the sentences that best match the question (embedding + keyword overlap), cites their passages.
 
     Sentence vectors are computed at ingest time, so a query costs one embedding (the question's) plus a dot
-    product per candidate sentence. Deterministic for a given index.
+    product per candidate sentence. Deterministic for a given index. The expected answer type comes from the
+    last sentence of the question, which in a conversation is the follow-up actually asked.
     """
 
     name = "extractive"
 
     def __init__(
-        self, docs: DocStore, refusal_threshold: float, max_sentences: int = 2, keyword_weight: float = 0.35,
+        self, docs: DocStore, embed: Callable[[list[str]], np.ndarray], refusal_threshold: float,
+        max_sentences: int = 2, keyword_weight: float = 0.35,
         passages_considered: int = 5, margin: float = 0.08,
     ) -> None:
         self.docs = docs
+        self.embed = embed
         self.threshold = refusal_threshold
         self.max_sentences = max_sentences
         self.keyword_weight = keyword_weight
@@ -110,6 +118,8 @@ class ExtractiveAnswerer:
         q_terms = question_terms(question)
         wanted = expected_type(question)
         source = attributed_to(question)
+        query_vector = retrieval.query_vector if question == retrieval.query else self.embed([question])[0]
+        asked = last_sentence(question)
         found: list[_Candidate] = []
         seen: set[tuple[str, int]] = set()
         for index, passage in enumerate(retrieval.passages[: self.passages_considered]):
@@ -121,10 +131,10 @@ class ExtractiveAnswerer:
                 if len(text.split()) < MIN_SENTENCE_WORDS or text.strip() == passage.title.strip():
                     continue  # headlines and cross-heads restate topics; they do not answer
                 overlap = len(q_terms & set(terms(text))) / len(q_terms) if q_terms else 0.0
-                dense = float(np.dot(vector, retrieval.query_vector))
+                dense = float(np.dot(vector, query_vector))
                 typed = satisfies(text, wanted) and (source is None or source.lower() in passage.text.lower())
                 if wanted is AnswerType.ENTITY:
-                    typed = typed and names_beyond(text, question)
+                    typed = typed and names_beyond(text, asked)
                 score = dense + self.keyword_weight * overlap - (0.0 if typed else 0.25)
                 found.append(_Candidate(index, start, end, text, score, typed))
         found.sort(key=lambda c: (-c.score, c.passage_index, c.start))
@@ -132,7 +142,7 @@ class ExtractiveAnswerer:
 
     def answer(self, question: str, retrieval: Retrieval) -> Answer:
         ranked = self.candidates(question, retrieval)
-        wanted = expected_type(question)
+        wanted = expected_type(last_sentence(question))
         best = ranked[0] if ranked else None
         if best is None or best.score < self.threshold or (wanted not in soft_types() and not best.typed):
             return Answer(refusal_text(question), True, confidence=round(best.score, 4) if best else None)
@@ -142,7 +152,6 @@ class ExtractiveAnswerer:
                 break
             if cand.typed:
                 chosen.append(cand)
-        chosen.sort(key=lambda c: (c.passage_index, c.start))
         numbers: dict[int, int] = {}
         citations: list[Citation] = []
         parts: list[str] = []

@@ -17,6 +17,7 @@ _FOLLOW_UP = re.compile(
     r"the (meeting|talks|visit|strike|attack|deal|agreement|man|woman|minister|president|article))\b",
     re.I,
 )
+_SENTENCE_END = re.compile(r"(?<=[?.!])\s+")
 _ENTITY = re.compile(r"\b[A-Z][\w’'-]*(?:\s+(?:of\s+)?[A-Z][\w’'-]*)*")
 _NOT_ENTITIES = {
     "the", "a", "an", "on", "in", "at", "after", "before", "as", "but", "and", "he", "she", "it", "they", "we",
@@ -37,7 +38,7 @@ def _strip_markers(text: str) -> str:
     return re.sub(r"\[\d+\]", "", text)
 
 
-def key_entities(text: str, limit: int = 6) -> list[str]:
+def key_entities(text: str, limit: int = 12) -> list[str]:
     """Capitalised names in a text (people, places, organisations), most recent mention kept once."""
     found: list[str] = []
     for match in _ENTITY.finditer(text):
@@ -56,14 +57,13 @@ def is_follow_up(question: str) -> bool:
 
 
 def offline_standalone(question: str, history: list[Turn]) -> str:
-    """The documented offline rule: a follow-up gets the previous turn's key names appended in brackets."""
+    """The documented offline rule: a follow-up is prefixed with the previous question (itself kept to its
+    last two sentences), so "What was he investigating?" after "Who did Trump fire?" is searched and scored
+    as "Who did Trump fire? What was he investigating?"."""
     if not history or not is_follow_up(question):
         return question
-    last = history[-1]
-    answer = _strip_markers(last.answer)
-    entities = key_entities(last.standalone) + [e for e in key_entities(answer) if e not in last.standalone]
-    entities = [e for e in entities if e.lower() not in question.lower()][:6]
-    return f"{question} ({', '.join(entities)})" if entities else question
+    previous = _SENTENCE_END.split(history[-1].standalone.strip())[-2:]
+    return " ".join([*previous, question])
 
 
 REWRITE_PROMPT = """Rewrite the user's last question so it can be understood without the conversation.

@@ -187,6 +187,11 @@ def serve(
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
 
 
+from eval.command import eval_command  # noqa: E402 - registered last, the module imports lazily
+
+app.command("eval")(eval_command)
+
+
 def main() -> None:  # pragma: no cover
     app()
 

@@ -208,7 +208,7 @@ class Pipeline:
             "status": "ok", "documents": docs, "chunks": chunks, "vectors": self.indexer.store.check(),
             "store": "server" if self.indexer.store.is_server else "embedded",
             "embed_model": self.indexer.embed_model, "llm_configured": self.settings.llm_configured,
-            "answer_mode": self.answerer.name,
+            "answer_mode": self.answerer.name, "max_question_chars": self.settings.max_question_chars,
         }
 
 
@@ -226,7 +226,7 @@ def build_pipeline(settings: Settings) -> Pipeline:
         store, docs, keyword, embedder, mode=settings.retriever, candidates=settings.candidates,
         rrf_k=settings.rrf_k, dense_weight=settings.dense_weight, bm25_weight=settings.bm25_weight,
     )
-    extractive = ExtractiveAnswerer(docs, settings.refusal_threshold, settings.max_answer_sentences)
+    extractive = ExtractiveAnswerer(docs, embedder.embed, settings.refusal_threshold, settings.max_answer_sentences)
     llm = LLMAnswerer(make_client(settings), settings.llm_model) if settings.llm_configured else None
     conversations = ConversationStore(data_dir / "conversations.sqlite", settings.history_turns)
     return Pipeline(settings, docs, indexer, retriever, extractive, llm, conversations)

@@ -67,10 +67,11 @@ class Passage:
 
 @dataclass
 class Retrieval:
-    """Ranked passages and the query vector (reused by the answerer)."""
+    """Ranked passages, and the query they were found for with its vector (reused by the answerer)."""
 
     passages: list[Passage]
     query_vector: np.ndarray
+    query: str = ""
 
 
 class Retriever:
@@ -126,7 +127,7 @@ class Retriever:
             ))
             if len(passages) == k:
                 break
-        return Retrieval(passages, vector)
+        return Retrieval(passages, vector, query)
 
 
 def _overlaps(doc_id: str, start: int, end: int, other: Passage) -> bool:

@@ -127,6 +127,12 @@ function addTurn(question) {
   ui.intro.hidden = true;
   turn.scrollIntoView({ block: "end" });
 
+  // Keep the newest text in view while it grows, unless the reader has scrolled up to read something else.
+  const follow = (grow) => {
+    const atBottom = window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 48;
+    grow();
+    if (atBottom) turn.scrollIntoView({ block: "end" });
+  };
   const streamed = document.createTextNode("");
   text.append(streamed);
   const settle = (stateName) => {
@@ -136,8 +142,9 @@ function addTurn(question) {
   };
   return {
     searched(count) { status.textContent = `Reading ${count} passage${count === 1 ? "" : "s"}…`; },
-    token(chunk) { streamed.appendData(chunk); },
-    finish(result) {
+    token(chunk) { follow(() => streamed.appendData(chunk)); },
+    finish(result) { follow(() => this.render(result)); },
+    render(result) {
       const citations = result.citations || [];
       const passages = result.passages || [];
       text.replaceChildren(...answerNodes(result.answer || "", citations));
@@ -156,7 +163,8 @@ function addTurn(question) {
       if (result.notice) answer.append(h("p", { class: "notice" }, result.notice));
       settle(result.refused ? "refused" : "done");
     },
-    fail(message) {
+    fail(message) { follow(() => this.showError(message)); },
+    showError(message) {
       answer.setAttribute("role", "alert");
       answer.prepend(h("p", { class: "error-label" }, "Something went wrong"));
       text.after(h("p", { class: "error-message" }, message));
@@ -346,6 +354,7 @@ ui.newChat.addEventListener("click", () => {
   state.controller = null;
   setBusy(false);
   setConversation(null);
+  state.docs.clear();
   ui.log.replaceChildren();
   ui.intro.hidden = false;
   closePanel();

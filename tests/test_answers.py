@@ -1,0 +1,72 @@
+"""Offline extractive answers: cited, exact, refused when the articles don't hold the answer."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from qa.pipeline import Pipeline
+from tests.support import ROOT
+
+QUESTIONS = [json.loads(line) for line in (ROOT / "eval/data/questions.jsonl").read_text("utf-8").splitlines()]
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", " ", text.lower().replace("’", "'"))
+
+
+def assert_citations_exact(pipeline: Pipeline, result: dict) -> None:
+    """Every [n] has a citation, every citation is used, and each quotes its article exactly."""
+    markers = {int(n) for n in re.findall(r"\[(\d+)\]", result["answer"])}
+    assert markers == {c["n"] for c in result["citations"]}
+    for citation in result["citations"]:
+        article = pipeline.docs.get_document(citation["doc_id"])["text"]
+        assert article[citation["start"] : citation["end"]] == citation["text"]
+        quote = citation["quote"]
+        assert article[quote["start"] : quote["end"]] == quote["text"]
+        assert quote["text"] in result["answer"]
+
+
+def test_death_toll_answer_is_cited(pipeline: Pipeline) -> None:
+    result = pipeline.ask("How many people have died in the Syrian conflict since 2011?")
+    assert not result["refused"] and "320,000" in result["answer"]
+    assert any("320,000" in c["text"] for c in result["citations"])
+    assert_citations_exact(pipeline, result)
+
+
+@pytest.mark.parametrize("question", ["Who won the 2018 FIFA World Cup?", "How much did the US pay for Alaska?"])
+def test_off_corpus_questions_are_refused(pipeline: Pipeline, question: str) -> None:
+    result = pipeline.ask(question)
+    assert result["refused"] and result["citations"] == []
+    assert result["answer"].startswith("The articles don't say")
+    assert result["passages"]  # the nearest passages are still listed for the curious
+
+
+def test_answers_are_deterministic(pipeline: Pipeline) -> None:
+    question = "Where is the Shayrat Airbase?"
+    first, second = pipeline.ask(question), pipeline.ask(question)
+    assert first["answer"] == second["answer"] and first["citations"] == second["citations"]
+    assert "Homs" in first["answer"]
+
+
+
+def test_answer_quality_on_eval_set(pipeline: Pipeline) -> None:
+    answered = refused = phantoms = 0
+    answerable = [q for q in QUESTIONS if q["answerable"]]
+    unanswerable = [q for q in QUESTIONS if not q["answerable"]]
+    for item in QUESTIONS:
+        result = pipeline.ask(item["question"])
+        assert_citations_exact(pipeline, result)
+        markers = {int(n) for n in re.findall(r"\[(\d+)\]", result["answer"])}
+        phantoms += len(markers - {c["n"] for c in result["citations"]})
+        if item["answerable"]:
+            answered += (not result["refused"]) and any(_norm(a) in _norm(result["answer"]) for a in item["answers"])
+        else:
+            refused += result["refused"]
+    answer_rate, refusal_rate = answered / len(answerable), refused / len(unanswerable)
+    print(f"\nanswerable with gold answer: {answered}/{len(answerable)} = {answer_rate:.2f}; "
+          f"unanswerable refused: {refused}/{len(unanswerable)} = {refusal_rate:.2f}; phantom citations: {phantoms}")
+    assert phantoms == 0
+    assert answer_rate >= 0.85

@@ -1,0 +1,62 @@
+"""Conversations: a follow-up is made standalone from the earlier turn, and history survives restarts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from qa.chat import Turn, key_entities, offline_standalone
+from qa.pipeline import Pipeline
+
+EVIDENCE = "who was leading a probe into whether the Republican billionaire’s campaign aides colluded"
+
+
+def has_evidence(result: dict, k: int = 3) -> bool:
+    return any(EVIDENCE in p["text"] for p in result["passages"][:k])
+
+
+def test_follow_up_needs_the_first_turn(copy_seeded: Callable[..., Pipeline]) -> None:
+    pipeline = copy_seeded()
+    alone = pipeline.ask("What was he investigating?", k=3)
+    assert not has_evidence(alone)  # on its own, the follow-up does not find the passage
+    first = pipeline.ask("Who did Trump fire?", k=3)
+    assert "Comey" in first["answer"]
+    follow = pipeline.ask("What was he investigating?", k=3, conversation_id=first["conversation_id"])
+    assert follow["conversation_id"] == first["conversation_id"]
+    assert follow["standalone_question"] == "Who did Trump fire? What was he investigating?"
+    assert has_evidence(follow)
+    if not follow["refused"]:  # offline the follow-up may be refused; an answer must come from the passages
+        assert all(c["text"] in [p["text"] for p in follow["passages"]] for c in follow["citations"])
+
+
+def test_history_survives_a_restart(copy_seeded: Callable[..., Pipeline]) -> None:
+    first = copy_seeded().ask("Who did Trump fire?")
+    restarted = copy_seeded()  # a new pipeline on the same data folder
+    history = restarted.conversations.history(first["conversation_id"])
+    assert [t.question for t in history] == ["Who did Trump fire?"]
+
+
+def test_history_is_bounded(copy_seeded: Callable[..., Pipeline]) -> None:
+    pipeline = copy_seeded(history_turns=2)
+    conversation = pipeline.conversations
+    for i in range(5):
+        conversation.add("c1", Turn(f"q{i}", f"q{i}", f"a{i}"))
+    assert [t.question for t in conversation.history("c1")] == ["q3", "q4"]
+    rows = conversation._db().execute("SELECT COUNT(*) FROM turns WHERE conversation_id='c1'").fetchone()[0]
+    assert rows == 2
+
+
+def test_offline_rule() -> None:
+    history = [Turn("Who did Trump fire?", "Who did Trump fire?", "Trump dismissed FBI Director James Comey [1].")]
+    assert offline_standalone("What was he investigating?", history) == (
+        "Who did Trump fire? What was he investigating?"
+    )
+    chained = [Turn("q", "Who did Trump fire? What was he investigating?", "a")]
+    assert offline_standalone("When did he start it?", chained) == (
+        "Who did Trump fire? What was he investigating? When did he start it?"
+    )
+    longer = [Turn("q", "A? B? C?", "a")]
+    assert offline_standalone("And then?", longer) == "B? C? And then?"
+    assert offline_standalone("Where is the Shayrat Airbase located in Syria?", history) == (
+        "Where is the Shayrat Airbase located in Syria?"
+    )
+    assert key_entities("On Tuesday, Trump met Lavrov in the Oval Office.") == ["Trump", "Lavrov", "Oval Office"]
