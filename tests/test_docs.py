@@ -1,0 +1,38 @@
+"""The README is part of the product: every setting and endpoint must be documented there."""
+
+from __future__ import annotations
+
+import re
+
+from api.app import create_app
+from qa.config import Settings
+from tests.conftest import make_settings
+from tests.support import ROOT
+
+README = (ROOT / "README.md").read_text("utf-8")
+
+
+def env_name(field: str) -> str:
+    return "OPENAI_API_KEY" if field == "openai_api_key" else f"QA_{field.upper()}"
+
+
+def test_every_setting_is_in_the_configuration_table() -> None:
+    table = README.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `([A-Z0-9_]+)` \|", table, re.M))
+    expected = {env_name(name) for name in Settings.model_fields}
+    assert expected == documented, f"missing: {expected - documented}, stale: {documented - expected}"
+
+
+def test_every_endpoint_is_documented(tmp_path) -> None:  # noqa: ANN001
+    app = create_app(make_settings(tmp_path))
+    routes = {(m, r.path) for r in app.routes if getattr(r, "include_in_schema", False)
+              for m in getattr(r, "methods", set()) - {"HEAD"}}
+    for method, path in routes:
+        assert f"`{method} {path}`" in README, f"{method} {path} is not in the README"
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    first_block = README.split("```bash", 1)[1].split("```", 1)[0]
+    assert "scripts/serve" in first_block and "scripts/test" in first_block
+    assert (ROOT / "scripts/serve").stat().st_mode & 0o111 and (ROOT / "scripts/test").stat().st_mode & 0o111
+    assert "scripts/test" in (ROOT / ".ci/run").read_text()
