@@ -14,13 +14,16 @@ from fastapi import Depends, FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
-from api.models import AskIn
+from api.models import AskIn, IngestPathsIn
 from qa.config import Settings, load_settings
 from qa.errors import QAError
+from qa.index import IngestReport
 from qa.pipeline import Pipeline, build_pipeline
 
 STATIC = Path(__file__).parent / "static"
@@ -30,10 +33,17 @@ log = logging.getLogger("qa.api")
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "Malformed request"},
     401: {"description": "Missing or invalid API key"},
+    403: {"description": "Server-side path outside QA_INGEST_ROOT, or path ingest disabled"},
     404: {"description": "Unknown document"},
     413: {"description": "Request body too large"},
     422: {"description": "Invalid input"},
     503: {"description": "A dependency (vector store, LLM) is unavailable"},
+}
+
+INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Every article was already indexed, unchanged"},
+    201: {"description": "Articles added or replaced (files that could not be used are listed in `failed`)"},
+    422: {"description": "No file could be used (each reason is in `failed`), or invalid input"},
 }
 
 
@@ -72,6 +82,47 @@ def _sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
+def _report_response(report: IngestReport) -> JSONResponse:
+    """201 when something was written, 200 when all was already indexed, 422 when every file failed."""
+    ok = report.added or report.replaced or report.unchanged
+    status = 201 if (report.added or report.replaced) else (200 if ok else 422)
+    body = report.as_dict()
+    if not ok:
+        body["error"] = "; ".join(f"{e.name}: {e.reason}" for e in report.failed) or "nothing to ingest"
+    return JSONResponse(body, status_code=status)
+
+
+class BodyLimit:
+    """Refuse request bodies over `limit` bytes with a 413, whether or not they declare a Content-Length
+    (a chunked upload is counted as it arrives, so it cannot fill the disk through the multipart parser)."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        message = f"request body larger than {self.limit} bytes"
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            await _error(413, message)(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> dict[str, Any]:
+            nonlocal received
+            event = await receive()
+            if event["type"] == "http.request":
+                received += len(event.get("body", b""))
+                if received > self.limit:
+                    raise StarletteHTTPException(413, message)
+            return event
+
+        await self.app(scope, counted, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The ASGI app; settings default to the environment (QA_*), read when the app is created."""
     settings = settings or load_settings()
@@ -91,12 +142,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Authorization", "Content-Type"])
 
+    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes * 4 + 65_536)
+
     @app.middleware("http")
-    async def limit_body(request: Request, call_next: Any) -> Any:
-        limit = settings.max_upload_bytes * 4 + 65_536
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            return _error(413, f"request body larger than {limit} bytes")
+    async def security_headers(request: Request, call_next: Any) -> Any:
         response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         if not request.url.path.startswith(("/docs", "/redoc", "/openapi")):
@@ -109,15 +158,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = list(exc.errors())
+        if errors and errors[0].get("type") == "json_invalid":  # loc is (body, position): say what it means
+            return _error(422, "body: not valid JSON", details=[{"loc": ["body"], "msg": "not valid JSON"}])
         details = [
-            {"loc": [str(part) for part in e.get("loc", ())], "msg": e.get("msg", "")} for e in exc.errors()
+            {"loc": [str(part) for part in e.get("loc", ())], "msg": e.get("msg", "")} for e in errors
         ]
         first = details[0] if details else {"loc": [], "msg": "invalid request"}
         return _error(422, f"{'.'.join(first['loc'][1:]) or 'body'}: {first['msg']}", details=details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail))
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        response = _error(exc.status_code, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names only the first route matching the path; list them all
+            allowed = {m for r in request.app.router.routes if isinstance(r, APIRoute)
+                       and r.matches(request.scope)[0] != Match.NONE for m in r.methods}
+            response.headers["Allow"] = ", ".join(sorted(allowed))
+        return response
 
     @app.exception_handler(Exception)
     async def crash(_request: Request, exc: Exception) -> JSONResponse:
@@ -130,9 +188,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.get("/health", summary="Index size, store and LLM status")
-    def health(pipeline: PipelineDep) -> dict[str, Any]:
-        return pipeline.health()
+    @app.get("/health", summary="Index size, store and LLM status (503 while the vector store is unreachable)")
+    def health(pipeline: PipelineDep) -> JSONResponse:
+        report = pipeline.health()
+        return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
     @app.post("/ask", summary="Answer a question with cited passages")
     def ask(body: AskIn, pipeline: PipelineDep) -> dict[str, Any]:
@@ -174,20 +233,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.post(
         "/documents", summary="Upload and ingest articles (.txt, .md, .html)",
-        dependencies=[Depends(require_api_key)],
+        dependencies=[Depends(require_api_key)], responses=INGEST_RESPONSES,
     )
     async def upload(pipeline: PipelineDep, files: Annotated[list[UploadFile], File()]) -> JSONResponse:
         payload: list[tuple[str, bytes]] = []
         for upload_file in files:
             data = await upload_file.read(settings.max_upload_bytes + 1)
             payload.append((upload_file.filename or "upload.txt", data))
-        report = await run_in_threadpool(pipeline.ingest_files, payload)
-        ok = report.added or report.replaced or report.unchanged
-        status = 201 if (report.added or report.replaced) else (200 if ok else 422)
-        body = report.as_dict()
-        if not ok:
-            body["error"] = "; ".join(f"{e.name}: {e.reason}" for e in report.failed)
-        return JSONResponse(body, status_code=status)
+        return _report_response(await run_in_threadpool(pipeline.ingest_files, payload))
+
+    @app.post(
+        "/documents/ingest-path", summary="Ingest files or folders on the server, under QA_INGEST_ROOT only",
+        dependencies=[Depends(require_api_key)], responses=INGEST_RESPONSES,
+    )
+    async def ingest_path(body: IngestPathsIn, pipeline: PipelineDep) -> JSONResponse:
+        return _report_response(await run_in_threadpool(pipeline.ingest_under_root, body.paths))
 
     @app.delete(
         "/documents/{doc_id}", summary="Remove an article from the index", status_code=200,

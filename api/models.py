@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from qa.retrieve import Filters
 
@@ -17,6 +19,16 @@ class FiltersIn(BaseModel):
     source: str | None = Field(None, min_length=1, max_length=200, description="Exact source outlet, e.g. RT.")
     published_from: date | None = Field(None, description="Earliest publication date (YYYY-MM-DD).")
     published_to: date | None = Field(None, description="Latest publication date (YYYY-MM-DD).")
+
+    @field_validator("published_from", "published_to", mode="before")
+    @classmethod
+    def _iso_date(cls, value: object) -> object:
+        """Only YYYY-MM-DD: pydantic alone would also read numbers as Unix timestamps (0 -> 1970-01-01)."""
+        if isinstance(value, date) or value is None:
+            return value
+        if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError("must be a date as YYYY-MM-DD")
+        return value
 
     def to_filters(self) -> Filters:
         return Filters(self.source, self.published_from, self.published_to)
@@ -33,3 +45,22 @@ class AskIn(BaseModel):
     )
     k: int | None = Field(None, ge=1, le=50, description="How many passages to retrieve.")
     filters: FiltersIn | None = None
+
+    @field_validator("k", mode="before")
+    @classmethod
+    def _json_integer(cls, value: object) -> object:
+        """A JSON integer (5 or 5.0), not true or "5", which pydantic would otherwise accept."""
+        if isinstance(value, bool | str):
+            raise ValueError("must be an integer")
+        return value
+
+
+class IngestPathsIn(BaseModel):
+    """Files or folders on the server to ingest; each must resolve inside QA_INGEST_ROOT."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    paths: list[Annotated[str, Field(min_length=1, max_length=4096)]] = Field(
+        ..., min_length=1, max_length=100,
+        description="Paths relative to QA_INGEST_ROOT (or absolute paths inside it); symlinks may not lead out.",
+    )

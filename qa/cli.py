@@ -96,6 +96,8 @@ def ingest(
 def _parse_filters(source: str | None, since: str | None, until: str | None):
     from qa.retrieve import Filters
 
+    if source is not None and not source.strip():
+        raise _fail("--source must not be empty", 2)
     try:
         return Filters(
             source=source,

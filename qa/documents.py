@@ -166,6 +166,11 @@ def _html_to_text(html: str) -> tuple[str | None, str]:
     return title, text
 
 
+def _one_line(value: object) -> str:
+    """Whitespace (newlines included) collapsed: a title is one line wherever it is shown or quoted."""
+    return " ".join(str(value or "").split())
+
+
 def parse_article(name: str, data: bytes, meta: dict | None = None, doc_id: str | None = None) -> Article:
     """Decode, clean and describe one article; raises BadDocument with the reason it cannot be used."""
     meta = meta or {}
@@ -177,7 +182,7 @@ def parse_article(name: str, data: bytes, meta: dict | None = None, doc_id: str 
     if not text:
         raise BadDocument(name, "no article text left after cleaning")
     first_line = text.split("\n", 1)[0].lstrip("# ").strip()
-    title = meta.get("title") or html_title or first_line[:200]
+    title = _one_line(meta.get("title")) or _one_line(html_title) or _one_line(first_line[:200])
     published = parse_date(str(meta["published"])) if meta.get("published") else dateline
     return Article(
         doc_id=doc_id or meta.get("id") or safe_doc_id(name),

@@ -2,7 +2,9 @@
 
 Write order per article: mark pending -> replace its vectors in Chroma -> replace its rows in the docstore
 (one transaction that also clears the mark). A crash anywhere leaves either the old or the new version in
-the docstore, which is what queries read; the next ingest finishes or undoes the Chroma side.
+the docstore, which is what queries read; the next ingest (or start-up) makes Chroma match it again: vectors
+the docstore does not know are dropped, and vectors it knows but Chroma lost (a crash between Chroma's delete
+and the docstore commit, in a replace or a delete) are re-embedded from the stored text.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +77,11 @@ class Chunker:
         return rows
 
 
+def _metadata(doc_id: str, source: str | None, published: date | str | None) -> dict[str, str | int]:
+    """The Chroma metadata every chunk of an article carries (what `where` filters match)."""
+    return {"doc_id": doc_id, "source": (source or "").casefold(), "published_day": day_number(published)}
+
+
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """Sentence offsets (punkt, shipped with llama-index), never crossing a paragraph break."""
     from llama_index.core.utils import globals_helper
@@ -130,12 +138,26 @@ class Indexer:
             )
 
     def repair(self) -> int:
-        """Finish what a crashed ingest left: drop vectors the docstore does not know for pending docs."""
+        """Finish what a crashed ingest or delete left: for each pending doc, make Chroma hold exactly the
+        chunks the docstore has (drop unknown vectors, re-embed missing ones from the stored text)."""
         pending = self.docs.pending()
         for doc_id in pending:
-            self.store.delete_doc(doc_id, keep=self.docs.chunk_ids(doc_id))
+            keep = self.docs.chunk_ids(doc_id)
+            self.store.delete_doc(doc_id, keep=keep)
+            if keep:
+                self._restore_vectors(doc_id, keep - set(self.store.ids_for(doc_id)))
             self.docs.clear_pending(doc_id)
         return len(pending)
+
+    def _restore_vectors(self, doc_id: str, missing: set[str]) -> None:
+        document = self.docs.get_document(doc_id)
+        chunks = self.docs.get_chunks(sorted(missing))
+        if document is None or not chunks:
+            return
+        ids = sorted(chunks)
+        metadata = _metadata(doc_id, document["source"], document["published"])
+        vectors = self.embedder.embed([chunks[i].text for i in ids])
+        self.store.upsert(ids, vectors, [{**metadata, "idx": int(i.rsplit(":", 1)[1])} for i in ids])
 
     def recover(self) -> None:
         """Repair and re-sync under the writer lock (at start-up, after a crash)."""
@@ -162,12 +184,16 @@ class Indexer:
             self.repair()
             group: list[tuple[Article, list[ChunkRow], list[tuple[int, int]]]] = []
             size = 0
+            seen: set[str] = set()
             for item in items:
+                if not isinstance(item, BadDocument) and item.doc_id in seen:  # two files, one id: keep the first
+                    item = BadDocument(item.path or item.doc_id, f"same document id '{item.doc_id}' as an earlier file")
                 if isinstance(item, BadDocument):
                     report.failed.append(item)
                     if progress:
                         progress(item.name)
                     continue
+                seen.add(item.doc_id)
                 if self.docs.content_hash(item.doc_id) == self.fingerprint(item):
                     report.unchanged.append(item.doc_id)
                     if progress:
@@ -211,11 +237,7 @@ class Indexer:
         self, article: Article, chunks: list[ChunkRow], chunk_vectors: np.ndarray,
         sentences: list[tuple[int, int]], sentence_vectors: np.ndarray,
     ) -> None:
-        metadata = {
-            "doc_id": article.doc_id,
-            "source": (article.source or "").casefold(),
-            "published_day": day_number(article.published),
-        }
+        metadata = _metadata(article.doc_id, article.source, article.published)
         self.docs.mark_pending(article.doc_id)
         self.store.delete_doc(article.doc_id)
         self.store.upsert([c.chunk_id for c in chunks], chunk_vectors, [{**metadata, "idx": c.idx} for c in chunks])

@@ -13,9 +13,9 @@ from qa.answer import Answer, Answerer, ExtractiveAnswerer
 from qa.chat import ConversationStore, Turn, llm_messages, offline_standalone
 from qa.config import Settings
 from qa.docstore import DocStore
-from qa.documents import BadDocument, load_articles, parse_article, safe_doc_id
+from qa.documents import BadDocument, discover, load_articles, parse_article, safe_doc_id
 from qa.embeddings import build_embedder
-from qa.errors import BadRequest, LLMUnavailable, NotFound
+from qa.errors import BadRequest, LLMUnavailable, NotFound, QAError, StoreUnavailable
 from qa.index import Chunker, Indexer, IngestReport
 from qa.keyword import KeywordIndex
 from qa.llm import LLMAnswerer, make_client
@@ -23,6 +23,17 @@ from qa.retrieve import Filters, Retrieval, Retriever
 from qa.vectors import VectorStore
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+class PathNotAllowed(QAError):
+    """A server-side path that resolves outside QA_INGEST_ROOT, or path ingest is disabled."""
+
+    status_code = 403
+
+
+def _unknown_document(doc_id: str) -> NotFound:
+    shown = doc_id if len(doc_id) <= 100 else doc_id[:100] + "…"  # an error message, not an echo service
+    return NotFound(f"no document with id '{shown}'")
 
 
 def _ms(seconds: float) -> float:
@@ -174,6 +185,42 @@ class Pipeline:
         """Ingest files and folders from disk (the CLI path)."""
         return self.indexer.ingest(load_articles(paths, self.settings.max_upload_bytes), progress)
 
+    def resolve_under_root(self, paths: list[str]) -> list[Path]:
+        """Resolve server-side paths (symlinks followed), refusing any that lead outside QA_INGEST_ROOT."""
+        if self.settings.ingest_root is None:
+            raise PathNotAllowed("path ingest is disabled on this server (QA_INGEST_ROOT is not set)")
+        root = self.settings.ingest_root.resolve()
+        if not paths:
+            raise BadRequest("paths is empty")
+        resolved: list[Path] = []
+        for raw in paths:
+            shown = raw[:200]
+            if not raw.strip() or "\x00" in raw:
+                raise BadRequest(f"invalid path '{shown.replace(chr(0), '?')}'")
+            try:
+                target = (root / raw).resolve()  # an absolute path replaces the root, then must lie inside it
+                inside = target.is_relative_to(root)
+                exists = inside and target.exists()
+            except (OSError, ValueError):
+                raise BadRequest(f"invalid path '{shown}'") from None
+            if not inside:
+                raise PathNotAllowed(f"'{shown}' is outside the ingest root")
+            if not exists:
+                raise BadRequest(f"'{shown}': no such file or folder in the ingest root")
+            resolved.append(target)
+        try:
+            found = discover(resolved)
+        except OSError as exc:
+            raise BadRequest(f"cannot list the given folders ({exc.strerror or type(exc).__name__})") from None
+        for path in found:  # a symlink inside a folder may not lead out either
+            if not path.is_relative_to(root):
+                raise PathNotAllowed("a file in the given folders links outside the ingest root")
+        return resolved
+
+    def ingest_under_root(self, paths: list[str]) -> IngestReport:
+        """Ingest server-side files or folders, all of which must resolve inside QA_INGEST_ROOT (HTTP API)."""
+        return self.ingest_paths(self.resolve_under_root(paths))
+
     def ingest_files(self, files: list[tuple[str, bytes]], meta: dict[str, dict] | None = None) -> IngestReport:
         """Ingest uploaded files; each file name becomes the document id."""
         items: list[Any] = []
@@ -189,12 +236,12 @@ class Pipeline:
 
     def delete(self, doc_id: str) -> None:
         if not self.indexer.delete(doc_id):
-            raise NotFound(f"no document with id '{doc_id}'")
+            raise _unknown_document(doc_id)
 
     def get_document(self, doc_id: str) -> dict[str, Any]:
         document = self.docs.get_document(doc_id)
         if document is None:
-            raise NotFound(f"no document with id '{doc_id}'")
+            raise _unknown_document(doc_id)
         return document
 
     def startup(self) -> None:
@@ -203,9 +250,15 @@ class Pipeline:
             self.indexer.recover()
 
     def health(self) -> dict[str, Any]:
+        """Counts and configuration; status "degraded" (with the error) while the vector store is unreachable."""
         docs, chunks = self.docs.count()
+        status: dict[str, Any] = {"status": "ok"}
+        try:
+            vectors: int | None = self.indexer.store.check()
+        except StoreUnavailable as exc:
+            vectors, status = None, {"status": "degraded", "error": str(exc)}
         return {
-            "status": "ok", "documents": docs, "chunks": chunks, "vectors": self.indexer.store.check(),
+            **status, "documents": docs, "chunks": chunks, "vectors": vectors,
             "store": "server" if self.indexer.store.is_server else "embedded",
             "embed_model": self.indexer.embed_model, "llm_configured": self.settings.llm_configured,
             "answer_mode": self.answerer.name, "max_question_chars": self.settings.max_question_chars,

@@ -77,6 +77,10 @@ class VectorStore:
             )
         return col
 
+    def _where(self) -> str:
+        """Which store failed, for error messages (no URL or path: these go to API clients too)."""
+        return "the Chroma server (QA_CHROMA_URL) does not answer" if self.chroma_url else "embedded Chroma failed"
+
     def _collection(self) -> Any:
         with self._lock:
             if self._col is None:
@@ -85,7 +89,7 @@ class VectorStore:
                 except NotIndexed:
                     raise
                 except Exception as exc:
-                    raise StoreUnavailable(f"vector store unavailable: {type(exc).__name__}") from exc
+                    raise StoreUnavailable(f"vector store unavailable: {self._where()} ({type(exc).__name__})") from exc
             return self._col
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -98,7 +102,7 @@ class VectorStore:
         except Exception as exc:
             with self._lock:
                 self._col = None
-            raise StoreUnavailable(f"vector store unavailable: {type(exc).__name__}") from exc
+            raise StoreUnavailable(f"vector store unavailable: {self._where()} ({type(exc).__name__})") from exc
 
     def check(self) -> int:
         """Connect (raising a clear error if the store is unusable) and return the vector count."""

@@ -5,6 +5,7 @@ This is the only fake in the suite: it stands in for a hosted LLM at its network
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -35,16 +36,14 @@ class FakeLLM:
             def log_message(self, *_args: object) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:  # http.server's naming
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
                 fake.requests.append({"path": self.path, "body": body, "auth": self.headers.get("authorization")})
                 reply = fake.replies.popleft() if fake.replies else Reply("The articles don't say.")
                 if reply.delay:
                     time.sleep(reply.delay)
-                try:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
                     fake.respond(self, body, reply)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

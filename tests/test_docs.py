@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from api.app import create_app
 from qa.config import Settings
@@ -23,7 +24,7 @@ def test_every_setting_is_in_the_configuration_table() -> None:
     assert expected == documented, f"missing: {expected - documented}, stale: {documented - expected}"
 
 
-def test_every_endpoint_is_documented(tmp_path) -> None:  # noqa: ANN001
+def test_every_endpoint_is_documented(tmp_path: Path) -> None:
     app = create_app(make_settings(tmp_path))
     routes = {(m, r.path) for r in app.routes if getattr(r, "include_in_schema", False)
               for m in getattr(r, "methods", set()) - {"HEAD"}}

@@ -87,7 +87,7 @@ def test_dates_and_datelines() -> None:
     assert parse_date("11 Apr, 2017 07:29") == date(2017, 4, 11)
     assert parse_date("By bne IntelliNews April 12, 2017") == date(2017, 4, 12)
     assert parse_date("no date here") is None
-    text, removed, dateline = clean_text("11 Apr, 2017 07:29\n\nHeadline\n\nBody text.")
+    text, _removed, dateline = clean_text("11 Apr, 2017 07:29\n\nHeadline\n\nBody text.")
     assert dateline == date(2017, 4, 11) and text == "Headline\n\nBody text."
     _, _, header_date = clean_text("Friday, 3rd February 2023\nBreaking News:\n\nHeadline\n\nBody.")
     assert header_date is None  # a site header's date is the scrape date

@@ -1,0 +1,150 @@
+"""Helpers for the reliability tests: a synthetic news batch, an index consistency audit, a canary HTTP server."""
+
+from __future__ import annotations
+
+import random
+import re
+import sqlite3
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from qa.documents import load_articles
+from qa.pipeline import Pipeline
+from tests.support import SEEDS
+
+
+def _seed_sentences() -> list[str]:
+    sentences: list[str] = []
+    for article in load_articles([SEEDS]):
+        for paragraph in article.text.split("\n\n"):
+            sentences += [s for s in re.split(r"(?<=[.!?])\s+", paragraph) if len(s.split()) > 5]
+    return sentences
+
+
+def write_corpus(folder: Path, count: int, edition: int = 0) -> dict[str, str]:
+    """`count` distinct news-like articles (real seed sentences, shuffled per article, plus a unique fact).
+
+    A different `edition` changes every article's fact, so re-ingesting replaces them all.
+    Returns {doc_id: unique fact sentence}.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    sentences = _seed_sentences()
+    facts: dict[str, str] = {}
+    for i in range(count):
+        rng = random.Random(i)
+        body = rng.sample(sentences, 6)
+        paragraphs = [" ".join(body[j : j + 2]) for j in range(0, 6, 2)]
+        fact = f"The ledger code of bulletin {i} is Z{(i * 7919 + edition * 104729) % 1_000_003}."
+        doc_id = f"bulletin-{i:04d}"
+        (folder / f"{doc_id}.txt").write_text(
+            f"Bulletin {i}: talks between Moscow and Washington\n\n" + "\n\n".join(paragraphs) + f"\n\n{fact}",
+            "utf-8",
+        )
+        facts[doc_id] = fact
+    return facts
+
+
+@dataclass
+class IndexState:
+    """Everything the three stores say is indexed."""
+
+    documents: dict[str, int]  # doc_id -> n_chunks the docstore recorded
+    docstore_chunks: list[str]
+    chroma_chunks: list[str]
+    keyword_chunks: list[str]
+    pending: list[str]
+    keyword_generation: int | None
+    docstore_generation: int
+
+
+def index_state(pipeline: Pipeline) -> IndexState:
+    """Read the docstore, the vector store and the keyword index as they are on disk now."""
+    docs = pipeline.docs
+    documents = {d["doc_id"]: d["n_chunks"] for d in docs.list_documents()}
+    docstore_chunks = [chunk_id for chunk_id, *_ in docs.iter_chunks()]
+    chroma_chunks = pipeline.indexer.store._call(lambda col: col.get(include=[]))["ids"]
+    keyword = pipeline.indexer.keyword
+    loaded = keyword._current()
+    return IndexState(
+        documents=documents,
+        docstore_chunks=docstore_chunks,
+        chroma_chunks=list(chroma_chunks),
+        keyword_chunks=list(loaded.chunk_ids) if loaded else [],
+        pending=docs.pending(),
+        keyword_generation=keyword.saved_generation(),
+        docstore_generation=docs.generation(),
+    )
+
+
+def assert_consistent(pipeline: Pipeline, expected_docs: set[str] | None = None) -> IndexState:
+    """The docstore, Chroma and BM25 hold exactly the same chunks, once each, of one version per article."""
+    state = index_state(pipeline)
+    for name, ids in (("docstore", state.docstore_chunks), ("chroma", state.chroma_chunks),
+                      ("bm25", state.keyword_chunks)):
+        duplicates = [i for i, n in Counter(ids).items() if n > 1]
+        assert not duplicates, f"duplicate chunks in {name}: {duplicates[:5]}"
+    docstore = set(state.docstore_chunks)
+    assert set(state.chroma_chunks) == docstore, (
+        f"chroma orphans {sorted(set(state.chroma_chunks) - docstore)[:5]}, "
+        f"missing {sorted(docstore - set(state.chroma_chunks))[:5]}"
+    )
+    assert set(state.keyword_chunks) == docstore
+    assert state.keyword_generation == state.docstore_generation
+    assert not state.pending, f"docs still pending: {state.pending}"
+    per_doc = Counter(chunk_id.split(":", 1)[0] for chunk_id in docstore)
+    assert dict(per_doc) == {d: n for d, n in state.documents.items() if n}, "chunk counts disagree"
+    versions = {(chunk_id.split(":")[0], chunk_id.split(":")[1]) for chunk_id in docstore}
+    assert len(versions) == len(per_doc), "an article has chunks of two versions"
+    if expected_docs is not None:
+        assert set(state.documents) == expected_docs, (
+            f"missing {sorted(expected_docs - set(state.documents))[:5]}, "
+            f"extra {sorted(set(state.documents) - expected_docs)[:5]}"
+        )
+    return state
+
+
+def docstore_count(data_dir: Path) -> int:
+    """Documents committed so far, read from outside the writing process (read-only, WAL-safe)."""
+    path = data_dir / "docstore.sqlite"
+    if not path.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+    except sqlite3.OperationalError:  # the schema is not created yet
+        return 0
+
+
+class Canary:
+    """An HTTP server on 127.0.0.1 that records every request: proof that nothing fetched a URL."""
+
+    def __init__(self) -> None:
+        self.hits: list[str] = []
+        canary = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                canary.hits.append(self.path)
+                self.send_response(200)
+                self.end_headers()
+
+            do_POST = do_GET
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Canary:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,138 @@
+"""Crash safety: `kill -9` a real `qa ingest` in the middle of a large batch (new articles, then a batch of
+edits); running it again ends with exactly the right documents and chunks, and Chroma, the docstore and
+BM25 agree. Plus the narrowest window, a crash between Chroma's delete and the docstore commit, replayed."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa.documents import BadDocument, load_articles
+from qa.index import Chunker
+from qa.pipeline import Pipeline, build_pipeline
+from tests.conftest import make_settings
+from tests.reliability_support import assert_consistent, docstore_count, write_corpus
+from tests.support import ROOT, qa_env
+
+BATCH = 32
+FAULTS: list[str] = []  # what was injected, printed at the end of the module (`pytest -s`)
+
+
+def _expected_chunks(folder: Path) -> set[str]:
+    """The chunk ids a clean ingest of `folder` produces (chunk ids are deterministic)."""
+    settings = make_settings(Path("unused"))
+    chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
+    ids: set[str] = set()
+    for article in load_articles([folder]):
+        assert not isinstance(article, BadDocument)
+        ids |= {c.chunk_id for c in chunker.chunks(article)}
+    return ids
+
+
+def _ingest(data_dir: Path, folder: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "qa.cli", "ingest", str(folder), "--json"], cwd=ROOT, env=qa_env(data_dir),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _generation(data_dir: Path) -> int:
+    import sqlite3
+
+    with sqlite3.connect(f"file:{data_dir / 'docstore.sqlite'}?mode=ro", uri=True, timeout=5) as conn:
+        return int(conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
+
+
+def _kill_when(proc: subprocess.Popen[str], ready: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    """SIGKILL the process as soon as `ready()` holds (polled every 20 ms); fail if it finished first."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc.poll() is not None:
+            pytest.fail(f"ingest finished before the kill point ({what}); make the batch larger")
+        assert time.monotonic() < deadline, f"no progress to {what} within {timeout} s"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    FAULTS.append(f"kill -9 qa ingest at {what}")
+
+
+def _run_to_end(data_dir: Path, folder: Path) -> str:
+    proc = _ingest(data_dir, folder)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    return out
+
+
+def test_kill_9_mid_batch_then_rerun_is_exact(tmp_path: Path) -> None:
+    folder, data_dir = tmp_path / "batch", tmp_path / "data"
+    facts = write_corpus(folder, BATCH)
+    expected_docs, first_chunks = set(facts), _expected_chunks(folder)
+
+    # 1. a batch of new articles, killed twice at different points, then run again to the end
+    _kill_when(_ingest(data_dir, folder), lambda: docstore_count(data_dir) >= BATCH // 4,
+               f">= {BATCH // 4}/{BATCH} new articles committed")
+    _kill_when(_ingest(data_dir, folder), lambda: docstore_count(data_dir) >= 2 * BATCH // 3,
+               f">= {2 * BATCH // 3}/{BATCH} new articles committed")
+    pipeline = build_pipeline(make_settings(data_dir))
+    pipeline.startup()  # what `qa ingest` does before ingesting (in-process: saves a second of imports)
+    report = pipeline.ingest_paths([folder])
+    assert 0 < len(report.added) <= BATCH - 2 * BATCH // 3 and not report.replaced and not report.failed
+    state = assert_consistent(pipeline, expected_docs)
+    assert set(state.docstore_chunks) == first_chunks  # exactly what a clean ingest writes: no more, no less
+
+    # 2. every article edited: a batch of replacements, killed midway, then `qa ingest` again to the end
+    new_facts = write_corpus(folder, BATCH, edition=1)
+    second_chunks = _expected_chunks(folder)
+    assert not second_chunks & first_chunks
+    start = _generation(data_dir)
+    _kill_when(_ingest(data_dir, folder), lambda: _generation(data_dir) >= start + BATCH // 2,
+               f">= {BATCH // 2}/{BATCH} replacements committed")
+    out = _run_to_end(data_dir, folder)
+    assert '"failed": []' in out
+    pipeline = build_pipeline(make_settings(data_dir))
+    state = assert_consistent(pipeline, expected_docs)
+    assert set(state.docstore_chunks) == second_chunks  # no chunk of the old edition survives anywhere
+
+    # 3. nothing lost: every article is its new edition, whole, and found by its own unique code
+    for doc_id, fact in new_facts.items():
+        text = pipeline.get_document(doc_id)["text"]
+        assert fact in text and facts[doc_id] not in text
+        code = fact.rsplit(" ", 1)[1].rstrip(".")
+        assert fact in pipeline.retriever.retrieve(code, 1, mode="bm25").passages[0].text
+    assert pipeline.ingest_paths([folder]).chunks_written == 0  # and nothing is left to do
+
+
+@pytest.mark.parametrize("operation", ["replace", "delete"])
+def test_crash_between_chroma_delete_and_docstore_commit(
+    copy_seeded: Callable[..., Pipeline], operation: str
+) -> None:
+    """The state a kill leaves after `store.delete_doc` but before the docstore transaction (the only window
+    where Chroma has lost vectors the docstore still lists), replayed exactly; a restart must repair it."""
+    pipeline = copy_seeded()
+    doc_id = "002_5bbdd2f0c43ed421"
+    before = assert_consistent(pipeline)
+    pipeline.docs.mark_pending(doc_id)
+    pipeline.indexer.store.delete_doc(doc_id)
+    if operation == "replace":  # the new version's vectors were half written too
+        vector = np.ones((1, 384), dtype=np.float32) / np.sqrt(384)
+        pipeline.indexer.store.upsert([f"{doc_id}:0123456789:0"], vector, [{"doc_id": doc_id, "idx": 0}])
+    FAULTS.append(f"crash state after Chroma delete, before docstore commit ({operation})")
+
+    restarted = copy_seeded()  # a new process on the same data folder: start-up runs the repair
+    restarted.startup()
+    after = assert_consistent(restarted)
+    assert set(after.chroma_chunks) == set(before.chroma_chunks)
+    hits = restarted.retriever.retrieve("How many people have died in the Syrian conflict?", 5, mode="dense")
+    assert doc_id in {p.doc_id for p in hits.passages}  # its vectors are back, not just its rows
+
+
+def teardown_module() -> None:
+    print(f"\nfaults injected ({len(FAULTS)}):", *FAULTS, sep="\n  ")
