@@ -1,0 +1,1 @@
+"""The eval harness: hand-written questions scored against the pipeline, so changes are measured, not guessed."""

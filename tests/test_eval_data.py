@@ -1,0 +1,101 @@
+"""The eval data stays true to the cleaned seeds, and malformed data files fail with file:line messages."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from eval.dataset import Dataset, DatasetError, load_dataset
+from eval.metrics import gold_contained, normalize_evidence
+from qa.documents import Article, load_articles
+from tests.support import ROOT, SEEDS
+
+DATA = ROOT / "eval" / "data"
+
+
+@pytest.fixture(scope="module")
+def articles() -> dict[str, str]:
+    loaded = list(load_articles([SEEDS]))
+    assert all(isinstance(a, Article) for a in loaded)
+    return {a.doc_id: a.text for a in loaded if isinstance(a, Article)}
+
+
+@pytest.fixture(scope="module")
+def dataset() -> Dataset:
+    return load_dataset([DATA])
+
+
+def test_data_files_load_with_the_expected_counts(dataset: Dataset) -> None:
+    assert len(dataset.questions) == 51
+    assert len(dataset.dialogs) == 8
+    assert all(len(d.turns) == 2 for d in dataset.dialogs)
+    assert sum(not q.answerable for q in dataset.questions) == 13
+
+
+def test_every_evidence_quote_is_verbatim_in_a_cleaned_seed(dataset: Dataset, articles: dict[str, str]) -> None:
+    for item in dataset.items():
+        for quote in item.evidence:
+            holders = [doc_id for doc_id, text in articles.items() if quote in text]
+            assert holders, f"{item.id}: evidence not in any cleaned seed: {quote!r}"
+            assert set(holders) & set(item.doc_ids), f"{item.id}: quote found in {holders}, not in {item.doc_ids}"
+
+
+def test_evidence_still_matches_after_normalisation(dataset: Dataset, articles: dict[str, str]) -> None:
+    texts = [normalize_evidence(t) for t in articles.values()]
+    for item in dataset.items():
+        for quote in item.evidence:
+            assert any(normalize_evidence(quote) in t for t in texts), item.id
+
+
+def test_doc_ids_exist_and_answerable_items_hold_their_answer(dataset: Dataset, articles: dict[str, str]) -> None:
+    for item in dataset.items():
+        assert set(item.doc_ids) <= set(articles), item.id
+        if item.answerable:
+            assert item.answers and item.evidence, item.id
+            assert gold_contained(" ".join(item.evidence), item.answers), f"{item.id}: no gold answer in evidence"
+        else:
+            assert not item.answers and not item.evidence and not item.doc_ids, item.id
+
+
+def _write(tmp_path: Path, *lines: object) -> Path:
+    path = tmp_path / "items.jsonl"
+    path.write_text("\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n")
+    return path
+
+
+GOOD = {"id": "a", "question": "Who?", "answers": ["x"], "evidence": ["x y"], "answerable": True}
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ([GOOD, "{not json"], "items.jsonl:2: invalid JSON"),
+        ([GOOD, GOOD], "items.jsonl:2: duplicate id 'a'"),
+        ([{**GOOD, "evidence": []}], "items.jsonl:1: an answerable item needs at least one 'evidence' quote"),
+        ([{**GOOD, "question": " "}], "items.jsonl:1: missing or empty 'question'"),
+        ([{**GOOD, "answers": "x"}], "items.jsonl:1: 'answers' must be a list of non-empty strings"),
+        ([{"id": "d", "turns": []}], "items.jsonl:1: 'turns' must be a non-empty list"),
+        ([{"id": "u", "question": "Q?", "answerable": False, "answers": ["x"]}], "must have no answers"),
+    ],
+)
+def test_malformed_lines_are_named(tmp_path: Path, lines: list, message: str) -> None:
+    with pytest.raises(DatasetError, match=re.escape(message)):
+        load_dataset([_write(tmp_path, *lines)])
+
+
+def test_missing_file_and_empty_folder(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="no such data file or folder"):
+        load_dataset([tmp_path / "nope.jsonl"])
+    with pytest.raises(DatasetError, match=re.escape("holds neither questions.jsonl nor dialogs.jsonl")):
+        load_dataset([tmp_path])
+
+
+def test_dialog_turns_get_ids_and_kinds(tmp_path: Path) -> None:
+    path = _write(tmp_path, {"id": "d1", "turns": [{k: v for k, v in GOOD.items() if k != "id"},
+                                                  {"question": "And then?", "answerable": False}]})
+    dialog = load_dataset([path]).dialogs[0]
+    assert [(t.id, t.turn, t.kind, t.dialog) for t in dialog.turns] == [
+        ("d1.1", 0, "dialog-first", "d1"), ("d1.2", 1, "unanswerable", "d1")]
