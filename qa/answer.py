@@ -9,7 +9,16 @@ from typing import Protocol
 
 import numpy as np
 
-from qa.answer_types import AnswerType, attributed_to, expected_type, names_beyond, satisfies, soft_types
+from qa.answer_types import (
+    AnswerType,
+    attributed_to,
+    counted_nouns,
+    counts_the_right_thing,
+    expected_type,
+    names_beyond,
+    satisfies,
+    soft_types,
+)
 from qa.docstore import DocStore
 from qa.keyword import question_terms, terms
 from qa.retrieve import Passage, Retrieval
@@ -116,10 +125,11 @@ class ExtractiveAnswerer:
     def candidates(self, question: str, retrieval: Retrieval) -> list[_Candidate]:
         """Every sentence of the top passages, scored against the question, best first."""
         q_terms = question_terms(question)
-        wanted = expected_type(question)
-        source = attributed_to(question)
-        query_vector = retrieval.query_vector if question == retrieval.query else self.embed([question])[0]
         asked = last_sentence(question)
+        wanted = expected_type(asked)
+        source = attributed_to(asked)
+        counted = counted_nouns(asked)
+        query_vector = retrieval.query_vector if question == retrieval.query else self.embed([question])[0]
         found: list[_Candidate] = []
         seen: set[tuple[str, int]] = set()
         for index, passage in enumerate(retrieval.passages[: self.passages_considered]):
@@ -132,7 +142,11 @@ class ExtractiveAnswerer:
                     continue  # headlines and cross-heads restate topics; they do not answer
                 overlap = len(q_terms & set(terms(text))) / len(q_terms) if q_terms else 0.0
                 dense = float(np.dot(vector, query_vector))
-                typed = satisfies(text, wanted) and (source is None or source.lower() in passage.text.lower())
+                typed = (
+                    satisfies(text, wanted)
+                    and counts_the_right_thing(text, counted)
+                    and (source is None or source.lower() in passage.text.lower())
+                )
                 if wanted is AnswerType.ENTITY:
                     typed = typed and names_beyond(text, asked)
                 score = dense + self.keyword_weight * overlap - (0.0 if typed else 0.25)

@@ -100,3 +100,37 @@ def attributed_to(question: str) -> str | None:
     """The source a question asks about ("according to the Pentagon" -> "Pentagon"), if any."""
     match = _ATTRIBUTION.search(question)
     return match.group(1).strip() if match else None
+
+
+_COUNTED = re.compile(r"\bhow many ([a-z][\w-]*(?: [a-z][\w-]*)?)", re.I)
+_HEAD_SKIP = {"of", "the", "did", "do", "does", "were", "was", "are", "is", "have", "has", "had", "will", "would"}
+# A count of people is often reported as a count of what happened to them.
+_PEOPLE = {"people", "persons", "civilians", "individuals", "died", "killed", "dead", "deaths"}
+_PEOPLE_UNITS = re.compile(r"\b(people|persons|civilians|deaths?|dead|killed|died|casualties|victims|refugees|"
+                           r"injured|wounded)\b", re.I)
+
+
+def counted_nouns(question: str) -> list[str]:
+    """What a "how many" question counts: the one or two words after it ("Russian troops", "safe zones")."""
+    match = _COUNTED.search(question)
+    if not match:
+        return []
+    words: list[str] = []
+    for word in match.group(1).split():
+        if word.lower() in _HEAD_SKIP:
+            break
+        words.append(word)
+    if len(words) == 2 and words[0][0].isupper():  # "Russian troops", "Tomahawk missiles": count the noun
+        words = words[1:]
+    return [w.lower() for w in words]
+
+
+def counts_the_right_thing(sentence: str, nouns: list[str]) -> bool:
+    """A count only answers "how many X" if the sentence is about X (people may be counted as deaths)."""
+    if not nouns:
+        return True
+    if any(n in _PEOPLE for n in nouns) and _PEOPLE_UNITS.search(sentence):
+        return True
+    lowered = sentence.lower()
+    return any((n[:-1] if n.endswith("s") and len(n) > 3 else n) in lowered for n in nouns)
+

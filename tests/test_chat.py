@@ -7,23 +7,34 @@ from collections.abc import Callable
 from qa.chat import Turn, key_entities, offline_standalone
 from qa.pipeline import Pipeline
 
-EVIDENCE = "who was leading a probe into whether the Republican billionaire’s campaign aides colluded"
+COMEY_PROBE = "who was leading a probe into whether the Republican billionaire’s campaign aides colluded"
+MEMORANDUM = "Memorandum of Understanding on Flight Safety in Syria that was signed in October 2015"
 
 
-def has_evidence(result: dict, k: int = 3) -> bool:
-    return any(EVIDENCE in p["text"] for p in result["passages"][:k])
+def evidence_rank(result: dict, evidence: str) -> int | None:
+    return next((i for i, p in enumerate(result["passages"], 1) if evidence in p["text"]), None)
 
 
-def test_follow_up_needs_the_first_turn(copy_seeded: Callable[..., Pipeline]) -> None:
+def test_follow_up_retrieves_only_because_of_the_first_turn(copy_seeded: Callable[..., Pipeline]) -> None:
     pipeline = copy_seeded()
-    alone = pipeline.ask("What was he investigating?", k=3)
-    assert not has_evidence(alone)  # on its own, the follow-up does not find the passage
-    first = pipeline.ask("Who did Trump fire?", k=3)
-    assert "Comey" in first["answer"]
-    follow = pipeline.ask("What was he investigating?", k=3, conversation_id=first["conversation_id"])
+    alone = pipeline.ask("When had it been signed?", k=5)
+    assert evidence_rank(alone, MEMORANDUM) is None  # on its own the follow-up cannot find the passage
+    first = pipeline.ask("Which agreement did Russia suspend in response to the US missile strike?", k=5)
+    assert "Memorandum" in first["answer"]
+    follow = pipeline.ask("When had it been signed?", k=5, conversation_id=first["conversation_id"])
     assert follow["conversation_id"] == first["conversation_id"]
+    assert follow["standalone_question"].endswith("When had it been signed?")
+    assert evidence_rank(follow, MEMORANDUM) == 1
+    assert "October 2015" in follow["answer"]
+
+
+def test_who_did_trump_fire_follow_up(copy_seeded: Callable[..., Pipeline]) -> None:
+    pipeline = copy_seeded()
+    alone = evidence_rank(pipeline.ask("What was he investigating?", k=5), COMEY_PROBE)
+    first = pipeline.ask("Who did Trump fire?", k=5)
+    follow = pipeline.ask("What was he investigating?", k=5, conversation_id=first["conversation_id"])
     assert follow["standalone_question"] == "Who did Trump fire? What was he investigating?"
-    assert has_evidence(follow)
+    assert evidence_rank(follow, COMEY_PROBE) == 1 and (alone is None or alone > 1)
     if not follow["refused"]:  # offline the follow-up may be refused; an answer must come from the passages
         assert all(c["text"] in [p["text"] for p in follow["passages"]] for c in follow["citations"])
 

@@ -1,0 +1,44 @@
+"""The answer-type rules the extractive answerer uses to refuse near misses."""
+
+from __future__ import annotations
+
+import pytest
+
+from qa.answer_types import AnswerType, attributed_to, counted_nouns, counts_the_right_thing, expected_type, satisfies
+
+
+@pytest.mark.parametrize("question,wanted", [
+    ("How much did the US pay for Alaska?", AnswerType.MONEY),
+    ("How long did the meeting last?", AnswerType.DURATION),
+    ("How many missiles were fired?", AnswerType.NUMBER),
+    ("When did the attack happen?", AnswerType.DATE),
+    ("Before his May 2017 trip, when had Lavrov last been to Washington?", AnswerType.DATE),
+    ("How did Lavrov respond when reporters shouted?", AnswerType.ANY),
+    ("Who did Trump fire?", AnswerType.ENTITY),
+    ("Which militant group was blamed?", AnswerType.ENTITY),
+])
+def test_expected_type(question: str, wanted: AnswerType) -> None:
+    assert expected_type(question) is wanted
+
+
+def test_type_checks() -> None:
+    assert not satisfies("Washington purchased the US state from Moscow 150 years ago.", AnswerType.MONEY)
+    assert satisfies("Alaska was bought for $7.2 million.", AnswerType.MONEY)
+    assert satisfies("a long, two-hour meeting with Putin", AnswerType.DURATION)
+    assert not satisfies("who last set foot in Washington in August 2013", AnswerType.DURATION)
+    assert satisfies("the strike took place on April 7", AnswerType.DATE)
+
+
+def test_counted_nouns() -> None:
+    assert counted_nouns("How many Russian troops are deployed in Syria?") == ["troops"]
+    assert counted_nouns("How many safe zones does the deal set up?") == ["safe", "zones"]
+    assert counted_nouns("How many children were killed?") == ["children"]
+    assert counted_nouns("Who won?") == []
+    assert counts_the_right_thing("caused more than 320,000 deaths", ["people"])
+    assert not counts_the_right_thing("an attack that killed around 80 people", ["children"])
+    assert counts_the_right_thing("four “de-escalation zones”", ["safe", "zones"])
+
+
+def test_attribution() -> None:
+    assert attributed_to("How many died according to the Pentagon?") == "Pentagon"
+    assert attributed_to("How many died?") is None
