@@ -1,0 +1,1 @@
+"""Benchmarks, run as `python -m bench.<name>`: they print numbers (and save JSON), they assert nothing."""

@@ -1,0 +1,151 @@
+"""Ingest the BBC corpus (2,225 articles) and compare embedding throughput with a bare onnxruntime loop.
+
+    python -m bench.ingest [--limit N] [--chroma-url URL] [--keep DIR]
+
+One `Indexer.ingest` call over the corpus, as `qa ingest` does it (read, clean, chunk, split sentences,
+embed, write Chroma + docstore, rebuild BM25). The "bare loop" is the practical limit: the same ONNX model
+with the same session options and batch size over exactly the texts the pipeline embedded, pre-tokenized
+and sorted by length, only `session.run` timed. It runs in slices between the pipeline's embedding
+groups (its time is taken out of the pipeline's), so both see the same machine load. Then the unchanged
+corpus is ingested again (everything should be skipped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import Stopwatch, bbc_articles, bench_settings, dir_mb, rss_mb, save
+from bench.embed import BareLoop, Interleaved, ingest_groups, legacy_embed
+from bench.variants import VARIANTS, with_variant
+from qa.documents import Article
+from qa.pipeline import build_pipeline
+
+
+class InterleavingEmbedder:
+    """The pipeline's embedder, with a slice of the bare loop run after each call (and timed apart)."""
+
+    def __init__(self, inner: Any, bare: Interleaved, legacy: bool = False) -> None:
+        self.inner = inner
+        self.bare = bare
+        self.legacy = legacy
+        self.texts = 0
+        self.seconds = 0.0
+        self.cpu = 0.0
+        self.calls = 0
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        wall, cpu = time.perf_counter(), time.process_time()
+        out = legacy_embed(self.inner, texts) if self.legacy else self.inner.embed(texts)
+        self.seconds += time.perf_counter() - wall
+        self.cpu += time.process_time() - cpu
+        self.texts += len(texts)
+        self.calls += 1
+        self.bare.step()
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--limit", type=int, default=None, help="ingest only N articles (spread over topics)")
+    parser.add_argument("--chroma-url", default=None, help="use a Chroma server instead of the embedded store")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the data folder here (for bench.latency)")
+    parser.add_argument("--variant", choices=sorted(VARIANTS), default="current",
+                        help="Indexer prototype from bench/variants.py (proposed qa/index.py changes)")
+    parser.add_argument("--legacy-embedder", action="store_true",
+                        help="embed as qa/embeddings.py did before the padding fix (bench.embed.legacy_embed)")
+    parser.add_argument("--name", default=None, help="results file name under bench/results/")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    data_dir = args.keep or workdir / "data"
+    if args.keep and args.keep.exists():
+        shutil.rmtree(args.keep)
+    settings = bench_settings(data_dir, chroma_url=args.chroma_url)
+    if args.chroma_url:
+        from qa.reset import reset_index
+
+        reset_index(settings)
+    with Stopwatch() as build:
+        pipeline = build_pipeline(settings)
+        pipeline.indexer.store.check()  # connect (and import chromadb) before timing
+    pipeline.indexer = with_variant(pipeline.indexer, args.variant)
+    embedder = pipeline.indexer.embedder
+
+    print("preparing the bare loop's texts (the same chunking and sentence split as ingest) ...", flush=True)
+    articles = [a for a in bbc_articles(args.limit) if isinstance(a, Article)]
+    groups = ingest_groups(articles, pipeline.indexer.chunker)
+    texts = [t for g in groups for t in g]
+    bare = Interleaved(BareLoop(embedder, settings.embed_batch_size), texts, len(groups))
+    counting = InterleavingEmbedder(embedder, bare, legacy=args.legacy_embedder)
+    pipeline.indexer.embedder = counting
+    embedder.embed(texts[:64])
+    bare.bare.run(bare.parts[0][:1])  # warm-up both sessions
+    print(f"{len(articles)} articles -> {len(texts)} texts ({bare.tokens} tokens) in {len(groups)} groups",
+          flush=True)
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    report = pipeline.indexer.ingest(bbc_articles(args.limit))
+    first_wall = time.perf_counter() - wall - bare.wall
+    first_cpu = time.process_time() - cpu - bare.cpu
+    bare.finish()
+    if counting.texts != len(texts):
+        print(f"warning: the pipeline embedded {counting.texts} texts, the bare loop {len(texts)}")
+    added = len(report.added)
+    print(f"first ingest: {added} articles, {report.chunks_written} chunks, {counting.texts} texts in "
+          f"{first_wall:.1f} s (embedding {counting.seconds:.1f} s; bare loop {bare.wall:.1f} s)", flush=True)
+
+    counting.bare = Interleaved(bare.bare, [], 1)
+    with Stopwatch() as again:
+        report2 = pipeline.indexer.ingest(bbc_articles(args.limit))
+    print(f"re-ingest unchanged: {len(report2.unchanged)} unchanged, {len(report2.added)} added in "
+          f"{again.seconds:.2f} s", flush=True)
+
+    result = {
+        "store": "server" if args.chroma_url else "embedded", "indexer": args.variant,
+        "embedder": "legacy (before the padding fix)" if args.legacy_embedder else "current",
+        "articles": added, "failed": len(report.failed), "chunks": report.chunks_written,
+        "texts_embedded": counting.texts, "tokens_embedded": bare.tokens, "embed_calls": counting.calls,
+        "batch_size": settings.embed_batch_size,
+        "pipeline_build_seconds": round(build.seconds, 2),
+        "first_ingest_seconds": round(first_wall, 2),
+        "first_ingest_cpu_seconds": round(first_cpu, 2),
+        "articles_per_s": round(added / first_wall, 2),
+        "chunks_per_s": round(report.chunks_written / first_wall, 2),
+        "pipeline_texts_per_s": round(counting.texts / first_wall, 1),
+        "embed_stage_seconds": round(counting.seconds, 2),
+        "embed_stage_texts_per_s": round(counting.texts / counting.seconds, 1),
+        "bare_seconds": round(bare.wall, 2),
+        "bare_cpu_seconds": round(bare.cpu, 2),
+        "bare_texts_per_s": round(len(texts) / bare.wall, 1),
+        "bare_tokens_per_s": round(bare.tokens / bare.wall),
+        "ratio_pipeline_to_bare": round(bare.wall / first_wall, 3),
+        "ratio_pipeline_to_bare_cpu": round(bare.cpu / first_cpu, 3),
+        "ratio_embed_stage_to_bare": round(bare.wall / counting.seconds, 3),
+        "reingest_seconds": round(again.seconds, 3),
+        "reingest_unchanged": len(report2.unchanged),
+        "reingest_fraction": round(again.seconds / first_wall, 4),
+        "data_dir_mb": dir_mb(data_dir),
+        "memory": rss_mb(),
+    }
+    for key, value in result.items():
+        print(f"  {key}: {value}")
+    name = args.name or "-".join(["ingest", *([str(args.limit)] if args.limit else []),
+                                  *([args.variant] if args.variant != "current" else []),
+                                  *(["legacy-embedder"] if args.legacy_embedder else [])])
+    print(f"saved {save(name, result)}")
+    if not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
