@@ -227,7 +227,7 @@ class Indexer:
             sentence_vectors = vectors[at + len(chunks) : at + len(chunks) + len(sentences)]
             at += len(chunks) + len(sentences)
             existed = self.docs.content_hash(article.doc_id) is not None
-            self._write_article(article, chunks, chunk_vectors, sentences, sentence_vectors)
+            self._write_article(article, chunks, chunk_vectors, sentences, sentence_vectors, existed)
             (report.replaced if existed else report.added).append(article.doc_id)
             report.chunks_written += len(chunks)
             if progress:
@@ -235,11 +235,12 @@ class Indexer:
 
     def _write_article(
         self, article: Article, chunks: list[ChunkRow], chunk_vectors: np.ndarray,
-        sentences: list[tuple[int, int]], sentence_vectors: np.ndarray,
+        sentences: list[tuple[int, int]], sentence_vectors: np.ndarray, existed: bool,
     ) -> None:
         metadata = _metadata(article.doc_id, article.source, article.published)
         self.docs.mark_pending(article.doc_id)
-        self.store.delete_doc(article.doc_id)
+        if existed:  # a new article has no vectors: a crashed earlier attempt is pending, and repair() cleaned it
+            self.store.delete_doc(article.doc_id)
         self.store.upsert([c.chunk_id for c in chunks], chunk_vectors, [{**metadata, "idx": c.idx} for c in chunks])
         self.docs.put(article, self.fingerprint(article), chunks, sentences, sentence_vectors, self.embed_model)
 
