@@ -14,8 +14,10 @@ from qa.answer_types import (
     attributed_to,
     counted_nouns,
     counts_the_right_thing,
+    duration_of_asked_meeting,
     expected_type,
     names_beyond,
+    same_casualties,
     satisfies,
     soft_types,
 )
@@ -145,6 +147,8 @@ class ExtractiveAnswerer:
                 typed = (
                     satisfies(text, wanted)
                     and counts_the_right_thing(text, counted)
+                    and same_casualties(text, asked)
+                    and (wanted is not AnswerType.DURATION or duration_of_asked_meeting(text, asked))
                     and (source is None or source.lower() in passage.text.lower())
                 )
                 if wanted is AnswerType.ENTITY:

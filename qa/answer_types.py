@@ -110,6 +110,28 @@ _PEOPLE_UNITS = re.compile(r"\b(people|persons|civilians|deaths?|dead|killed|die
                            r"injured|wounded)\b", re.I)
 
 
+_INJURED = re.compile(r"\b(injur\w*|wound\w*|hurt)\b", re.I)
+_KILLED = re.compile(r"\b(kill\w*|di(ed|e|es)|dead|deaths?|death toll|fatalit\w*)\b", re.I)
+
+
+def same_casualties(sentence: str, question: str) -> bool:
+    """A count of the dead does not answer how many were injured, nor the other way round."""
+    return all(wanted.search(sentence) or not wanted.search(question) for wanted in (_INJURED, _KILLED))
+
+
+_DURATION_OF_MEETING = re.compile(
+    rf"\b(?:\d+|{_NUMBER_WORDS}|a|an)[ -](?:minutes?|hours?|days?)[\w ,-]{{0,20}}?\b"
+    r"(?:meeting|talks|call|conversation|session|visit)\s+with\s+((?:[A-Z][\w’'-]*\s?)+)"
+)
+
+
+def duration_of_asked_meeting(sentence: str, question: str) -> bool:
+    """"A two-hour meeting with Putin" does not say how long a meeting with someone else lasted."""
+    asked = question.lower()
+    matches = [m.group(1).split()[-1].lower().rstrip("’'s") for m in _DURATION_OF_MEETING.finditer(sentence)]
+    return not matches or any(name in asked for name in matches)
+
+
 def counted_nouns(question: str) -> list[str]:
     """What a "how many" question counts: the one or two words after it ("Russian troops", "safe zones")."""
     match = _COUNTED.search(question)

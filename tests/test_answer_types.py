@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from qa.answer_types import AnswerType, attributed_to, counted_nouns, counts_the_right_thing, expected_type, satisfies
+from qa.answer_types import (
+    AnswerType,
+    attributed_to,
+    counted_nouns,
+    counts_the_right_thing,
+    duration_of_asked_meeting,
+    expected_type,
+    same_casualties,
+    satisfies,
+)
 
 
 @pytest.mark.parametrize("question,wanted", [
@@ -42,3 +51,21 @@ def test_counted_nouns() -> None:
 def test_attribution() -> None:
     assert attributed_to("How many died according to the Pentagon?") == "Pentagon"
     assert attributed_to("How many died?") is None
+
+
+def test_deaths_and_injuries_are_not_interchangeable() -> None:
+    killed = "the strike killed at least six people, including civilians"
+    assert same_casualties(killed, "How many people died in the strike?")
+    assert same_casualties("caused more than 320,000 deaths", "What death toll did officials report?")
+    assert not same_casualties(killed, "How many people were injured in the strike?")
+    assert same_casualties(killed + ", and wounded several others", "How many were wounded?")
+    assert not same_casualties("wounded several others", "How many people were killed?")
+    assert same_casualties("four de-escalation zones", "How many safe zones are there?")
+
+
+def test_a_meeting_length_belongs_to_the_meeting_asked_about() -> None:
+    sentence = "we have just had a long, two-hour meeting with Russian President Vladimir Putin,” he said."
+    assert duration_of_asked_meeting(sentence, "How long did Tillerson and Lavrov spend with Putin?")
+    assert not duration_of_asked_meeting(sentence, "How long did Lavrov's Oval Office meeting with Trump last?")
+    assert duration_of_asked_meeting("The talks lasted three hours.", "How long did the talks with Trump last?")
+    assert duration_of_asked_meeting("a 40-minute call with Putin’s aide", "How long was Putin’s call?")
