@@ -14,6 +14,7 @@ from qa.documents import Article, load_articles
 from tests.support import ROOT, SEEDS
 
 DATA = ROOT / "eval" / "data"
+HELDOUT = ROOT / "eval" / "heldout"
 
 
 @pytest.fixture(scope="module")
@@ -23,12 +24,20 @@ def articles() -> dict[str, str]:
     return {a.doc_id: a.text for a in loaded if isinstance(a, Article)}
 
 
-@pytest.fixture(scope="module")
-def dataset() -> Dataset:
-    return load_dataset([DATA])
+@pytest.fixture(scope="module", params=[DATA, HELDOUT], ids=["data", "heldout"])
+def dataset(request: pytest.FixtureRequest) -> Dataset:
+    return load_dataset([request.param])
 
 
-def test_data_files_load_with_the_expected_counts(dataset: Dataset) -> None:
+def test_heldout_set_is_separate_and_balanced() -> None:
+    heldout, tuned = load_dataset([HELDOUT]), load_dataset([DATA])
+    assert len(heldout.questions) == 48 and not heldout.dialogs
+    assert sum(not q.answerable for q in heldout.questions) == 24
+    assert not {q.question for q in heldout.questions} & {q.question for q in tuned.items()}
+
+
+def test_data_files_load_with_the_expected_counts() -> None:
+    dataset = load_dataset([DATA])
     assert len(dataset.questions) == 51
     assert len(dataset.dialogs) == 8
     assert all(len(d.turns) == 2 for d in dataset.dialogs)
