@@ -207,17 +207,18 @@ def _manifest_for(folder: Path) -> dict[str, dict]:
     return data if isinstance(data, dict) else {}
 
 
-def discover(paths: Iterable[Path]) -> list[Path]:
-    """Expand folders into their supported article files, sorted, without duplicates."""
-    found: dict[Path, None] = {}
+def discover(paths: Iterable[Path]) -> dict[Path, str]:
+    """Expand folders into their supported article files (sorted, without duplicates), each with the name its
+    doc id comes from: its path inside the folder given, so business/001.txt and sport/001.txt stay apart."""
+    found: dict[Path, str] = {}
     for path in paths:
         if path.is_dir():
             for child in sorted(path.rglob("*")):
                 if child.is_file() and child.suffix.lower() in SUPPORTED_SUFFIXES:
-                    found[child.resolve()] = None
+                    found.setdefault(child.resolve(), "-".join(child.relative_to(path).parts))
         else:
-            found[path.resolve()] = None
-    return list(found)
+            found.setdefault(path.resolve(), path.name)
+    return found
 
 
 def load_articles(
@@ -225,7 +226,7 @@ def load_articles(
 ) -> Iterator[Article | BadDocument]:
     """Yield an Article or the BadDocument error for each file, so one bad file never stops a batch."""
     manifests: dict[Path, dict[str, dict]] = {}
-    for path in discover(paths):
+    for path, name in discover(paths).items():
         try:
             if not path.exists():
                 raise BadDocument(str(path), "no such file")
@@ -235,8 +236,9 @@ def load_articles(
                 raise BadDocument(str(path), f"larger than the {max_bytes}-byte limit")
             if path.parent not in manifests:
                 manifests[path.parent] = _manifest_for(path.parent)
-            meta = manifests[path.parent].get(path.name)
-            yield parse_article(str(path), path.read_bytes(), meta)
+            entry = manifests[path.parent].get(path.name)
+            meta = entry if isinstance(entry, dict) else {}
+            yield parse_article(str(path), path.read_bytes(), meta, doc_id=meta.get("id") or safe_doc_id(name))
         except BadDocument as exc:
             yield exc
         except OSError as exc:

@@ -74,6 +74,19 @@ def test_bad_files_get_a_reason_and_the_rest_still_loads(tmp_path: Path) -> None
     assert "ignored.pdf" not in errors  # folders only yield supported types
 
 
+def test_files_in_subfolders_keep_their_folder_in_the_id(tmp_path: Path) -> None:
+    body = "A real article about the talks.\n\nSecond paragraph here."
+    for folder in ("business", "sport"):
+        (tmp_path / "bbc" / folder).mkdir(parents=True)
+        (tmp_path / "bbc" / folder / "001.txt").write_text(f"{folder} {body}", "utf-8")
+    (tmp_path / "bbc" / "top.txt").write_text(body, "utf-8")
+    (tmp_path / "bbc" / "sport" / "manifest.json").write_text('{"001.txt": {"id": "chosen"}}', "utf-8")
+    ids = sorted(a.doc_id for a in load_articles([tmp_path / "bbc"]))
+    assert ids == ["business-001", "chosen", "top"]  # a manifest id still wins
+    assert [a.doc_id for a in load_articles([tmp_path / "bbc" / "business" / "001.txt"])] == ["001"]
+    assert [a.doc_id for a in load_articles([tmp_path / "bbc" / "business"])] == ["001"]
+
+
 def test_html_is_parsed_not_regexed() -> None:
     html = b"""<html><head><title>Site | Talks</title><script>alert(1)</script></head><body>
     <nav>Home News</nav><article><h1>Lavrov meets Tillerson</h1><p>First &amp; foremost paragraph.</p>
