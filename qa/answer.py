@@ -11,17 +11,20 @@ import numpy as np
 
 from qa.answer_types import (
     AnswerType,
+    asks_outcome,
     attributed_to,
     counted_nouns,
     counts_the_right_thing,
     duration_of_asked_meeting,
     expected_type,
     names_beyond,
+    reports_outcome,
     same_casualties,
     satisfies,
     soft_types,
 )
 from qa.docstore import DocStore
+from qa.entities import Gazetteer, asked_kind, names_a_new
 from qa.keyword import question_terms, terms
 from qa.retrieve import Passage, Retrieval
 
@@ -113,12 +116,13 @@ class ExtractiveAnswerer:
 
     def __init__(
         self, docs: DocStore, embed: Callable[[list[str]], np.ndarray], refusal_threshold: float,
-        max_sentences: int = 2, keyword_weight: float = 0.35,
+        gazetteer: Gazetteer, max_sentences: int = 2, keyword_weight: float = 0.35,
         passages_considered: int = 5, margin: float = 0.08,
     ) -> None:
         self.docs = docs
         self.embed = embed
         self.threshold = refusal_threshold
+        self.gazetteer = gazetteer
         self.max_sentences = max_sentences
         self.keyword_weight = keyword_weight
         self.passages_considered = passages_considered
@@ -131,6 +135,7 @@ class ExtractiveAnswerer:
         wanted = expected_type(asked)
         source = attributed_to(asked)
         counted = counted_nouns(asked)
+        kind = asked_kind(asked)
         query_vector = retrieval.query_vector if question == retrieval.query else self.embed([question])[0]
         found: list[_Candidate] = []
         seen: set[tuple[str, int]] = set()
@@ -149,10 +154,13 @@ class ExtractiveAnswerer:
                     and counts_the_right_thing(text, counted)
                     and same_casualties(text, asked)
                     and (wanted is not AnswerType.DURATION or duration_of_asked_meeting(text, asked))
+                    and (not asks_outcome(asked) or reports_outcome(text))
                     and (source is None or source.lower() in passage.text.lower())
                 )
                 if wanted is AnswerType.ENTITY:
                     typed = typed and names_beyond(text, asked)
+                if kind is not None:
+                    typed = typed and names_a_new(self.gazetteer, text, kind, asked)
                 score = dense + self.keyword_weight * overlap - (0.0 if typed else 0.25)
                 found.append(_Candidate(index, start, end, text, score, typed))
         found.sort(key=lambda c: (-c.score, c.passage_index, c.start))
@@ -160,9 +168,11 @@ class ExtractiveAnswerer:
 
     def answer(self, question: str, retrieval: Retrieval) -> Answer:
         ranked = self.candidates(question, retrieval)
-        wanted = expected_type(last_sentence(question))
+        asked = last_sentence(question)
+        if expected_type(asked) not in soft_types() or asked_kind(asked) is not None or asks_outcome(asked):
+            ranked = [c for c in ranked if c.typed]  # only a sentence with the asked kind of answer can answer
         best = ranked[0] if ranked else None
-        if best is None or best.score < self.threshold or (wanted not in soft_types() and not best.typed):
+        if best is None or best.score < self.threshold:
             return Answer(refusal_text(question), True, confidence=round(best.score, 4) if best else None)
         chosen = [best]
         for cand in ranked[1:]:

@@ -132,6 +132,22 @@ def duration_of_asked_meeting(sentence: str, question: str) -> bool:
     return not matches or any(name in asked for name in matches)
 
 
+_OUTCOME_Q = re.compile(r"\b(result|outcome|verdict|decided|decide|decisions?|agreed?|concluded?|won|win)\b", re.I)
+_UPCOMING = re.compile(
+    r"\b(scheduled|expected|set|due|going|planning|plans?) to\b|\bwill\b|\bahead of\b|\bupcoming\b", re.I
+)
+
+
+def asks_outcome(question: str) -> bool:
+    """Whether a question asks how something turned out (a result, a decision, an agreement, a winner)."""
+    return bool(_OUTCOME_Q.search(question))
+
+
+def reports_outcome(sentence: str) -> bool:
+    """A sentence announcing an event (scheduled to vote, ahead of talks) cannot tell how it turned out."""
+    return not _UPCOMING.search(sentence)
+
+
 def counted_nouns(question: str) -> list[str]:
     """What a "how many" question counts: the one or two words after it ("Russian troops", "safe zones")."""
     match = _COUNTED.search(question)

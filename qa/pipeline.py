@@ -15,6 +15,7 @@ from qa.config import Settings
 from qa.docstore import DocStore
 from qa.documents import BadDocument, discover, load_articles, parse_article, safe_doc_id
 from qa.embeddings import build_embedder
+from qa.entities import Gazetteer
 from qa.errors import BadRequest, LLMUnavailable, NotFound, QAError, StoreUnavailable
 from qa.index import Chunker, Indexer, IngestReport
 from qa.keyword import KeywordIndex
@@ -279,7 +280,9 @@ def build_pipeline(settings: Settings) -> Pipeline:
         store, docs, keyword, embedder, mode=settings.retriever, candidates=settings.candidates,
         rrf_k=settings.rrf_k, dense_weight=settings.dense_weight, bm25_weight=settings.bm25_weight,
     )
-    extractive = ExtractiveAnswerer(docs, embedder.embed, settings.refusal_threshold, settings.max_answer_sentences)
+    extractive = ExtractiveAnswerer(
+        docs, embedder.embed, settings.refusal_threshold, Gazetteer(), settings.max_answer_sentences
+    )
     llm = LLMAnswerer(make_client(settings), settings.llm_model) if settings.llm_configured else None
     conversations = ConversationStore(data_dir / "conversations.sqlite", settings.history_turns)
     return Pipeline(settings, docs, indexer, retriever, extractive, llm, conversations)

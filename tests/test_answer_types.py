@@ -6,11 +6,13 @@ import pytest
 
 from qa.answer_types import (
     AnswerType,
+    asks_outcome,
     attributed_to,
     counted_nouns,
     counts_the_right_thing,
     duration_of_asked_meeting,
     expected_type,
+    reports_outcome,
     same_casualties,
     satisfies,
 )
@@ -69,3 +71,11 @@ def test_a_meeting_length_belongs_to_the_meeting_asked_about() -> None:
     assert not duration_of_asked_meeting(sentence, "How long did Lavrov's Oval Office meeting with Trump last?")
     assert duration_of_asked_meeting("The talks lasted three hours.", "How long did the talks with Trump last?")
     assert duration_of_asked_meeting("a 40-minute call with Putin’s aide", "How long was Putin’s call?")
+
+
+def test_an_announced_event_does_not_tell_its_outcome() -> None:
+    assert asks_outcome("What was the result of the UN vote?") and asks_outcome("Who won the final?")
+    assert asks_outcome("What did they agree on?") and not asks_outcome("Which agreement did Russia suspend?")
+    assert not reports_outcome("On Wednesday, the UN Security Council is scheduled to vote on a resolution.")
+    assert not reports_outcome("Lavrov met Tillerson ahead of rare Oval Office talks with Donald Trump.")
+    assert reports_outcome("The council voted 10 to 2 in favour of the resolution.")

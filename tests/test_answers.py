@@ -44,6 +44,31 @@ def test_off_corpus_questions_are_refused(pipeline: Pipeline, question: str) -> 
     assert result["passages"]  # the nearest passages are still listed for the curious
 
 
+@pytest.mark.parametrize("question", [
+    "Which Russian ambassador accompanied Lavrov to the White House?",  # people are named, no ambassador
+    "Who replaced James Comey as FBI director?",  # the sentence names Comey as director, not his successor
+    "Which country took over the Arctic Council chairmanship after the Fairbanks meeting?",  # no country named
+    "What was the result of the UN Security Council vote on the Idlib inquiry resolution?",  # only "scheduled"
+    "How long did Lavrov's Oval Office meeting with Trump last?",  # two hours was the meeting with Putin
+])
+def test_near_misses_are_refused(pipeline: Pipeline, question: str) -> None:
+    result = pipeline.ask(question)
+    assert result["refused"], result["answer"]
+
+
+@pytest.mark.parametrize(("question", "gold"), [
+    ("Which British minister called off a planned trip to Russia over Syria?", "Boris Johnson"),
+    ("Which Ukrainian leader did Tillerson call shortly before the Moscow talks?", "Petro Poroshenko"),
+    ("Who is Vladimir Putin's press spokesman?", "Dmitry Peskov"),
+    ("Which countries put forward the UN Security Council resolution calling for an inquiry into the Idlib attack?",
+     "Britain"),
+])
+def test_the_asked_kind_of_name_is_quoted(pipeline: Pipeline, question: str, gold: str) -> None:
+    result = pipeline.ask(question)
+    assert not result["refused"] and gold in result["answer"]
+    assert_citations_exact(pipeline, result)
+
+
 def test_answers_are_deterministic(pipeline: Pipeline) -> None:
     question = "Where is the Shayrat Airbase?"
     first, second = pipeline.ask(question), pipeline.ask(question)

