@@ -5,12 +5,13 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from qa.config import Settings
 from qa.pipeline import Pipeline, build_pipeline
-from tests.support import SEEDS
+from tests.support import CHROMIUM, SEEDS
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
@@ -19,6 +20,16 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
                                  "llm_base_url": None, "openai_api_key": None}
     values.update(overrides)
     return Settings(_env_file=None, **values)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args() -> dict[str, Any]:
+    """pytest-playwright launches Debian's Chromium instead of a downloaded browser."""
+    return {
+        "executable_path": str(CHROMIUM),
+        "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"],
+    }
 
 
 @pytest.fixture(scope="session")

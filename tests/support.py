@@ -17,6 +17,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's browser; `playwright install` is never run
 
 
 def free_port() -> int:

@@ -12,14 +12,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import ROOT, api_server
+from tests.support import CHROMIUM, ROOT, api_server
 
-CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium chromium-driver)", allow_module_level=True)
 pytest.importorskip("pytest_playwright", reason="pip install playwright pytest-playwright (never `playwright install`)")
 
-from playwright.sync_api import Locator, Page, Response, expect  # noqa: E402
+from playwright.sync_api import Locator, Page, Response, expect
 
 pytestmark = pytest.mark.browser
 
@@ -32,16 +31,6 @@ ZORBTON, March 3, 2017 – The Zorbton marmalade festival was held in the Quillf
 
 The festival attracted 4,000 visitors <img src=x onerror="window.__pwned=1"> from across the region.
 """
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args() -> dict[str, Any]:
-    """Debian's Chromium instead of a downloaded browser (`playwright install` is never run here)."""
-    return {
-        "executable_path": str(CHROMIUM),
-        "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"],
-    }
 
 
 @pytest.fixture(autouse=True)

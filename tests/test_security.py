@@ -22,7 +22,7 @@ from qa.pipeline import Pipeline
 from tests.conftest import make_settings
 from tests.fake_llm import FakeLLM, Reply
 from tests.reliability_support import Canary, assert_consistent
-from tests.support import SEEDS, api_server
+from tests.support import CHROMIUM, SEEDS, api_server
 
 KEY = "qa-admin-7f3c9b1e5d2a4c68"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -264,23 +264,12 @@ def test_injected_article_changes_nothing_beyond_its_answer(
 
 # ---- the chat page: LLM answers and article metadata are shown as text, never run ----
 
-CHROMIUM = Path("/usr/bin/chromium")
 try:
     import pytest_playwright  # noqa: F401
 
     HAVE_BROWSER = CHROMIUM.exists()
 except ImportError:  # pragma: no cover
     HAVE_BROWSER = False
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args() -> dict[str, Any]:
-    """Debian's Chromium (as in tests/test_browser.py; never `playwright install`)."""
-    return {
-        "executable_path": str(CHROMIUM),
-        "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"],
-    }
 
 
 PWN = "window.__pwned=1"
