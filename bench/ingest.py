@@ -6,8 +6,10 @@ One `Indexer.ingest` call over the corpus, as `qa ingest` does it (read, clean, 
 embed, write Chroma + docstore, rebuild BM25). The "bare loop" is the practical limit: the same ONNX model
 with the same session options and batch size over exactly the texts the pipeline embedded, pre-tokenized
 and sorted by length, only `session.run` timed. It runs in slices between the pipeline's embedding
-groups (its time is taken out of the pipeline's), so both see the same machine load. Then the unchanged
-corpus is ingested again (everything should be skipped).
+groups (its time is taken out of the pipeline's), so both see the same machine load. The Indexer writes a
+group on a background thread while it embeds the next one; how much of that writing overlapped a bare-loop
+slice (and so was hidden by taking the slice's time out) is reported as `writer_during_bare_seconds`.
+Then the unchanged corpus is ingested again (everything should be skipped).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,6 @@ import numpy as np
 
 from bench.common import Stopwatch, bbc_articles, bench_settings, dir_mb, rss_mb, save
 from bench.embed import BareLoop, Interleaved, ingest_groups, legacy_embed
-from bench.variants import VARIANTS, with_variant
 from qa.documents import Article
 from qa.pipeline import build_pipeline
 
@@ -39,6 +41,7 @@ class InterleavingEmbedder:
         self.seconds = 0.0
         self.cpu = 0.0
         self.calls = 0
+        self.slices: list[tuple[float, float]] = []  # when each bare-loop slice ran
 
     def embed(self, texts: list[str]) -> np.ndarray:
         wall, cpu = time.perf_counter(), time.process_time()
@@ -47,11 +50,34 @@ class InterleavingEmbedder:
         self.cpu += time.process_time() - cpu
         self.texts += len(texts)
         self.calls += 1
+        started = time.perf_counter()
         self.bare.step()
+        self.slices.append((started, time.perf_counter()))
         return out
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+class TimedWrites:
+    """Wraps Indexer._write_group (run on the writer thread) to record when each group's write ran."""
+
+    def __init__(self, write: Any) -> None:
+        self.write = write
+        self.spans: list[tuple[float, float]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, *args: Any) -> None:
+        started = time.perf_counter()
+        try:
+            self.write(*args)
+        finally:
+            with self.lock:
+                self.spans.append((started, time.perf_counter()))
+
+    def overlap(self, slices: list[tuple[float, float]]) -> float:
+        """Seconds of writing that ran while a bare-loop slice did."""
+        return sum(max(0.0, min(e1, e2) - max(s1, s2)) for s1, e1 in self.spans for s2, e2 in slices)
 
 
 def main() -> None:
@@ -59,8 +85,6 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="ingest only N articles (spread over topics)")
     parser.add_argument("--chroma-url", default=None, help="use a Chroma server instead of the embedded store")
     parser.add_argument("--keep", type=Path, default=None, help="keep the data folder here (for bench.latency)")
-    parser.add_argument("--variant", choices=sorted(VARIANTS), default="current",
-                        help="Indexer prototype from bench/variants.py (proposed qa/index.py changes)")
     parser.add_argument("--legacy-embedder", action="store_true",
                         help="embed as qa/embeddings.py did before the padding fix (bench.embed.legacy_embed)")
     parser.add_argument("--name", default=None, help="results file name under bench/results/")
@@ -78,7 +102,6 @@ def main() -> None:
     with Stopwatch() as build:
         pipeline = build_pipeline(settings)
         pipeline.indexer.store.check()  # connect (and import chromadb) before timing
-    pipeline.indexer = with_variant(pipeline.indexer, args.variant)
     embedder = pipeline.indexer.embedder
 
     print("preparing the bare loop's texts (the same chunking and sentence split as ingest) ...", flush=True)
@@ -88,6 +111,8 @@ def main() -> None:
     bare = Interleaved(BareLoop(embedder, settings.embed_batch_size), texts, len(groups))
     counting = InterleavingEmbedder(embedder, bare, legacy=args.legacy_embedder)
     pipeline.indexer.embedder = counting
+    writes = TimedWrites(pipeline.indexer._write_group)
+    pipeline.indexer._write_group = writes  # type: ignore[method-assign]
     embedder.embed(texts[:64])
     bare.bare.run(bare.parts[0][:1])  # warm-up both sessions
     print(f"{len(articles)} articles -> {len(texts)} texts ({bare.tokens} tokens) in {len(groups)} groups",
@@ -111,7 +136,7 @@ def main() -> None:
           f"{again.seconds:.2f} s", flush=True)
 
     result = {
-        "store": "server" if args.chroma_url else "embedded", "indexer": args.variant,
+        "store": "server" if args.chroma_url else "embedded", "indexer": "pipelined",
         "embedder": "legacy (before the padding fix)" if args.legacy_embedder else "current",
         "articles": added, "failed": len(report.failed), "chunks": report.chunks_written,
         "texts_embedded": counting.texts, "tokens_embedded": bare.tokens, "embed_calls": counting.calls,
@@ -131,6 +156,8 @@ def main() -> None:
         "ratio_pipeline_to_bare": round(bare.wall / first_wall, 3),
         "ratio_pipeline_to_bare_cpu": round(bare.cpu / first_cpu, 3),
         "ratio_embed_stage_to_bare": round(bare.wall / counting.seconds, 3),
+        "writer_seconds": round(sum(e - s for s, e in writes.spans), 2),
+        "writer_during_bare_seconds": round(writes.overlap(counting.slices), 3),
         "reingest_seconds": round(again.seconds, 3),
         "reingest_unchanged": len(report2.unchanged),
         "reingest_fraction": round(again.seconds / first_wall, 4),
@@ -140,7 +167,6 @@ def main() -> None:
     for key, value in result.items():
         print(f"  {key}: {value}")
     name = args.name or "-".join(["ingest", *([str(args.limit)] if args.limit else []),
-                                  *([args.variant] if args.variant != "current" else []),
                                   *(["legacy-embedder"] if args.legacy_embedder else [])])
     print(f"saved {save(name, result)}")
     if not args.keep:

@@ -5,6 +5,11 @@ Write order per article: mark pending -> replace its vectors in Chroma -> replac
 the docstore, which is what queries read; the next ingest (or start-up) makes Chroma match it again: vectors
 the docstore does not know are dropped, and vectors it knows but Chroma lost (a crash between Chroma's delete
 and the docstore commit, in a replace or a delete) are re-embedded from the stored text.
+
+Ingest writes a whole embedding group at once (every article marked, old vectors deleted, one upsert, then
+one docstore transaction per article), on a writer thread while the next group is read, chunked and
+embedded; at most one group is in flight. Each article still goes through the order above, so the repair is
+the same wherever a crash or an error stops the group.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -93,6 +99,60 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         spans.extend((offset + s, offset + e) for s, e in tokenizer.span_tokenize(paragraph))
         offset += len(paragraph) + 2
     return spans
+
+
+@dataclass(eq=False)
+class _Group:
+    """Changed articles embedded and written together, and the progress names (input order) waiting for that."""
+
+    articles: list[tuple[Article, list[ChunkRow], list[tuple[int, int]], bool]] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    texts: int = 0
+
+    def add(self, article: Article, chunks: list[ChunkRow], sentences: list[tuple[int, int]], existed: bool) -> None:
+        self.articles.append((article, chunks, sentences, existed))
+        self.names.append(article.doc_id)
+        self.texts += len(chunks) + len(sentences)
+
+
+class _GroupWrites:
+    """At most one group written by the pool's thread; the report and progress are updated here, on the
+    ingesting thread, once its write landed, so callbacks see every input once, in input order."""
+
+    def __init__(
+        self, pool: ThreadPoolExecutor, write: Callable[[_Group, np.ndarray], None], report: IngestReport,
+        progress: Callable[[str], None] | None,
+    ) -> None:
+        self.pool = pool
+        self.write = write
+        self.report = report
+        self.progress = progress or (lambda _name: None)
+        self.flight: tuple[Future[None], _Group] | None = None
+
+    def submit(self, group: _Group, vectors: np.ndarray) -> None:
+        self.land()
+        self.flight = (self.pool.submit(self.write, group, vectors), group)
+
+    def land(self, wait: bool = True) -> None:
+        """Wait for the write in flight (or only look, if not `wait`), raise its error, and report it."""
+        if self.flight is None or not (wait or self.flight[0].done()):
+            return
+        (future, group), self.flight = self.flight, None
+        future.result()
+        for article, chunks, _, existed in group.articles:
+            (self.report.replaced if existed else self.report.added).append(article.doc_id)
+            self.report.chunks_written += len(chunks)
+        for name in group.names:
+            self.progress(name)
+
+    def skipped(self, name: str, building: _Group) -> None:
+        """Report an unchanged or bad input after every earlier input, which may still be on its way."""
+        if building.articles:
+            building.names.append(name)
+        elif self.flight is not None:
+            self.flight[1].names.append(name)
+        else:
+            self.progress(name)
 
 
 class Indexer:
@@ -178,71 +238,73 @@ class Indexer:
     ) -> IngestReport:
         """Add new articles, replace changed ones, skip unchanged ones; bad files are reported, not fatal."""
         report = IngestReport()
-        with self._writer():
+        # Leaving the pool waits for the write in flight (even when this thread raises), so the lock is
+        # never released, nor ingest() left, while a group is half written.
+        with self._writer(), ThreadPoolExecutor(1, thread_name_prefix="ingest-writer") as pool:
             self.check_model()
             self.store.check()
             self.repair()
-            group: list[tuple[Article, list[ChunkRow], list[tuple[int, int]]]] = []
-            size = 0
+            writes = _GroupWrites(pool, self._write_group, report, progress)
+            group = _Group()
             seen: set[str] = set()
             for item in items:
+                writes.land(wait=False)  # report a finished write now; raise its error before embedding more
                 if not isinstance(item, BadDocument) and item.doc_id in seen:  # two files, one id: keep the first
                     item = BadDocument(item.path or item.doc_id, f"same document id '{item.doc_id}' as an earlier file")
                 if isinstance(item, BadDocument):
                     report.failed.append(item)
-                    if progress:
-                        progress(item.name)
+                    writes.skipped(item.name, group)
                     continue
                 seen.add(item.doc_id)
-                if self.docs.content_hash(item.doc_id) == self.fingerprint(item):
+                # A read beside the writer thread's transactions: the docstore gives each thread its own
+                # connection and runs in WAL mode, so it sees the last commit without waiting. The writer
+                # only touches earlier groups' articles, never this one (ids are unique in a call).
+                known = self.docs.content_hash(item.doc_id)
+                if known == self.fingerprint(item):
                     report.unchanged.append(item.doc_id)
-                    if progress:
-                        progress(item.doc_id)
+                    writes.skipped(item.doc_id, group)
                     continue
                 chunks, sentences = self.chunker.chunks(item), sentence_spans(item.text)
-                group.append((item, chunks, sentences))
-                size += len(chunks) + len(sentences)
-                if size >= EMBED_GROUP_TEXTS:
-                    self._write_group(group, report, progress)
-                    group, size = [], 0
-            self._write_group(group, report, progress)
+                group.add(item, chunks, sentences, existed=known is not None)
+                if group.texts >= EMBED_GROUP_TEXTS:
+                    writes.submit(group, self._embed(group))
+                    group = _Group()
+            if group.articles:
+                writes.submit(group, self._embed(group))
+            writes.land()
             self.sync_keyword_index()
         report.chunks_total = self.docs.count()[1]
         return report
 
-    def _write_group(
-        self, group: list[tuple[Article, list[ChunkRow], list[tuple[int, int]]]], report: IngestReport,
-        progress: Callable[[str], None] | None,
-    ) -> None:
-        if not group:
-            return
+    def _embed(self, group: _Group) -> np.ndarray:
+        """One embed() call for the whole group, so batches stay full: each article's chunks, then its sentences."""
         texts: list[str] = []
-        for article, chunks, sentences in group:
+        for article, chunks, sentences, _ in group.articles:
             texts.extend(article.text[c.start : c.end] for c in chunks)
             texts.extend(article.text[s:e] for s, e in sentences)
-        vectors = self.embedder.embed(texts)
-        at = 0
-        for article, chunks, sentences in group:
-            chunk_vectors = vectors[at : at + len(chunks)]
-            sentence_vectors = vectors[at + len(chunks) : at + len(chunks) + len(sentences)]
-            at += len(chunks) + len(sentences)
-            existed = self.docs.content_hash(article.doc_id) is not None
-            self._write_article(article, chunks, chunk_vectors, sentences, sentence_vectors, existed)
-            (report.replaced if existed else report.added).append(article.doc_id)
-            report.chunks_written += len(chunks)
-            if progress:
-                progress(article.doc_id)
+        return self.embedder.embed(texts)
 
-    def _write_article(
-        self, article: Article, chunks: list[ChunkRow], chunk_vectors: np.ndarray,
-        sentences: list[tuple[int, int]], sentence_vectors: np.ndarray, existed: bool,
-    ) -> None:
-        metadata = _metadata(article.doc_id, article.source, article.published)
-        self.docs.mark_pending(article.doc_id)
-        if existed:  # a new article has no vectors: a crashed earlier attempt is pending, and repair() cleaned it
-            self.store.delete_doc(article.doc_id)
-        self.store.upsert([c.chunk_id for c in chunks], chunk_vectors, [{**metadata, "idx": c.idx} for c in chunks])
-        self.docs.put(article, self.fingerprint(article), chunks, sentences, sentence_vectors, self.embed_model)
+    def _write_group(self, group: _Group, vectors: np.ndarray) -> None:
+        """Store an embedded group (on the writer thread): one Chroma upsert instead of one per article, each
+        article still marked pending before its vectors change and cleared by its docstore commit."""
+        ids: list[str] = []
+        metadatas: list[dict[str, str | int]] = []
+        chunk_vectors: list[np.ndarray] = []
+        sentence_vectors: list[np.ndarray] = []
+        at = 0
+        for article, chunks, sentences, existed in group.articles:
+            self.docs.mark_pending(article.doc_id)
+            if existed:  # a new article has no vectors: a crashed earlier attempt is pending, and repair() cleaned it
+                self.store.delete_doc(article.doc_id)
+            metadata = _metadata(article.doc_id, article.source, article.published)
+            ids.extend(c.chunk_id for c in chunks)
+            metadatas.extend({**metadata, "idx": c.idx} for c in chunks)
+            chunk_vectors.append(vectors[at : at + len(chunks)])
+            sentence_vectors.append(vectors[at + len(chunks) : at + len(chunks) + len(sentences)])
+            at += len(chunks) + len(sentences)
+        self.store.upsert(ids, np.concatenate(chunk_vectors), metadatas)
+        for (article, chunks, sentences, _), sentence_rows in zip(group.articles, sentence_vectors, strict=True):
+            self.docs.put(article, self.fingerprint(article), chunks, sentences, sentence_rows, self.embed_model)
 
     def delete(self, doc_id: str) -> bool:
         """Remove an article from every store; False when it was not indexed."""

@@ -22,6 +22,7 @@ from tests.reliability_support import assert_consistent, docstore_count, write_c
 from tests.support import ROOT, qa_env
 
 BATCH = 32
+GROUP_TEXTS = 64  # ~7 bulletins per embedding group, so the batch is several pipelined groups, not one
 FAULTS: list[str] = []  # what was injected, printed at the end of the module (`pytest -s`)
 
 
@@ -37,8 +38,11 @@ def _expected_chunks(folder: Path) -> set[str]:
 
 
 def _ingest(data_dir: Path, folder: Path) -> subprocess.Popen[str]:
+    """`qa ingest` with small embedding groups: a group's articles commit in one quick burst, so with the
+    default size (the whole batch in one group) the kill points below could be overrun."""
+    cli = f"import qa.index; qa.index.EMBED_GROUP_TEXTS = {GROUP_TEXTS}; from qa.cli import app; app(prog_name='qa')"
     return subprocess.Popen(
-        [sys.executable, "-m", "qa.cli", "ingest", str(folder), "--json"], cwd=ROOT, env=qa_env(data_dir),
+        [sys.executable, "-c", cli, "ingest", str(folder), "--json"], cwd=ROOT, env=qa_env(data_dir),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 

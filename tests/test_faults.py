@@ -55,7 +55,9 @@ def assert_unavailable(response: httpx.Response) -> None:
 def test_chroma_server_down_and_back(tmp_path: Path) -> None:
     chroma_dir, data_dir, root = tmp_path / "chroma", tmp_path / "data", tmp_path / "root"
     shutil.copytree(SEEDS, root / "seeds")
-    facts = write_corpus(root / "batch", 16)
+    # ~57 bulletins fill an embedding group, and a group's articles commit in one burst after its Chroma
+    # upsert: 80 make a second group, still being embedded when the first group's commits show.
+    facts = write_corpus(root / "batch", 80)
     port = free_port()
     with ExitStack() as stack:
         first = chroma_server(chroma_dir, port)

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import fcntl
+import gc
+import os
 import shutil
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
-from qa.errors import NotIndexed
-from qa.pipeline import Pipeline
+import qa.index
+from qa.documents import Article, load_articles
+from qa.errors import BadDocument, NotIndexed, StoreUnavailable
+from qa.pipeline import Pipeline, build_pipeline
 from qa.retrieve import Filters
 from qa.vectors import VectorStore
+from tests.conftest import make_settings
+from tests.reliability_support import assert_consistent as audit
+from tests.reliability_support import write_corpus
 from tests.support import SEEDS
 
 
@@ -98,3 +110,275 @@ def test_passage_text_is_the_article_slice(pipeline: Pipeline) -> None:
     for passage in pipeline.retriever.retrieve("chemical attack Idlib", 5).passages:
         article = pipeline.docs.get_document(passage.doc_id)
         assert article["text"][passage.start : passage.end] == passage.text
+
+
+# Pipelined ingest: each embedding group is written (one Chroma upsert) on a writer thread while the next
+# group is embedded. Small groups (EMBED_GROUP_TEXTS patched to 10: two ~9-text bulletins) make several groups.
+
+
+def _fresh(tmp_path: Path, name: str = "data") -> Pipeline:
+    return build_pipeline(make_settings(tmp_path / name))
+
+
+def _articles(folder: Path) -> list[Article]:
+    """The folder's articles in the order an ingest reads them."""
+    return [a for a in load_articles([folder]) if isinstance(a, Article)]
+
+
+def _group_spy(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Records the doc ids of every group handed to the writer thread."""
+    groups: list[list[str]] = []
+    write = pipeline.indexer._write_group
+
+    def spy(group: Any, vectors: np.ndarray) -> None:
+        groups.append([article.doc_id for article, *_ in group.articles])
+        write(group, vectors)
+
+    monkeypatch.setattr(pipeline.indexer, "_write_group", spy)
+    return groups
+
+
+def _rows(pipeline: Pipeline) -> dict[str, list[tuple]]:
+    """Every docstore row that an ingest writes (not the timestamps)."""
+    conn = pipeline.docs._conn()
+    return {
+        "documents": [tuple(r) for r in conn.execute(
+            "SELECT doc_id, title, source, published, text, content_hash, n_chunks, embed_model FROM documents"
+            " ORDER BY doc_id")],
+        "chunks": [tuple(r) for r in conn.execute('SELECT chunk_id, doc_id, idx, start, "end" FROM chunks ORDER BY 1')],
+        "sentences": [tuple(r) for r in conn.execute('SELECT doc_id, start, "end" FROM sentences ORDER BY 1, 2')],
+    }
+
+
+def _sentence_vectors(pipeline: Pipeline) -> tuple[list[str], np.ndarray]:
+    """Each stored sentence's text and its stored vector."""
+    conn = pipeline.docs._conn()
+    texts, vectors = [], []
+    for text, start, end, vector in conn.execute(
+        'SELECT d.text, s.start, s."end", s.vector FROM sentences s JOIN documents d USING (doc_id) ORDER BY 1, 2'
+    ):
+        texts.append(text[start:end])
+        vectors.append(np.frombuffer(vector, dtype=np.float16).astype(np.float32))
+    return texts, np.stack(vectors)
+
+
+def _assert_same_direction(stored: np.ndarray, fresh: np.ndarray) -> None:
+    """Stored vectors are those of their own texts (a shifted slice would pair a vector with another text)."""
+    cosine = (stored * fresh).sum(axis=1) / np.linalg.norm(stored, axis=1) / np.linalg.norm(fresh, axis=1)
+    assert cosine.min() > 0.99, f"{int((cosine <= 0.99).sum())} vectors do not match their text"
+
+
+def _chroma(pipeline: Pipeline) -> dict[str, tuple[dict, np.ndarray]]:
+    got = pipeline.indexer.store._call(lambda col: col.get(include=["metadatas", "embeddings"]))
+    return {i: (m, np.asarray(e)) for i, m, e in zip(got["ids"], got["metadatas"], got["embeddings"], strict=True)}
+
+
+def test_pipelined_groups_write_what_one_group_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several groups (writes overlapping the next embedding) give the same chunk ids, docstore rows, vectors,
+    metadata and answers as a single group, and every vector belongs to its own text (no slicing shift)."""
+    folder = tmp_path / "corpus"
+    write_corpus(folder, 8)
+    for seed in ("001_0859ef80a2bb3438.txt", "002_5bbdd2f0c43ed421.txt"):  # long: several chunks each
+        shutil.copy(SEEDS / seed, folder / seed)
+    ids = [a.doc_id for a in _articles(folder)]
+    monkeypatch.setattr(qa.index, "EMBED_GROUP_TEXTS", 10**6)
+    single = _fresh(tmp_path, "single")
+    single_groups = _group_spy(single, monkeypatch)
+    single_report = single.ingest_paths([folder])
+    monkeypatch.setattr(qa.index, "EMBED_GROUP_TEXTS", 10)
+    piped = _fresh(tmp_path, "piped")
+    piped_groups = _group_spy(piped, monkeypatch)
+    progress: list[str] = []
+    report = piped.ingest_paths([folder], progress=progress.append)
+
+    assert len(single_groups) == 1 and len(piped_groups) >= 5
+    assert [i for g in piped_groups for i in g] == ids
+    assert report.added == single_report.added == progress == ids
+    assert report.chunks_written == single_report.chunks_written == report.chunks_total > len(ids)
+    assert _rows(piped) == _rows(single)
+    audit(piped, set(ids))
+    one, many = _chroma(single), _chroma(piped)
+    assert many.keys() == one.keys()
+    for chunk_id, (metadata, vector) in many.items():
+        assert metadata == one[chunk_id][0]
+        np.testing.assert_allclose(vector, one[chunk_id][1], atol=1e-3)
+    texts = piped.docs.get_chunks(many)
+    embed = piped.indexer.embedder.embed
+    _assert_same_direction(np.stack([v for _, v in many.values()]), embed([texts[i].text for i in many]))
+    sentences, stored = _sentence_vectors(piped)
+    np.testing.assert_allclose(stored, _sentence_vectors(single)[1], atol=1e-2)
+    _assert_same_direction(stored, embed(sentences))
+    for question in ("Tillerson Lavrov talks", "ledger code of bulletin 7", "chemical attack"):
+        for mode in ("dense", "bm25", "hybrid"):
+            got = [(p.chunk_id, p.text) for p in piped.retriever.retrieve(question, 5, mode=mode).passages]
+            assert got == [(p.chunk_id, p.text) for p in single.retriever.retrieve(question, 5, mode=mode).passages]
+
+
+@pytest.mark.parametrize("edition", [0, 1], ids=["new", "replace"])
+def test_writer_error_surfaces_and_next_ingest_repairs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, edition: int
+) -> None:
+    """The 2nd group's Chroma upsert lands, then raises (like a crash before the docstore commit): ingest()
+    raises it, stops (no later group written), reports only the first group, leaves the second pending;
+    start-up puts back what the docstore holds, and the next ingest completes with every vector once."""
+    folder = tmp_path / "corpus"
+    pipeline = _fresh(tmp_path)
+    old_facts = write_corpus(folder, 8) if edition else {}
+    if edition:
+        pipeline.ingest_paths([folder])
+    facts = write_corpus(folder, 8, edition=edition)
+    ids = [a.doc_id for a in _articles(folder)]
+    monkeypatch.setattr(qa.index, "EMBED_GROUP_TEXTS", 10)
+    groups = _group_spy(pipeline, monkeypatch)
+    store = pipeline.indexer.store
+    upsert = store.upsert
+    calls: list[int] = []
+
+    def failing(chunk_ids: Any, vectors: np.ndarray, metadatas: Any) -> None:
+        calls.append(len(chunk_ids))
+        upsert(chunk_ids, vectors, metadatas)
+        if len(calls) == 2:
+            raise StoreUnavailable("disk full")
+
+    monkeypatch.setattr(store, "upsert", failing)
+    progress: list[str] = []
+    with pytest.raises(StoreUnavailable, match="disk full"):
+        pipeline.ingest_paths([folder], progress=progress.append)
+    assert len(calls) == 2 and len(groups) == 2  # the error stopped the ingest at the next group
+    first, second = groups
+    assert progress == first  # reported: only what was written
+    assert sorted(pipeline.docs.pending()) == sorted(second)
+    stale = set(chroma_ids(pipeline)) - docstore_ids(pipeline)
+    assert stale and {i.split(":")[0] for i in stale} == set(second)  # the new vectors, without docstore rows
+
+    monkeypatch.setattr(store, "upsert", upsert)
+    restarted = build_pipeline(make_settings(pipeline.settings.data_dir))
+    restarted.startup()  # the repair: Chroma matches the docstore again (old vectors re-embedded for replaces)
+    audit(restarted, set(ids) if edition else set(first))
+    for doc_id in second:  # what the docstore held before: the old edition, or nothing
+        document = restarted.docs.get_document(doc_id)
+        assert (old_facts[doc_id] in document["text"]) if edition else document is None
+    report = restarted.ingest_paths([folder])
+    rest = [i for i in ids if i not in first]
+    assert report.unchanged == first and (report.replaced if edition else report.added) == rest
+    state = audit(restarted, set(facts))
+    chunker = restarted.indexer.chunker
+    expected = {c.chunk_id for a in _articles(folder) for c in chunker.chunks(a)}
+    assert set(state.docstore_chunks) == expected
+    assert len(state.chroma_chunks) == restarted.indexer.store.check() == len(expected)
+    for doc_id, fact in facts.items():
+        code = fact.rsplit(" ", 1)[1].rstrip(".")
+        hit = restarted.retriever.retrieve(code, 1, mode="bm25").passages[0]
+        assert hit.doc_id == doc_id and fact in hit.text
+
+
+def test_error_in_the_reading_thread_waits_for_the_write_in_flight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the input fails while a group is being written, ingest() raises only after that write finished,
+    and the writer lock is held throughout (another writer could otherwise interleave with it)."""
+    folder = tmp_path / "corpus"
+    write_corpus(folder, 3)
+    articles = _articles(folder)
+    pipeline = _fresh(tmp_path)
+    monkeypatch.setattr(qa.index, "EMBED_GROUP_TEXTS", 1)  # every article is a group of its own
+    store = pipeline.indexer.store
+    upsert = store.upsert
+    started, finished, lock_free_during_write = threading.Event(), threading.Event(), []
+
+    def slow(ids: Any, vectors: np.ndarray, metadatas: Any) -> None:
+        started.set()
+        lock_free_during_write.append(_lock_is_free(pipeline.indexer.lock_path))
+        time.sleep(0.5)  # meanwhile the reading thread raises
+        lock_free_during_write.append(_lock_is_free(pipeline.indexer.lock_path))
+        upsert(ids, vectors, metadatas)
+        finished.set()
+
+    def items() -> Iterator[Article]:
+        yield articles[0]
+        assert started.wait(30)  # the first article's group is in the writer's hands
+        raise OSError("the upload connection dropped")
+
+    monkeypatch.setattr(store, "upsert", slow)
+    with pytest.raises(OSError, match="connection dropped"):
+        pipeline.indexer.ingest(items())
+    assert finished.is_set()  # not left behind, still writing
+    assert lock_free_during_write == [False, False]
+    assert _lock_is_free(pipeline.indexer.lock_path)
+    assert not pipeline.docs.pending() and pipeline.docs.content_hash(articles[0].doc_id)
+    pipeline.startup()
+    audit(pipeline, {articles[0].doc_id})
+
+
+def _lock_is_free(path: Path) -> bool:
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return True
+
+
+def test_progress_and_report_keep_input_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unchanged, bad, duplicate and changed inputs mixed over several groups, with writes still in flight when
+    later inputs are skipped: progress is called once per input, in input order, on the caller's thread."""
+    folder = tmp_path / "corpus"
+    write_corpus(folder, 8)
+    articles = _articles(folder)
+    pipeline = _fresh(tmp_path)
+    pipeline.indexer.ingest(articles[::2])  # the even ones are indexed, so they come back unchanged
+    monkeypatch.setattr(qa.index, "EMBED_GROUP_TEXTS", 10)
+    groups = _group_spy(pipeline, monkeypatch)
+    store = pipeline.indexer.store
+    upsert = store.upsert
+
+    def slow(ids: Any, vectors: np.ndarray, metadatas: Any) -> None:
+        time.sleep(0.2)  # the reading thread moves on to the next inputs meanwhile
+        upsert(ids, vectors, metadatas)
+
+    monkeypatch.setattr(store, "upsert", slow)
+    bad = BadDocument("broken.txt", "no text")
+    items: list[Article | BadDocument] = [*articles[:6], bad, articles[1], *articles[6:]]
+    calls: list[tuple[str, str]] = []
+    report = pipeline.indexer.ingest(items, lambda name: calls.append((name, threading.current_thread().name)))
+
+    assert len(groups) >= 2
+    expected = [getattr(item, "doc_id", None) or item.name for item in items]
+    expected[7] = articles[1].path  # the duplicate is reported as a bad file
+    assert [name for name, _ in calls] == expected
+    assert {thread for _, thread in calls} == {threading.current_thread().name}
+    assert report.added == [a.doc_id for a in articles[1::2]]
+    assert report.unchanged == [a.doc_id for a in articles[::2]]
+    assert [f.name for f in report.failed] == ["broken.txt", articles[1].path]
+    assert report.chunks_written == sum(len(pipeline.docs.chunk_ids(a.doc_id)) for a in articles[1::2])
+    audit(pipeline, {a.doc_id for a in articles})
+
+
+def test_no_writer_thread_or_connection_outlives_an_ingest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each ingest starts its writer thread and ends it: no thread, and no SQLite connection (the docstore
+    opens one per thread), piles up however many ingests run. An unclosed sqlite3 connection is freed by the
+    cycle collector (Python 3.11: its statement cache refers back to it), hence the gc.collect()."""
+    folder = tmp_path / "corpus"
+    pipeline = _fresh(tmp_path)
+    monkeypatch.setattr(qa.index, "EMBED_GROUP_TEXTS", 10)
+
+    def docstore_handles() -> int:
+        fds = Path("/proc/self/fd")
+        return sum(1 for fd in fds.iterdir() if _target(fd).startswith(str(pipeline.docs.path)))
+
+    handles = []
+    for edition in range(3):
+        write_corpus(folder, 4, edition=edition)
+        assert pipeline.ingest_paths([folder]).chunks_written > 0
+        gc.collect()
+        handles.append(docstore_handles())
+        assert not [t for t in threading.enumerate() if t.name.startswith("ingest-writer")]
+    assert handles[0] == handles[1] == handles[2]
+
+
+def _target(fd: Path) -> str:
+    try:
+        return os.readlink(fd)
+    except OSError:
+        return ""
