@@ -8,7 +8,9 @@
 
 Closed loop: C clients each send POST /ask one after another (keep-alive connections) until the request
 budget or the time limit of that level is used up. Reports p50/p95/p99 and requests/s at each concurrency,
-the server's own timings (timings_ms) and the load generator's CPU use (it shares the machine).
+the server's own timings (timings_ms) and the load generator's CPU use (it shares the machine). Then the
+streaming endpoint, one question at a time: time to the first SSE event of POST /chat (`sources`, what the
+chat page shows first) and to the end of the stream.
 """
 
 from __future__ import annotations
@@ -89,6 +91,28 @@ async def level(url: str, questions: list[str], concurrency: int, requests: int,
     }
 
 
+def chat_stream(url: str, questions: list[str]) -> dict[str, Any]:
+    """POST /chat for each question in turn: ms to the first SSE event and to the end of the stream."""
+    first: list[float] = []
+    whole: list[float] = []
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for question in questions:
+            started = time.perf_counter()
+            with client.stream("POST", "/chat", json={"question": question}) as response:
+                response.raise_for_status()
+                seen_event = False
+                for line in response.iter_lines():
+                    if line.startswith("event:") and not seen_event:
+                        first.append((time.perf_counter() - started) * 1000)
+                        seen_event = True
+            whole.append((time.perf_counter() - started) * 1000)
+    result = {"requests": len(whole), "first_event_ms": percentiles(first), "stream_ms": percentiles(whole)}
+    print(f"/chat stream, one at a time: first event p50 {result['first_event_ms'].get('p50')} ms, "
+          f"p95 {result['first_event_ms'].get('p95')} ms; whole stream p50 {result['stream_ms'].get('p50')} ms, "
+          f"p95 {result['stream_ms'].get('p95')} ms", flush=True)
+    return result
+
+
 def run_levels(url: str, questions: list[str], levels: list[int], requests: int, seconds: float,
                pid: int | None) -> list[dict[str, Any]]:
     with httpx.Client(base_url=url, timeout=60) as client:  # warm-up: first loads of the indexes and model
@@ -131,6 +155,7 @@ def main() -> None:
     try:
         if args.url:
             result["levels"] = run_levels(args.url, questions, levels, args.requests, args.seconds, None)
+            result["chat_stream"] = chat_stream(args.url, questions)
         else:
             data_dir = args.data_dir
             if data_dir is None:
@@ -153,6 +178,7 @@ def main() -> None:
                 print(f"{health['documents']} documents, {health['chunks']} chunks ({health['store']} store, "
                       f"{args.workers} worker(s))")
                 result["levels"] = run_levels(url, questions, levels, args.requests, args.seconds, pid)
+                result["chat_stream"] = chat_stream(url, questions)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     mode = "-server" if args.server_mode or args.chroma_url else ""
