@@ -129,6 +129,9 @@ _PERSON_Q = re.compile(  # "which Russian minister", "who is Putin's spokesman",
     rf"who\b.*?\bas\s+(?:the\s+|an?\s+)?)(?:[\w’'-]+\s+){{0,4}}?({_ROLE})\b", re.I,
 )
 _COUNTRY_Q = re.compile(r"^\W*(?:which|what)\s+(?:[\w-]+\s+){0,2}?(?:country|countries|nations?)\b", re.I)
+_CITY_Q = re.compile(
+    r"^\W*(?:(?:in|at|to|from)\s+)?(?:which|what)\s+(?:[\w-]+\s+){0,2}?(?:city|cities|capital)\b", re.I
+)
 
 
 @dataclass(frozen=True)
@@ -140,16 +143,18 @@ class Asked:
 
 
 def asked_kind(question: str) -> Asked | None:
-    """What a "which minister" / "who is the spokesman" / "which country" question asks for (None otherwise)."""
+    """What a "which minister" / "who is the spokesman" / "which country" / "in which city" question asks for."""
     if match := _PERSON_Q.search(question):
         return Asked(Kind.PERSON, re.compile(rf"\b({_ROLES[match.group(1).lower()]})\b", re.I))
     if _COUNTRY_Q.search(question):
         return Asked(Kind.COUNTRY)
+    if _CITY_Q.search(question):
+        return Asked(Kind.PLACE)
     return None
 
 
 def names_a_new(gazetteer: Gazetteer, sentence: str, wanted: Asked, question: str) -> bool:
-    """Whether the sentence names a person (with the asked role nearby) or country that the question does not."""
+    """Whether the sentence names a person (with the asked role nearby), country or city the question does not."""
     asked = question.lower()
     for name in gazetteer.names(sentence):
         if name.kind is not wanted.kind or name.text.split()[-1].lower() in asked:

@@ -36,6 +36,7 @@ def test_people_countries_and_places_are_told_apart(gazetteer: Gazetteer) -> Non
     ("Who replaced James Comey as FBI director?", Kind.PERSON, "head"),
     ("Which Ukrainian leader did he call?", Kind.PERSON, "President"),
     ("Which countries put forward the resolution?", Kind.COUNTRY, None),
+    ("In which cities did they hold talks?", Kind.PLACE, None),
     ("Who did Trump fire?", None, None),
     ("Which agreement did Russia suspend?", None, None),
 ])
@@ -62,3 +63,8 @@ def test_a_new_name_of_the_asked_kind_and_role(gazetteer: Gazetteer) -> None:
     assert countries
     assert names_a_new(gazetteer, "It was proposed by the US, Britain, and France.", countries, "Which countries?")
     assert not names_a_new(gazetteer, "The UN Security Council will vote on it.", countries, "Which countries?")
+    cities = asked_kind("In which city did the G7 ministers meet?")
+    assert cities
+    g7 = "European G7 foreign ministers did not support British calls for more sanctions against Russia."
+    assert not names_a_new(gazetteer, g7, cities, "In which city did the G7 ministers meet?")
+    assert names_a_new(gazetteer, "The G7 ministers met in Lucca on April 11.", cities, "Which city?")
