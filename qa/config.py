@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     answer_mode: Literal["auto", "extractive", "llm"] = Field(
         "auto", description="auto uses the LLM when one is configured, else extractive."
     )
-    refusal_threshold: float = Field(0.6, description="Minimum evidence score to answer (extractive).")
+    refusal_threshold: float = Field(0.58, description="Minimum evidence score to answer (extractive).")
     max_answer_sentences: int = Field(2, ge=1, le=5, description="Sentences in an extractive answer.")
 
     llm_base_url: str | None = Field(None, description="OpenAI-compatible base URL (vLLM, Ollama, ...).")

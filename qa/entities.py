@@ -16,6 +16,7 @@ class Kind(Enum):
     PERSON = "person"
     COUNTRY = "country"
     PLACE = "place"
+    BODY = "body"  # only asked for: a group, company or agency, i.e. a name that is none of the above
 
 
 def _words(text: str) -> frozenset[str]:
@@ -100,7 +101,7 @@ class Gazetteer:
         person = (
             len(words) >= 2 and words[-1].lower() not in _NON_PERSON_HEADS and words[-1].lower() not in self.places
         )
-        names.append(Name(" ".join(words) or text, Kind.PERSON if person else None))
+        names.append(Name(" ".join(words), Kind.PERSON) if person else Name(text, None))
         return names
 
 
@@ -133,6 +134,19 @@ _CITY_Q = re.compile(
     r"^\W*(?:(?:in|at|to|from)\s+)?(?:which|what)\s+(?:[\w-]+\s+){0,2}?(?:city|cities|capital)\b", re.I
 )
 
+_BODY_Q = re.compile(
+    r"^\W*(?:which|what)\s+(?:[\w-]+\s+){0,2}?(?:group|company|firm|corporation|organi[sz]ation|agency|outlet|"
+    r"newspaper|network|channel|party|militia|bank)\b", re.I,
+)
+_BODY_NOUN = re.compile(
+    r"\W*(?:\w+\s+)?(?:group|company|firm|corporation|agency|terrorists?|militants?|rebels?|fighters|militia|"
+    r"party|network|channel|newspaper|bank|organi[sz]ation)\b", re.I,
+)
+_CALENDAR = _words(
+    "monday tuesday wednesday thursday friday saturday sunday january february march april may june july august "
+    "september october november december"
+)
+
 
 @dataclass(frozen=True)
 class Asked:
@@ -150,16 +164,34 @@ def asked_kind(question: str) -> Asked | None:
         return Asked(Kind.COUNTRY)
     if _CITY_Q.search(question):
         return Asked(Kind.PLACE)
+    if _BODY_Q.search(question):
+        return Asked(Kind.BODY)
     return None
 
 
 def names_a_new(gazetteer: Gazetteer, sentence: str, wanted: Asked, question: str) -> bool:
     """Whether the sentence names a person (with the asked role nearby), country or city the question does not."""
     asked = question.lower()
-    for name in gazetteer.names(sentence):
-        if name.kind is not wanted.kind or name.text.split()[-1].lower() in asked:
-            continue
+    names = gazetteer.names(sentence)
+    surnames = {n.text.split()[-1] for n in names if n.kind is Kind.PERSON}
+    for name in names:
         at = sentence.find(name.text)
+        after = sentence[at + len(name.text) : at + len(name.text) + 30]
+        if not _is(name, wanted.kind, surnames, after) or name.text.split()[-1].lower() in asked:
+            continue
         if wanted.role is None or wanted.role.search(sentence[max(0, at - 40) : at + len(name.text) + 40]):
             return True
     return False
+
+
+def _is(name: Name, kind: Kind, surnames: set[str], after: str) -> bool:
+    """Whether a name can be of the asked kind. A body is a name that is no person, place, day or nationality,
+    or any name its sentence calls a group ("the Jabhat al-Nusra terrorists", "RIA Novosti news agency")."""
+    if kind is not Kind.BODY:
+        return name.kind is kind
+    if _BODY_NOUN.match(after):
+        return True
+    single = " " not in name.text
+    return name.kind is None and name.text.lower() not in _CALENDAR and not (
+        single and (name.text in surnames or _DEMONYM.search(name.text.lower()))
+    )

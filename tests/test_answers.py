@@ -48,6 +48,7 @@ def test_off_corpus_questions_are_refused(pipeline: Pipeline, question: str) -> 
     "Which Russian ambassador accompanied Lavrov to the White House?",  # people are named, no ambassador
     "Who replaced James Comey as FBI director?",  # the sentence names Comey as director, not his successor
     "Which country took over the Arctic Council chairmanship after the Fairbanks meeting?",  # no country named
+    "Which oil company did Tillerson run before he became Secretary of State?",  # "the former oil executive"
     "What was the result of the UN Security Council vote on the Idlib inquiry resolution?",  # only "scheduled"
     "How long did Lavrov's Oval Office meeting with Trump last?",  # two hours was the meeting with Putin
 ])

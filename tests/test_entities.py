@@ -37,6 +37,8 @@ def test_people_countries_and_places_are_told_apart(gazetteer: Gazetteer) -> Non
     ("Which Ukrainian leader did he call?", Kind.PERSON, "President"),
     ("Which countries put forward the resolution?", Kind.COUNTRY, None),
     ("In which cities did they hold talks?", Kind.PLACE, None),
+    ("Which oil company did Tillerson run?", Kind.BODY, None),
+    ("Which militant group was blamed?", Kind.BODY, None),
     ("Who did Trump fire?", None, None),
     ("Which agreement did Russia suspend?", None, None),
 ])
@@ -68,3 +70,14 @@ def test_a_new_name_of_the_asked_kind_and_role(gazetteer: Gazetteer) -> None:
     g7 = "European G7 foreign ministers did not support British calls for more sanctions against Russia."
     assert not names_a_new(gazetteer, g7, cities, "In which city did the G7 ministers meet?")
     assert names_a_new(gazetteer, "The G7 ministers met in Lucca on April 11.", cities, "Which city?")
+    company = asked_kind("Which oil company did Tillerson run?")
+    assert company
+    visit = "Tillerson arrived in Moscow on Tuesday for his first visit to Russia as a US secretary of state."
+    assert not names_a_new(gazetteer, visit, company, "Which oil company did Tillerson run?")
+    assert names_a_new(gazetteer, "Before that he ran ExxonMobil for a decade.", company, "Which oil company?")
+    assert names_a_new(gazetteer, "He ran the Exxon Mobil company.", company, "Which oil company?")
+    assert names_a_new(gazetteer, "He used to run Gazprom.", company, "Which oil company?")
+    lead = "Russian Foreign Minister Sergei Lavrov met Rex Tillerson on Wednesday."
+    assert not names_a_new(gazetteer, lead, company, "Which oil company?")  # people, a day, a nationality
+    nusra = "It is a fact that the Jabhat al-Nusra terrorists manufactured chemical bombs."
+    assert names_a_new(gazetteer, nusra, company, "Which group?")  # called a group by its sentence
