@@ -96,3 +96,4 @@ def test_answer_quality_on_eval_set(pipeline: Pipeline) -> None:
           f"unanswerable refused: {refused}/{len(unanswerable)} = {refusal_rate:.2f}; phantom citations: {phantoms}")
     assert phantoms == 0
     assert answer_rate >= 0.85
+    assert refusal_rate >= 0.85
