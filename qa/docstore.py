@@ -93,6 +93,13 @@ class DocStore:
             self._local.conn = conn
         return conn
 
+    def close_thread(self) -> None:
+        """Close the calling thread's connection (a worker thread about to end: its own would linger until GC)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            self._local.conn = None
+            conn.close()
+
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         conn = self._conn()

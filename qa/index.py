@@ -240,7 +240,7 @@ class Indexer:
         report = IngestReport()
         # Leaving the pool waits for the write in flight (even when this thread raises), so the lock is
         # never released, nor ingest() left, while a group is half written.
-        with self._writer(), ThreadPoolExecutor(1, thread_name_prefix="ingest-writer") as pool:
+        with self._writer(), self._writer_thread() as pool:
             self.check_model()
             self.store.check()
             self.repair()
@@ -275,6 +275,15 @@ class Indexer:
             self.sync_keyword_index()
         report.chunks_total = self.docs.count()[1]
         return report
+
+    @contextmanager
+    def _writer_thread(self) -> Iterator[ThreadPoolExecutor]:
+        """The one thread an ingest writes on; leaving waits for its last write, then closes its connection."""
+        with ThreadPoolExecutor(1, thread_name_prefix="ingest-writer") as pool:
+            try:
+                yield pool
+            finally:
+                pool.submit(self.docs.close_thread)
 
     def _embed(self, group: _Group) -> np.ndarray:
         """One embed() call for the whole group, so batches stay full: each article's chunks, then its sentences."""
