@@ -9,22 +9,9 @@ from typing import Protocol
 
 import numpy as np
 
-from qa.answer_types import (
-    AnswerType,
-    asks_outcome,
-    attributed_to,
-    counted_nouns,
-    counts_the_right_thing,
-    duration_of_asked_meeting,
-    expected_type,
-    names_beyond,
-    reports_outcome,
-    same_casualties,
-    satisfies,
-    soft_types,
-)
+from qa.answer_types import Expectation
 from qa.docstore import DocStore
-from qa.entities import Gazetteer, asked_kind, names_a_new
+from qa.entities import Gazetteer
 from qa.keyword import question_terms, terms
 from qa.retrieve import Passage, Retrieval
 
@@ -128,14 +115,9 @@ class ExtractiveAnswerer:
         self.passages_considered = passages_considered
         self.margin = margin
 
-    def candidates(self, question: str, retrieval: Retrieval) -> list[_Candidate]:
+    def candidates(self, question: str, retrieval: Retrieval, expect: Expectation) -> list[_Candidate]:
         """Every sentence of the top passages, scored against the question, best first."""
         q_terms = question_terms(question)
-        asked = last_sentence(question)
-        wanted = expected_type(asked)
-        source = attributed_to(asked)
-        counted = counted_nouns(asked)
-        kind = asked_kind(asked)
         query_vector = retrieval.query_vector if question == retrieval.query else self.embed([question])[0]
         found: list[_Candidate] = []
         seen: set[tuple[str, int]] = set()
@@ -149,27 +131,16 @@ class ExtractiveAnswerer:
                     continue  # headlines and cross-heads restate topics; they do not answer
                 overlap = len(q_terms & set(terms(text))) / len(q_terms) if q_terms else 0.0
                 dense = float(np.dot(vector, query_vector))
-                typed = (
-                    satisfies(text, wanted)
-                    and counts_the_right_thing(text, counted)
-                    and same_casualties(text, asked)
-                    and (wanted is not AnswerType.DURATION or duration_of_asked_meeting(text, asked))
-                    and (not asks_outcome(asked) or reports_outcome(text))
-                    and (source is None or source.lower() in passage.text.lower())
-                )
-                if wanted is AnswerType.ENTITY:
-                    typed = typed and names_beyond(text, asked)
-                if kind is not None:
-                    typed = typed and names_a_new(self.gazetteer, text, kind, asked)
+                typed = expect.met_by(text, passage.text, self.gazetteer)
                 score = dense + self.keyword_weight * overlap - (0.0 if typed else 0.25)
                 found.append(_Candidate(index, start, end, text, score, typed))
         found.sort(key=lambda c: (-c.score, c.passage_index, c.start))
         return found
 
     def answer(self, question: str, retrieval: Retrieval) -> Answer:
-        ranked = self.candidates(question, retrieval)
-        asked = last_sentence(question)
-        if expected_type(asked) not in soft_types() or asked_kind(asked) is not None or asks_outcome(asked):
+        expect = Expectation.of(last_sentence(question))  # in a conversation: the follow-up actually asked
+        ranked = self.candidates(question, retrieval, expect)
+        if expect.strict:
             ranked = [c for c in ranked if c.typed]  # only a sentence with the asked kind of answer can answer
         best = ranked[0] if ranked else None
         if best is None or best.score < self.threshold:

@@ -7,7 +7,10 @@ which is how near-miss passages (right topic, no answer) are refused instead of 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import Enum
+
+from qa.entities import Asked, Gazetteer, asked_kind, names_a_new
 
 
 class AnswerType(Enum):
@@ -172,3 +175,39 @@ def counts_the_right_thing(sentence: str, nouns: list[str]) -> bool:
     lowered = sentence.lower()
     return any((n[:-1] if n.endswith("s") and len(n) > 3 else n) in lowered for n in nouns)
 
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What a sentence must hold to answer a question, read once from the question's wording."""
+
+    question: str
+    wanted: AnswerType
+    source: str | None
+    counted: list[str]
+    kind: Asked | None
+    outcome: bool
+
+    @classmethod
+    def of(cls, question: str) -> Expectation:
+        return cls(question, expected_type(question), attributed_to(question), counted_nouns(question),
+                   asked_kind(question), asks_outcome(question))
+
+    @property
+    def strict(self) -> bool:
+        """Whether only a sentence that meets the expectation may answer (else it is only ranked lower)."""
+        return self.wanted not in soft_types() or self.kind is not None or self.outcome
+
+    def met_by(self, sentence: str, passage: str, gazetteer: Gazetteer) -> bool:
+        """Whether the sentence (from this passage) holds the kind of answer the question asks for."""
+        asked = self.question
+        return (
+            satisfies(sentence, self.wanted)
+            and counts_the_right_thing(sentence, self.counted)
+            and same_casualties(sentence, asked)
+            and (self.wanted is not AnswerType.DURATION or duration_of_asked_meeting(sentence, asked))
+            and (not self.outcome or reports_outcome(sentence))
+            and (self.source is None or self.source.lower() in passage.lower())
+            and (self.wanted is not AnswerType.ENTITY or names_beyond(sentence, asked))
+            and (self.kind is None or names_a_new(gazetteer, sentence, self.kind, asked))
+        )
