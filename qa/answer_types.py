@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-from qa.entities import Asked, Gazetteer, asked_kind, names_a_new
+from qa.entities import Asked, Gazetteer, asked_kind, names_a_new, question_words
 
 
 class AnswerType(Enum):
@@ -71,9 +71,9 @@ _NOT_NAMES = {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"
 
 def names_beyond(sentence: str, question: str) -> bool:
     """Whether a sentence names someone or something (a capitalised word) that the question does not."""
-    asked = question.lower()
+    asked = question_words(question)
     return any(
-        m.group(0) not in _NOT_NAMES and m.group(0).lower().rstrip("’'s") not in asked
+        m.group(0) not in _NOT_NAMES and m.group(0).lower().removesuffix("’s").removesuffix("'s") not in asked
         for m in _NAME.finditer(sentence)
     )
 
@@ -130,14 +130,21 @@ _DURATION_OF_MEETING = re.compile(
 
 def duration_of_asked_meeting(sentence: str, question: str) -> bool:
     """"A two-hour meeting with Putin" does not say how long a meeting with someone else lasted."""
-    asked = question.lower()
-    matches = [m.group(1).split()[-1].lower().rstrip("’'s") for m in _DURATION_OF_MEETING.finditer(sentence)]
+    asked = question_words(question)
+    matches = [m.group(1).split()[-1].lower().removesuffix("’s").removesuffix("'s")
+               for m in _DURATION_OF_MEETING.finditer(sentence)]
     return not matches or any(name in asked for name in matches)
 
 
-_OUTCOME_Q = re.compile(r"\b(result|outcome|verdict|decided|decide|decisions?|agreed?|concluded?|won|win)\b", re.I)
+_OUTCOME_Q = re.compile(
+    r"(?<!as a )\b(result|outcome|verdict|decided|decide|decisions?|agreed?|concluded?|won|win)\b", re.I
+)
 _UPCOMING = re.compile(
-    r"\b(scheduled|expected|set|due|going|planning|plans?) to\b|\bwill\b|\bahead of\b|\bupcoming\b", re.I
+    r"\b(?:is|are|was|were)\s+(?:scheduled|expected|set|due|going|planning)\s+to\b|\bplans?\s+to\b|\bwill\b|"
+    r"\bahead of\b|\bupcoming\b", re.I,
+)
+_OUTCOME_DONE = re.compile(
+    r"\b(won|voted|decided|agreed|approved|rejected|adopted|passed|vetoed|concluded|elected|ruled|signed)\b", re.I
 )
 
 
@@ -148,7 +155,7 @@ def asks_outcome(question: str) -> bool:
 
 def reports_outcome(sentence: str) -> bool:
     """A sentence announcing an event (scheduled to vote, ahead of talks) cannot tell how it turned out."""
-    return not _UPCOMING.search(sentence)
+    return bool(_OUTCOME_DONE.search(sentence)) or not _UPCOMING.search(sentence)
 
 
 def counted_nouns(question: str) -> list[str]:
@@ -208,6 +215,8 @@ class Expectation:
             and (self.wanted is not AnswerType.DURATION or duration_of_asked_meeting(sentence, asked))
             and (not self.outcome or reports_outcome(sentence))
             and (self.source is None or self.source.lower() in passage.lower())
-            and (self.wanted is not AnswerType.ENTITY or names_beyond(sentence, asked))
-            and (self.kind is None or names_a_new(gazetteer, sentence, self.kind, asked))
+            and (  # a specific kind of name is checked by kind; any other "who/which" by any new name
+                names_a_new(gazetteer, sentence, self.kind, asked) if self.kind is not None
+                else self.wanted is not AnswerType.ENTITY or names_beyond(sentence, asked)
+            )
         )

@@ -23,12 +23,22 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-# Words that open a name without being part of it ("Foreign Minister Sergei Lavrov", "US Secretary").
-_TITLES = _words(
-    "mr mrs ms dr sir lord lady president vice prime minister foreign deputy secretary general director chief "
+# Titles that open a person's name ("Foreign Minister Sergei Lavrov", "President Trump").
+_PERSON_TITLES = _words(
+    "mr mrs ms dr sir lord lady president vice prime minister deputy secretary general director chief "
     "spokesman spokeswoman spokesperson ambassador senator governor mayor king queen prince pope chancellor "
-    "defense defence interior finance state senior former acting commander admiral colonel gen col republican "
-    "democrat democratic kremlin pentagon white house fbi cia un us uk eu nato"
+    "commander admiral colonel gen col"
+)
+# Words that may stand before a title or a name without being part of the name ("US Secretary of State").
+_MODIFIERS = _words(
+    "foreign defense defence interior finance state senior former acting republican democrat democratic "
+    "kremlin pentagon white house fbi cia un us uk eu nato"
+)
+# Words that may open a sentence without being a name.
+_OPENERS = _words(
+    "a an and are as at be but by for if in into is it no not of on or such that the their then there these "
+    "they this to was will with after before while when where what who which why how however meanwhile "
+    "last earlier since despite although both all some many most he she we i you our his her its one two"
 )
 # Words that end the name of a body, a place or a thing, never a person's.
 _NON_PERSON_HEADS = _words(
@@ -61,7 +71,8 @@ class Gazetteer:
         self.places |= {s["name"].lower() for s in cache.get_us_states().values()}
 
     def names(self, sentence: str) -> list[Name]:
-        """Every run of capitalised words in the sentence (its first word aside), with its kind when known."""
+        """Every run of capitalised words in the sentence, with its kind when known. The first word counts only
+        when it is a known country or place or the next word is capitalised too ("Sergei Lavrov said")."""
         found: list[Name] = []
         run: list[str] = []
         tokens = sentence.split()
@@ -69,10 +80,17 @@ class Gazetteer:
             word = token.strip(",;:.!?“”\"()[]’'")
             possessive = word.endswith(("’s", "'s"))
             word = word.removesuffix("’s").removesuffix("'s")
-            capitalised = (position > 0 and word[:1].isupper()) or bool(run and _PARTICLE.match(word))
+            if position == 0:
+                following = tokens[1].lstrip("“\"(") if len(tokens) > 1 else ""
+                capitalised = word[:1].isupper() and word.lower() not in _OPENERS and (
+                    following[:1].isupper() or word.lower() in self.countries or word.lower() in self.places
+                )
+            else:
+                capitalised = word[:1].isupper() or bool(run and _PARTICLE.match(word))
+            initial = re.fullmatch(r"[A-Z]\.", token) is not None  # "Donald J. Trump"
             if capitalised:
                 run.append(word)
-                if possessive or token.endswith((",", ";", ":", ".", "”", ")")):
+                if possessive or (not initial and token.endswith((",", ";", ":", ".", "”", ")"))):
                     found.extend(self._classify(run))
                     run = []
             elif run and word == "of" and position + 1 < len(tokens) and tokens[position + 1][:1].isupper():
@@ -84,7 +102,8 @@ class Gazetteer:
         return found
 
     def _classify(self, run: list[str]) -> list[Name]:
-        """A run is a country, a place, a person (two or more words after its titles) or something else."""
+        """A run is a country, a place, a person (two or more words once titles are stripped, or a title and a
+        surname) or something else."""
         while run and run[-1] == "of":
             run = run[:-1]
         if not run:
@@ -94,13 +113,12 @@ class Gazetteer:
             return [Name(text, Kind.COUNTRY)]
         if text.lower() in self.places:
             return [Name(text, Kind.PLACE)]
-        names = [Name(w, Kind.COUNTRY) for w in run if w.lower() in self.countries]
-        words = [w for w in run if w.lower() not in _TITLES and w.lower() not in self.countries and w != "of"]
+        names = [Name(run[0], Kind.COUNTRY)] if run[0].lower() in self.countries else []  # "US Secretary …"
+        titled = any(w.lower() in _PERSON_TITLES for w in run)
+        words = [w for w in run[len(names):] if w.lower() not in _PERSON_TITLES | _MODIFIERS and w != "of"]
         while len(words) > 2 and _DEMONYM.search(words[0].lower()):
             words = words[1:]  # "Ukrainian President Petro Poroshenko"
-        person = (
-            len(words) >= 2 and words[-1].lower() not in _NON_PERSON_HEADS and words[-1].lower() not in self.places
-        )
+        person = (len(words) >= 2 or (titled and len(words) == 1)) and words[-1].lower() not in _NON_PERSON_HEADS
         names.append(Name(" ".join(words), Kind.PERSON) if person else Name(text, None))
         return names
 
@@ -125,17 +143,20 @@ _ROLES = {  # a role a question asks about -> the words a sentence may use for i
     "senator": "senator",
 }
 _ROLE = "|".join(sorted(_ROLES, key=len, reverse=True))
+# A word inside the noun phrase after "which": not an auxiliary or article ("what did the minister say" asks
+# for what was said, not for a minister).
+_MODIFIER = r"(?:(?!(?:did|does|do|is|was|were|are|has|have|had|will|would|can|could|the|a|an)\b)[\w’'-]+\s+)"
 _PERSON_Q = re.compile(  # "which Russian minister", "who is Putin's spokesman", "who replaced X as FBI director"
     rf"^\W*(?:(?:which|what(?: is the name of the)?)\s+|who (?:is|was|are|were)\s+(?:the\s+)?|"
-    rf"who\b.*?\bas\s+(?:the\s+|an?\s+)?)(?:[\w’'-]+\s+){{0,4}}?({_ROLE})\b", re.I,
+    rf"who\b.*?\bas\s+(?:the\s+|an?\s+)?){_MODIFIER}{{0,4}}?({_ROLE})\b", re.I,
 )
-_COUNTRY_Q = re.compile(r"^\W*(?:which|what)\s+(?:[\w-]+\s+){0,2}?(?:country|countries|nations?)\b", re.I)
+_COUNTRY_Q = re.compile(rf"^\W*(?:which|what)\s+{_MODIFIER}{{0,2}}?(?:country|countries|nations?)\b", re.I)
 _CITY_Q = re.compile(
-    r"^\W*(?:(?:in|at|to|from)\s+)?(?:which|what)\s+(?:[\w-]+\s+){0,2}?(?:city|cities|capital)\b", re.I
+    rf"^\W*(?:(?:in|at|to|from)\s+)?(?:which|what)\s+{_MODIFIER}{{0,2}}?(?:city|cities|capital)\b", re.I
 )
 
 _BODY_Q = re.compile(
-    r"^\W*(?:which|what)\s+(?:[\w-]+\s+){0,2}?(?:group|company|firm|corporation|organi[sz]ation|agency|outlet|"
+    rf"^\W*(?:which|what)\s+{_MODIFIER}{{0,2}}?(?:group|company|firm|corporation|organi[sz]ation|agency|outlet|"
     r"newspaper|network|channel|party|militia|bank)\b", re.I,
 )
 _BODY_NOUN = re.compile(
@@ -171,15 +192,16 @@ def asked_kind(question: str) -> Asked | None:
 
 def names_a_new(gazetteer: Gazetteer, sentence: str, wanted: Asked, question: str) -> bool:
     """Whether the sentence names a person (with the asked role nearby), country or city the question does not."""
-    asked = question.lower()
+    asked = question_words(question)
     names = gazetteer.names(sentence)
     surnames = {n.text.split()[-1] for n in names if n.kind is Kind.PERSON}
     for name in names:
-        at = sentence.find(name.text)
-        after = sentence[at + len(name.text) : at + len(name.text) + 30]
+        at = sentence.find(name.text)  # -1 when titles were stripped from inside the name
+        after = "" if at < 0 else sentence[at + len(name.text) : at + len(name.text) + 30]
         if not _is(name, wanted.kind, surnames, after) or name.text.split()[-1].lower() in asked:
             continue
-        if wanted.role is None or wanted.role.search(sentence[max(0, at - 40) : at + len(name.text) + 40]):
+        window = sentence if at < 0 else sentence[max(0, at - 40) : at + len(name.text) + 40]
+        if wanted.role is None or wanted.role.search(window):
             return True
     return False
 
@@ -195,3 +217,8 @@ def _is(name: Name, kind: Kind, surnames: set[str], after: str) -> bool:
     return name.kind is None and name.text.lower() not in _CALENDAR and not (
         single and (name.text in surnames or _DEMONYM.search(name.text.lower()))
     )
+
+
+def question_words(question: str) -> set[str]:
+    """The question's words, lower-cased, possessives dropped: a name is "in the question" only as a whole word."""
+    return {w.removesuffix("’s").removesuffix("'s") for w in re.findall(r"[\w’'-]+", question.lower())}

@@ -6,6 +6,7 @@ import pytest
 
 from qa.answer_types import (
     AnswerType,
+    Expectation,
     asks_outcome,
     attributed_to,
     counted_nouns,
@@ -16,6 +17,7 @@ from qa.answer_types import (
     same_casualties,
     satisfies,
 )
+from qa.entities import Gazetteer
 
 
 @pytest.mark.parametrize("question,wanted", [
@@ -79,3 +81,27 @@ def test_an_announced_event_does_not_tell_its_outcome() -> None:
     assert not reports_outcome("On Wednesday, the UN Security Council is scheduled to vote on a resolution.")
     assert not reports_outcome("Lavrov met Tillerson ahead of rare Oval Office talks with Donald Trump.")
     assert reports_outcome("The council voted 10 to 2 in favour of the resolution.")
+
+
+@pytest.fixture(scope="module")
+def gazetteer() -> Gazetteer:
+    return Gazetteer()
+
+
+@pytest.mark.parametrize(("question", "sentence", "answers"), [
+    ("Which country vetoed the resolution?", "Russia vetoed the draft resolution on Tuesday.", True),
+    ("Which country backed Ukraine?", "On Monday the UK backed the government in Kiev.", True),  # not "uk" in it
+    ("Which country did Russia criticise?", "Moscow criticised the US for the strike.", True),  # "us" in "russia"
+    ("What did the foreign minister say?", "Lavrov said the strike was illegal.", True),  # asks what, not who
+    ("What did the bank say?", "The bank said rates would stay low.", True),
+    ("How many people were killed as a result of the strike?", "The strike killed six people.", True),
+    ("Who won the election in France?", "Emmanuel Macron won the election and will take office on May 14.", True),
+    ("Which senator criticised the plan?", "Senator Elizabeth Warren criticised the plan.", True),  # Warren, a city
+    ("Which senator criticised the plan?", "On Monday, Senator Warren criticised the plan.", True),  # title + surname
+    ("Which president spoke first?", "President Trump spoke first at the summit.", True),
+    ("What was the result of the vote?", "The council is scheduled to vote on Wednesday.", False),
+    ("Which Russian ambassador accompanied Lavrov?", "Foreign Minister Sergei Lavrov met Rex Tillerson.", False),
+    ("Which oil company did Tillerson run?", "Tillerson arrived in Moscow on Tuesday to visit Russia.", False),
+])
+def test_what_a_sentence_must_hold(gazetteer: Gazetteer, question: str, sentence: str, answers: bool) -> None:
+    assert Expectation.of(question).met_by(sentence, sentence, gazetteer) is answers

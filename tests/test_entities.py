@@ -28,6 +28,13 @@ def test_people_countries_and_places_are_told_apart(gazetteer: Gazetteer) -> Non
     assert _kinds(gazetteer, "It was proposed by the US, Britain, and France.") == {
         "US": Kind.COUNTRY, "Britain": Kind.COUNTRY, "France": Kind.COUNTRY}
     assert _kinds(gazetteer, "Then the Arctic Council met.") == {"Arctic Council": None}
+    assert _kinds(gazetteer, "Sergei Lavrov, the Russian foreign minister, said so.") == {
+        "Sergei Lavrov": Kind.PERSON, "Russian": None}  # a name may open the sentence
+    assert _kinds(gazetteer, "Russia vetoed it.") == {"Russia": Kind.COUNTRY}
+    assert _kinds(gazetteer, "Hopes waned after the strike.") == {}  # a capital that only opens the sentence
+    assert _kinds(gazetteer, "He met Donald J. Trump and Michael Jordan.") == {
+        "Donald J Trump": Kind.PERSON, "Michael Jordan": Kind.PERSON}
+    assert _kinds(gazetteer, "On Monday, Senator Warren spoke.")["Warren"] is Kind.PERSON
 
 
 @pytest.mark.parametrize(("question", "kind", "role_word"), [
