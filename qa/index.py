@@ -6,10 +6,10 @@ the docstore, which is what queries read; the next ingest (or start-up) makes Ch
 the docstore does not know are dropped, and vectors it knows but Chroma lost (a crash between Chroma's delete
 and the docstore commit, in a replace or a delete) are re-embedded from the stored text.
 
-Ingest writes a whole embedding group at once (every article marked, old vectors deleted, one upsert, then
-one docstore transaction per article), on a writer thread while the next group is read, chunked and
-embedded; at most one group is in flight. Each article still goes through the order above, so the repair is
-the same wherever a crash or an error stops the group.
+Ingest writes a whole embedding group at once (every article marked, one upsert, the replaced articles' old
+vectors deleted, then one docstore transaction per article), on a writer thread while the next group is
+read, chunked and embedded; at most one group is in flight. Each article still goes through the order
+above, so the repair is the same wherever a crash or an error stops the group.
 """
 
 from __future__ import annotations
@@ -116,18 +116,31 @@ class _Group:
 
 
 class _GroupWrites:
-    """At most one group written by the pool's thread; the report and progress are updated here, on the
-    ingesting thread, once its write landed, so callbacks see every input once, in input order."""
+    """At most one group written by a writer thread; the report and progress are updated here, on the
+    ingesting thread, once its write landed, so callbacks see every input once, in input order. Leaving the
+    `with` block waits for the write in flight, even when the ingesting thread raised."""
 
     def __init__(
-        self, pool: ThreadPoolExecutor, write: Callable[[_Group, np.ndarray], None], report: IngestReport,
+        self, write: Callable[[_Group, np.ndarray], None], report: IngestReport,
         progress: Callable[[str], None] | None,
     ) -> None:
-        self.pool = pool
         self.write = write
         self.report = report
         self.progress = progress or (lambda _name: None)
         self.flight: tuple[Future[None], _Group] | None = None
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="ingest-writer")
+
+    def __enter__(self) -> _GroupWrites:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _tb: object) -> None:
+        try:
+            if error is not None and self.flight is not None:
+                failed = self.flight[0].exception()  # waits; an error of its own must not go unseen
+                if failed is not None:
+                    error.add_note(f"the group write in flight failed too: {failed!r}")
+        finally:
+            self.pool.shutdown(wait=True)
 
     def submit(self, group: _Group, vectors: np.ndarray) -> None:
         self.land()
@@ -238,13 +251,12 @@ class Indexer:
     ) -> IngestReport:
         """Add new articles, replace changed ones, skip unchanged ones; bad files are reported, not fatal."""
         report = IngestReport()
-        # Leaving the pool waits for the write in flight (even when this thread raises), so the lock is
-        # never released, nor ingest() left, while a group is half written.
-        with self._writer(), self._writer_thread() as pool:
+        # Leaving `writes` waits for the write in flight (even when this thread raises), so the lock is never
+        # released, nor ingest() left, while a group is half written.
+        with self._writer(), _GroupWrites(self._write_group, report, progress) as writes:
             self.check_model()
             self.store.check()
             self.repair()
-            writes = _GroupWrites(pool, self._write_group, report, progress)
             group = _Group()
             seen: set[str] = set()
             for item in items:
@@ -276,15 +288,6 @@ class Indexer:
         report.chunks_total = self.docs.count()[1]
         return report
 
-    @contextmanager
-    def _writer_thread(self) -> Iterator[ThreadPoolExecutor]:
-        """The one thread an ingest writes on; leaving waits for its last write, then closes its connection."""
-        with ThreadPoolExecutor(1, thread_name_prefix="ingest-writer") as pool:
-            try:
-                yield pool
-            finally:
-                pool.submit(self.docs.close_thread)
-
     def _embed(self, group: _Group) -> np.ndarray:
         """One embed() call for the whole group, so batches stay full: each article's chunks, then its sentences."""
         texts: list[str] = []
@@ -295,16 +298,22 @@ class Indexer:
 
     def _write_group(self, group: _Group, vectors: np.ndarray) -> None:
         """Store an embedded group (on the writer thread): one Chroma upsert instead of one per article, each
-        article still marked pending before its vectors change and cleared by its docstore commit."""
+        article still marked pending before its vectors change and cleared by its docstore commit. The
+        thread's docstore connection is closed after each group, so none outlives the ingest."""
+        try:
+            self._store_group(group, vectors)
+        finally:
+            self.docs.close_thread()
+
+    def _store_group(self, group: _Group, vectors: np.ndarray) -> None:
+        """Mark every article, upsert all new vectors, drop replaced articles' old ones, commit each article."""
         ids: list[str] = []
         metadatas: list[dict[str, str | int]] = []
         chunk_vectors: list[np.ndarray] = []
         sentence_vectors: list[np.ndarray] = []
         at = 0
-        for article, chunks, sentences, existed in group.articles:
+        for article, chunks, sentences, _ in group.articles:
             self.docs.mark_pending(article.doc_id)
-            if existed:  # a new article has no vectors: a crashed earlier attempt is pending, and repair() cleaned it
-                self.store.delete_doc(article.doc_id)
             metadata = _metadata(article.doc_id, article.source, article.published)
             ids.extend(c.chunk_id for c in chunks)
             metadatas.extend({**metadata, "idx": c.idx} for c in chunks)
@@ -312,6 +321,9 @@ class Indexer:
             sentence_vectors.append(vectors[at + len(chunks) : at + len(chunks) + len(sentences)])
             at += len(chunks) + len(sentences)
         self.store.upsert(ids, np.concatenate(chunk_vectors), metadatas)
+        for article, chunks, _, existed in group.articles:  # old vectors go only once the new ones are in,
+            if existed:  # so a replaced article never drops out of dense search (a new one has none to drop)
+                self.store.delete_doc(article.doc_id, keep={c.chunk_id for c in chunks})
         for (article, chunks, sentences, _), sentence_rows in zip(group.articles, sentence_vectors, strict=True):
             self.docs.put(article, self.fingerprint(article), chunks, sentences, sentence_rows, self.embed_model)
 

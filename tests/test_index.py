@@ -310,6 +310,56 @@ def test_error_in_the_reading_thread_waits_for_the_write_in_flight(
     audit(pipeline, {articles[0].doc_id})
 
 
+def test_a_failed_write_is_noted_on_the_reading_threads_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both threads fail: the input's error is raised, and the write's error travels with it as a note."""
+    folder = tmp_path / "corpus"
+    write_corpus(folder, 2)
+    articles = _articles(folder)
+    pipeline = _fresh(tmp_path)
+    monkeypatch.setattr(qa.index, "EMBED_GROUP_TEXTS", 1)
+    started = threading.Event()
+
+    def broken(ids: Any, vectors: np.ndarray, metadatas: Any) -> None:
+        started.set()
+        time.sleep(0.3)
+        raise StoreUnavailable("chroma went away")
+
+    def items() -> Iterator[Article]:
+        yield articles[0]
+        assert started.wait(30)
+        raise OSError("the upload connection dropped")
+
+    monkeypatch.setattr(pipeline.indexer.store, "upsert", broken)
+    with pytest.raises(OSError, match="connection dropped") as raised:
+        pipeline.indexer.ingest(items())
+    assert any("chroma went away" in note for note in raised.value.__notes__)
+    assert pipeline.docs.pending() == [articles[0].doc_id]  # left for repair, as after a crash
+
+
+def test_a_replaced_article_never_leaves_dense_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its new vectors are in Chroma before the old ones are deleted: at no moment does it have none."""
+    folder = tmp_path / "corpus"
+    write_corpus(folder, 3)
+    pipeline = _fresh(tmp_path)
+    pipeline.ingest_paths([folder])
+    write_corpus(folder, 3, edition=1)
+    store = pipeline.indexer.store
+    delete_doc = store.delete_doc
+    present: list[int] = []
+
+    def watched(doc_id: str, keep: set[str] | None = None) -> None:
+        present.append(len(set(store.ids_for(doc_id)) & (keep or set())))  # new vectors already there
+        delete_doc(doc_id, keep)
+
+    monkeypatch.setattr(store, "delete_doc", watched)
+    report = pipeline.ingest_paths([folder])
+    assert len(report.replaced) == 3 and len(present) == 3 and all(present)
+    pipeline.startup()
+    audit(pipeline, set(report.replaced))
+
+
 def _lock_is_free(path: Path) -> bool:
     with open(path, "a+") as handle:
         try:
