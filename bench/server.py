@@ -38,6 +38,17 @@ def wait_health(url: str, proc: subprocess.Popen, timeout: float = 120.0, poll: 
     raise TimeoutError(f"{url}/health did not answer within {timeout} s")
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after 20 s: a benchmarked server is never left running."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @contextmanager
 def serve(data_dir: Path, workers: int = 1, log: Path | None = None, **env: str) -> Iterator[tuple[str, int, float]]:
     """`qa serve` on a free port: yields (base URL, pid, seconds until /health answered)."""
@@ -54,13 +65,7 @@ def serve(data_dir: Path, workers: int = 1, log: Path | None = None, **env: str)
         wait_health(url, proc)
         yield url, proc.pid, time.perf_counter() - started
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        _stop(proc)
         if log:
             out.close()
 
@@ -91,9 +96,4 @@ def chroma(path: Path) -> Iterator[str]:
                 time.sleep(0.1)
         yield url
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop(proc)

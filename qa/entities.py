@@ -154,7 +154,6 @@ _COUNTRY_Q = re.compile(rf"^\W*(?:which|what)\s+{_MODIFIER}{{0,2}}?(?:country|co
 _CITY_Q = re.compile(
     rf"^\W*(?:(?:in|at|to|from)\s+)?(?:which|what)\s+{_MODIFIER}{{0,2}}?(?:city|cities|capital)\b", re.I
 )
-
 _BODY_Q = re.compile(
     rf"^\W*(?:which|what)\s+{_MODIFIER}{{0,2}}?(?:group|company|firm|corporation|organi[sz]ation|agency|outlet|"
     r"newspaper|network|channel|party|militia|bank)\b", re.I,
