@@ -27,7 +27,7 @@ def words(text: str) -> frozenset[str]:
 WORD_PATTERN = r"(?u)\b\w+\b"
 _WORD = re.compile(WORD_PATTERN)
 STOPWORDS = frozenset(STOPWORDS_EN)
-ANALYZER_VERSION = "snowball-english+bm25s-stopwords:1"  # stored with a keyword index built from terms()
+ANALYZER_VERSION = "snowball-english+bm25s-stopwords:2"  # stored with a keyword index built from terms()
 _stemmer_local = threading.local()
 
 
