@@ -60,6 +60,11 @@ def question_words(question: str) -> set[str]:
     return {w.removesuffix("’s").removesuffix("'s") for w in re.findall(r"[\w’'-]+", question.lower())}
 
 
+# Words that point back to an earlier turn of a conversation ("What was he investigating?", "the meeting").
+REFERRING_WORDS = words("he him his she her hers it its they them their theirs this that these those there then")
+REFERRING_NOUNS = words("meeting talks visit strike attack deal agreement man woman minister president article")
+
+
 # ---- calendar and number words ---------------------------------------------------------------------------
 
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
