@@ -17,6 +17,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("./data"), description="Embedded Chroma, keyword index, documents, chats.")
     chroma_url: str | None = Field(None, description="Chroma server URL; unset means the embedded store.")
     collection: str = Field("news", description="Chroma collection name.")
+    database_url: SecretStr | None = Field(
+        None, description="PostgreSQL URL (postgresql://user:pass@host:5432/db) for documents, keyword index, "
+        "conversations and the writer lock; unset means SQLite files in data_dir.",
+    )
 
     embed_provider: Literal["onnx", "openai"] = Field("onnx", description="Offline ONNX MiniLM or OpenAI.")
     openai_embed_model: str = Field("text-embedding-3-small", description="Model when embed_provider=openai.")

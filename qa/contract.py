@@ -166,8 +166,8 @@ class HealthOut(BaseModel):
 
     status: Literal["ok", "degraded"]
     error: str | None = None
-    documents: int
-    chunks: int
+    documents: int | None
+    chunks: int | None
     vectors: int | None
     store: Literal["embedded", "server"]
     embed_model: str

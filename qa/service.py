@@ -21,7 +21,14 @@ from qa.contract import (
     StreamError,
     TokenEvent,
 )
-from qa.conversations import ConversationStore, LLMRewriter, OfflineRewriter, QuestionRewriter, Turn
+from qa.conversations import (
+    ConversationStore,
+    LLMRewriter,
+    OfflineRewriter,
+    PostgresConversationStore,
+    QuestionRewriter,
+    Turn,
+)
 from qa.embedding import build_embedder
 from qa.errors import AnswererUnavailable, BadRequest, NotFound, StoreUnavailable
 from qa.indexing.chunking import Chunker
@@ -29,9 +36,10 @@ from qa.indexing.indexer import Indexer, IngestReport
 from qa.retrieval import Filters, Retrieval, Retriever, build_retriever
 from qa.sources import FileSource, Source, UploadSource
 from qa.sources.files import resolve_under_root
-from qa.store import DocumentStore, VectorIndex
+from qa.store import DocumentStore, VectorIndex, WriterLock
 from qa.store.chroma import ChromaIndex
 from qa.store.layout import DataLayout
+from qa.store.locks import FileLock
 from qa.store.sqlite import SQLiteStore
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -80,7 +88,7 @@ class Service:
     retriever: Retriever
     answerer: AnswerChain
     rewriter: QuestionRewriter
-    conversations: ConversationStore
+    conversations: ConversationStore | PostgresConversationStore
 
     # ---- questions ----------------------------------------------------------------------------------------
 
@@ -178,13 +186,19 @@ class Service:
             self.indexer.recover()
 
     def health(self) -> HealthOut:
-        """Counts and configuration; status "degraded" (with the error) while the vector store is unreachable."""
-        docs, chunks = self.docs.count()
+        """Counts and configuration; status "degraded" (with the error) while a store is unreachable."""
         status, error = "ok", None
+        docs: int | None
+        chunks: int | None
+        try:
+            docs, chunks = self.docs.count()
+        except StoreUnavailable as exc:
+            docs = chunks = None
+            status, error = "degraded", str(exc)
         try:
             vectors: int | None = self.vectors.check()
         except StoreUnavailable as exc:
-            vectors, status, error = None, "degraded", str(exc)
+            vectors, status, error = None, "degraded", error or str(exc)
         return HealthOut(
             status=status, error=error, documents=docs, chunks=chunks, vectors=vectors,
             store="server" if self.vectors.is_server else "embedded", embed_model=self.vectors.embed_model,
@@ -193,12 +207,35 @@ class Service:
         )
 
 
+@dataclass
+class _SqlSide:
+    """The stores that live in the SQL database, and the writer lock that goes with it."""
+
+    docs: DocumentStore
+    conversations: ConversationStore | PostgresConversationStore
+    lock: WriterLock
+
+
+def _sql_side(settings: Settings, layout: DataLayout) -> _SqlSide:
+    """SQLite files in the data folder (the default), or PostgreSQL when QA_DATABASE_URL is set."""
+    if settings.database_url is None:
+        return _SqlSide(SQLiteStore(layout.documents), ConversationStore(layout.conversations, settings.history_turns),
+                        FileLock(layout.ingest_lock))
+    from qa.store.postgres import AdvisoryLock, PostgresDatabase, PostgresStore
+
+    url = settings.database_url.get_secret_value()
+    database = PostgresDatabase(url)  # migrates the schema first (automatic at start)
+    return _SqlSide(PostgresStore(database), PostgresConversationStore(database, settings.history_turns),
+                    AdvisoryLock(url))
+
+
 def build_service(settings: Settings) -> Service:
     """Create every stage from settings; nothing here reads globals or downloads anything."""
     layout = DataLayout(settings.data_dir).create()
     embedder = build_embedder(settings)
     vectors = ChromaIndex(embedder.model_name, settings.collection, layout.chroma, settings.chroma_url)
-    docs = SQLiteStore(layout.documents)
+    sql = _sql_side(settings, layout)
+    docs = sql.docs
     llm = None
     if settings.llm_configured:
         from qa.answering.llm import ChatModel, make_client
@@ -207,15 +244,14 @@ def build_service(settings: Settings) -> Service:
     context = AnswerContext(settings, docs, embedder, llm)
     answerer = AnswerChain([build_answerer(name, context) for name in chain_names(settings)])
     chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
-    indexer = Indexer(vectors, docs, embedder, chunker, layout.ingest_lock, answerer.enrichments)
+    indexer = Indexer(vectors, docs, embedder, chunker, sql.lock, answerer.enrichments)
     retriever = build_retriever(settings, vectors, docs, embedder)
     rewriter: QuestionRewriter = LLMRewriter(llm.complete) if llm and settings.use_llm else OfflineRewriter()
-    conversations = ConversationStore(layout.conversations, settings.history_turns)
-    return Service(settings, docs, vectors, indexer, retriever, answerer, rewriter, conversations)
+    return Service(settings, docs, vectors, indexer, retriever, answerer, rewriter, sql.conversations)
 
 
 def reset_index(settings: Settings) -> None:
     """Delete the configured collection and every indexed article (conversations are kept)."""
     layout = DataLayout(settings.data_dir).create()
     ChromaIndex("", settings.collection, layout.chroma, settings.chroma_url).reset()
-    SQLiteStore(layout.documents).reset()
+    _sql_side(settings, layout).docs.reset()

@@ -62,7 +62,7 @@ def index_state(pipeline: Service) -> IndexState:
     """Read the docstore, the vector store and the keyword index as they are on disk now."""
     docs = pipeline.docs
     documents = {d["doc_id"]: d["n_chunks"] for d in docs.list_documents()}
-    docstore_chunks = [row[0] for row in docs._conn().execute("SELECT chunk_id FROM chunks ORDER BY chunk_id")]
+    docstore_chunks = [row[0] for row in _sql(pipeline, "SELECT chunk_id FROM chunks ORDER BY chunk_id")]
     chroma_chunks = pipeline.indexer.store._call(lambda col: col.get(include=[]))["ids"]
     return IndexState(
         documents=documents,
@@ -73,11 +73,23 @@ def index_state(pipeline: Service) -> IndexState:
     )
 
 
+def _sql(pipeline: Service, query: str) -> list[tuple]:
+    """Rows of a query on the service's SQL store, SQLite or PostgreSQL."""
+    database = getattr(pipeline.docs, "db", None)
+    if database is None:
+        return pipeline.docs._conn().execute(query).fetchall()
+    with database.connection() as conn:
+        return conn.execute(query).fetchall()
+
+
 def keyword_indexed(pipeline: Service) -> list[str]:
-    """The chunks the FTS5 keyword index holds a row for (its docsize shadow table has one per indexed row)."""
-    rows = pipeline.docs._conn().execute(
-        "SELECT c.chunk_id FROM chunk_terms_docsize s LEFT JOIN chunks c ON c.id = s.id"
-    ).fetchall()
+    """The chunks the keyword index holds a row for: a row of FTS5's docsize shadow table (SQLite), or a chunk
+    whose tsvector holds as many term occurrences as it was analysed into (PostgreSQL)."""
+    if getattr(pipeline.docs, "db", None) is not None:
+        rows = _sql(pipeline, "SELECT chunk_id FROM chunks c WHERE n_terms = COALESCE((SELECT SUM(cardinality("
+                              "u.positions)) FROM unnest(c.terms) u), 0)")
+        return [row[0] for row in rows]
+    rows = _sql(pipeline, "SELECT c.chunk_id FROM chunk_terms_docsize s LEFT JOIN chunks c ON c.id = s.id")
     return [row[0] or f"<orphan fts row {i}>" for i, row in enumerate(rows)]
 
 

@@ -19,7 +19,7 @@ from tests.support import ROOT
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
-STATEFUL_MOUNTS = {"chroma": "/data", "llm": "/root/.ollama"}  # the api's is QA_DATA_DIR, checked below
+STATEFUL_MOUNTS = {"postgres": "/var/lib/postgresql/data", "chroma": "/data", "llm": "/root/.ollama"}
 
 needs_compose = pytest.mark.skipif(
     shutil.which("docker-compose") is None, reason="docker-compose not installed (apt-get install docker-compose)"
@@ -84,8 +84,9 @@ def test_validator_rejects_keys_it_does_not_know(tmp_path: Path) -> None:
 
 def test_services_and_profiles(config: dict[str, Any]) -> None:
     services = config["services"]
-    assert {"api", "chroma", "llm"} <= set(services)
-    assert not services["api"].get("profiles") and not services["chroma"].get("profiles")
+    assert {"api", "postgres", "chroma", "llm"} <= set(services)
+    for name in ("api", "postgres", "chroma"):
+        assert not services[name].get("profiles"), name
     assert services["llm"]["profiles"] == ["llm"]  # optional: only with `--profile llm`
 
 
@@ -104,15 +105,30 @@ def test_every_service_has_a_healthcheck(config: dict[str, Any]) -> None:
         assert check["test"][0] in ("CMD", "CMD-SHELL"), name
     chroma_check = " ".join(config["services"]["chroma"]["healthcheck"]["test"])
     assert "/api/v2/heartbeat" in chroma_check and "8000" in chroma_check
+    assert "pg_isready" in config["services"]["postgres"]["healthcheck"]["test"]
     api_check = " ".join(config["services"]["api"]["healthcheck"]["test"])
     assert "/health" in api_check and "8000" in api_check
 
 
-def test_api_uses_the_chroma_server_and_waits_for_it(config: dict[str, Any]) -> None:
+def test_postgres_is_the_official_image_with_its_database(config: dict[str, Any]) -> None:
+    postgres = config["services"]["postgres"]
+    assert re.fullmatch(r"postgres:1[5-9](\.\d+)?", postgres["image"]), postgres["image"]
+    env = _environment(postgres)
+    url = _environment(config["services"]["api"])["QA_DATABASE_URL"]
+    assert url == f"postgresql://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}@postgres:5432/{env['POSTGRES_DB']}"
+
+
+def test_api_uses_the_servers_waits_for_them_and_scales(config: dict[str, Any]) -> None:
     api = config["services"]["api"]
     env = _environment(api)
     assert env["QA_CHROMA_URL"] == "http://chroma:8000"
-    assert api["depends_on"]["chroma"]["condition"] == "service_healthy"
+    assert env["QA_DATABASE_URL"].startswith("postgresql://")
+    for server in ("chroma", "postgres"):
+        assert api["depends_on"][server]["condition"] == "service_healthy"
+    assert not _named_mounts(api), "api replicas keep no state of their own"
+    assert "container_name" not in api  # a fixed name would forbid `--scale api=N`
+    published = [str(p.get("published", "")) for p in api["ports"]]
+    assert any(re.fullmatch(r"\d+-\d+", p) for p in published), f"a host port range per replica, got {published}"
     command = " ".join(api["command"]) if isinstance(api["command"], list) else api["command"]
     assert "qa serve" in command and "--port 8000" in command and "--host 0.0.0.0" in command
     assert re.search(r"--workers [2-9]", command), "the server mode exists to run several workers"
@@ -133,8 +149,7 @@ def test_state_lives_in_named_volumes_that_survive_down(config: dict[str, Any]) 
     """`docker compose down` keeps named volumes (only `down -v` removes them); bind mounts are not used."""
     declared = config.get("volumes") or {}
     services = config["services"]
-    api_data = _environment(services["api"])["QA_DATA_DIR"]
-    expected = {**STATEFUL_MOUNTS, "api": api_data}
+    expected = STATEFUL_MOUNTS
     for name, target in expected.items():
         mounts = _named_mounts(services[name])
         assert target in mounts, f"{name} must keep {target} in a named volume, has {mounts}"

@@ -289,9 +289,9 @@ def test_error_in_the_reading_thread_waits_for_the_write_in_flight(
 
     def slow(ids: Any, vectors: np.ndarray, metadatas: Any) -> None:
         started.set()
-        lock_free_during_write.append(_lock_is_free(pipeline.indexer.lock_path))
+        lock_free_during_write.append(_lock_is_free(pipeline.indexer.lock.path))
         time.sleep(0.5)  # meanwhile the reading thread raises
-        lock_free_during_write.append(_lock_is_free(pipeline.indexer.lock_path))
+        lock_free_during_write.append(_lock_is_free(pipeline.indexer.lock.path))
         upsert(ids, vectors, metadatas)
         finished.set()
 
@@ -305,7 +305,7 @@ def test_error_in_the_reading_thread_waits_for_the_write_in_flight(
         pipeline.indexer.ingest(items())
     assert finished.is_set()  # not left behind, still writing
     assert lock_free_during_write == [False, False]
-    assert _lock_is_free(pipeline.indexer.lock_path)
+    assert _lock_is_free(pipeline.indexer.lock.path)
     assert not pipeline.docs.pending() and pipeline.docs.content_hash(articles[0].doc_id)
     pipeline.startup()
     audit(pipeline, {articles[0].doc_id})

@@ -15,14 +15,12 @@ above, so the repair is the same wherever a crash or an error stops the group.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 
@@ -31,7 +29,7 @@ from qa.errors import BadDocument, NotIndexed
 from qa.indexing import Enrichment
 from qa.indexing.chunking import Chunker
 from qa.sources.article import Article
-from qa.store import ChunkRow, DocumentStore, SpanRows, VectorIndex
+from qa.store import ChunkRow, DocumentStore, SpanRows, VectorIndex, WriterLock
 from qa.store.sqlite import day_number
 
 EMBED_GROUP_TEXTS = 512  # texts embedded together across articles, so batches stay full
@@ -138,14 +136,14 @@ class Indexer:
     """Ingest and delete articles so that the SQL store and the vector index always agree."""
 
     def __init__(
-        self, store: VectorIndex, docs: DocumentStore, embedder: Embedder, chunker: Chunker, lock_path: Path,
+        self, store: VectorIndex, docs: DocumentStore, embedder: Embedder, chunker: Chunker, lock: WriterLock,
         enrichments: Sequence[Enrichment] = (),
     ) -> None:
         self.store = store
         self.docs = docs
         self.embedder = embedder
         self.chunker = chunker
-        self.lock_path = lock_path
+        self.lock = lock
         self.enrichments = list(enrichments)
 
     @property
@@ -154,14 +152,9 @@ class Indexer:
 
     @contextmanager
     def _writer(self) -> Iterator[None]:
-        """One writer at a time, across threads and worker processes sharing the data folder."""
-        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.lock_path, "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        """One writer at a time, across threads and every process writing the same stores."""
+        with self.lock.hold():
+            yield
 
     def fingerprint(self, article: Article) -> str:
         """What decides whether an article must be re-indexed: its content, how it is chunked, and which

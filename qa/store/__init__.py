@@ -9,6 +9,7 @@ backend (retrieval owns the translation).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -81,6 +82,13 @@ class DocumentStore(Protocol):
     def spans_in(self, kind: str, doc_id: str, start: int, end: int) -> list[tuple[int, int, np.ndarray]]: ...
     def close_thread(self) -> None: ...
     def reset(self) -> None: ...
+
+
+class WriterLock(Protocol):
+    """One ingest or delete at a time across every process writing the same stores (a file lock for the
+    embedded store, an advisory lock for PostgreSQL); held while both stores change."""
+
+    def hold(self) -> AbstractContextManager[None]: ...
 
 
 class VectorIndex(Protocol):

@@ -1,0 +1,407 @@
+"""The SQL store on PostgreSQL (QA_DATABASE_URL): the same tables as the SQLite store, so API processes on
+any number of hosts serve one corpus and keep nothing on local disk.
+
+- Connections come from a psycopg pool; a lost server surfaces as StoreUnavailable (503 JSON, /health
+  degraded), and the pool reconnects by itself once the server is back.
+- The schema is versioned SQL (MIGRATIONS), applied automatically when a process starts, in one transaction
+  under an advisory lock, so replicas starting together migrate once and a new release upgrades a running
+  database. A database newer than this code is refused.
+- Keyword search: each chunk's terms (qa.lexicon.terms(), the analysis the SQLite store uses) are stored as a
+  `tsvector` built from those terms directly (so PostgreSQL's parser never re-splits them), with a GIN index.
+  Ranking is the same Lucene BM25 (k1=1.5, b=0.75) the SQLite store computes, from the tsvector positions
+  (term frequency), `n_terms` (length) and a `term_df` table kept in each article's transaction (document
+  frequency); ts_rank_cd was measured against it on `qa eval` (docs/benchmarks.md) and lost.
+- The writer lock is a session advisory lock (AdvisoryLock), held on its own connection: it is released when
+  the holder ends, even by `kill -9`, since the server drops the session.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from qa.errors import StoreUnavailable
+from qa.lexicon import ANALYZER_VERSION, terms
+from qa.sources.article import Article
+from qa.store import ChunkRow, SpanRows, SqlFilter, StoredChunk
+from qa.store.sqlite import BM25_B, BM25_K1, day_number, indexed_terms
+
+UNAVAILABLE = "document store unavailable: the PostgreSQL server (QA_DATABASE_URL) does not answer"
+MIGRATION_LOCK = 7_161_760_001  # advisory lock keys: arbitrary, fixed, used by nothing else
+INGEST_LOCK = 7_161_760_002
+MAX_LEXEME_BYTES = 2046  # PostgreSQL refuses longer tsvector words
+MAX_POSITION = 16383  # and larger positions
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (1, "documents, chunks with a tsvector keyword index, spans, pending marks, counts, conversations", """
+CREATE TABLE documents (
+  doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT, published TEXT, url TEXT, path TEXT,
+  text TEXT NOT NULL, content_hash TEXT NOT NULL, n_chunks INTEGER NOT NULL, embed_model TEXT NOT NULL,
+  indexed_at TEXT NOT NULL DEFAULT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
+);
+CREATE TABLE chunks (
+  id BIGSERIAL PRIMARY KEY, chunk_id TEXT NOT NULL UNIQUE, doc_id TEXT NOT NULL, idx INTEGER NOT NULL,
+  start INTEGER NOT NULL, "end" INTEGER NOT NULL, source_key TEXT NOT NULL DEFAULT '',
+  day INTEGER NOT NULL DEFAULT 0, n_terms INTEGER NOT NULL DEFAULT 0, terms TSVECTOR NOT NULL
+);
+CREATE INDEX chunks_doc ON chunks(doc_id);
+CREATE INDEX chunks_terms ON chunks USING GIN (terms);
+CREATE TABLE term_df (term TEXT PRIMARY KEY, df INTEGER NOT NULL);
+CREATE TABLE spans (
+  kind TEXT NOT NULL, doc_id TEXT NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
+  vector BYTEA NOT NULL, PRIMARY KEY (kind, doc_id, start)
+);
+CREATE TABLE pending (doc_id TEXT PRIMARY KEY);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO meta VALUES ('documents', '0'), ('chunks', '0'), ('terms', '0');
+CREATE TABLE turns (
+  conversation_id TEXT NOT NULL, idx INTEGER NOT NULL, question TEXT NOT NULL, standalone TEXT NOT NULL,
+  answer TEXT NOT NULL, created TIMESTAMPTZ NOT NULL DEFAULT now(), PRIMARY KEY (conversation_id, idx)
+);
+"""),
+]
+
+
+def _lexeme(term: str) -> str:
+    raw = term.encode()
+    return term if len(raw) <= MAX_LEXEME_BYTES else raw[:MAX_LEXEME_BYTES].decode(errors="ignore")
+
+
+def _quoted(term: str) -> str:
+    """A lexeme as a tsvector/tsquery literal: quoted, so no character of it is read as syntax."""
+    return "'" + _lexeme(term).replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def tsvector_literal(chunk_terms: list[str]) -> str:
+    """A chunk's analysed terms as a tsvector, each with its positions (their count is the term frequency)."""
+    positions: dict[str, list[int]] = {}
+    for at, term in enumerate(chunk_terms, 1):
+        positions.setdefault(_lexeme(term), []).append(min(at, MAX_POSITION))
+    return " ".join(f"{_quoted(t)}:{','.join(map(str, sorted(set(p))))}" for t, p in positions.items())
+
+
+def _pg_params(clause: str) -> str:
+    """A WHERE fragment written with SQLite's `?` placeholders (qa.retrieval.filters), for psycopg."""
+    return clause.replace("?", "%s")
+
+
+class PostgresDatabase:
+    """A connection pool on QA_DATABASE_URL, with the schema brought up to date when it opens."""
+
+    def __init__(self, url: str, max_size: int = 16, timeout: float = 3.0, migrate: bool = True) -> None:
+        self.url = url
+        self.pool = ConnectionPool(
+            url, min_size=1, max_size=max_size, timeout=timeout, open=False,
+            check=ConnectionPool.check_connection, kwargs={"connect_timeout": 3},
+            name="qa-store",
+        )
+        self.pool.open(wait=False)
+        if migrate:
+            self.migrate()
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection; its block is one transaction (committed on leaving, rolled back on error)."""
+        try:
+            with self.pool.connection() as conn:
+                yield conn
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise StoreUnavailable(UNAVAILABLE) from exc
+
+    def migrate(self) -> list[int]:
+        """Apply the migrations this database lacks, under an advisory lock; returns the versions applied."""
+        applied: list[int] = []
+        with self.connection() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                         " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+            done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+            newest = max((v for v, _, _ in MIGRATIONS), default=0)
+            if done and max(done) > newest:
+                raise StoreUnavailable(f"the database schema is version {max(done)}, newer than this release "
+                                       f"knows ({newest}); upgrade the API processes")
+            for version, name, sql in MIGRATIONS:
+                if version not in done:
+                    conn.execute(sql)  # type: ignore[arg-type]  # fixed text from this module
+                    conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name))
+                    applied.append(version)
+        return applied
+
+    def schema_version(self) -> int:
+        with self.connection() as conn:
+            row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()
+        return int(row[0]) if row else 0
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+class AdvisoryLock:
+    """The writer lock in the database: a session advisory lock on a connection of its own, so every API
+    process on every host takes turns; a holder that dies releases it with its session."""
+
+    def __init__(self, url: str, key: int = INGEST_LOCK) -> None:
+        self.url = url
+        self.key = key
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        try:
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=3)
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(UNAVAILABLE) from exc
+        with conn:
+            try:
+                conn.execute("SELECT pg_advisory_lock(%s)", (self.key,))
+            except psycopg.OperationalError as exc:
+                raise StoreUnavailable(UNAVAILABLE) from exc
+            try:
+                yield
+            finally:
+                with suppress(psycopg.Error):  # the session is gone, and the lock with it
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+
+
+class PostgresStore:
+    """The DocumentStore on PostgreSQL; each article replaced in one transaction, as in SQLiteStore."""
+
+    def __init__(self, database: PostgresDatabase) -> None:
+        self.db = database
+        with self.db.connection() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key='analyzer'").fetchone()
+        if row is None or row[0] != ANALYZER_VERSION:
+            self.rebuild_keyword_index()
+
+    def rebuild_keyword_index(self) -> int:
+        """Index every chunk again (a new analyzer, or a new database); returns chunks indexed."""
+        count = total = 0
+        with self.db.connection() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            row = conn.execute("SELECT value FROM meta WHERE key='analyzer'").fetchone()
+            if row is not None and row[0] == ANALYZER_VERSION:
+                return 0  # another process did it while this one waited
+            conn.execute("DELETE FROM term_df")
+            df: Counter[str] = Counter()
+            for doc_id, text in conn.execute("SELECT doc_id, text FROM documents").fetchall():
+                rows = conn.execute('SELECT id, start, "end" FROM chunks WHERE doc_id=%s', (doc_id,)).fetchall()
+                analysed = [(i, indexed_terms(text[s:e])) for i, s, e in rows]
+                with conn.cursor() as cur:
+                    cur.executemany("UPDATE chunks SET terms=%s::tsvector, n_terms=%s WHERE id=%s",
+                                    [(tsvector_literal(t), len(t), i) for i, t in analysed])
+                for _, t in analysed:
+                    df.update({_lexeme(x) for x in t})
+                count += len(rows)
+                total += sum(len(t) for _, t in analysed)
+            self._add_df(conn, df)
+            conn.execute("UPDATE meta SET value=%s WHERE key='terms'", (str(total),))
+            conn.execute("INSERT INTO meta VALUES ('analyzer', %s)"
+                         " ON CONFLICT (key) DO UPDATE SET value=EXCLUDED.value", (ANALYZER_VERSION,))
+        return count
+
+    # ---- ingest bookkeeping -------------------------------------------------------------------------------
+
+    def _one(self, sql: str, params: tuple = ()) -> Any:
+        with self.db.connection() as conn:
+            row = conn.execute(sql, params).fetchone()  # type: ignore[arg-type]
+        return row[0] if row else None
+
+    def _column(self, sql: str, params: tuple = ()) -> list[Any]:
+        with self.db.connection() as conn:
+            return [r[0] for r in conn.execute(sql, params)]  # type: ignore[arg-type]
+
+    def content_hash(self, doc_id: str) -> str | None:
+        return self._one("SELECT content_hash FROM documents WHERE doc_id=%s", (doc_id,))
+
+    def embed_models(self) -> set[str]:
+        return set(self._column("SELECT DISTINCT embed_model FROM documents"))
+
+    def mark_pending(self, doc_id: str) -> None:
+        """Record that Chroma is about to change for this doc, before it does (crash repair needs it)."""
+        with self.db.connection() as conn:
+            conn.execute("INSERT INTO pending VALUES (%s) ON CONFLICT DO NOTHING", (doc_id,))
+
+    def pending(self) -> list[str]:
+        return self._column("SELECT doc_id FROM pending ORDER BY doc_id")
+
+    def clear_pending(self, doc_id: str) -> None:
+        with self.db.connection() as conn:
+            conn.execute("DELETE FROM pending WHERE doc_id=%s", (doc_id,))
+
+    # ---- writes -------------------------------------------------------------------------------------------
+
+    def put(
+        self, article: Article, fingerprint: str, chunks: list[ChunkRow], enrichments: dict[str, SpanRows],
+        embed_model: str,
+    ) -> None:
+        """Replace one article (document, chunks, keyword terms, enrichment rows) in one transaction that
+        also clears its pending mark."""
+        published = article.published.isoformat() if article.published else None
+        source_key, day = (article.source or "").casefold(), day_number(published)
+        analysed = [indexed_terms(article.text[c.start : c.end]) for c in chunks]
+        with self.db.connection() as conn:
+            docs_removed, chunks_removed, terms_removed = self._delete(conn, article.doc_id)
+            self._add_counts(conn, 1 - docs_removed, len(chunks) - chunks_removed,
+                             sum(map(len, analysed)) - terms_removed)
+            conn.execute(
+                "INSERT INTO documents (doc_id, title, source, published, url, path, text, content_hash, n_chunks,"
+                " embed_model) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                (article.doc_id, article.title, article.source, published, article.url, article.path,
+                 article.text, fingerprint, len(chunks), embed_model),
+            )
+            with conn.cursor() as cur:
+                cur.executemany(
+                    'INSERT INTO chunks (chunk_id, doc_id, idx, start, "end", source_key, day, n_terms, terms)'
+                    " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s::tsvector)",
+                    [(c.chunk_id, c.doc_id, c.idx, c.start, c.end, source_key, day, len(t), tsvector_literal(t))
+                     for c, t in zip(chunks, analysed, strict=True)],
+                )
+                for kind, rows in enrichments.items():
+                    vectors = rows.vectors.astype(np.float16)
+                    cur.executemany(
+                        'INSERT INTO spans (kind, doc_id, start, "end", vector) VALUES (%s,%s,%s,%s,%s)',
+                        [(kind, article.doc_id, s, e, vectors[i].tobytes()) for i, (s, e) in enumerate(rows.spans)],
+                    )
+            df: Counter[str] = Counter()
+            for t in analysed:
+                df.update({_lexeme(x) for x in t})
+            self._add_df(conn, df)
+            conn.execute("DELETE FROM pending WHERE doc_id=%s", (article.doc_id,))
+
+    def delete(self, doc_id: str) -> bool:
+        """Remove an article and everything derived from it; False when it was not there."""
+        with self.db.connection() as conn:
+            docs_removed, chunks_removed, terms_removed = self._delete(conn, doc_id)
+            conn.execute("DELETE FROM pending WHERE doc_id=%s", (doc_id,))
+            if docs_removed:
+                self._add_counts(conn, -docs_removed, -chunks_removed, -terms_removed)
+        return bool(docs_removed)
+
+    @staticmethod
+    def _delete(conn: psycopg.Connection[Any], doc_id: str) -> tuple[int, int, int]:
+        """Remove an article's rows (and its terms' document frequencies); returns (documents, chunks, terms)."""
+        conn.execute(
+            "UPDATE term_df SET df = term_df.df - x.n FROM (SELECT u.lexeme, COUNT(*) AS n FROM chunks c,"
+            " unnest(c.terms) u WHERE c.doc_id=%s GROUP BY u.lexeme) x WHERE term_df.term = x.lexeme", (doc_id,),
+        )
+        row = conn.execute("SELECT COUNT(*), COALESCE(SUM(n_terms), 0) FROM chunks WHERE doc_id=%s",
+                           (doc_id,)).fetchone()
+        n_terms = int(row[1]) if row else 0
+        docs = conn.execute("DELETE FROM documents WHERE doc_id=%s", (doc_id,)).rowcount
+        removed = conn.execute("DELETE FROM chunks WHERE doc_id=%s", (doc_id,)).rowcount
+        conn.execute("DELETE FROM spans WHERE doc_id=%s", (doc_id,))
+        return docs, removed, n_terms
+
+    @staticmethod
+    def _add_df(conn: psycopg.Connection[Any], df: Counter[str]) -> None:
+        if df:
+            conn.execute(
+                "INSERT INTO term_df (term, df) SELECT * FROM unnest(%s::text[], %s::int[])"
+                " ON CONFLICT (term) DO UPDATE SET df = term_df.df + EXCLUDED.df",
+                (list(df), list(df.values())),
+            )
+
+    @staticmethod
+    def _add_counts(conn: psycopg.Connection[Any], documents: int, chunks: int, terms_added: int) -> None:
+        for key, delta in (("documents", documents), ("chunks", chunks), ("terms", terms_added)):
+            conn.execute("UPDATE meta SET value = (value::bigint + %s)::text WHERE key=%s", (delta, key))
+
+    def reset(self) -> None:
+        """Delete every article (the index is being rebuilt, e.g. for another embedding model)."""
+        with self.db.connection() as conn:
+            conn.execute("TRUNCATE documents, chunks, spans, pending, term_df")
+            conn.execute("UPDATE meta SET value='0' WHERE key IN ('documents', 'chunks', 'terms')")
+
+    def close_thread(self) -> None:
+        """Nothing to close: connections go back to the pool after each call."""
+
+    # ---- reads --------------------------------------------------------------------------------------------
+
+    def chunk_ids(self, doc_id: str) -> set[str]:
+        return set(self._column("SELECT chunk_id FROM chunks WHERE doc_id=%s", (doc_id,)))
+
+    def count(self) -> tuple[int, int]:
+        """(documents, chunks) in the index."""
+        with self.db.connection() as conn:
+            counts = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('documents', 'chunks')").fetchall())
+        return int(counts["documents"]), int(counts["chunks"])
+
+    def list_documents(self) -> list[dict]:
+        with self.db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(
+                "SELECT doc_id, title, source, published, url, n_chunks, length(text) AS chars, indexed_at"
+                " FROM documents ORDER BY doc_id COLLATE \"C\""
+            ).fetchall()
+
+    def get_document(self, doc_id: str) -> dict | None:
+        with self.db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(
+                "SELECT doc_id, title, source, published, url, text, n_chunks, indexed_at FROM documents"
+                " WHERE doc_id=%s", (doc_id,),
+            ).fetchone()
+
+    def get_chunks(self, chunk_ids: Iterable[str]) -> dict[str, StoredChunk]:
+        """Chunks with their text and article metadata, for the ids that still exist."""
+        ids = list(dict.fromkeys(chunk_ids))
+        if not ids:
+            return {}
+        with self.db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            rows = cur.execute(
+                'SELECT c.chunk_id, c.doc_id, c.start, c."end", d.title, d.source, d.published,'
+                ' substr(d.text, c.start + 1, c."end" - c.start) AS text'
+                " FROM chunks c JOIN documents d ON d.doc_id = c.doc_id WHERE c.chunk_id = ANY(%s)",
+                (ids,),
+            ).fetchall()
+        return {
+            r["chunk_id"]: StoredChunk(r["chunk_id"], r["doc_id"], r["title"], r["source"], r["published"],
+                                       r["text"], r["start"], r["end"])
+            for r in rows
+        }
+
+    def keyword_search(self, query: str, n: int, where: SqlFilter | None = None) -> list[tuple[str, float]]:
+        """The n chunks that best match the query's terms (Lucene BM25 as in SQLiteStore, higher is better):
+        candidates are found through the GIN index, term frequencies read from their tsvectors. Ties go to
+        the smaller chunk id (byte order, as SQLite compares)."""
+        wanted = Counter(_lexeme(t) for t in terms(query))
+        if not wanted:
+            return []
+        with self.db.connection() as conn:
+            meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('chunks', 'terms')").fetchall())
+            n_chunks, n_terms = int(meta["chunks"]), int(meta["terms"])
+            if not n_chunks or not n_terms:
+                return []
+            df = dict(conn.execute("SELECT term, df FROM term_df WHERE term = ANY(%s) AND df > 0",
+                                   (list(wanted),)).fetchall())
+            weights = {t: q * math.log(1 + (n_chunks - df[t] + 0.5) / (df[t] + 0.5))
+                       for t, q in wanted.items() if t in df}
+            if not weights:
+                return []
+            clause, params = where or ("", [])
+            rows = conn.execute(
+                "SELECT c.chunk_id, SUM(q.weight * cardinality(u.positions)"
+                " / (cardinality(u.positions) + %s * (1 - %s + %s * c.n_terms / %s))) AS score"
+                " FROM chunks c CROSS JOIN LATERAL unnest(c.terms) u"
+                " JOIN unnest(%s::text[], %s::float8[]) AS q(term, weight) ON q.term = u.lexeme"
+                f" WHERE c.terms @@ %s::tsquery {'AND ' + _pg_params(clause) if clause else ''}"
+                ' GROUP BY c.id ORDER BY score DESC, c.chunk_id COLLATE "C" LIMIT %s',
+                [BM25_K1, BM25_B, BM25_B, n_terms / n_chunks, list(weights), list(weights.values()),
+                 " | ".join(_quoted(t) for t in weights), *params, n],
+            ).fetchall()
+        return [(chunk_id, float(score)) for chunk_id, score in rows]
+
+    def spans_in(self, kind: str, doc_id: str, start: int, end: int) -> list[tuple[int, int, np.ndarray]]:
+        """An enrichment's spans (and vectors) lying inside [start, end) of an article."""
+        with self.db.connection() as conn:
+            rows = conn.execute(
+                'SELECT start, "end", vector FROM spans WHERE kind=%s AND doc_id=%s AND start>=%s AND "end"<=%s'
+                " ORDER BY start",
+                (kind, doc_id, start, end),
+            ).fetchall()
+        return [(s, e, np.frombuffer(v, dtype=np.float16).astype(np.float32)) for s, e, v in rows]
