@@ -60,7 +60,7 @@ def qa_env(data_dir: Path, **extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def api_server(data_dir: Path, workers: int = 1, **env: str) -> Iterator[str]:
+def api_server(data_dir: Path, workers: int = 1, startup_timeout: float = 60.0, **env: str) -> Iterator[str]:
     """`qa serve` on a free port; yields its base URL once /health answers."""
     port = free_port()
     log = open(data_dir.parent / f"server-{port}.log", "w")  # noqa: SIM115 - closed below
@@ -71,7 +71,7 @@ def api_server(data_dir: Path, workers: int = 1, **env: str) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_http(f"{url}/health", proc=proc)
+        wait_http(f"{url}/health", timeout=startup_timeout, proc=proc)
         yield url
     finally:
         stop(proc)

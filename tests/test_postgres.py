@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
@@ -28,7 +29,7 @@ from tests.conftest import make_settings
 from tests.reliability_support import assert_consistent
 from tests.support import ROOT, SEEDS, PostgresServer, api_server, chroma_server, postgres_available
 
-pytestmark = [pytest.mark.server,
+pytestmark = [pytest.mark.server, pytest.mark.timeout(900),
               pytest.mark.skipif(not postgres_available(), reason="PostgreSQL 15 binaries are not installed")]
 
 MISSILES = "How many Tomahawk missiles did the US fire at the Shayrat Airbase?"
@@ -292,10 +293,15 @@ class Replicas:
     def start(self) -> None:
         self.chroma, _ = self._stack.enter_context(chroma_server(self.root / "chroma"))
         env = {"QA_CHROMA_URL": self.chroma, "QA_DATABASE_URL": self.database}
+        servers = []
         for name in "abc":
             folder = self.root / name / "data"
             folder.mkdir(parents=True)
-            self.urls.append(self._stack.enter_context(api_server(folder, **env)))
+            servers.append(api_server(folder, startup_timeout=240, **env))
+        with ThreadPoolExecutor(3) as pool:  # started together, as replicas are: they migrate once between them
+            self.urls = list(pool.map(lambda server: server.__enter__(), servers))
+        for server in servers:
+            self._stack.push(server)
 
     def stop(self) -> None:
         self._stack.close()
@@ -351,7 +357,8 @@ def test_replicas_share_one_corpus_and_conversations(replicas: Replicas) -> None
     assert response.status_code == 201, response.text
     listed = httpx.get(f"{a}/documents", timeout=30).json()
     assert "harbour" in {d["doc_id"] for d in listed["documents"]}
-    assert "ninetyseven" in _ask(c, "How many ships were waiting outside the harbour of Quellstadt?")["answer"]
+    passages = _ask(c, "How many ships were waiting outside the harbour of Quellstadt?")["passages"]
+    assert passages[0]["doc_id"] == "harbour" and "ninetyseven" in passages[0]["text"]
 
     first = _ask(a, "Who did Trump fire?")
     conversation = first["conversation_id"]

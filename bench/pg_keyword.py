@@ -1,0 +1,156 @@
+"""Keyword search on PostgreSQL against the embedded SQLite store: answer quality on `qa eval` (the seeds,
+in-process) with the PostgreSQL store ranking by BM25 (what ships) and by ts_rank_cd (PostgreSQL's built-in
+cover-density rank), and keyword query latency p50/p95 at N synthetic chunks (50-word windows of the BBC
+corpus, real term statistics), the same rows written into both stores through their own put().
+
+    python -m bench.pg_keyword                      # eval comparison + latency at 100k chunks
+    python -m bench.pg_keyword --chunks 20000 --skip-eval
+
+Starts its own PostgreSQL 15 (Debian's binaries, as the tests do) in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.common import ROOT, percentiles, save
+from bench.latency import bbc_questions
+from tests.support import SEEDS, PostgresServer
+
+CHUNKS_PER_DOC = 10
+WORDS_PER_CHUNK = 50
+
+
+def ts_rank_cd_search(store: Any) -> Callable[..., list[tuple[str, float]]]:
+    """PostgresStore.keyword_search ranked by ts_rank_cd (normalised by log length) instead of BM25."""
+    from qa.lexicon import terms
+    from qa.store.postgres import _pg_params, _quoted
+
+    def search(query: str, n: int, where: Any = None) -> list[tuple[str, float]]:
+        wanted = list(dict.fromkeys(terms(query)))
+        if not wanted:
+            return []
+        clause, params = where or ("", [])
+        tsquery = " | ".join(_quoted(t) for t in wanted)
+        with store.db.connection() as conn:
+            rows = conn.execute(
+                "SELECT c.chunk_id, ts_rank_cd(c.terms, q, 1) AS score FROM chunks c, CAST(%s AS tsquery) q"
+                f" WHERE c.terms @@ q {'AND ' + _pg_params(clause) if clause else ''}"
+                ' ORDER BY score DESC, c.chunk_id COLLATE "C" LIMIT %s', [tsquery, *params, n],
+            ).fetchall()
+        return [(c, float(s)) for c, s in rows]
+
+    return search
+
+
+def eval_runs(postgres: PostgresServer) -> dict[str, Any]:
+    from eval.dataset import load_dataset
+    from eval.runner import RunConfig, run_in_process
+    from qa.config import Settings
+    from qa.store import postgres as pg
+
+    dataset = load_dataset([ROOT / "eval" / "data"])
+    results: dict[str, Any] = {}
+    original = pg.PostgresStore.keyword_search
+    for name in ("sqlite", "postgres-bm25", "postgres-ts_rank_cd"):
+        overrides: dict[str, Any] = {}
+        if name != "sqlite":
+            overrides["database_url"] = postgres.create_database(name.replace("-", "_"))
+        settings = Settings(_env_file=None, data_dir=Path("unused"), chroma_url=None, llm_base_url=None,
+                            openai_api_key=None, **overrides)
+        if name == "postgres-ts_rank_cd":
+            pg.PostgresStore.keyword_search = lambda self, q, n, where=None: ts_rank_cd_search(self)(q, n, where)
+        try:
+            [run] = run_in_process(dataset, [RunConfig.from_settings(settings)], settings, [SEEDS])
+        finally:
+            pg.PostgresStore.keyword_search = original
+        metrics = run.summary["metrics"]
+        results[name] = {k: round(v, 3) for k, v in metrics.items() if isinstance(v, float) and "." not in k}
+        print(name, results[name], flush=True)
+    return results
+
+
+def synthetic(i: int, words: list[str], rng: random.Random) -> tuple[Any, list[Any]]:
+    from qa.sources.article import Article
+    from qa.store import ChunkRow
+
+    doc_id = f"syn-{i:07d}"
+    parts, rows, offset = [], [], 0
+    for c in range(CHUNKS_PER_DOC):
+        at = rng.randrange(0, len(words) - WORDS_PER_CHUNK)
+        text = " ".join(words[at : at + WORDS_PER_CHUNK]) + "."
+        rows.append(ChunkRow(f"{doc_id}:v1:{c}", doc_id, c, offset, offset + len(text)))
+        parts.append(text)
+        offset += len(text) + 2
+    return Article(doc_id, f"Synthetic {i}", "\n\n".join(parts), ("BBC", "Reuters", "AP")[i % 3], None), rows
+
+
+def latency(postgres: PostgresServer, chunks: int, folder: Path) -> dict[str, Any]:
+    import re
+
+    from bench.common import bbc_files
+    from qa.store.postgres import PostgresDatabase, PostgresStore
+    from qa.store.sqlite import SQLiteStore
+
+    words: list[str] = []
+    for path in bbc_files():
+        words.extend(re.findall(r"[A-Za-z0-9'£$%-]+", path.read_bytes().decode("utf-8", "replace")))
+    stores = {"sqlite": SQLiteStore(folder / "docstore.sqlite"),
+              "postgres": PostgresStore(PostgresDatabase(postgres.create_database("latency")))}
+    out: dict[str, Any] = {"chunks": chunks}
+    for name, store in stores.items():
+        rng = random.Random(7)
+        started = time.perf_counter()
+        for i in range(chunks // CHUNKS_PER_DOC):
+            article, rows = synthetic(i, words, rng)
+            store.put(article, f"fp-{i}", rows, {}, "bench")
+        out[f"{name}_build_s"] = round(time.perf_counter() - started, 1)
+        print(name, "built", out[f"{name}_build_s"], "s", flush=True)
+    if hasattr(stores["postgres"], "db"):
+        with stores["postgres"].db.connection() as conn:
+            conn.execute("ANALYZE")
+    questions = bbc_questions(200)
+    for name, store in stores.items():
+        store.keyword_search(questions[0], 30)  # warm
+        samples = []
+        for q in questions:
+            t = time.perf_counter()
+            store.keyword_search(q, 30)
+            samples.append((time.perf_counter() - t) * 1000)
+        out[f"{name}_query_ms"] = percentiles(samples)
+        print(name, out[f"{name}_query_ms"], flush=True)
+    sqlite, pg = stores["sqlite"], stores["postgres"]
+    same = sum([c for c, _ in sqlite.keyword_search(q, 10)] == [c for c, _ in pg.keyword_search(q, 10)]
+               for q in questions)
+    out["same_top10"] = f"{same}/{len(questions)}"
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--skip-eval", action="store_true")
+    parser.add_argument("--skip-latency", action="store_true")
+    args = parser.parse_args()
+    postgres = PostgresServer()
+    postgres.start()
+    result: dict[str, Any] = {}
+    try:
+        if not args.skip_eval:
+            result["eval"] = eval_runs(postgres)
+        if not args.skip_latency:
+            with tempfile.TemporaryDirectory(prefix="qa-pgbench-") as tmp:
+                result["latency"] = latency(postgres, args.chunks, Path(tmp))
+    finally:
+        postgres.close()
+    save("pg-keyword", result)
+
+
+if __name__ == "__main__":
+    main()
