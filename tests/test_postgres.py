@@ -26,10 +26,10 @@ from qa.errors import StoreUnavailable
 from qa.retrieval.filters import Filters, sql_where
 from qa.service import Service, build_service
 from tests.conftest import make_settings
-from tests.reliability_support import assert_consistent
-from tests.support import ROOT, SEEDS, PostgresServer, api_server, chroma_server, postgres_available
+from tests.reliability_support import assert_consistent, write_corpus
+from tests.support import ROOT, SEEDS, PostgresServer, api_server, chroma_server, postgres_available, qa_env
 
-pytestmark = [pytest.mark.server, pytest.mark.timeout(900),
+pytestmark = [pytest.mark.server, pytest.mark.timeout(1800),
               pytest.mark.skipif(not postgres_available(), reason="PostgreSQL 15 binaries are not installed")]
 
 MISSILES = "How many Tomahawk missiles did the US fire at the Shayrat Airbase?"
@@ -297,7 +297,7 @@ class Replicas:
         for name in "abc":
             folder = self.root / name / "data"
             folder.mkdir(parents=True)
-            servers.append(api_server(folder, startup_timeout=240, **env))
+            servers.append(api_server(folder, startup_timeout=900, **env))
         with ThreadPoolExecutor(3) as pool:  # started together, as replicas are: they migrate once between them
             self.urls = list(pool.map(lambda server: server.__enter__(), servers))
         for server in servers:
@@ -394,6 +394,50 @@ def test_two_replicas_writing_one_document_id_leave_one_version(replicas: Replic
         assert (f"round{round_}left" in stored) != (f"round{round_}right" in stored)  # exactly one version
         sql = replicas.sql_ids("contested")
         assert sql and replicas.chroma_ids("contested") == sql  # no orphan vectors, none missing
+
+
+def test_kill_9_mid_ingest_leaves_nothing_half_visible(replicas: Replicas, tmp_path: Path) -> None:
+    """tests/test_crash.py's audit across PostgreSQL and the Chroma server: a `qa ingest` killed while it
+    commits, run again to the end, ends with exactly one version of every article in both stores."""
+    import psycopg
+
+    from qa.store.postgres import PostgresStore
+
+    folder = tmp_path / "batch"
+    facts = write_corpus(folder, 24)
+    database = fresh_database(replicas.postgres)
+    env = qa_env(tmp_path / "data", QA_DATABASE_URL=database, QA_CHROMA_URL=replicas.chroma, QA_COLLECTION="crash")
+    cli = ("import qa.indexing.indexer; qa.indexing.indexer.EMBED_GROUP_TEXTS = 48; "
+           "from qa.cli import app; app(prog_name='qa')")
+
+    def ingest() -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, "-c", cli, "ingest", str(folder), "--json"], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def committed() -> int:
+        try:
+            with psycopg.connect(database) as conn:
+                return conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+        except psycopg.Error:  # the schema is not there yet
+            return 0
+
+    proc = ingest()
+    deadline = time.monotonic() + 600
+    while committed() < 6:
+        assert proc.poll() is None, "ingest finished before the kill point; make the batch larger"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    killed_at = committed()
+    assert 6 <= killed_at < 24
+    out, err = ingest().communicate(timeout=900)
+    assert '"failed": []' in out, err
+    service = build_service(make_settings(tmp_path / "data", database_url=database, chroma_url=replicas.chroma,
+                                          collection="crash"))
+    assert isinstance(service.docs, PostgresStore)
+    state = assert_consistent(service, set(facts))
+    assert len(state.documents) == 24
 
 
 def test_postgres_outage_is_a_503_and_replicas_recover_by_themselves(replicas: Replicas) -> None:
