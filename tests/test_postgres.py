@@ -272,6 +272,17 @@ def test_writer_lock_is_held_across_processes_and_freed_by_kill_9(postgres: Post
             holder.kill()
 
 
+def test_a_shared_key_is_the_same_for_every_process(postgres: PostgresServer) -> None:
+    from qa.store.postgres import PostgresDatabase
+
+    url = fresh_database(postgres)
+    first, second = PostgresDatabase(url), PostgresDatabase(url)
+    key = first.shared_key("client-tokens")
+    assert len(key) == 32 and second.shared_key("client-tokens") == key != first.shared_key("other")
+    first.close()
+    second.close()
+
+
 def test_unreachable_database_is_a_clear_503(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable, match="PostgreSQL server"):
         build_service(make_settings(tmp_path / "data", database_url="postgresql://qa@127.0.0.1:9/qa"))

@@ -18,6 +18,7 @@ any number of hosts serve one corpus and keep nothing on local disk.
 from __future__ import annotations
 
 import math
+import secrets
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -62,6 +63,7 @@ CREATE TABLE spans (
 CREATE TABLE pending (doc_id TEXT PRIMARY KEY);
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT INTO meta VALUES ('documents', '0'), ('chunks', '0'), ('terms', '0');
+CREATE TABLE shared_keys (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
 CREATE TABLE turns (
   conversation_id TEXT NOT NULL, idx INTEGER NOT NULL, question TEXT NOT NULL, standalone TEXT NOT NULL,
   answer TEXT NOT NULL, created TIMESTAMPTZ NOT NULL DEFAULT now(), PRIMARY KEY (conversation_id, idx)
@@ -134,6 +136,15 @@ class PostgresDatabase:
                     conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name))
                     applied.append(version)
         return applied
+
+    def shared_key(self, name: str) -> bytes:
+        """A 32-byte random key every process on this database gets the same of (the first one makes it):
+        what a key file in a shared data folder is for in the one-host mode (e.g. signing client tokens)."""
+        with self.connection() as conn:
+            conn.execute("INSERT INTO shared_keys VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                         (name, secrets.token_bytes(32)))
+            row = conn.execute("SELECT value FROM shared_keys WHERE name=%s", (name,)).fetchone()
+        return bytes(row[0])
 
     def schema_version(self) -> int:
         with self.connection() as conn:
@@ -219,6 +230,10 @@ class PostgresStore:
 
     def content_hash(self, doc_id: str) -> str | None:
         return self._one("SELECT content_hash FROM documents WHERE doc_id=%s", (doc_id,))
+
+    def origin(self, doc_id: str) -> str | None:
+        """The file name (or path) an indexed article came from, None when unknown."""
+        return self._one("SELECT path FROM documents WHERE doc_id=%s", (doc_id,))
 
     def embed_models(self) -> set[str]:
         return set(self._column("SELECT DISTINCT embed_model FROM documents"))
