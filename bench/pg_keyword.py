@@ -140,16 +140,14 @@ def main() -> None:
     args = parser.parse_args()
     postgres = PostgresServer()
     postgres.start()
-    result: dict[str, Any] = {}
     try:
         if not args.skip_eval:
-            result["eval"] = eval_runs(postgres)
+            save("pg-keyword-eval", {"eval": eval_runs(postgres)})
         if not args.skip_latency:
             with tempfile.TemporaryDirectory(prefix="qa-pgbench-") as tmp:
-                result["latency"] = latency(postgres, args.chunks, Path(tmp))
+                save(f"pg-keyword-{args.chunks}", {"latency": latency(postgres, args.chunks, Path(tmp))})
     finally:
         postgres.close()
-    save("pg-keyword", result)
 
 
 if __name__ == "__main__":
