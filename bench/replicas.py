@@ -14,6 +14,8 @@ hosts; quote the ratios between rows of one run.
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
 import tempfile
 import threading
 import time
@@ -73,6 +75,7 @@ def main() -> None:
     counts = [int(n) for n in args.replicas.split(",")]
     questions = seed_questions()
     rows: list[dict[str, Any]] = []
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the PostgreSQL server
     postgres = PostgresServer()
     postgres.start()
     try:
