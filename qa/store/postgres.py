@@ -107,7 +107,11 @@ class PostgresDatabase:
         )
         self.pool.open(wait=False)
         if migrate:
-            self.migrate()
+            try:
+                self.migrate()
+            except BaseException:
+                self.pool.close()  # a process that cannot start leaves no pool threads behind
+                raise
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
