@@ -1,15 +1,25 @@
-"""The stores at 100k and 1M chunks: build time, size on disk, start-up, memory and query latency.
+"""The stores at 10k, 100k and 1M chunks: build time, size on disk, adding one article, start-up, memory and
+query latency.
 
-    python -m bench.scale                                  # 100k and 1M chunks; Chroma up to 300k
+    python -m bench.scale                                   # 10k, 100k and 1M chunks; Chroma up to 10k
     python -m bench.scale --sizes 100000 --chroma-max 100000 --keep /tmp/scale   (keep the data folders)
+    python -m bench.scale --bulk-from 1000000               (fill 1M with one transaction per 1000 articles)
 
 Synthetic but realistic: chunk texts are 50-word windows of the BBC corpus (real term statistics), 10 per
 article, 3 sentences each, five sources, dates over three years; chunk vectors are clustered random unit
-vectors (384-d). Each size gets a complete data folder (docstore.sqlite, bm25/, and chroma/ up to
---chroma-max chunks), built through the project's own classes (DocStore.put, KeywordIndex.build from
-DocStore.iter_chunks as ingest does, ChromaIndex.upsert). Measurements then run in a fresh process per size
-(`--measure DIR`), so start-up time and memory are those of a new worker. `python -m bench.latency
---data-dir DIR/data --corpus bbc` serves such a folder over HTTP.
+vectors (384-d). Each size gets a complete data folder (docstore.sqlite with its FTS5 keyword index, and
+chroma/ up to --chroma-max chunks), filled through the project's own classes: `SQLiteStore.put` per
+article (its document, chunk, keyword-index and sentence-vector rows in one transaction, as ingest writes
+them) and `ChromaIndex.upsert`. `--bulk-from N` fills sizes of N chunks and more through `bulk_put`: the same
+statements as `put`, one transaction per 1000 articles (only the fill time changes; every measurement
+after it uses `put` itself).
+
+"Add one article" is then measured at that size, as `Indexer` writes an article (embedding aside): mark
+pending, Chroma upsert (when the size has Chroma), `SQLiteStore.put`; 30 new articles, each timed alone,
+and 30 replacements of existing articles (their old rows and keyword-index rows are removed first).
+Measurements run in a fresh process per size (`--measure DIR`), so start-up time and memory are those of
+a new worker: 200 BBC-headline queries (bench.latency.bbc_questions). `python -m bench.latency --data-dir
+DIR/data --corpus bbc` serves such a folder over HTTP.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ import json
 import random
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -36,6 +47,9 @@ WORDS_PER_CHUNK = 50
 SENTENCES_PER_CHUNK = 3
 SOURCES = ("BBC", "Reuters", "AP", "RT", "AFP")
 QUERIES = 200
+ADDS = 30  # articles added (and replaced) one at a time at each size
+BULK_ARTICLES = 1000  # articles per transaction with --bulk-from
+SPANS_DOC_INDEX = "CREATE INDEX IF NOT EXISTS spans_doc ON spans(doc_id)"  # the proposed fix, see add_one_article
 
 
 def bbc_words() -> list[str]:
@@ -45,134 +59,239 @@ def bbc_words() -> list[str]:
     return words
 
 
-def synthetic_doc(i: int, words: list[str], rng: random.Random) -> tuple[Any, list[Any], list[tuple[int, int]]]:
-    """One article of CHUNKS_PER_DOC chunks (50-word BBC windows) with exact chunk and sentence offsets."""
-    from qa.docstore import ChunkRow
+class Synthetic:
+    """Synthetic articles with exact chunk and sentence offsets, their sentence vectors and chunk vectors."""
 
-    from qa.sources.article import Article
+    def __init__(self, seed: int = 7) -> None:
+        self.rng = random.Random(seed)
+        self.nprng = np.random.default_rng(seed)
+        self.words = bbc_words()
+        self.centroids = self.nprng.normal(size=(256, 384)).astype(np.float32)
 
-    doc_id = f"syn-{i:07d}"
-    parts: list[str] = []
-    chunks: list[ChunkRow] = []
-    sentences: list[tuple[int, int]] = []
-    offset = 0
-    per = WORDS_PER_CHUNK // SENTENCES_PER_CHUNK
-    for c in range(CHUNKS_PER_DOC):
-        at = rng.randrange(0, len(words) - WORDS_PER_CHUNK)
-        window = words[at : at + WORDS_PER_CHUNK]
-        spans: list[tuple[int, int]] = []
-        text = ""
-        for s in range(SENTENCES_PER_CHUNK):
-            piece = " ".join(window[s * per : (s + 1) * per if s < SENTENCES_PER_CHUNK - 1 else None])
-            piece = piece[:1].upper() + piece[1:] + "."
-            start = len(text) + (1 if text else 0)
-            text = f"{text} {piece}" if text else piece
-            spans.append((offset + start, offset + start + len(piece)))
-        chunks.append(ChunkRow(f"{doc_id}:v1:{c}", doc_id, c, offset, offset + len(text)))
-        sentences.extend(spans)
-        parts.append(text)
-        offset += len(text) + 2
-    published = date(2015, 1, 1) + timedelta(days=rng.randrange(3 * 365))
-    article = Article(doc_id, f"Synthetic article {i}", "\n\n".join(parts), SOURCES[i % len(SOURCES)], published)
-    return article, chunks, sentences
+    def article(self, i: int, version: int = 1) -> tuple[Any, list[Any], dict[str, Any]]:
+        """Article i (10 chunks of 50-word BBC windows) with its chunk rows and `sentence` enrichment rows."""
+        from qa.answering.enrichments import SENTENCE_VECTORS
+        from qa.sources.article import Article
+        from qa.store import ChunkRow, SpanRows
+
+        doc_id = f"syn-{i:07d}"
+        parts: list[str] = []
+        chunks: list[ChunkRow] = []
+        sentences: list[tuple[int, int]] = []
+        offset = 0
+        per = WORDS_PER_CHUNK // SENTENCES_PER_CHUNK
+        for c in range(CHUNKS_PER_DOC):
+            at = self.rng.randrange(0, len(self.words) - WORDS_PER_CHUNK)
+            window = self.words[at : at + WORDS_PER_CHUNK]
+            text = ""
+            for s in range(SENTENCES_PER_CHUNK):
+                piece = " ".join(window[s * per : (s + 1) * per if s < SENTENCES_PER_CHUNK - 1 else None])
+                piece = piece[:1].upper() + piece[1:] + "."
+                start = len(text) + (1 if text else 0)
+                text = f"{text} {piece}" if text else piece
+                sentences.append((offset + start, offset + start + len(piece)))
+            chunks.append(ChunkRow(f"{doc_id}:v{version}:{c}", doc_id, c, offset, offset + len(text)))
+            parts.append(text)
+            offset += len(text) + 2
+        published = date(2015, 1, 1) + timedelta(days=self.rng.randrange(3 * 365))
+        article = Article(doc_id, f"Synthetic article {i}", "\n\n".join(parts), SOURCES[i % len(SOURCES)],
+                          published)
+        vectors = self.nprng.normal(size=(len(sentences), 384)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        return article, chunks, {SENTENCE_VECTORS: SpanRows(sentences, vectors)}
+
+    def chunk_vectors(self, i: int, n: int) -> np.ndarray:
+        vectors = self.centroids[i % 256] + 0.35 * self.nprng.normal(size=(n, 384)).astype(np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def build(folder: Path, chunks: int, with_chroma: bool, seed: int = 7) -> dict[str, Any]:
-    """A complete data folder of `chunks` chunks; returns build timings and sizes."""
-    from qa.docstore import DocStore
-    from qa.embeddings import ONNX_MODEL_ID
-    from qa.keyword import KeywordIndex, day_number
+def chroma_metadata(article: Any, chunks: list[Any]) -> list[dict]:
+    from qa.indexing.indexer import _metadata
 
+    meta = _metadata(article.doc_id, article.source, article.published)
+    return [{**meta, "idx": c.idx} for c in chunks]
+
+
+def bulk_put(docs: Any, batch: list[tuple[Any, str, list[Any], dict[str, Any], str]]) -> None:
+    """Many new articles in one transaction, with the insert statements `SQLiteStore.put` runs per article.
+
+    A bench-only fill for large synthetic stores (one commit per article is what the product does, and what
+    "add one article" measures). It skips put's removal of a previous version (`SQLiteStore._delete`): every
+    article here is new, so it would remove nothing, and its `DELETE FROM spans WHERE doc_id=?` scans the
+    whole spans table (the primary key starts with `kind`), which would make the fill quadratic.
+    """
+    from qa.store.sqlite import day_number, indexed_terms
+
+    with docs._tx() as db:
+        for article, fingerprint, chunks, enrichments, embed_model in batch:
+            published = article.published.isoformat() if article.published else None
+            source_key, day = (article.source or "").casefold(), day_number(published)
+            docs._add_counts(db, 1, len(chunks))
+            db.execute(
+                "INSERT INTO documents (doc_id, title, source, published, url, path, text, content_hash, n_chunks,"
+                " embed_model) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (article.doc_id, article.title, article.source, published, article.url, article.path,
+                 article.text, fingerprint, len(chunks), embed_model),
+            )
+            for c in chunks:
+                cursor = db.execute(
+                    'INSERT INTO chunks (chunk_id, doc_id, idx, start, "end", source_key, day) VALUES (?,?,?,?,?,?,?)',
+                    (c.chunk_id, c.doc_id, c.idx, c.start, c.end, source_key, day),
+                )
+                db.execute("INSERT INTO chunk_terms(rowid, terms) VALUES (?, ?)",
+                           (cursor.lastrowid, indexed_terms(article.text[c.start : c.end])))
+            for kind, rows in enrichments.items():
+                vectors = rows.vectors.astype(np.float16)
+                db.executemany(
+                    'INSERT INTO spans (kind, doc_id, start, "end", vector) VALUES (?,?,?,?,?)',
+                    [(kind, article.doc_id, s, e, vectors[i].tobytes()) for i, (s, e) in enumerate(rows.spans)],
+                )
+            db.execute("DELETE FROM pending WHERE doc_id=?", (article.doc_id,))
+
+
+def fts_mb(path: Path) -> float | None:
+    """MB of the FTS5 index's shadow tables (dbstat), None when this SQLite lacks dbstat."""
+    try:
+        conn = sqlite3.connect(path)
+        row = conn.execute("SELECT SUM(pgsize) FROM dbstat WHERE name LIKE 'chunk_terms%'").fetchone()
+        conn.close()
+    except sqlite3.Error:
+        return None
+    return round((row[0] or 0) / 2**20, 1)
+
+
+def add_one_article(docs: Any, store: Any, synthetic: Synthetic, first: int, model: str, adds: int) -> dict[str, Any]:
+    """`adds` new articles, each written alone as Indexer writes it (pending mark, Chroma upsert, put), then
+    `adds` replacements of existing articles (new chunk ids; old vectors deleted, old rows and FTS rows too)."""
+    added: dict[str, list[float]] = {"put_ms": [], "chroma_upsert_ms": [], "total_ms": []}
+    replaced: dict[str, list[float]] = {"put_ms": [], "chroma_ms": [], "total_ms": []}
+    for n in range(adds):
+        article, chunks, rows = synthetic.article(first + n)
+        vectors = synthetic.chunk_vectors(first + n, len(chunks))
+        started = time.perf_counter()
+        docs.mark_pending(article.doc_id)
+        upserted = time.perf_counter()
+        if store is not None:
+            store.upsert([c.chunk_id for c in chunks], vectors, chroma_metadata(article, chunks))
+        put = time.perf_counter()
+        docs.put(article, f"synthetic-{first + n}", chunks, rows, model)
+        done = time.perf_counter()
+        added["chroma_upsert_ms"].append((put - upserted) * 1000)
+        added["put_ms"].append((done - put) * 1000)
+        added["total_ms"].append((done - started) * 1000)
+    for n in range(adds):
+        i = (n * 7919) % first  # an existing article, spread over the store
+        article, chunks, rows = synthetic.article(i, version=2)
+        vectors = synthetic.chunk_vectors(i, len(chunks))
+        started = time.perf_counter()
+        docs.mark_pending(article.doc_id)
+        if store is not None:
+            store.upsert([c.chunk_id for c in chunks], vectors, chroma_metadata(article, chunks))
+            store.delete_doc(article.doc_id, keep={c.chunk_id for c in chunks})
+        put = time.perf_counter()
+        docs.put(article, f"synthetic-{i}-v2", chunks, rows, model)
+        done = time.perf_counter()
+        replaced["chroma_ms"].append((put - started) * 1000)
+        replaced["put_ms"].append((done - put) * 1000)
+        replaced["total_ms"].append((done - started) * 1000)
+    out = {"new": {k: percentiles(v) for k, v in added.items() if store is not None or "chroma" not in k},
+           "replace": {k: percentiles(v) for k, v in replaced.items() if store is not None or "chroma" not in k}}
+    return out
+
+
+def build(folder: Path, chunks: int, with_chroma: bool, bulk: bool = False, seed: int = 7) -> dict[str, Any]:
+    """A complete data folder of `chunks` chunks; returns build timings, add-one-article timings and sizes."""
+    from qa.embedding.onnx import ONNX_MODEL_ID
     from qa.store.chroma import ChromaIndex
+    from qa.store.layout import DataLayout
+    from qa.store.sqlite import SQLiteStore
 
-    data_dir = folder / "data"
-    data_dir.mkdir(parents=True)
-    rng = random.Random(seed)
-    nprng = np.random.default_rng(seed)
-    words = bbc_words()
-    docs = DocStore(data_dir / "docstore.sqlite")
-    store = ChromaIndex(ONNX_MODEL_ID, bench_settings(data_dir).collection, data_dir) if with_chroma else None
-    centroids = nprng.normal(size=(256, 384)).astype(np.float32)
-    out: dict[str, Any] = {"chunks": chunks, "documents": chunks // CHUNKS_PER_DOC, "chroma": with_chroma}
+    layout = DataLayout(folder / "data").create()
+    synthetic = Synthetic(seed)
+    docs = SQLiteStore(layout.documents)
+    store = ChromaIndex(ONNX_MODEL_ID, bench_settings(layout.root).collection, layout.chroma) if with_chroma else None
+    articles = chunks // CHUNKS_PER_DOC
+    out: dict[str, Any] = {"chunks": chunks, "documents": articles, "chroma": with_chroma,
+                           "fill": f"bulk_put, {BULK_ARTICLES} articles per transaction" if bulk
+                           else "SQLiteStore.put per article"}
     docstore_s = chroma_s = 0.0
-    pending_ids: list[str] = []
-    pending_meta: list[dict] = []
-    pending_vec: list[np.ndarray] = []
+    pending: tuple[list[str], list[dict], list[np.ndarray]] = ([], [], [])
+    batch: list[tuple[Any, str, list[Any], dict[str, Any], str]] = []
 
-    def flush() -> float:
-        if not pending_ids:
+    def flush_chroma() -> float:
+        ids, metadatas, vectors = pending
+        if not ids:
             return 0.0
-        vectors = np.concatenate(pending_vec)
         with Stopwatch() as t:
-            store.upsert(pending_ids, vectors, pending_meta)  # type: ignore[union-attr]
-        pending_ids.clear()
-        pending_meta.clear()
-        pending_vec.clear()
+            store.upsert(ids, np.concatenate(vectors), metadatas)  # type: ignore[union-attr]
+        for part in pending:
+            part.clear()
         return t.seconds
 
-    for i in range(chunks // CHUNKS_PER_DOC):
-        article, rows, sentences = synthetic_doc(i, words, rng)
-        sentence_vectors = nprng.normal(size=(len(sentences), 384)).astype(np.float32)
-        sentence_vectors /= np.linalg.norm(sentence_vectors, axis=1, keepdims=True)
+    def flush_bulk() -> float:
         with Stopwatch() as t:
-            docs.put(article, f"synthetic-{i}", rows, sentences, sentence_vectors, ONNX_MODEL_ID)
-        docstore_s += t.seconds
+            bulk_put(docs, batch)
+        batch.clear()
+        return t.seconds
+
+    for i in range(articles):
+        article, rows, enrichments = synthetic.article(i)
+        if bulk:
+            batch.append((article, f"synthetic-{i}", rows, enrichments, ONNX_MODEL_ID))
+            if len(batch) >= BULK_ARTICLES:
+                docstore_s += flush_bulk()
+        else:
+            with Stopwatch() as t:
+                docs.put(article, f"synthetic-{i}", rows, enrichments, ONNX_MODEL_ID)
+            docstore_s += t.seconds
         if store is not None:
-            vectors = centroids[i % 256] + 0.35 * nprng.normal(size=(len(rows), 384)).astype(np.float32)
-            pending_vec.append(vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
-            pending_ids.extend(r.chunk_id for r in rows)
-            meta = {"doc_id": article.doc_id, "source": article.source.casefold(),
-                    "published_day": day_number(article.published)}
-            pending_meta.extend({**meta, "idx": r.idx} for r in rows)
-            if len(pending_ids) >= 10_000:
-                chroma_s += flush()
+            pending[0].extend(r.chunk_id for r in rows)
+            pending[1].extend(chroma_metadata(article, rows))
+            pending[2].append(synthetic.chunk_vectors(i, len(rows)))
+            if len(pending[0]) >= 10_000:
+                chroma_s += flush_chroma()
         if (i + 1) % 10_000 == 0:
-            print(f"  {(i + 1) * CHUNKS_PER_DOC} chunks written", file=sys.stderr, flush=True)
+            print(f"  {(i + 1) * CHUNKS_PER_DOC} chunks written ({docstore_s:.0f} s in the SQL store)",
+                  file=sys.stderr, flush=True)
+    if batch:
+        docstore_s += flush_bulk()
     if store is not None:
-        chroma_s += flush()
+        chroma_s += flush_chroma()
     out["docstore_fill_s"] = round(docstore_s, 1)
+    out["docstore_fill_ms_per_article"] = round(docstore_s / articles * 1000, 2)
     if store is not None:
         out["chroma_insert_s"] = round(chroma_s, 1)
         out["chroma_insert_per_s"] = round(chunks / chroma_s)
+    adds = ADDS if chunks < 1_000_000 else 5  # as the store is, each put scans the spans table (seconds at 1M)
+    out["add_one_article"] = add_one_article(docs, store, synthetic, articles, ONNX_MODEL_ID, adds)
+    # The same with the index proposed in /work/coord/fts-patch.diff (spans looked up by doc_id): what
+    # adding one article costs once put no longer scans the spans table.
     with Stopwatch() as t:
-        rows = sum(1 for _ in docs.iter_chunks())
-    out["docstore_iter_chunks_s"] = round(t.seconds, 2)
-    keyword = KeywordIndex(data_dir / "bm25")
-    with Stopwatch() as t:
-        keyword.build(docs.iter_chunks(), docs.generation())
-    out["bm25_build_s"] = round(t.seconds, 1)
-    out["bm25_rows"] = rows
-    # What one more article costs at this size, as Indexer.ingest does it (embedding aside): Chroma
-    # delete + upsert, the docstore row, then the keyword index rebuild.
-    article, extra, sentences = synthetic_doc(chunks // CHUNKS_PER_DOC, words, rng)
-    sentence_vectors = nprng.normal(size=(len(sentences), 384)).astype(np.float32)
-    with Stopwatch() as t:
-        if store is not None:
-            store.delete_doc(article.doc_id)
-            vectors = nprng.normal(size=(len(extra), 384)).astype(np.float32)
-            store.upsert([r.chunk_id for r in extra], vectors / np.linalg.norm(vectors, axis=1, keepdims=True),
-                         [{"doc_id": article.doc_id, "source": article.source.casefold(),
-                           "published_day": day_number(article.published), "idx": r.idx} for r in extra])
-        docs.put(article, "synthetic-extra", extra, sentences, sentence_vectors, ONNX_MODEL_ID)
-    out["one_article_writes_ms"] = round(t.seconds * 1000, 1)
-    with Stopwatch() as t:
-        keyword.build(docs.iter_chunks(), docs.generation())
-    out["bm25_rebuild_after_one_article_s"] = round(t.seconds, 1)
-    current = json.loads((data_dir / "bm25" / "CURRENT").read_text())["folder"]
-    out["disk_mb"] = {"docstore": round(sum((data_dir / n).stat().st_size for n in ("docstore.sqlite",)) / 2**20, 1),
-                      "bm25": dir_mb(data_dir / "bm25" / current),
-                      "bm25_with_previous_version": dir_mb(data_dir / "bm25"),
-                      "chroma": dir_mb(data_dir / "chroma") if store is not None else None}
+        docs._conn().execute(SPANS_DOC_INDEX)
+    out["spans_doc_index_create_s"] = round(t.seconds, 1)
+    out["add_one_article_with_spans_index"] = add_one_article(docs, store, synthetic, articles + 2 * adds,
+                                                              ONNX_MODEL_ID, ADDS)
+    docs.close_thread()
+    checkpoint = sqlite3.connect(layout.documents)
+    checkpoint.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    checkpoint.close()
+    out["disk_mb"] = {"docstore": round(layout.documents.stat().st_size / 2**20, 1),
+                      "of_which_fts5_index": fts_mb(layout.documents),
+                      "chroma": dir_mb(layout.chroma) if store is not None else None}
     out["peak_rss_mb_build"] = rss_mb()["peak_rss_mb"]
     return out
 
 
-def _timed(fn: Any, n: int) -> dict[str, float]:
+def _timed(fn: Any, n: int, budget_s: float = 90.0) -> dict[str, float]:
+    """Latency percentiles of fn(0..n-1), stopping early once budget_s is spent (`n` says how many ran)."""
     samples = []
+    deadline = time.perf_counter() + budget_s
     for i in range(n):
         started = time.perf_counter()
         fn(i)
         samples.append((time.perf_counter() - started) * 1000)
+        if started > deadline:
+            break
     return percentiles(samples)
 
 
@@ -180,50 +299,57 @@ def measure(folder: Path) -> dict[str, Any]:
     """Run in a fresh process: start-up, memory and per-part query latency on one data folder."""
     started = time.perf_counter()
     from bench.latency import bbc_questions
+    from qa.retrieval.filters import Filters, sql_where
     from qa.service import build_service
 
     imported = time.perf_counter()
     data_dir = folder / "data"
     has_chroma = (data_dir / "chroma").exists()
     settings = bench_settings(data_dir, retriever="hybrid" if has_chroma else "bm25")
-    pipeline = build_service(settings)
-    pipeline.startup()
+    service = build_service(settings)
+    service.startup()
     built = time.perf_counter()
     questions = bbc_questions(QUERIES)
-    first = pipeline.ask(questions[0]).model_dump()
+    first = service.ask(questions[0]).model_dump()
     ready = time.perf_counter()
     out: dict[str, Any] = {
+        "retriever": settings.retriever,
         "startup_s": {"imports": round(imported - started, 2), "build_service": round(built - imported, 2),
                       "first_query": round(ready - built, 2), "total": round(ready - started, 2)},
         "first_query_timings_ms": first["timings_ms"], "rss_after_first_query_mb": rss_mb()["rss_mb"],
     }
-    retriever, keyword, docs = pipeline.retriever, pipeline.indexer.keyword, pipeline.docs
-    vectors = pipeline.indexer.embedder.embed(questions)
-    out["bm25_search_ms"] = _timed(lambda i: keyword.search(questions[i], 30), QUERIES)
-    out["bm25_search_filtered_ms"] = _timed(
-        lambda i: keyword.search(questions[i], 30, source=SOURCES[i % 5], day_from=20160101), QUERIES)
-    ids = [h.chunk_id for h in keyword.search(questions[0], 60)]
+    docs, retriever = service.docs, service.retriever
+    filters = [sql_where(Filters(source=SOURCES[i % 5], published_from=date(2016, 1, 1))) for i in range(5)]
+    out["keyword_search_ms"] = _timed(lambda i: docs.keyword_search(questions[i], 30), QUERIES)
+    out["keyword_search_filtered_ms"] = _timed(
+        lambda i: docs.keyword_search(questions[i], 30, filters[i % 5]), QUERIES)
+    out["keyword_search_source_only_ms"] = _timed(
+        lambda i: docs.keyword_search(questions[i], 30, sql_where(Filters(source=SOURCES[i % 5]))), QUERIES)
+    ids = [chunk_id for chunk_id, _ in docs.keyword_search(questions[0], 60)]
     out["docstore_get_chunks_60_ms"] = _timed(lambda i: docs.get_chunks(ids), 50)
     out["docstore_count_ms"] = _timed(lambda i: docs.count(), 20)
-    out["health_ms"] = _timed(lambda i: pipeline.health(), 20) if has_chroma else None
+    out["health_ms"] = _timed(lambda i: service.health(), 20) if has_chroma else None
     if has_chroma:
-        store = pipeline.indexer.store
-        out["chroma_query_ms"] = _timed(lambda i: store.query(vectors[i], 30), QUERIES)
+        vectors = service.indexer.embedder.embed(questions)
+        index = service.vectors
+        out["chroma_query_ms"] = _timed(lambda i: index.query(vectors[i], 30), QUERIES)
         out["chroma_query_filtered_ms"] = _timed(
-            lambda i: store.query(vectors[i], 30, {"source": SOURCES[i % 5].casefold()}), QUERIES)
-        out["chroma_delete_absent_doc_ms"] = _timed(lambda i: store.delete_doc(f"absent-{i}"), 20)
-        out["chroma_ids_for_doc_ms"] = _timed(lambda i: store.ids_for(f"syn-{i * 7:07d}"), 20)
+            lambda i: index.query(vectors[i], 30, {"source": SOURCES[i % 5].casefold()}), QUERIES)
+        out["chroma_delete_absent_doc_ms"] = _timed(lambda i: index.delete_doc(f"absent-{i}"), 20)
+        out["chroma_ids_for_doc_ms"] = _timed(lambda i: index.ids_for(f"syn-{i * 7:07d}"), 20)
     out["retrieve_ms"] = _timed(lambda i: retriever.retrieve(questions[i], 5), QUERIES)
-    out["ask_ms"] = _timed(lambda i: pipeline.ask(questions[i]).model_dump(), QUERIES)
+    out["ask_ms"] = _timed(lambda i: service.ask(questions[i]).model_dump(), QUERIES)
     out["rss_after_queries_mb"] = rss_mb()
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="100000,1000000")
-    parser.add_argument("--chroma-max", type=int, default=300_000, help="largest size that also gets Chroma")
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--chroma-max", type=int, default=10_000, help="largest size that also gets Chroma")
     parser.add_argument("--chroma-sizes", default="", help="extra Chroma-backed sizes (e.g. 300000)")
+    parser.add_argument("--bulk-from", type=int, default=None,
+                        help=f"fill sizes from this many chunks with one transaction per {BULK_ARTICLES} articles")
     parser.add_argument("--keep", type=Path, default=None, help="build the data folders here and keep them")
     parser.add_argument("--measure", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--name", default="scale")
@@ -242,11 +368,12 @@ def main() -> None:
             if folder.exists():
                 shutil.rmtree(folder)
             with_chroma = size <= args.chroma_max or size in extra
+            bulk = args.bulk_from is not None and size >= args.bulk_from
             print(f"building {size} chunks (chroma: {with_chroma}) in {folder} ...", flush=True)
             with Stopwatch() as t:
                 built = subprocess.run(
                     [sys.executable, "-c", "import json, sys; from pathlib import Path; from bench.scale import build;"
-                     f" print(json.dumps(build(Path({str(folder)!r}), {size}, {with_chroma})))"],
+                     f" print(json.dumps(build(Path({str(folder)!r}), {size}, {with_chroma}, {bulk})))"],
                     cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True,
                 )
             row = json.loads(built.stdout.strip().splitlines()[-1])
