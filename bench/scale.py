@@ -10,13 +10,15 @@ article, 3 sentences each, five sources, dates over three years; chunk vectors a
 vectors (384-d). Each size gets a complete data folder (docstore.sqlite with its FTS5 keyword index, and
 chroma/ up to --chroma-max chunks), filled through the project's own classes: `SQLiteStore.put` per
 article (its document, chunk, keyword-index and sentence-vector rows in one transaction, as ingest writes
-them) and `ChromaIndex.upsert`. `--bulk-from N` fills sizes of N chunks and more through `bulk_put`: the same
-statements as `put`, one transaction per 1000 articles (only the fill time changes; every measurement
-after it uses `put` itself).
+them) and `ChromaIndex.upsert`. `--bulk-from N` fills sizes of N chunks and more through `bulk_put`: put's
+insert statements, one transaction per 1000 articles, without put's removal of a previous version (every
+article is new; see bulk_put). Only the fill time changes: every measurement after it uses `put` itself.
 
 "Add one article" is then measured at that size, as `Indexer` writes an article (embedding aside): mark
-pending, Chroma upsert (when the size has Chroma), `SQLiteStore.put`; 30 new articles, each timed alone,
-and 30 replacements of existing articles (their old rows and keyword-index rows are removed first).
+pending, Chroma upsert (when the size has Chroma), `SQLiteStore.put`; 30 new articles (5 from 1M chunks:
+each takes seconds there), each timed alone, and as many replacements of existing articles (their old rows
+and keyword-index rows are removed first). Then the same again after creating the index on spans(doc_id)
+proposed in docs/benchmarks.md (issue 11): without it, put's `DELETE FROM spans WHERE doc_id=?` scans the table.
 Measurements run in a fresh process per size (`--measure DIR`), so start-up time and memory are those of
 a new worker: 200 BBC-headline queries (bench.latency.bbc_questions). `python -m bench.latency --data-dir
 DIR/data --corpus bbc` serves such a folder over HTTP.
@@ -264,7 +266,7 @@ def build(folder: Path, chunks: int, with_chroma: bool, bulk: bool = False, seed
         out["chroma_insert_per_s"] = round(chunks / chroma_s)
     adds = ADDS if chunks < 1_000_000 else 5  # as the store is, each put scans the spans table (seconds at 1M)
     out["add_one_article"] = add_one_article(docs, store, synthetic, articles, ONNX_MODEL_ID, adds)
-    # The same with the index proposed in /work/coord/fts-patch.diff (spans looked up by doc_id): what
+    # The same with the index proposed in docs/benchmarks.md (spans looked up by doc_id): what
     # adding one article costs once put no longer scans the spans table.
     with Stopwatch() as t:
         docs._conn().execute(SPANS_DOC_INDEX)
