@@ -15,7 +15,7 @@ insert statements, one transaction per 1000 articles, without put's removal of a
 article is new; see bulk_put). Only the fill time changes: every measurement after it uses `put` itself.
 
 "Add one article" is then measured at that size, as `Indexer` writes an article (embedding aside): mark
-pending, Chroma upsert (when the size has Chroma), `SQLiteStore.put`; 30 new articles (5 from 1M chunks:
+pending, Chroma upsert (when the size has Chroma), `SQLiteStore.put`; 30 new articles (2 from 1M chunks:
 each takes seconds there), each timed alone, and as many replacements of existing articles (their old rows
 and keyword-index rows are removed first). Then the same again after creating the index on spans(doc_id)
 proposed in docs/benchmarks.md (issue 11): without it, put's `DELETE FROM spans WHERE doc_id=?` scans the table.
@@ -162,7 +162,8 @@ def fts_mb(path: Path) -> float | None:
     return round((row[0] or 0) / 2**20, 1)
 
 
-def add_one_article(docs: Any, store: Any, synthetic: Synthetic, first: int, model: str, adds: int) -> dict[str, Any]:
+def add_one_article(docs: Any, store: Any, synthetic: Synthetic, first: int, model: str, adds: int,
+                    existing: int) -> dict[str, Any]:
     """`adds` new articles, each written alone as Indexer writes it (pending mark, Chroma upsert, put), then
     `adds` replacements of existing articles (new chunk ids; old vectors deleted, old rows and FTS rows too)."""
     added: dict[str, list[float]] = {"put_ms": [], "chroma_upsert_ms": [], "total_ms": []}
@@ -182,7 +183,7 @@ def add_one_article(docs: Any, store: Any, synthetic: Synthetic, first: int, mod
         added["put_ms"].append((done - put) * 1000)
         added["total_ms"].append((done - started) * 1000)
     for n in range(adds):
-        i = (n * 7919) % first  # an existing article, spread over the store
+        i = (n * 7919) % existing  # an existing article (syn-0000000 .. existing - 1), spread over the store
         article, chunks, rows = synthetic.article(i, version=2)
         vectors = synthetic.chunk_vectors(i, len(chunks))
         started = time.perf_counter()
@@ -264,15 +265,26 @@ def build(folder: Path, chunks: int, with_chroma: bool, bulk: bool = False, seed
     if store is not None:
         out["chroma_insert_s"] = round(chroma_s, 1)
         out["chroma_insert_per_s"] = round(chunks / chroma_s)
-    adds = ADDS if chunks < 1_000_000 else 5  # as the store is, each put scans the spans table (seconds at 1M)
-    out["add_one_article"] = add_one_article(docs, store, synthetic, articles, ONNX_MODEL_ID, adds)
+    finish(layout, docs, store, synthetic, chunks, first=articles, existing=articles, out=out)
+    return out
+
+
+def finish(layout: Any, docs: Any, store: Any, synthetic: Synthetic, chunks: int, first: int, existing: int,
+           out: dict[str, Any], as_is: bool = True) -> None:
+    """Add one article at this size (as the store is, then with the spans index), sizes on disk, memory.
+    as_is=False skips the first (a store whose spans table does not have this size would flatter it)."""
+    from qa.embedding.onnx import ONNX_MODEL_ID
+
+    adds = ADDS if chunks < 1_000_000 else 2  # as the store is, each put scans the spans table (seconds at 1M)
+    if as_is:
+        out["add_one_article"] = add_one_article(docs, store, synthetic, first, ONNX_MODEL_ID, adds, existing)
     # The same with the index proposed in docs/benchmarks.md (spans looked up by doc_id): what
     # adding one article costs once put no longer scans the spans table.
     with Stopwatch() as t:
         docs._conn().execute(SPANS_DOC_INDEX)
     out["spans_doc_index_create_s"] = round(t.seconds, 1)
-    out["add_one_article_with_spans_index"] = add_one_article(docs, store, synthetic, articles + 2 * adds,
-                                                              ONNX_MODEL_ID, ADDS)
+    out["add_one_article_with_spans_index"] = add_one_article(docs, store, synthetic, first + adds, ONNX_MODEL_ID,
+                                                              ADDS, existing)
     docs.close_thread()
     checkpoint = sqlite3.connect(layout.documents)
     checkpoint.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -281,7 +293,98 @@ def build(folder: Path, chunks: int, with_chroma: bool, bulk: bool = False, seed
                       "of_which_fts5_index": fts_mb(layout.documents),
                       "chroma": dir_mb(layout.chroma) if store is not None else None}
     out["peak_rss_mb_build"] = rss_mb()["peak_rss_mb"]
+
+
+def replicate(folder: Path, source: Path, chunks: int, spans: bool = True) -> dict[str, Any]:
+    """A store of `chunks` chunks made of copies of a smaller synthetic one (no Chroma), in SQL.
+
+    Filling 1M chunks article by article takes over an hour on a loaded 2-core machine (the Python term
+    analysis of every chunk); here every copy's rows are INSERT ... SELECTs of the source's, under new
+    doc ids (`<doc_id>-r<k>`), and its keyword-index rows are the source chunks' terms (analysed once) under
+    the copies' rowids. Term statistics scale as they would with distinct text (every document frequency
+    times k); texts repeat, so scores tie across copies. Everything measured after the copy uses put.
+    With spans=False the copies get no sentence-vector rows (the spans table keeps the source's): keyword
+    search and put with the spans index do not read them, and copying them is most of the time.
+    """
+    from qa.store.layout import DataLayout
+    from qa.store.sqlite import SQLiteStore, indexed_terms
+
+    layout = DataLayout(folder / "data").create()
+    src = SQLiteStore(source / "data" / "docstore.sqlite")
+    src._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    src.close_thread()
+    shutil.copyfile(source / "data" / "docstore.sqlite", layout.documents)
+    docs = SQLiteStore(layout.documents)
+    db = docs._conn()
+    db.execute("DROP INDEX IF EXISTS spans_doc")  # measure put as the product creates the store
+    base_docs, base_chunks = docs.count()
+    times = max(1, round(chunks / base_chunks))
+    out: dict[str, Any] = {"chunks": base_chunks * times, "documents": base_docs * times, "chroma": False,
+                           "fill": f"{times} copies of a {base_chunks}-chunk store (replicate"
+                                   f"{'' if spans else ', spans table not copied'})"}
+    with Stopwatch() as t:
+        db.execute("CREATE TEMP TABLE base_terms (id INTEGER PRIMARY KEY, terms TEXT NOT NULL)")
+        for doc_id, text in db.execute("SELECT doc_id, text FROM documents").fetchall():
+            rows = db.execute('SELECT id, start, "end" FROM chunks WHERE doc_id=?', (doc_id,)).fetchall()
+            db.executemany("INSERT INTO temp.base_terms VALUES (?, ?)",
+                           [(i, indexed_terms(text[s:e])) for i, s, e in rows])
+    out["analyse_source_s"] = round(t.seconds, 1)
+    top = db.execute("SELECT MAX(id) FROM chunks").fetchone()[0]
+    with Stopwatch() as t:
+        for k in range(1, times):
+            with docs._tx() as tx:
+                tx.execute(
+                    "INSERT INTO documents (doc_id, title, source, published, url, path, text, content_hash, n_chunks,"
+                    " embed_model) SELECT doc_id || ?, title, source, published, url, path, text, content_hash,"
+                    " n_chunks, embed_model FROM documents WHERE doc_id NOT LIKE '%-r%'", (f"-r{k}",))
+                tx.execute(
+                    'INSERT INTO chunks (id, chunk_id, doc_id, idx, start, "end", source_key, day) SELECT id + ?,'
+                    " doc_id || ? || substr(chunk_id, length(doc_id) + 1), doc_id || ?, idx, start, \"end\","
+                    " source_key, day FROM chunks WHERE id <= ?", (k * top, f"-r{k}", f"-r{k}", top))
+                tx.execute("INSERT INTO chunk_terms(rowid, terms) SELECT id + ?, terms FROM temp.base_terms",
+                           (k * top,))
+                if spans:
+                    tx.execute("INSERT INTO spans SELECT kind, doc_id || ?, start, \"end\", vector FROM spans"
+                               " WHERE doc_id NOT LIKE '%-r%'", (f"-r{k}",))
+            if k % 10 == 0 or k == times - 1:
+                print(f"  copy {k} of {times - 1} written", file=sys.stderr, flush=True)
+        with docs._tx() as tx:
+            tx.execute("UPDATE meta SET value=(SELECT COUNT(*) FROM documents) WHERE key='documents'")
+            tx.execute("UPDATE meta SET value=(SELECT COUNT(*) FROM chunks) WHERE key='chunks'")
+        db.execute("DROP TABLE temp.base_terms")
+    out["docstore_fill_s"] = round(t.seconds, 1)
+    out["documents"], out["chunks"] = docs.count()
+    synthetic = Synthetic(seed=11)
+    finish(layout, docs, None, synthetic, out["chunks"], first=10_000_000, existing=base_docs, out=out, as_is=spans)
     return out
+
+
+def interleaved_adds(folders: list[Path], rounds: int = 20) -> dict[str, Any]:
+    """Add one article (and replace one) in each store in turn, round after round, so that every size sees the
+    same machine load: on a shared machine this, not runs minutes apart, shows whether the cost is flat.
+    The stores get the spans index first (see finish)."""
+    from qa.embedding.onnx import ONNX_MODEL_ID
+    from qa.store.sqlite import SQLiteStore
+
+    stores = []
+    for folder in folders:
+        docs = SQLiteStore(folder / "data" / "docstore.sqlite")
+        docs._conn().execute(SPANS_DOC_INDEX)
+        base = docs._conn().execute("SELECT COUNT(*) FROM documents WHERE doc_id NOT LIKE '%-r%'"
+                                    " AND doc_id < 'syn-1'").fetchone()[0]
+        stores.append((folder, docs, min(base, 10_000)))
+    synthetic = Synthetic(seed=13)
+    samples: dict[str, dict[str, list[float]]] = {str(f): {"new": [], "replace": []} for f, _, _ in stores}
+    for r in range(rounds):
+        for folder, docs, existing in stores:
+            for kind, (article, chunks, rows) in (("new", synthetic.article(20_000_000 + r)),
+                                                   ("replace", synthetic.article((r * 7919 + 13) % existing, 3))):
+                started = time.perf_counter()
+                docs.mark_pending(article.doc_id)
+                docs.put(article, f"interleaved-{r}", chunks, rows, ONNX_MODEL_ID)
+                samples[str(folder)][kind].append((time.perf_counter() - started) * 1000)
+    return {str(folder): {"chunks": docs.count()[1], **{k: percentiles(v) for k, v in samples[str(folder)].items()}}
+            for folder, docs, _ in stores}
 
 
 def _timed(fn: Any, n: int, budget_s: float = 90.0) -> dict[str, float]:
@@ -352,12 +455,24 @@ def main() -> None:
     parser.add_argument("--chroma-sizes", default="", help="extra Chroma-backed sizes (e.g. 300000)")
     parser.add_argument("--bulk-from", type=int, default=None,
                         help=f"fill sizes from this many chunks with one transaction per {BULK_ARTICLES} articles")
+    parser.add_argument("--replicate-from", type=int, default=None,
+                        help="make sizes above this one by copying its folder (built in this run or kept) in SQL")
+    parser.add_argument("--replicate-without-spans", action="store_true",
+                        help="copies get no sentence-vector rows (see replicate)")
     parser.add_argument("--keep", type=Path, default=None, help="build the data folders here and keep them")
     parser.add_argument("--measure", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--interleave", default=None,
+                        help="comma-separated size folders (kept with --keep): add-one-article in each in turn")
     parser.add_argument("--name", default="scale")
     args = parser.parse_args()
     if args.measure:
         print(json.dumps(measure(args.measure)))
+        return
+    if args.interleave:
+        result = interleaved_adds([Path(f) for f in args.interleave.split(",")])
+        for folder, row in result.items():
+            print(f"{folder}: {row}", flush=True)
+        print(f"saved {save(args.name, {'interleaved_add_one_article': result})}")
         return
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-scale-"))
@@ -372,10 +487,15 @@ def main() -> None:
             with_chroma = size <= args.chroma_max or size in extra
             bulk = args.bulk_from is not None and size >= args.bulk_from
             print(f"building {size} chunks (chroma: {with_chroma}) in {folder} ...", flush=True)
+            call = f"build(Path({str(folder)!r}), {size}, {with_chroma}, {bulk})"
+            if args.replicate_from is not None and size > args.replicate_from:
+                source = root / f"chunks-{args.replicate_from}"
+                spans = not args.replicate_without_spans
+                call = f"replicate(Path({str(folder)!r}), Path({str(source)!r}), {size}, {spans})"
             with Stopwatch() as t:
                 built = subprocess.run(
-                    [sys.executable, "-c", "import json, sys; from pathlib import Path; from bench.scale import build;"
-                     f" print(json.dumps(build(Path({str(folder)!r}), {size}, {with_chroma}, {bulk})))"],
+                    [sys.executable, "-c", "import json, sys; from pathlib import Path; from bench.scale import build,"
+                     f" replicate; print(json.dumps({call}))"],
                     cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True,
                 )
             row = json.loads(built.stdout.strip().splitlines()[-1])
@@ -392,6 +512,7 @@ def main() -> None:
             for key, value in row["measure"].items():
                 print(f"  {key}: {value}", flush=True)
             results.append(row)
+            save(args.name, {"sizes": results})  # after each size, so a long run keeps what it measured
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
