@@ -387,6 +387,27 @@ def interleaved_adds(folders: list[Path], rounds: int = 20) -> dict[str, Any]:
             for folder, docs, _ in stores}
 
 
+def keyword_probe(folder: Path, queries: int = 100) -> dict[str, Any]:
+    """Where an FTS5 keyword query spends its time: ranking every matching row vs only counting them."""
+    from bench.latency import bbc_questions
+    from qa.store.sqlite import SQLiteStore, match_expression
+
+    docs = SQLiteStore(folder / "data" / "docstore.sqlite")
+    conn = docs._conn()
+    questions = bbc_questions(queries)
+    expressions = [match_expression(q) for q in questions]
+    count = "SELECT count(*) FROM chunk_terms WHERE chunk_terms MATCH ?"
+    matches = sorted(conn.execute(count, (e,)).fetchone()[0] for e in expressions)
+    return {
+        "chunks": docs.count()[1], "matches_median": matches[len(matches) // 2],
+        "keyword_search_ms": _timed(lambda i: docs.keyword_search(questions[i], 30), queries),
+        "fts_rank_limit_30_ms": _timed(lambda i: conn.execute(
+            "SELECT rowid, rank FROM chunk_terms WHERE chunk_terms MATCH ? ORDER BY rank LIMIT 30",
+            (expressions[i],)).fetchall(), queries),
+        "fts_count_only_ms": _timed(lambda i: conn.execute(count, (expressions[i],)).fetchone(), queries),
+    }
+
+
 def _timed(fn: Any, n: int, budget_s: float = 90.0) -> dict[str, float]:
     """Latency percentiles of fn(0..n-1), stopping early once budget_s is spent (`n` says how many ran)."""
     samples = []
@@ -461,12 +482,19 @@ def main() -> None:
                         help="copies get no sentence-vector rows (see replicate)")
     parser.add_argument("--keep", type=Path, default=None, help="build the data folders here and keep them")
     parser.add_argument("--measure", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--probe-keyword", type=Path, default=None,
+                        help="a size folder: FTS5 ranking vs counting the matches of the benchmark's questions")
     parser.add_argument("--interleave", default=None,
                         help="comma-separated size folders (kept with --keep): add-one-article in each in turn")
     parser.add_argument("--name", default="scale")
     args = parser.parse_args()
     if args.measure:
         print(json.dumps(measure(args.measure)))
+        return
+    if args.probe_keyword:
+        probe = keyword_probe(args.probe_keyword)
+        print(probe, flush=True)
+        print(f"saved {save(args.name, {'keyword_probe': probe})}")
         return
     if args.interleave:
         result = interleaved_adds([Path(f) for f in args.interleave.split(",")])
