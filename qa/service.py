@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +53,7 @@ def clean_question(question: str, max_chars: int) -> str:
     """Strip control characters and whitespace; refuse empty or over-long questions."""
     if not isinstance(question, str):
         raise BadRequest("question must be a string")
-    question = _CONTROL.sub(" ", question).strip()
+    question = unicodedata.normalize("NFC", _CONTROL.sub(" ", question)).strip()  # as article text is stored
     if not question:
         raise BadRequest("question is empty")
     if len(question) > max_chars:

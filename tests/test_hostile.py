@@ -145,8 +145,8 @@ def test_llm_sees_no_bracketed_numbers_from_article_text(data_dir: Path, tmp_pat
 # ---- 4. file names keep distinct ids, and an upload never silently replaces a different article ----
 
 def test_non_ascii_names_keep_distinct_ids(client: TestClient) -> None:
-    first = _upload(client, "北京-2017.txt", "Beijing report\n\nThe Beijing marathon drew 30,000 runners.".encode())
-    second = _upload(client, "上海-2017.txt", "Shanghai report\n\nThe Shanghai marathon drew 38,000 runners.".encode())
+    first = _upload(client, "北京-2017.txt", b"Beijing report\n\nThe Beijing marathon drew 30,000 runners.")
+    second = _upload(client, "上海-2017.txt", b"Shanghai report\n\nThe Shanghai marathon drew 38,000 runners.")
     assert first.status_code == 201 and second.status_code == 201, (first.text, second.text)
     assert second.json()["replaced"] == []
     (beijing,), (shanghai,) = first.json()["added"], second.json()["added"]
@@ -330,7 +330,7 @@ class FlakyProxy:
                 self.end_headers()
                 self.wfile.write(reply.content)
 
-            do_GET = do_POST = do_PUT = do_DELETE = _forward  # noqa: N815 - http.server's naming
+            do_GET = do_POST = do_PUT = do_DELETE = _forward
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

@@ -10,13 +10,16 @@ import re
 import unicodedata
 
 from qa.errors import BadDocument
+from qa.lexicon import neutralise_citations
+
+__all__ = ["neutralise_citations", "normalise", "refuse_nul"]
 
 # C0 controls other than tab, newline and carriage return (NUL is refused before this), and DEL.
-_CONTROLS = re.compile(r"[\x01-\x08\x0e-\x1f\x7f]")
-_LINE_BREAKING_CONTROLS = re.compile(r"[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
-# A bracket pair holding only digits (any script), spaces and list punctuation: "[2]", "[ 3 ]", "[1, 4]",
-# "[٣]", "[12-14]". Bounded inside ({0,40}), so each "[" costs at most 40 steps: linear in the text.
-_BRACKETED_NUMBER = re.compile(r"\[([\s\d,;–—-]{0,40})\]")
+_CONTROLS = re.compile(r"[\x01-\x08\x0e-\x1b\x7f]")
+# Vertical tab and form feed (a manual line break, a page end in exported text) and the separators: a space,
+# so "retired after\x0b 41 years" stays one sentence.
+_SPACING_CONTROLS = re.compile(r"[\x0b\x0c\x1c-\x1f\x85]")
+
 
 
 def refuse_nul(name: str, data: bytes) -> None:
@@ -30,24 +33,8 @@ def refuse_nul(name: str, data: bytes) -> None:
 
 
 def normalise(text: str) -> str:
-    """NFC, with C0 control characters dropped (line-breaking ones become newlines), before cleaning fixes
-    the canonical text: offsets are then taken in what GET /documents/{id} returns."""
+    """NFC, with C0 control characters dropped (spacing ones become spaces), before cleaning fixes the
+    canonical text: offsets are then taken in what GET /documents/{id} returns."""
     text = unicodedata.normalize("NFC", text)
-    text = _LINE_BREAKING_CONTROLS.sub("\n", text)
+    text = _SPACING_CONTROLS.sub(" ", text)
     return _CONTROLS.sub("", text)
-
-
-def _as_parentheses(match: re.Match[str]) -> str:
-    inner = match.group(1)
-    if not any(ch.isdigit() for ch in inner):
-        return match.group(0)
-    return f"({inner})"
-
-
-def neutralise_citations(text: str) -> str:
-    """Article text never carries something that reads as a citation: "[3]" becomes "(3)". The same length,
-    so offsets computed on either form index the other; applied at ingest and again wherever article text is
-    quoted (answers, streams, LLM prompts), so text indexed before this rule existed is safe too."""
-    if "[" not in text:
-        return text
-    return _BRACKETED_NUMBER.sub(_as_parentheses, text)
