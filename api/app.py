@@ -107,9 +107,11 @@ def _sse(event: str, data: Any) -> str:
 
 
 def _report_response(report: IngestReportOut) -> JSONResponse:
-    """201 when something was written, 200 when all was already indexed, 422 when every file failed."""
+    """201 when something was written, 200 when all was already indexed, 422 when every file failed (409 when
+    one failed because its document id already holds another file's article)."""
     ok = report.added or report.replaced or report.unchanged
-    status = 201 if (report.added or report.replaced) else (200 if ok else 422)
+    clash = any(e.status == 409 for e in report.failed)
+    status = 201 if (report.added or report.replaced) else (200 if ok else (409 if clash else 422))
     if not ok:
         report.error = "; ".join(f"{e.file}: {e.error}" for e in report.failed) or "nothing to ingest"
     return JSONResponse(report.model_dump(mode="json", exclude_none=True), status_code=status)

@@ -143,6 +143,8 @@ class DocumentOut(BaseModel):
 class FailedFile(BaseModel):
     file: str
     error: str
+    status: int = Field(422, description="422: the input cannot be used; 409: its document id already holds "
+                                         "the article of another file name (delete that one first, or rename)")
 
 
 class IngestReportOut(BaseModel):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.embedding import Embedder
-from qa.errors import BadDocument, NotIndexed
+from qa.errors import BadDocument, DocumentIdTaken, NotIndexed
 from qa.indexing import Enrichment
 from qa.indexing.chunking import Chunker
 from qa.sources.article import Article
@@ -52,9 +53,20 @@ class IngestReport:
         """The report as the contract's IngestReportOut shows it."""
         return {
             "added": self.added, "replaced": self.replaced, "unchanged": self.unchanged,
-            "failed": [{"file": e.name, "error": e.reason} for e in self.failed],
+            "failed": [{"file": e.name, "error": e.reason, "status": e.status_code} for e in self.failed],
             "chunks_written": self.chunks_written, "chunks_total": self.chunks_total,
         }
+
+
+def _file_name(path: str | None) -> str:
+    """The file name part of a stored path or upload name, NFC (how two origins are compared)."""
+    return unicodedata.normalize("NFC", Path((path or "").replace("\\", "/")).name)
+
+
+def same_origin(stored: str | None, incoming: str | None) -> bool:
+    """Whether an article may replace the one under its id: it comes from a file of the same name (a
+    re-upload, or the same folder ingested again), or the stored one's origin is unknown (older index)."""
+    return stored is None or incoming is None or _file_name(stored) == _file_name(incoming)
 
 
 def _metadata(doc_id: str, source: str | None, published: date | str | None) -> dict[str, str | int]:
@@ -231,6 +243,13 @@ class Indexer:
                 # connection and runs in WAL mode, so it sees the last commit without waiting. The writer
                 # only touches earlier groups' articles, never this one (ids are unique in a call).
                 known = self.docs.content_hash(item.doc_id)
+                if known is not None and not same_origin(self.docs.origin(item.doc_id), item.path):
+                    taken = DocumentIdTaken(item.path or item.doc_id, f"document id '{item.doc_id}' already holds the "
+                                            f"article from '{_file_name(self.docs.origin(item.doc_id))}'; delete it "
+                                            "first or rename this file")
+                    report.failed.append(taken)
+                    writes.skipped(taken.name, group)
+                    continue
                 if known == self.fingerprint(item):
                     report.unchanged.append(item.doc_id)
                     writes.skipped(item.doc_id, group)
