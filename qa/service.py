@@ -23,7 +23,7 @@ from qa.contract import (
     StreamError,
     TokenEvent,
 )
-from qa.conversations import ConversationStore, LLMRewriter, OfflineRewriter, QuestionRewriter, Turn
+from qa.conversations import LOCAL_CLIENT, ConversationStore, LLMRewriter, OfflineRewriter, QuestionRewriter, Turn
 from qa.embedding import build_embedder
 from qa.errors import AnswererUnavailable, BadRequest, NotFound, StoreUnavailable
 from qa.indexing.chunking import Chunker
@@ -66,6 +66,7 @@ class _Prepared:
     question: str
     standalone: str
     conversation_id: str
+    client: str
     retrieval: Retrieval
     timings: dict[str, float]
     started: float
@@ -86,45 +87,48 @@ class Service:
 
     # ---- questions ----------------------------------------------------------------------------------------
 
-    def _prepare(self, question: str, k: int | None, filters: Filters | None, conversation_id: str | None) -> _Prepared:
+    def _prepare(
+        self, question: str, k: int | None, filters: Filters | None, conversation_id: str | None, client: str
+    ) -> _Prepared:
         started = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
         k = self.settings.top_k if k is None else k
         if not 1 <= k <= 50:
             raise BadRequest("k must be between 1 and 50")
-        conversation_id = self.conversations.resolve_id(conversation_id)
+        conversation_id = self.conversations.resolve_id(conversation_id, client)
         standalone = self.rewriter.standalone(question, self.conversations.history(conversation_id))
         rewritten = time.perf_counter()
         retrieval = self.retriever.retrieve(standalone, k, filters)
         timings = {"rewrite": _ms(rewritten - started), "retrieve": _ms(time.perf_counter() - rewritten)}
-        return _Prepared(question, standalone, conversation_id, retrieval, timings, started)
+        return _Prepared(question, standalone, conversation_id, client, retrieval, timings, started)
 
     def _result(self, prepared: _Prepared, answer: object, answering: float) -> AnswerOut:
         from qa.answering import Answer
 
         assert isinstance(answer, Answer)
         prepared.timings["answer"] = _ms(time.perf_counter() - answering)
-        self.conversations.add(prepared.conversation_id, Turn(prepared.question, prepared.standalone, answer.text))
+        self.conversations.add(prepared.conversation_id, Turn(prepared.question, prepared.standalone, answer.text),
+                               prepared.client)
         prepared.timings["total"] = _ms(time.perf_counter() - prepared.started)
         return AnswerOut.of(prepared.question, prepared.standalone, prepared.conversation_id, answer,
                             prepared.retrieval.passages, prepared.timings)
 
     def ask(
         self, question: str, k: int | None = None, filters: Filters | None = None,
-        conversation_id: str | None = None,
+        conversation_id: str | None = None, client: str = LOCAL_CLIENT,
     ) -> AnswerOut:
-        """Answer one question (a turn of a conversation when conversation_id is given)."""
-        prepared = self._prepare(question, k, filters, conversation_id)
+        """Answer one question (a turn of `client`'s conversation when conversation_id is given)."""
+        prepared = self._prepare(question, k, filters, conversation_id, client)
         answering = time.perf_counter()
         answer = self.answerer.answer(prepared.standalone, prepared.retrieval)
         return self._result(prepared, answer, answering)
 
     def stream(
         self, question: str, k: int | None = None, filters: Filters | None = None,
-        conversation_id: str | None = None,
+        conversation_id: str | None = None, client: str = LOCAL_CLIENT,
     ) -> Iterator[StreamEvent]:
         """The same answer as ask(), as events: sources, then tokens, then done (or error)."""
-        prepared = self._prepare(question, k, filters, conversation_id)
+        prepared = self._prepare(question, k, filters, conversation_id, client)
         yield "sources", SourcesEvent(
             question=prepared.question, standalone_question=prepared.standalone,
             conversation_id=prepared.conversation_id,
