@@ -159,7 +159,8 @@ class Service:
 
     def ingest_under_root(self, paths: list[str]) -> IngestReportOut:
         """Ingest server-side files or folders, all of which must resolve inside QA_INGEST_ROOT (HTTP API)."""
-        return self.ingest_paths(resolve_under_root(self.settings.ingest_root, paths))
+        resolved = resolve_under_root(self.settings.ingest_root, paths)
+        return self.ingest(FileSource(resolved, self.settings.max_upload_bytes, single_link=True))
 
     def ingest_files(self, files: list[tuple[str, bytes]], meta: dict[str, dict] | None = None) -> IngestReportOut:
         """Ingest uploaded files; each file name becomes the document id."""
