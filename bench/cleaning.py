@@ -79,7 +79,8 @@ def bench_cleaning() -> dict[str, Any]:
 def bench_health(article: str, megabytes: float) -> dict[str, Any]:
     size = int(megabytes * 1_000_000)
     text = (one_line(size) if article == "one-line" else prose(size)).encode()
-    with tempfile.TemporaryDirectory() as tmp, serve(Path(tmp) / "data", log=Path(tmp) / "server.log") as (url, _pid, _):
+    with tempfile.TemporaryDirectory() as tmp, \
+            serve(Path(tmp) / "data", log=Path(tmp) / "server.log") as (url, _pid, _):
         idle: list[float] = []
         with httpx.Client(base_url=url, timeout=120) as http:
             for _ in range(20):

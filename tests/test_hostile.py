@@ -348,9 +348,11 @@ class FlakyProxy:
 
 
 def test_a_single_chroma_error_is_retried(tmp_path: Path) -> None:
+    harbour = b"Harbour report\n\nThe Zorbton harbour reopened on Monday."
     with chroma_server(tmp_path / "chroma") as (chroma_url, _proc), FlakyProxy(chroma_url) as proxy, \
-            api_server(tmp_path / "data", QA_CHROMA_URL=proxy.url) as url, httpx.Client(base_url=url, timeout=60) as http:
-        assert _upload(http, "harbour.txt", b"Harbour report\n\nThe Zorbton harbour reopened on Monday.").status_code == 201
+            api_server(tmp_path / "data", QA_CHROMA_URL=proxy.url) as url, \
+            httpx.Client(base_url=url, timeout=60) as http:
+        assert _upload(http, "harbour.txt", harbour).status_code == 201
         question = {"question": "When did the Zorbton harbour reopen?"}
         proxy.fail = 1
         once = http.post("/ask", json=question)
