@@ -28,6 +28,7 @@ from qa.embedding import build_embedder
 from qa.errors import AnswererUnavailable, BadRequest, NotFound, StoreUnavailable
 from qa.indexing.chunking import Chunker
 from qa.indexing.indexer import Indexer, IngestReport
+from qa.indexing.progress import IngestProgress
 from qa.retrieval import Filters, Retrieval, Retriever, build_retriever
 from qa.sources import FileSource, Source, UploadSource
 from qa.sources.files import resolve_under_root
@@ -199,7 +200,7 @@ class Service:
             status=status, error=error, documents=docs, chunks=chunks, vectors=vectors,
             store="server" if self.vectors.is_server else "embedded", embed_model=self.vectors.embed_model,
             llm_configured=self.settings.llm_configured, answer_mode=self.answerer.name,
-            max_question_chars=self.settings.max_question_chars,
+            max_question_chars=self.settings.max_question_chars, ingest=self.indexer.progress.read(),
         )
 
 
@@ -217,7 +218,8 @@ def build_service(settings: Settings) -> Service:
     context = AnswerContext(settings, docs, embedder, llm)
     answerer = AnswerChain([build_answerer(name, context) for name in chain_names(settings)])
     chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
-    indexer = Indexer(vectors, docs, embedder, chunker, layout.ingest_lock, answerer.enrichments)
+    indexer = Indexer(vectors, docs, embedder, chunker, layout.ingest_lock, answerer.enrichments,
+                      IngestProgress(layout.ingest_progress))
     retriever = build_retriever(settings, vectors, docs, embedder)
     rewriter: QuestionRewriter = LLMRewriter(llm.complete) if llm and settings.use_llm else OfflineRewriter()
     conversations = ConversationStore(layout.conversations, settings.history_turns)

@@ -31,11 +31,13 @@ from qa.embedding import Embedder
 from qa.errors import BadDocument, DocumentIdTaken, NotIndexed
 from qa.indexing import Enrichment
 from qa.indexing.chunking import Chunker
+from qa.indexing.progress import IngestProgress
 from qa.sources.article import Article
 from qa.store import ChunkRow, DocumentStore, SpanRows, VectorIndex
 from qa.store.sqlite import day_number
 
 EMBED_GROUP_TEXTS = 512  # texts embedded together across articles, so batches stay full
+PROGRESS_TEXTS = 256  # texts per embed() call within a group: progress is reported between them
 
 
 @dataclass
@@ -151,7 +153,7 @@ class Indexer:
 
     def __init__(
         self, store: VectorIndex, docs: DocumentStore, embedder: Embedder, chunker: Chunker, lock_path: Path,
-        enrichments: Sequence[Enrichment] = (),
+        enrichments: Sequence[Enrichment] = (), progress: IngestProgress | None = None,
     ) -> None:
         self.store = store
         self.docs = docs
@@ -159,6 +161,7 @@ class Indexer:
         self.chunker = chunker
         self.lock_path = lock_path
         self.enrichments = list(enrichments)
+        self.progress = progress or IngestProgress(lock_path.with_name("ingest-progress.json"))
 
     @property
     def embed_model(self) -> str:
@@ -170,9 +173,11 @@ class Indexer:
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.lock_path, "a+") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
+            self.progress.start()
             try:
                 yield
             finally:
+                self.progress.clear()  # under the lock: a later writer's progress is never removed
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def fingerprint(self, article: Article) -> str:
@@ -266,13 +271,21 @@ class Indexer:
         return report
 
     def _embed(self, group: _Group) -> np.ndarray:
-        """One embed() call for the whole group, so batches stay full: each article's chunks, then its spans."""
+        """The group's texts (each article's chunks, then its spans) embedded in slices of PROGRESS_TEXTS, so
+        batches stay full and the progress file says how far a large article is."""
         texts: list[str] = []
+        owners: list[str] = []
         for article, chunks, spans, _ in group.articles:
+            before = len(texts)
             texts.extend(article.text[c.start : c.end] for c in chunks)
             for kind_spans in spans.values():
                 texts.extend(article.text[s:e] for s, e in kind_spans)
-        return self.embedder.embed(texts)
+            owners.extend([article.doc_id] * (len(texts) - before))
+        parts: list[np.ndarray] = []
+        for start in range(0, len(texts), PROGRESS_TEXTS):
+            self.progress.update(owners[start], start, len(texts), force=start == 0)
+            parts.append(self.embedder.embed(texts[start : start + PROGRESS_TEXTS]))
+        return np.concatenate(parts) if parts else self.embedder.embed(texts)
 
     def _write_group(self, group: _Group, vectors: np.ndarray) -> None:
         """Store an embedded group (on the writer thread): one Chroma upsert instead of one per article, each
