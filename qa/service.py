@@ -9,6 +9,7 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from qa.answering import AnswerChain, AnswerContext, build_answerer, chain_names
 from qa.answering.citations import tokens_of
@@ -24,6 +25,7 @@ from qa.contract import (
     TokenEvent,
 )
 from qa.conversations import LOCAL_CLIENT, ConversationStore, LLMRewriter, OfflineRewriter, QuestionRewriter, Turn
+from qa.cpu import CpuPool
 from qa.embedding import build_embedder
 from qa.errors import AnswererUnavailable, BadRequest, NotFound, StoreUnavailable
 from qa.indexing.chunking import Chunker
@@ -85,6 +87,15 @@ class Service:
     answerer: AnswerChain
     rewriter: QuestionRewriter
     conversations: ConversationStore
+    cpu: CpuPool | None = None  # the server's worker process for parsing and chunking; None: in-process
+
+    def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return self.cpu.run(fn, *args) if self.cpu else fn(*args)
+
+    def close(self) -> None:
+        """Stop the worker process (the HTTP app's shutdown)."""
+        if self.cpu:
+            self.cpu.close()
 
     # ---- questions ----------------------------------------------------------------------------------------
 
@@ -161,11 +172,11 @@ class Service:
     def ingest_under_root(self, paths: list[str]) -> IngestReportOut:
         """Ingest server-side files or folders, all of which must resolve inside QA_INGEST_ROOT (HTTP API)."""
         resolved = resolve_under_root(self.settings.ingest_root, paths)
-        return self.ingest(FileSource(resolved, self.settings.max_upload_bytes, single_link=True))
+        return self.ingest(FileSource(resolved, self.settings.max_upload_bytes, single_link=True, run=self._run))
 
     def ingest_files(self, files: list[tuple[str, bytes]], meta: dict[str, dict] | None = None) -> IngestReportOut:
         """Ingest uploaded files; each file name becomes the document id."""
-        return self.ingest(UploadSource(files, self.settings.max_upload_bytes, meta or {}))
+        return self.ingest(UploadSource(files, self.settings.max_upload_bytes, meta or {}, run=self._run))
 
     @staticmethod
     def _report(report: IngestReport) -> IngestReportOut:
@@ -204,8 +215,10 @@ class Service:
         )
 
 
-def build_service(settings: Settings) -> Service:
-    """Create every stage from settings; nothing here reads globals or downloads anything."""
+def build_service(settings: Settings, cpu_worker: bool = False) -> Service:
+    """Create every stage from settings; nothing here reads globals or downloads anything. With `cpu_worker`
+    (the HTTP server) parsing and chunking run in a worker process, off the server's GIL."""
+    cpu = CpuPool() if cpu_worker else None
     layout = DataLayout(settings.data_dir).create()
     embedder = build_embedder(settings)
     vectors = ChromaIndex(embedder.model_name, settings.collection, layout.chroma, settings.chroma_url)
@@ -219,11 +232,11 @@ def build_service(settings: Settings) -> Service:
     answerer = AnswerChain([build_answerer(name, context) for name in chain_names(settings)])
     chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
     indexer = Indexer(vectors, docs, embedder, chunker, layout.ingest_lock, answerer.enrichments,
-                      IngestProgress(layout.ingest_progress))
+                      IngestProgress(layout.ingest_progress), run=cpu.run if cpu else None)
     retriever = build_retriever(settings, vectors, docs, embedder)
     rewriter: QuestionRewriter = LLMRewriter(llm.complete) if llm and settings.use_llm else OfflineRewriter()
     conversations = ConversationStore(layout.conversations, settings.history_turns)
-    return Service(settings, docs, vectors, indexer, retriever, answerer, rewriter, conversations)
+    return Service(settings, docs, vectors, indexer, retriever, answerer, rewriter, conversations, cpu)
 
 
 def reset_index(settings: Settings) -> None:
