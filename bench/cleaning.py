@@ -67,9 +67,12 @@ def bench_cleaning() -> dict[str, Any]:
             print(f"{size:>12} {'not run':>10}  (predicted {predicted:,.0f} s at the measured growth)")
             continue
         text = one_line(size)
-        started = time.perf_counter()
-        clean_text(text)
-        seconds = time.perf_counter() - started
+        runs = []
+        for _ in range(3 if predicted < BUDGET_S / 3 else 1):  # the fastest of 3: the machine is shared
+            started = time.perf_counter()
+            clean_text(text)
+            runs.append(time.perf_counter() - started)
+        seconds = min(runs)
         rows.append((size, seconds))
         print(f"{size:>12} {seconds:>10.3f} {size / 1e6 / max(seconds, 1e-9):>8.2f}")
     exponent = _exponent(rows) if len(rows) >= 2 else float("nan")
