@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from api.clients import ClientToken, ClientTokens, WriteKey
 from api.models import AskIn, IngestPathsIn
 from qa.config import Settings, load_settings
 from qa.contract import (
@@ -37,6 +38,7 @@ from qa.contract import (
 )
 from qa.errors import QAError
 from qa.service import Service, build_service
+from qa.store.layout import DataLayout
 
 STATIC = Path(__file__).parent / "static"
 CSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
@@ -46,7 +48,7 @@ ERROR_DESCRIPTIONS = {
     400: "Malformed request",
     401: "Missing or invalid API key",
     403: "Server-side path outside QA_INGEST_ROOT, or path ingest disabled",
-    404: "Unknown document",
+    404: "Unknown document, or a conversation that does not exist or is not this client's",
     409: "The index was built with another embedding model",
     413: "Request body too large",
     422: "Invalid input (which field, and why)",
@@ -67,7 +69,7 @@ def _one_of(*models: type[Any]) -> dict[str, Any]:
 
 
 READ_ERRORS = _errors(404, 422, 503)
-ASK_ERRORS = _errors(400, 409, 413, 422, 503)
+ASK_ERRORS = _errors(400, 404, 409, 413, 422, 503)
 WRITE_ERRORS = _errors(400, 401, 403, 409, 413, 503)
 INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
     **WRITE_ERRORS,
@@ -116,9 +118,11 @@ def _sse(event: str, data: Any) -> str:
 
 
 def _report_response(report: IngestReportOut) -> JSONResponse:
-    """201 when something was written, 200 when all was already indexed, 422 when every file failed."""
+    """201 when something was written, 200 when all was already indexed, 422 when every file failed (409 when
+    one failed because its document id already holds another file's article)."""
     ok = report.added or report.replaced or report.unchanged
-    status = 201 if (report.added or report.replaced) else (200 if ok else 422)
+    clash = any(e.status == 409 for e in report.failed)
+    status = 201 if (report.added or report.replaced) else (200 if ok else (409 if clash else 422))
     if not ok:
         report.error = "; ".join(f"{e.file}: {e.error}" for e in report.failed) or "nothing to ingest"
     return JSONResponse(report.model_dump(mode="json", exclude_none=True), status_code=status)
@@ -161,13 +165,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = await run_in_threadpool(build_service, settings)
+        service = await run_in_threadpool(build_service, settings, True)
         try:
             await run_in_threadpool(service.startup)
         except QAError as exc:  # e.g. Chroma server not up yet: serve, report it on /health, recover later
             log.warning("start-up check failed: %s", exc)
         app.state.service = service
-        yield
+        try:
+            yield
+        finally:
+            await run_in_threadpool(service.close)
 
     # /docs and /redoc are served with Swagger UI and ReDoc assets from the fastapi-offline package: no CDN.
     app = FastAPIOffline(title="News QA", version="0.1.0", lifespan=lifespan)
@@ -176,6 +183,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                            allow_headers=["Authorization", "Content-Type"])
 
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes * 4 + 65_536)
+    # Added last, so they run first: a write without the key is refused before its body is read, and the
+    # conversation routes know their client before the request body is parsed.
+    api_key = settings.api_key.get_secret_value() if settings.api_key else None
+    app.add_middleware(WriteKey, key=api_key, unauthorized=lambda: _error(401, _Unauthorized().args[0]))
+    app.add_middleware(ClientToken, tokens=ClientTokens(DataLayout(settings.data_dir).create().client_key))
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Any:
@@ -228,9 +240,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(dump(report), status_code=200 if report.status == "ok" else 503)
 
     @app.post("/ask", summary="Answer a question with cited passages", response_model=AnswerOut, responses=ASK_ERRORS)
-    def ask(body: AskIn, service: ServiceDep) -> AnswerOut:
+    def ask(body: AskIn, service: ServiceDep, request: Request) -> AnswerOut:
         filters = body.filters.to_filters() if body.filters else None
-        return service.ask(body.question, k=body.k, filters=filters, conversation_id=body.conversation_id)
+        return service.ask(body.question, k=body.k, filters=filters, conversation_id=body.conversation_id,
+                           client=request.state.client)
 
     @app.post(
         "/chat", summary="The same answer as /ask, streamed as server-sent events",
@@ -238,9 +251,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "AnswerOut of /ask) or `error` (StreamError).",
         responses={200: {"content": {"text/event-stream": {}}}, **ASK_ERRORS},
     )
-    def chat(body: AskIn, service: ServiceDep) -> StreamingResponse:
+    def chat(body: AskIn, service: ServiceDep, request: Request) -> StreamingResponse:
         filters = body.filters.to_filters() if body.filters else None
-        events = service.stream(body.question, k=body.k, filters=filters, conversation_id=body.conversation_id)
+        events = service.stream(body.question, k=body.k, filters=filters, conversation_id=body.conversation_id,
+                                client=request.state.client)
         first = next(events)  # validation and retrieval happen here, so their errors get a proper status
 
         def body_stream() -> Iterator[str]:

@@ -142,6 +142,8 @@ class DocumentOut(BaseModel):
 class FailedFile(BaseModel):
     file: str
     error: str
+    status: int = Field(422, description="422: the input cannot be used; 409: its document id already holds "
+                                         "the article of another file name (delete that one first, or rename)")
 
 
 class IngestReportOut(BaseModel):
@@ -160,6 +162,16 @@ class DeletedOut(BaseModel):
     deleted: str
 
 
+class IngestProgressOut(BaseModel):
+    """The ingest holding the writer lock: texts (chunks and sentences) embedded so far in its current group."""
+
+    document: str
+    done: int
+    total: int
+    started: float = Field(description="Unix time the ingest took the writer lock.")
+    updated: float
+
+
 class HealthOut(BaseModel):
     """GET /health: 200 with status ok, or 503 with status degraded and the error."""
 
@@ -173,6 +185,7 @@ class HealthOut(BaseModel):
     llm_configured: bool
     answer_mode: str
     max_question_chars: int
+    ingest: IngestProgressOut | None = Field(None, description="Progress of a running ingest (any worker).")
 
 
 class ErrorDetail(BaseModel):

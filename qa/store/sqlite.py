@@ -189,6 +189,11 @@ class SQLiteStore:
         row = self._conn().execute("SELECT content_hash FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
         return row[0] if row else None
 
+    def origin(self, doc_id: str) -> str | None:
+        """The file name (or path) an indexed article came from, None when unknown."""
+        row = self._conn().execute("SELECT path FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
+        return row[0] if row else None
+
     def embed_models(self) -> set[str]:
         return {r[0] for r in self._conn().execute("SELECT DISTINCT embed_model FROM documents")}
 
