@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from api.clients import ClientToken, ClientTokens, WriteKey
 from api.models import AskIn, IngestPathsIn
 from qa.config import Settings, load_settings
 from qa.contract import (
@@ -37,37 +38,47 @@ from qa.contract import (
 )
 from qa.errors import QAError
 from qa.service import Service, build_service
+from qa.store.layout import DataLayout
 
 STATIC = Path(__file__).parent / "static"
 CSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 log = logging.getLogger("qa.api")
 
+ERROR_DESCRIPTIONS = {
+    400: "Malformed request",
+    401: "Missing or invalid API key",
+    403: "Server-side path outside QA_INGEST_ROOT, or path ingest disabled",
+    404: "Unknown document, or a conversation that does not exist or is not this client's",
+    409: "The index was built with another embedding model",
+    413: "Request body too large",
+    422: "Invalid input (which field, and why)",
+    500: "Internal error (details are logged, never returned)",
+    503: "A dependency (vector store, LLM, embedding service) is unavailable",
+}
+
+
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for a route's error responses, all with the ErrorOut body."""
-    described = {
-        400: "Malformed request",
-        401: "Missing or invalid API key",
-        403: "Server-side path outside QA_INGEST_ROOT, or path ingest disabled",
-        404: "Unknown document",
-        409: "The index was built with another embedding model",
-        413: "Request body too large",
-        422: "Invalid input",
-        500: "Internal error (details are logged, never returned)",
-        503: "A dependency (vector store, LLM, embedding service) is unavailable",
-    }
-    return {code: {"model": ErrorOut, "description": described[code]} for code in (*codes, 500)}
+    """OpenAPI entries for a route's error responses, all with the ErrorOut body (500 on every route)."""
+    return {code: {"model": ErrorOut, "description": ERROR_DESCRIPTIONS[code]} for code in (*codes, 500)}
 
 
-READ_ERRORS = _errors(404, 503)
-ASK_ERRORS = _errors(400, 409, 413, 422, 503)
+def _one_of(*models: type[Any]) -> dict[str, Any]:
+    """A JSON response that is one of several contract models (their schemas are registered elsewhere)."""
+    refs = [{"$ref": f"#/components/schemas/{m.__name__}"} for m in models]
+    return {"content": {"application/json": {"schema": {"anyOf": refs}}}}
+
+
+READ_ERRORS = _errors(404, 422, 503)
+ASK_ERRORS = _errors(400, 404, 409, 413, 422, 503)
 WRITE_ERRORS = _errors(400, 401, 403, 409, 413, 503)
 INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
     **WRITE_ERRORS,
     200: {"model": IngestReportOut, "description": "Every article was already indexed, unchanged"},
     201: {"model": IngestReportOut,
           "description": "Articles added or replaced (files that could not be used are listed in `failed`)"},
-    422: {"model": IngestReportOut,
-          "description": "No file could be used (reasons in `failed`, summary in `error`), or invalid input"},
+    422: {**_one_of(IngestReportOut, ErrorOut),
+          "description": "No file could be used (IngestReportOut: reasons in `failed`, summary in `error`), "
+                         "or invalid input (ErrorOut)"},
 }
 
 
@@ -107,9 +118,11 @@ def _sse(event: str, data: Any) -> str:
 
 
 def _report_response(report: IngestReportOut) -> JSONResponse:
-    """201 when something was written, 200 when all was already indexed, 422 when every file failed."""
+    """201 when something was written, 200 when all was already indexed, 422 when every file failed (409 when
+    one failed because its document id already holds another file's article)."""
     ok = report.added or report.replaced or report.unchanged
-    status = 201 if (report.added or report.replaced) else (200 if ok else 422)
+    clash = any(e.status == 409 for e in report.failed)
+    status = 201 if (report.added or report.replaced) else (200 if ok else (409 if clash else 422))
     if not ok:
         report.error = "; ".join(f"{e.file}: {e.error}" for e in report.failed) or "nothing to ingest"
     return JSONResponse(report.model_dump(mode="json", exclude_none=True), status_code=status)
@@ -152,13 +165,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = await run_in_threadpool(build_service, settings)
+        service = await run_in_threadpool(build_service, settings, True)
         try:
             await run_in_threadpool(service.startup)
         except QAError as exc:  # e.g. Chroma server not up yet: serve, report it on /health, recover later
             log.warning("start-up check failed: %s", exc)
         app.state.service = service
-        yield
+        try:
+            yield
+        finally:
+            await run_in_threadpool(service.close)
 
     # /docs and /redoc are served with Swagger UI and ReDoc assets from the fastapi-offline package: no CDN.
     app = FastAPIOffline(title="News QA", version="0.1.0", lifespan=lifespan)
@@ -167,6 +183,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                            allow_headers=["Authorization", "Content-Type"])
 
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes * 4 + 65_536)
+    # Added last, so they run first: a write without the key is refused before its body is read, and the
+    # conversation routes know their client before the request body is parsed.
+    api_key = settings.api_key.get_secret_value() if settings.api_key else None
+    app.add_middleware(WriteKey, key=api_key, unauthorized=lambda: _error(401, _Unauthorized().args[0]))
+    app.add_middleware(ClientToken, tokens=ClientTokens(DataLayout(settings.data_dir).create().client_key))
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Any:
@@ -213,15 +234,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/health", summary="Index size, store and LLM status (503 while the vector store is unreachable)",
-             response_model=HealthOut, responses={503: {"model": HealthOut, "description": "Degraded"}})
+             response_model=HealthOut, responses={**_errors(), 503: {"model": HealthOut, "description": "Degraded"}})
     def health(service: ServiceDep) -> JSONResponse:
         report = service.health()
         return JSONResponse(dump(report), status_code=200 if report.status == "ok" else 503)
 
     @app.post("/ask", summary="Answer a question with cited passages", response_model=AnswerOut, responses=ASK_ERRORS)
-    def ask(body: AskIn, service: ServiceDep) -> AnswerOut:
+    def ask(body: AskIn, service: ServiceDep, request: Request) -> AnswerOut:
         filters = body.filters.to_filters() if body.filters else None
-        return service.ask(body.question, k=body.k, filters=filters, conversation_id=body.conversation_id)
+        return service.ask(body.question, k=body.k, filters=filters, conversation_id=body.conversation_id,
+                           client=request.state.client)
 
     @app.post(
         "/chat", summary="The same answer as /ask, streamed as server-sent events",
@@ -229,9 +251,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "AnswerOut of /ask) or `error` (StreamError).",
         responses={200: {"content": {"text/event-stream": {}}}, **ASK_ERRORS},
     )
-    def chat(body: AskIn, service: ServiceDep) -> StreamingResponse:
+    def chat(body: AskIn, service: ServiceDep, request: Request) -> StreamingResponse:
         filters = body.filters.to_filters() if body.filters else None
-        events = service.stream(body.question, k=body.k, filters=filters, conversation_id=body.conversation_id)
+        events = service.stream(body.question, k=body.k, filters=filters, conversation_id=body.conversation_id,
+                                client=request.state.client)
         first = next(events)  # validation and retrieval happen here, so their errors get a proper status
 
         def body_stream() -> Iterator[str]:
@@ -280,7 +303,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.delete(
         "/documents/{doc_id}", summary="Remove an article from the index", status_code=200,
-        response_model=DeletedOut, dependencies=[Depends(require_api_key)], responses=_errors(401, 404, 503),
+        response_model=DeletedOut, dependencies=[Depends(require_api_key)],
+        responses=_errors(401, 404, 422, 503),
     )
     def delete_document(doc_id: str, service: ServiceDep) -> DeletedOut:
         service.delete(doc_id)

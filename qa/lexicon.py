@@ -27,7 +27,7 @@ def words(text: str) -> frozenset[str]:
 WORD_PATTERN = r"(?u)\b\w+\b"
 _WORD = re.compile(WORD_PATTERN)
 STOPWORDS = frozenset(STOPWORDS_EN)
-ANALYZER_VERSION = "snowball-english+bm25s-stopwords:1"  # stored with a keyword index built from terms()
+ANALYZER_VERSION = "snowball-english+bm25s-stopwords:2"  # stored with a keyword index built from terms()
 _stemmer_local = threading.local()
 
 
@@ -58,6 +58,11 @@ def question_terms(question: str) -> set[str]:
 def question_words(question: str) -> set[str]:
     """The question's words, lower-cased, possessives dropped: a name is "in the question" only as a whole word."""
     return {w.removesuffix("’s").removesuffix("'s") for w in re.findall(r"[\w’'-]+", question.lower())}
+
+
+# Words that point back to an earlier turn of a conversation ("What was he investigating?", "the meeting").
+REFERRING_WORDS = words("he him his she her hers it its they them their theirs this that these those there then")
+REFERRING_NOUNS = words("meeting talks visit strike attack deal agreement man woman minister president article")
 
 
 # ---- calendar and number words ---------------------------------------------------------------------------
@@ -242,3 +247,26 @@ class Gazetteer:
         person = (len(kept) >= 2 or (titled and len(kept) == 1)) and kept[-1].lower() not in NON_PERSON_HEADS
         names.append(Name(" ".join(kept), Kind.PERSON) if person else Name(text, None))
         return names
+
+
+# ---- citation markers: "[n]" belongs to the answer, never to article text ------------------------------
+
+# A bracket pair holding only digits (any script), spaces and list punctuation: "[2]", "[ 3 ]", "[1, 4]",
+# "[٣]", "[12-14]". Bounded inside ({0,40}), so each "[" costs at most 40 steps: linear in the text.
+_BRACKETED_NUMBER = re.compile(r"\[([\s\d,;–—-]{0,40})\]")
+
+
+def _as_parentheses(match: re.Match[str]) -> str:
+    inner = match.group(1)
+    if not any(ch.isdigit() for ch in inner):
+        return match.group(0)
+    return f"({inner})"
+
+
+def neutralise_citations(text: str) -> str:
+    """Article text never carries something that reads as a citation: "[3]" becomes "(3)". The same length,
+    so offsets computed on either form index the other; applied at ingest and again wherever article text is
+    quoted (answers, streams, LLM prompts), so text indexed before this rule existed is safe too."""
+    if "[" not in text:
+        return text
+    return _BRACKETED_NUMBER.sub(_as_parentheses, text)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import re
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from qa.answering import AnswerChain, AnswerContext, build_answerer, chain_names
-from qa.answering.citations import tokens_of
 from qa.config import Settings
 from qa.contract import (
     AnswerOut,
@@ -22,11 +23,13 @@ from qa.contract import (
     StreamError,
     TokenEvent,
 )
-from qa.conversations import ConversationStore, LLMRewriter, OfflineRewriter, QuestionRewriter, Turn
+from qa.conversations import LOCAL_CLIENT, ConversationStore, LLMRewriter, OfflineRewriter, QuestionRewriter, Turn
+from qa.cpu import CpuPool
 from qa.embedding import build_embedder
 from qa.errors import AnswererUnavailable, BadRequest, NotFound, StoreUnavailable
 from qa.indexing.chunking import Chunker
 from qa.indexing.indexer import Indexer, IngestReport
+from qa.indexing.progress import IngestProgress
 from qa.retrieval import Filters, Retrieval, Retriever, build_retriever
 from qa.sources import FileSource, Source, UploadSource
 from qa.sources.files import resolve_under_root
@@ -52,7 +55,7 @@ def clean_question(question: str, max_chars: int) -> str:
     """Strip control characters and whitespace; refuse empty or over-long questions."""
     if not isinstance(question, str):
         raise BadRequest("question must be a string")
-    question = _CONTROL.sub(" ", question).strip()
+    question = unicodedata.normalize("NFC", _CONTROL.sub(" ", question)).strip()  # as article text is stored
     if not question:
         raise BadRequest("question is empty")
     if len(question) > max_chars:
@@ -65,6 +68,7 @@ class _Prepared:
     question: str
     standalone: str
     conversation_id: str
+    client: str
     retrieval: Retrieval
     timings: dict[str, float]
     started: float
@@ -82,48 +86,60 @@ class Service:
     answerer: AnswerChain
     rewriter: QuestionRewriter
     conversations: ConversationStore
+    cpu: CpuPool | None = None  # the server's worker process for parsing and chunking; None: in-process
+
+    def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return self.cpu.run(fn, *args) if self.cpu else fn(*args)
+
+    def close(self) -> None:
+        """Stop the worker process (the HTTP app's shutdown)."""
+        if self.cpu:
+            self.cpu.close()
 
     # ---- questions ----------------------------------------------------------------------------------------
 
-    def _prepare(self, question: str, k: int | None, filters: Filters | None, conversation_id: str | None) -> _Prepared:
+    def _prepare(
+        self, question: str, k: int | None, filters: Filters | None, conversation_id: str | None, client: str
+    ) -> _Prepared:
         started = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
         k = self.settings.top_k if k is None else k
         if not 1 <= k <= 50:
             raise BadRequest("k must be between 1 and 50")
-        conversation_id = self.conversations.resolve_id(conversation_id)
+        conversation_id = self.conversations.resolve_id(conversation_id, client)
         standalone = self.rewriter.standalone(question, self.conversations.history(conversation_id))
         rewritten = time.perf_counter()
         retrieval = self.retriever.retrieve(standalone, k, filters)
         timings = {"rewrite": _ms(rewritten - started), "retrieve": _ms(time.perf_counter() - rewritten)}
-        return _Prepared(question, standalone, conversation_id, retrieval, timings, started)
+        return _Prepared(question, standalone, conversation_id, client, retrieval, timings, started)
 
     def _result(self, prepared: _Prepared, answer: object, answering: float) -> AnswerOut:
         from qa.answering import Answer
 
         assert isinstance(answer, Answer)
         prepared.timings["answer"] = _ms(time.perf_counter() - answering)
-        self.conversations.add(prepared.conversation_id, Turn(prepared.question, prepared.standalone, answer.text))
+        self.conversations.add(prepared.conversation_id, Turn(prepared.question, prepared.standalone, answer.text),
+                               prepared.client)
         prepared.timings["total"] = _ms(time.perf_counter() - prepared.started)
         return AnswerOut.of(prepared.question, prepared.standalone, prepared.conversation_id, answer,
                             prepared.retrieval.passages, prepared.timings)
 
     def ask(
         self, question: str, k: int | None = None, filters: Filters | None = None,
-        conversation_id: str | None = None,
+        conversation_id: str | None = None, client: str = LOCAL_CLIENT,
     ) -> AnswerOut:
-        """Answer one question (a turn of a conversation when conversation_id is given)."""
-        prepared = self._prepare(question, k, filters, conversation_id)
+        """Answer one question (a turn of `client`'s conversation when conversation_id is given)."""
+        prepared = self._prepare(question, k, filters, conversation_id, client)
         answering = time.perf_counter()
         answer = self.answerer.answer(prepared.standalone, prepared.retrieval)
         return self._result(prepared, answer, answering)
 
     def stream(
         self, question: str, k: int | None = None, filters: Filters | None = None,
-        conversation_id: str | None = None,
+        conversation_id: str | None = None, client: str = LOCAL_CLIENT,
     ) -> Iterator[StreamEvent]:
         """The same answer as ask(), as events: sources, then tokens, then done (or error)."""
-        prepared = self._prepare(question, k, filters, conversation_id)
+        prepared = self._prepare(question, k, filters, conversation_id, client)
         yield "sources", SourcesEvent(
             question=prepared.question, standalone_question=prepared.standalone,
             conversation_id=prepared.conversation_id,
@@ -135,9 +151,6 @@ class Service:
                 if isinstance(item, str):
                     yield "token", TokenEvent(text=item)
                     continue
-                if item.mode != self.answerer.name:  # a fallback answer arrives whole: stream it in words
-                    for token in tokens_of(item.text):
-                        yield "token", TokenEvent(text=token)
                 yield "done", self._result(prepared, item, answering)
         except AnswererUnavailable as error:
             yield "error", StreamError(error=str(error), status=error.status_code)
@@ -154,11 +167,12 @@ class Service:
 
     def ingest_under_root(self, paths: list[str]) -> IngestReportOut:
         """Ingest server-side files or folders, all of which must resolve inside QA_INGEST_ROOT (HTTP API)."""
-        return self.ingest_paths(resolve_under_root(self.settings.ingest_root, paths))
+        resolved = resolve_under_root(self.settings.ingest_root, paths)
+        return self.ingest(FileSource(resolved, self.settings.max_upload_bytes, single_link=True, run=self._run))
 
     def ingest_files(self, files: list[tuple[str, bytes]], meta: dict[str, dict] | None = None) -> IngestReportOut:
         """Ingest uploaded files; each file name becomes the document id."""
-        return self.ingest(UploadSource(files, self.settings.max_upload_bytes, meta or {}))
+        return self.ingest(UploadSource(files, self.settings.max_upload_bytes, meta or {}, run=self._run))
 
     @staticmethod
     def _report(report: IngestReport) -> IngestReportOut:
@@ -193,12 +207,14 @@ class Service:
             status=status, error=error, documents=docs, chunks=chunks, vectors=vectors,
             store="server" if self.vectors.is_server else "embedded", embed_model=self.vectors.embed_model,
             llm_configured=self.settings.llm_configured, answer_mode=self.answerer.name,
-            max_question_chars=self.settings.max_question_chars,
+            max_question_chars=self.settings.max_question_chars, ingest=self.indexer.progress.read(),
         )
 
 
-def build_service(settings: Settings) -> Service:
-    """Create every stage from settings; nothing here reads globals or downloads anything."""
+def build_service(settings: Settings, cpu_worker: bool = False) -> Service:
+    """Create every stage from settings; nothing here reads globals or downloads anything. With `cpu_worker`
+    (the HTTP server) parsing and chunking run in a worker process, off the server's GIL."""
+    cpu = CpuPool() if cpu_worker else None
     layout = DataLayout(settings.data_dir).create()
     embedder = build_embedder(settings)
     vectors = ChromaIndex(embedder.model_name, settings.collection, layout.chroma, settings.chroma_url)
@@ -211,11 +227,12 @@ def build_service(settings: Settings) -> Service:
     context = AnswerContext(settings, docs, embedder, llm)
     answerer = AnswerChain([build_answerer(name, context) for name in chain_names(settings)])
     chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
-    indexer = Indexer(vectors, docs, embedder, chunker, layout.ingest_lock, answerer.enrichments)
+    indexer = Indexer(vectors, docs, embedder, chunker, layout.ingest_lock, answerer.enrichments,
+                      IngestProgress(layout.ingest_progress), run=cpu.run if cpu else None)
     retriever = build_retriever(settings, vectors, docs, embedder)
     rewriter: QuestionRewriter = LLMRewriter(llm.complete) if llm and settings.use_llm else OfflineRewriter()
     conversations = ConversationStore(layout.conversations, settings.history_turns)
-    return Service(settings, docs, vectors, indexer, retriever, answerer, rewriter, conversations)
+    return Service(settings, docs, vectors, indexer, retriever, answerer, rewriter, conversations, cpu)
 
 
 def reset_index(settings: Settings) -> None:

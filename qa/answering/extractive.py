@@ -11,7 +11,7 @@ from qa.answering import Answer, AnswerContext, Citation, Quote
 from qa.answering.answer_types import Expectation
 from qa.answering.citations import last_sentence, refusal_text, tokens_of
 from qa.answering.enrichments import SENTENCE_VECTORS, SentenceVectors
-from qa.lexicon import Gazetteer, question_terms, terms
+from qa.lexicon import Gazetteer, neutralise_citations, question_terms, terms
 from qa.retrieval import Retrieval
 from qa.store import DocumentStore
 
@@ -97,7 +97,8 @@ class ExtractiveAnswerer:
                 numbers[cand.passage_index] = len(numbers) + 1
                 citations.append(Citation(numbers[cand.passage_index], retrieval.passages[cand.passage_index],
                                           Quote(cand.text, cand.start, cand.end)))
-            parts.append(f"{cand.text} [{numbers[cand.passage_index]}]")
+            # an article's own "[3]" would read as a citation of passage 3: quoted as "(3)" (same length)
+            parts.append(f"{neutralise_citations(cand.text)} [{numbers[cand.passage_index]}]")
         return Answer(" ".join(parts), False, citations, confidence=round(best.score, 4))
 
     def stream(self, question: str, retrieval: Retrieval) -> Iterator[str | Answer]:

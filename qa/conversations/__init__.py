@@ -6,6 +6,7 @@ import the answering stage.
 """
 
 from qa.conversations.rewrite import LLMRewriter, OfflineRewriter, QuestionRewriter, offline_standalone
-from qa.conversations.store import ConversationStore, Turn
+from qa.conversations.store import LOCAL_CLIENT, ConversationStore, Turn
 
-__all__ = ["ConversationStore", "LLMRewriter", "OfflineRewriter", "QuestionRewriter", "Turn", "offline_standalone"]
+__all__ = ["LOCAL_CLIENT", "ConversationStore", "LLMRewriter", "OfflineRewriter", "QuestionRewriter", "Turn",
+           "offline_standalone"]

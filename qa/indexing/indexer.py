@@ -16,25 +16,30 @@ above, so the repair is the same wherever a crash or an error stops the group.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from qa.embedding import Embedder
-from qa.errors import BadDocument, NotIndexed
+from qa.errors import BadDocument, DocumentIdTaken, NotIndexed
 from qa.indexing import Enrichment
 from qa.indexing.chunking import Chunker
+from qa.indexing.progress import IngestProgress
 from qa.sources.article import Article
 from qa.store import ChunkRow, DocumentStore, SpanRows, VectorIndex
 from qa.store.sqlite import day_number
 
 EMBED_GROUP_TEXTS = 512  # texts embedded together across articles, so batches stay full
+PROGRESS_TEXTS = 256  # texts per embed() call within a group: progress is reported between them
 
 
 @dataclass
@@ -52,9 +57,37 @@ class IngestReport:
         """The report as the contract's IngestReportOut shows it."""
         return {
             "added": self.added, "replaced": self.replaced, "unchanged": self.unchanged,
-            "failed": [{"file": e.name, "error": e.reason} for e in self.failed],
+            "failed": [{"file": e.name, "error": e.reason, "status": e.status_code} for e in self.failed],
             "chunks_written": self.chunks_written, "chunks_total": self.chunks_total,
         }
+
+
+def _file_name(path: str | None) -> str:
+    """The file name part of a stored path or upload name, NFC (how two origins are compared)."""
+    return unicodedata.normalize("NFC", Path((path or "").replace("\\", "/")).name)
+
+
+def same_origin(stored: str | None, incoming: str | None) -> bool:
+    """Whether an article may replace the one under its id: it comes from a file of the same name (a
+    re-upload, or the same folder ingested again), or the stored one's origin is unknown (older index)."""
+    return stored is None or incoming is None or _file_name(stored) == _file_name(incoming)
+
+
+def _in_process(fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)
+
+
+@functools.lru_cache(maxsize=4)
+def _chunker(chunk_size: int, chunk_overlap: int) -> Chunker:
+    return Chunker(chunk_size, chunk_overlap)  # one per worker process and setting, not one per article
+
+
+def prepare_article(
+    article: Article, chunk_size: int, chunk_overlap: int, enrichments: Sequence[Enrichment]
+) -> tuple[list[ChunkRow], dict[str, list[tuple[int, int]]]]:
+    """An article's chunks and enrichment spans: the CPU-bound part of indexing, run where `Indexer.run` says
+    (a worker process in the server), so it takes nothing but picklable values."""
+    return _chunker(chunk_size, chunk_overlap).chunks(article), {e.kind: e.spans(article) for e in enrichments}
 
 
 def _metadata(doc_id: str, source: str | None, published: date | str | None) -> dict[str, str | int]:
@@ -139,7 +172,8 @@ class Indexer:
 
     def __init__(
         self, store: VectorIndex, docs: DocumentStore, embedder: Embedder, chunker: Chunker, lock_path: Path,
-        enrichments: Sequence[Enrichment] = (),
+        enrichments: Sequence[Enrichment] = (), progress: IngestProgress | None = None,
+        run: Callable[..., Any] | None = None,
     ) -> None:
         self.store = store
         self.docs = docs
@@ -147,6 +181,8 @@ class Indexer:
         self.chunker = chunker
         self.lock_path = lock_path
         self.enrichments = list(enrichments)
+        self.progress = progress or IngestProgress(lock_path.with_name("ingest-progress.json"))
+        self.run = run or _in_process  # where chunking and enrichment spans are computed (CPU-bound)
 
     @property
     def embed_model(self) -> str:
@@ -158,9 +194,11 @@ class Indexer:
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.lock_path, "a+") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
+            self.progress.start()
             try:
                 yield
             finally:
+                self.progress.clear()  # under the lock: a later writer's progress is never removed
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def fingerprint(self, article: Article) -> str:
@@ -231,12 +269,20 @@ class Indexer:
                 # connection and runs in WAL mode, so it sees the last commit without waiting. The writer
                 # only touches earlier groups' articles, never this one (ids are unique in a call).
                 known = self.docs.content_hash(item.doc_id)
+                if known is not None and not same_origin(self.docs.origin(item.doc_id), item.path):
+                    taken = DocumentIdTaken(item.path or item.doc_id, f"document id '{item.doc_id}' already holds the "
+                                            f"article from '{_file_name(self.docs.origin(item.doc_id))}'; delete it "
+                                            "first or rename this file")
+                    report.failed.append(taken)
+                    writes.skipped(taken.name, group)
+                    continue
                 if known == self.fingerprint(item):
                     report.unchanged.append(item.doc_id)
                     writes.skipped(item.doc_id, group)
                     continue
-                spans = {e.kind: e.spans(item) for e in self.enrichments}
-                group.add(item, self.chunker.chunks(item), spans, existed=known is not None)
+                chunks, spans = self.run(prepare_article, item, self.chunker.chunk_size, self.chunker.chunk_overlap,
+                                         self.enrichments)
+                group.add(item, chunks, spans, existed=known is not None)
                 if group.texts >= EMBED_GROUP_TEXTS:
                     writes.submit(group, self._embed(group))
                     group = _Group()
@@ -247,13 +293,21 @@ class Indexer:
         return report
 
     def _embed(self, group: _Group) -> np.ndarray:
-        """One embed() call for the whole group, so batches stay full: each article's chunks, then its spans."""
+        """The group's texts (each article's chunks, then its spans) embedded in slices of PROGRESS_TEXTS, so
+        batches stay full and the progress file says how far a large article is."""
         texts: list[str] = []
+        owners: list[str] = []
         for article, chunks, spans, _ in group.articles:
+            before = len(texts)
             texts.extend(article.text[c.start : c.end] for c in chunks)
             for kind_spans in spans.values():
                 texts.extend(article.text[s:e] for s, e in kind_spans)
-        return self.embedder.embed(texts)
+            owners.extend([article.doc_id] * (len(texts) - before))
+        parts: list[np.ndarray] = []
+        for start in range(0, len(texts), PROGRESS_TEXTS):
+            self.progress.update(owners[start], start, len(texts), force=start == 0)
+            parts.append(self.embedder.embed(texts[start : start + PROGRESS_TEXTS]))
+        return np.concatenate(parts) if parts else self.embedder.embed(texts)
 
     def _write_group(self, group: _Group, vectors: np.ndarray) -> None:
         """Store an embedded group (on the writer thread): one Chroma upsert instead of one per article, each
