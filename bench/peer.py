@@ -1,6 +1,6 @@
 """`qa` against the hybrid pipeline a user would build from the LlamaIndex docs, as whole processes.
 
-    python -m bench.peer [--articles 400] [--runs 2] [--query-runs 2] [--name peer]
+    python -m bench.peer [--articles 400] [--runs 2] [--query-runs 2] [--variants pooled,separate] [--name peer]
 
 The peer: `SentenceSplitter(256, 32)` -> `IngestionPipeline` with a `SimpleDocumentStore` (upserts by
 document id) -> `ChromaVectorStore` (embedded, persistent) + `BM25Retriever` (persisted), queried through
@@ -65,11 +65,8 @@ def write_corpus(folder: Path, articles: int) -> dict[str, str]:
 
 def _project_embedder() -> Any:
     """The project's offline ONNX embedder, built from default settings."""
-    try:
-        from qa.embedding import build_embedder
-    except ImportError:  # the layout before issue 11
-        from qa.embeddings import build_embedder
     from bench.common import bench_settings
+    from qa.embedding import build_embedder
 
     return build_embedder(bench_settings(Path("/nonexistent")))
 
@@ -175,16 +172,12 @@ def peer_retriever(data: Path) -> Any:
 # --- qa -------------------------------------------------------------------------------------------------
 
 
-def qa_retriever(data: Path) -> Any:
-    """`qa`'s own retriever over the data folder `qa ingest` wrote (default settings)."""
+def qa_retriever(data: Path, env: dict[str, str]) -> Any:
+    """`qa`'s own retriever over the data folder `qa ingest` wrote (default settings but for `env`)."""
     from bench.common import bench_settings
+    from qa.service import build_service
 
-    settings = bench_settings(data)
-    try:
-        from qa.service import build_service
-    except ImportError:  # the layout before issue 11
-        from qa.pipeline import build_pipeline as build_service
-    service = build_service(settings)
+    service = build_service(bench_settings(data, **{k.removeprefix("QA_").lower(): v for k, v in env.items()}))
     service.startup()
     retriever = service.retriever
 
@@ -199,7 +192,7 @@ def qa_retriever(data: Path) -> Any:
 
 def query_run(system: str, data: Path, headlines: dict[str, str]) -> dict[str, Any]:
     """Retrieve for every headline: hit@1, MRR@10, warm latency of one retrieval (ms)."""
-    retrieve = peer_retriever(data) if system == "peer" else qa_retriever(data)
+    retrieve = peer_retriever(data) if system == "peer" else qa_retriever(data, QA_VARIANTS[system])
     items = sorted(headlines.items())
     for _, headline in items[:WARMUP]:
         retrieve(headline)
@@ -240,9 +233,14 @@ def timed_process(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
             "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "output": payload}
 
 
+SENTENCE_VECTORS = ("pooled", "separate")  # QA_SENTENCE_VECTORS values; `qa-<value>` is a system here
+QA_VARIANTS = {f"qa-{mode}": {"QA_SENTENCE_VECTORS": mode} for mode in SENTENCE_VECTORS}
+
+
 def ingest_argv(system: str, corpus: Path, data: Path) -> tuple[list[str], dict[str, str]]:
-    if system == "qa":
-        return [sys.executable, "-m", "qa.cli", "ingest", str(corpus), "--json"], clean_env(QA_DATA_DIR=str(data))
+    if system in QA_VARIANTS:
+        env = clean_env(QA_DATA_DIR=str(data), **QA_VARIANTS[system])
+        return [sys.executable, "-m", "qa.cli", "ingest", str(corpus), "--json"], env
     return [sys.executable, "-m", "bench.peer", "_ingest-peer", str(corpus), str(data)], clean_env()
 
 
@@ -274,6 +272,9 @@ def main() -> None:
     parser.add_argument("--query-runs", type=int, default=2, help="query processes per system (alternating)")
     parser.add_argument("--name", default="peer", help="results file name under bench/results/")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the corpus and data folders here")
+    parser.add_argument("--variants", default="pooled,separate",
+                        help="qa's QA_SENTENCE_VECTORS values to ingest with, each a system (queries use the first:"
+                             " retrieval does not depend on it)")
     args = parser.parse_args()
     if args.runs < 1 or args.query_runs < 1 or args.articles < 1:
         raise SystemExit("--articles, --runs and --query-runs must be at least 1")
@@ -286,7 +287,11 @@ def main() -> None:
     (workdir / "headlines.json").write_text(json.dumps(headlines))
     print(f"{len(headlines)} BBC articles without headlines in {corpus}", flush=True)
 
-    systems = ("peer", "qa")
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if not variants or set(variants) - set(SENTENCE_VECTORS):
+        raise SystemExit(f"--variants takes a comma list of {', '.join(SENTENCE_VECTORS)}")
+    systems = ("peer", *(f"qa-{v}" for v in variants))
+    queried = ("peer", systems[1])  # every qa variant retrieves alike: the chunk vectors are the same
     ingests: dict[str, list[dict[str, Any]]] = {s: [] for s in systems}
     reingests: dict[str, list[dict[str, Any]]] = {s: [] for s in systems}
     for run in range(args.runs):
@@ -297,7 +302,7 @@ def main() -> None:
             argv, env = ingest_argv(system, corpus, data)
             first = timed_process(argv, env)
             first["data_mb"] = dir_mb(data)
-            if system == "qa":
+            if system in QA_VARIANTS:
                 first["texts_embedded"] = qa_texts_embedded(data)
             ingests[system].append(first)
             again = timed_process(argv, env)
@@ -306,9 +311,9 @@ def main() -> None:
                   f"peak {first['peak_rss_mb']:.0f} MB; re-ingest {again['cpu_s']:.1f} s CPU, "
                   f"{again['wall_s']:.1f} s wall", flush=True)
 
-    queries: dict[str, list[dict[str, Any]]] = {s: [] for s in systems}
+    queries: dict[str, list[dict[str, Any]]] = {s: [] for s in queried}
     for _ in range(args.query_runs):
-        for system in systems:
+        for system in queried:
             argv = [sys.executable, "-m", "bench.peer", "_query", system, str(workdir / f"data-{system}"),
                     str(workdir / "headlines.json")]
             result = timed_process(argv, clean_env())
@@ -329,18 +334,23 @@ def main() -> None:
             "ingest_cpu_s": med(ingests[system], "cpu_s"), "ingest_wall_s": med(ingests[system], "wall_s"),
             "ingest_peak_rss_mb": med(ingests[system], "peak_rss_mb"),
             "reingest_cpu_s": med(reingests[system], "cpu_s"), "reingest_wall_s": med(reingests[system], "wall_s"),
-            "hit@1": queries[system][0]["output"]["hit@1"], "mrr@10": queries[system][0]["output"]["mrr@10"],
-            "query_p50_ms": med_lat(queries[system], "p50"), "query_p95_ms": med_lat(queries[system], "p95"),
-            "query_peak_rss_mb": med(queries[system], "peak_rss_mb"),
             "data_mb": ingests[system][-1]["data_mb"],
         }
-    ratios = {key: ratio(summary["qa"][key], summary["peer"][key]) for key in summary["qa"]}
+        if system in queries:
+            summary[system].update({
+                "hit@1": queries[system][0]["output"]["hit@1"], "mrr@10": queries[system][0]["output"]["mrr@10"],
+                "query_p50_ms": med_lat(queries[system], "p50"), "query_p95_ms": med_lat(queries[system], "p95"),
+                "query_peak_rss_mb": med(queries[system], "peak_rss_mb"),
+            })
+    ratios = {f"{system}/peer": {key: ratio(value, summary["peer"][key]) for key, value in summary[system].items()}
+              for system in systems if system != "peer"}
     print(f"\nmedians over {args.runs} ingest and {args.query_runs} query runs per system, {len(headlines)} articles:")
-    print(f"{'':<22}{'qa':>12}{'peer':>12}{'qa/peer':>10}")
-    for key in summary["qa"]:
-        print(f"{key:<22}{summary['qa'][key]:>12}{summary['peer'][key]:>12}{ratios[key] or '-':>10}")
+    print(f"{'':<22}" + "".join(f"{s:>13}" for s in systems) + "".join(f"{r:>18}" for r in ratios))
+    for key in summary["peer"]:
+        cells = "".join(f"{summary[s].get(key, '-')!s:>13}" for s in systems)
+        print(f"{key:<22}{cells}" + "".join(f"{ratios[r].get(key) or '-'!s:>18}" for r in ratios))
     result = {"articles": len(headlines), "runs": args.runs, "query_runs": args.query_runs,
-              "summary": summary, "ratios_qa_to_peer": ratios,
+              "summary": summary, "ratios": ratios,
               "ingests": ingests, "reingests": reingests, "queries": queries}
     print(f"saved {save(args.name, result)}")
     if args.workdir is None:
