@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     answer_mode: Literal["auto", "extractive", "llm"] = Field(
         "auto", description="auto uses the LLM when one is configured, else extractive."
     )
+    sentence_vectors: Literal["separate", "pooled"] = Field(
+        "separate", description="Sentence vectors: each embedded alone, or pooled from the chunk pass (faster ingest)."
+    )
     refusal_threshold: float = Field(0.58, description="Minimum evidence score to answer (extractive).")
     max_answer_sentences: int = Field(2, ge=1, le=5, description="Sentences in an extractive answer.")
 

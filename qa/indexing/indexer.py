@@ -19,6 +19,7 @@ import fcntl
 import functools
 import hashlib
 import unicodedata
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -29,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from qa.embedding import Embedder
+from qa.embedding import Embedder, SpanEmbedder
 from qa.errors import BadDocument, DocumentIdTaken, NotIndexed
 from qa.indexing import Enrichment
 from qa.indexing.chunking import Chunker
@@ -94,6 +95,10 @@ def _metadata(doc_id: str, source: str | None, published: date | str | None) -> 
     """The vector-index metadata every chunk of an article carries (what `where` filters match)."""
     day = day_number(published.isoformat() if isinstance(published, date) else published)
     return {"doc_id": doc_id, "source": (source or "").casefold(), "published_day": day}
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
 
 
 @dataclass(eq=False)
@@ -204,7 +209,7 @@ class Indexer:
     def fingerprint(self, article: Article) -> str:
         """What decides whether an article must be re-indexed: its content, how it is chunked, and which
         enrichments it carries (an answerer that needs another one makes the next ingest re-index)."""
-        kinds = ",".join(sorted(e.kind for e in self.enrichments))
+        kinds = ",".join(sorted(f"{e.kind}{':in-chunk' if self._pools(e) else ''}" for e in self.enrichments))
         return hashlib.sha256(f"{article.content_hash}|{self.chunker.signature}|{kinds}".encode()).hexdigest()
 
     def check_model(self) -> None:
@@ -292,9 +297,17 @@ class Indexer:
         report.chunks_total = self.docs.count()[1]
         return report
 
+    def _pools(self, enrichment: Enrichment) -> bool:
+        """Whether this enrichment's vectors come from the chunks' forward pass (see Enrichment.in_chunk)."""
+        return enrichment.in_chunk and isinstance(self.embedder, SpanEmbedder)
+
     def _embed(self, group: _Group) -> np.ndarray:
         """The group's texts (each article's chunks, then its spans) embedded in slices of PROGRESS_TEXTS, so
-        batches stay full and the progress file says how far a large article is."""
+        batches stay full and the progress file says how far a large article is. Spans of `in_chunk`
+        enrichments are pooled from the chunks' pass instead (_embed_pooled)."""
+        pooled = {e.kind for e in self.enrichments if self._pools(e)}
+        if pooled:
+            return self._embed_pooled(group, pooled)
         texts: list[str] = []
         owners: list[str] = []
         for article, chunks, spans, _ in group.articles:
@@ -308,6 +321,42 @@ class Indexer:
             self.progress.update(owners[start], start, len(texts), force=start == 0)
             parts.append(self.embedder.embed(texts[start : start + PROGRESS_TEXTS]))
         return np.concatenate(parts) if parts else self.embedder.embed(texts)
+
+    def _embed_pooled(self, group: _Group, pooled: set[str]) -> np.ndarray:
+        """Chunks embedded once with every pooled span they hold whole; a span held whole by two overlapping
+        chunks gets the mean of both (renormalised); spans no chunk holds, and other enrichments, alone."""
+        chunk_texts: list[str] = []
+        chunk_spans: list[list[tuple[int, int]]] = []
+        owners: list[list[tuple[int, str, int]]] = []  # per chunk: (article, kind, span index) of each span
+        for a, (article, chunks, spans, _) in enumerate(group.articles):
+            inside = sorted((s, e, kind, j) for kind in pooled for j, (s, e) in enumerate(spans[kind]))
+            starts = [s for s, _, _, _ in inside]
+            for chunk in chunks:
+                chunk_texts.append(article.text[chunk.start : chunk.end])
+                held = [x for x in inside[bisect_left(starts, chunk.start):bisect_right(starts, chunk.end)]
+                        if x[1] <= chunk.end]
+                chunk_spans.append([(s - chunk.start, e - chunk.start) for s, e, _, _ in held])
+                owners.append([(a, kind, j) for _, _, kind, j in held])
+        chunk_vectors, span_vectors, whole = self.embedder.embed_with_spans(chunk_texts, chunk_spans)  # type: ignore[attr-defined]
+        sums: dict[tuple[int, str, int], np.ndarray] = {}
+        for c, keys in enumerate(owners):
+            for k, key in enumerate(keys):
+                if whole[c][k]:
+                    sums[key] = sums[key] + span_vectors[c][k] if key in sums else span_vectors[c][k].copy()
+        alone = [(a, kind, j) for a, (_, _, spans, _) in enumerate(group.articles) for kind in spans
+                 for j in range(len(spans[kind])) if (a, kind, j) not in sums]
+        if alone:
+            texts = [group.articles[a][0].text[slice(*group.articles[a][2][kind][j])] for a, kind, j in alone]
+            sums.update(zip(alone, self.embedder.embed(texts), strict=True))
+        out: list[np.ndarray] = []
+        at = 0
+        for a, (_, chunks, spans, _) in enumerate(group.articles):
+            out.append(chunk_vectors[at : at + len(chunks)])
+            at += len(chunks)
+            for kind, kind_spans in spans.items():
+                rows = np.array([sums[(a, kind, j)] for j in range(len(kind_spans))], dtype=np.float32)
+                out.append(_unit(rows.reshape(len(kind_spans), chunk_vectors.shape[1])))
+        return np.concatenate(out)
 
     def _write_group(self, group: _Group, vectors: np.ndarray) -> None:
         """Store an embedded group (on the writer thread): one Chroma upsert instead of one per article, each
