@@ -74,7 +74,8 @@ LEDGER_FOOT = """  <section class="comments" id="comments">
   </footer>"""
 
 
-def ledger(name: str, slug: str, extra_body: list[str] | None = None, edit: tuple[str, str] | None = None) -> str:
+def ledger(name: str, slug: str, extra_body: list[str] | None = None,
+           edit: tuple[str, str] | None = None) -> tuple[list[str], str]:
     title, author, published, body = story(name)
     body = list(body)
     if edit:
@@ -90,7 +91,7 @@ def ledger(name: str, slug: str, extra_body: list[str] | None = None, edit: tupl
     }
     related = """      <aside class="related-inline"><strong>Read more:</strong>
         <a href="{{BASE}}/ledger/2026/03/20/bridge-toll-rise.html">Council votes to raise Harbour Bridge toll</a></aside>"""
-    return f"""<!DOCTYPE html>
+    return body, f"""<!DOCTYPE html>
 <html lang="en-GB">
 <head>
   <meta charset="utf-8">
@@ -147,7 +148,7 @@ def ledger(name: str, slug: str, extra_body: list[str] | None = None, edit: tupl
 
 
 def tribune(name: str, slug: str, headline: str, drop_last: int = 0,
-            edits: tuple[tuple[str, str], ...] = ()) -> str:
+            edits: tuple[tuple[str, str], ...] = ()) -> tuple[list[str], str]:
     _, author, published, body = story(name)
     body = body[: len(body) - drop_last] if drop_last else list(body)
     for old, new in edits:
@@ -162,7 +163,7 @@ def tribune(name: str, slug: str, headline: str, drop_last: int = 0,
             blocks.append('        <div class="inline-link">READ MORE: <a href="{{BASE}}/tribune/news/flood-payouts.html">'
                           'Insurers promise faster payouts for flooded homes</a></div>')
     body_html = "\n".join(blocks)
-    return f"""<!DOCTYPE html>
+    return body, f"""<!DOCTYPE html>
 <html lang="en">
 <head>
   <meta http-equiv="Content-Type" content="text/html; charset=utf-8">
@@ -203,12 +204,12 @@ def tribune(name: str, slug: str, headline: str, drop_last: int = 0,
 """
 
 
-def courier(name: str, headline: str, extra: list[str], insert_at: int) -> str:
+def courier(name: str, headline: str, extra: list[str], insert_at: int) -> tuple[list[str], str]:
     _, _, _, body = story(name)
     body = list(body)
     for i, p in enumerate(extra):
         body.insert(insert_at + i, p)
-    return f"""<html>
+    return body, f"""<html>
 <head><title>Valley Courier</title></head>
 <body>
   <div id="masthead"><img src="{{BASE}}/courier/logo.png" alt="Valley Courier"> <span>Your valley, your news</span></div>
@@ -234,7 +235,8 @@ COURIER_EXTRA = [
 ]
 
 
-def pages() -> dict[str, str]:
+def pages() -> dict[str, tuple[list[str], str]]:
+    """Each page's path under site/ -> (its body paragraphs, as an extractor should return them; its HTML)."""
     return {
         "ledger/2026/03/14/harbour-bridge-reopens.html": ledger("bridge-reopens", "2026/03/14/harbour-bridge-reopens.html"),
         "ledger/2026/03/14/harbour-bridge-reopens.v2.html": ledger(
@@ -256,7 +258,7 @@ def pages() -> dict[str, str]:
 
 
 def main() -> None:
-    for rel, text in pages().items():
+    for rel, (_, text) in pages().items():
         path = SITE / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, "utf-8")
