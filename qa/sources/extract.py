@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
+from urllib.parse import urlsplit
 
 import trafilatura
 from trafilatura.utils import load_html
@@ -69,7 +70,9 @@ def extract_html(html: str | bytes, url: str | None = None) -> Extracted | None:
     if doc is None or not (doc.text or "").strip():
         return None
     site_name = _clean(doc.sitename)
-    if site_name and doc.hostname and site_name.casefold() == str(doc.hostname).casefold():
+    hosts = {str(h).casefold().split(":")[0].removeprefix("www.") for h in (doc.hostname, url and urlsplit(url).netloc)
+             if h}
+    if site_name and site_name.casefold().split(":")[0].removeprefix("www.") in hosts:
         site_name = None  # trafilatura falls back to the host name when the page names no site
     return Extracted(
         text=doc.text,
