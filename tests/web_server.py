@@ -89,7 +89,14 @@ class _Handler(BaseHTTPRequestHandler):
             code = int(path.rsplit("/", 1)[1])
             return self._send(code, f"<html><body><h1>Error {code}</h1></body></html>".encode())
         if path == "/slow":
-            time.sleep(float(query.get("seconds", ["5"])[0]))
+            with self.server.lock:
+                self.server.in_flight += 1
+                self.server.max_in_flight = max(self.server.max_in_flight, self.server.in_flight)
+            try:
+                time.sleep(float(query.get("seconds", ["5"])[0]))
+            finally:
+                with self.server.lock:
+                    self.server.in_flight -= 1
             return self._send(200, b"<html><body><p>late</p></body></html>")
         if path == "/trickle":
             self.send_response(200)
@@ -171,6 +178,8 @@ class _Server(ThreadingHTTPServer):
         self.agents: list[str] = []
         self.versions: dict[str, bool] = {}
         self.first_etag: dict[str, str] = {}
+        self.in_flight = 0
+        self.max_in_flight = 0  # most /slow requests served at once
         self.base = f"http://{host}:{self.server_address[1]}"
 
     def handle_error(self, request: object, client_address: object) -> None:  # a client hanging up is normal here
@@ -203,6 +212,10 @@ class WebServer:
     @property
     def agents(self) -> list[str]:
         return self._server.agents
+
+    @property
+    def max_in_flight(self) -> int:
+        return self._server.max_in_flight
 
     def url(self, path: str) -> str:
         return self.base + path
