@@ -24,10 +24,23 @@ from tests.web_fixtures.build_pages import pages  # noqa: E402
 
 try:  # the cleaning module moved in the layout change
     from qa.sources.cleaning import clean_text
-    from qa.sources.cleaning import html_to_text as _old_filter
 except ImportError:  # pragma: no cover - before the layout change
-    from qa.documents import _html_to_text as _old_filter  # type: ignore[attr-defined,no-redef]
     from qa.documents import clean_text  # type: ignore[no-redef]
+
+
+def _old_filter(page: str) -> tuple[str | None, str]:
+    """The hand-written tag filter HTML went through before trafilatura (kept here for the comparison)."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(page, "html.parser")
+    for tag in soup(["script", "style", "noscript", "nav", "footer", "header", "aside", "figure", "form"]):
+        tag.decompose()
+    title_tag = soup.find("h1") or soup.find("title")
+    title = title_tag.get_text(" ", strip=True) if title_tag else None
+    root = soup.find("article") or soup.body or soup
+    blocks = [el.get_text(" ", strip=True) for el in root.find_all(["h1", "h2", "h3", "p", "li", "blockquote"])]
+    return title, "\n".join(b for b in blocks if b) or root.get_text("\n", strip=True)
+
 
 BASE = "http://news.example"
 
