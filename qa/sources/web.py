@@ -371,21 +371,34 @@ class WebSource:
         except (FetchRefused, FetchFailed) as exc:
             return WebFailure(url, _reason(exc, url), isinstance(exc, FetchRefused))
 
-    def collect(self, urls: Iterable[str]) -> Iterator[WebItem]:
-        """Every article behind the URLs, in order: a WebPage, a WebUnchanged (304) or a WebFailure each."""
+    def expand_all(self, urls: Iterable[str]) -> tuple[list[WebItem], list[tuple[str, EntryHint | None,
+                                                                            Fetched | None]]]:
+        """Feeds and sitemaps read: (what is already known per URL: failures and 304s, the articles to fetch),
+        each article once even when several feeds list it."""
+        known: list[WebItem] = []
         targets: list[tuple[str, EntryHint | None, Fetched | None]] = []
         seen: set[str] = set()
         for url in urls:
             for item in self.expand(url):
                 if isinstance(item, WebFailure | WebUnchanged):
-                    yield item
+                    known.append(item)
                     continue
                 key = normalize_url(item[0])
                 if key not in seen:
                     seen.add(key)
                     targets.append(item)
+        return known, targets
+
+    def fetch_all(self, targets: list[tuple[str, EntryHint | None, Fetched | None]]) -> Iterator[WebItem]:
+        """Each article fetched and extracted, `concurrency` at a time, yielded in the order given."""
         with ThreadPoolExecutor(max_workers=max(1, self.concurrency), thread_name_prefix="fetch") as pool:
             yield from pool.map(lambda t: self._article(*t), targets)
+
+    def collect(self, urls: Iterable[str]) -> Iterator[WebItem]:
+        """Every article behind the URLs: a WebPage, a WebUnchanged (304) or a WebFailure each."""
+        known, targets = self.expand_all(urls)
+        yield from known
+        yield from self.fetch_all(targets)
 
     def remember(self, page: WebPage, doc_id: str | None = None) -> None:
         """Record a page's validators once it is safely indexed (so a crash never leaves a 304 for a page that was
