@@ -1,4 +1,5 @@
-"""FastAPI app: create_app() builds the pipeline once (lifespan) and routes reach it through a dependency."""
+"""FastAPI app: create_app() builds the service once (lifespan) and routes reach it through a dependency.
+Every body it returns is a model of qa.contract, declared as the route's response model."""
 
 from __future__ import annotations
 
@@ -16,48 +17,71 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from api.models import AskIn, IngestPathsIn
 from qa.config import Settings, load_settings
+from qa.contract import (
+    AnswerOut,
+    DeletedOut,
+    DocumentList,
+    DocumentOut,
+    DocumentSummary,
+    ErrorOut,
+    HealthOut,
+    IngestReportOut,
+    dump,
+)
 from qa.errors import QAError
-from qa.index import IngestReport
-from qa.pipeline import Pipeline, build_pipeline
+from qa.service import Service, build_service
 
 STATIC = Path(__file__).parent / "static"
 CSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 log = logging.getLogger("qa.api")
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Malformed request"},
-    401: {"description": "Missing or invalid API key"},
-    403: {"description": "Server-side path outside QA_INGEST_ROOT, or path ingest disabled"},
-    404: {"description": "Unknown document"},
-    413: {"description": "Request body too large"},
-    422: {"description": "Invalid input"},
-    503: {"description": "A dependency (vector store, LLM) is unavailable"},
-}
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for a route's error responses, all with the ErrorOut body."""
+    described = {
+        400: "Malformed request",
+        401: "Missing or invalid API key",
+        403: "Server-side path outside QA_INGEST_ROOT, or path ingest disabled",
+        404: "Unknown document",
+        409: "The index was built with another embedding model",
+        413: "Request body too large",
+        422: "Invalid input",
+        500: "Internal error (details are logged, never returned)",
+        503: "A dependency (vector store, LLM, embedding service) is unavailable",
+    }
+    return {code: {"model": ErrorOut, "description": described[code]} for code in (*codes, 500)}
 
+
+READ_ERRORS = _errors(404, 503)
+ASK_ERRORS = _errors(400, 409, 413, 422, 503)
+WRITE_ERRORS = _errors(400, 401, 403, 409, 413, 503)
 INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "Every article was already indexed, unchanged"},
-    201: {"description": "Articles added or replaced (files that could not be used are listed in `failed`)"},
-    422: {"description": "No file could be used (each reason is in `failed`), or invalid input"},
+    **WRITE_ERRORS,
+    200: {"model": IngestReportOut, "description": "Every article was already indexed, unchanged"},
+    201: {"model": IngestReportOut,
+          "description": "Articles added or replaced (files that could not be used are listed in `failed`)"},
+    422: {"model": IngestReportOut,
+          "description": "No file could be used (reasons in `failed`, summary in `error`), or invalid input"},
 }
 
 
-def get_pipeline(request: Request) -> Pipeline:
-    """The pipeline built at start-up (tests may override this dependency)."""
-    return request.app.state.pipeline
+def get_service(request: Request) -> Service:
+    """The service built at start-up (tests may override this dependency)."""
+    return request.app.state.service
 
 
-PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
+ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-def require_api_key(request: Request, pipeline: PipelineDep) -> None:
+def require_api_key(request: Request, service: ServiceDep) -> None:
     """Write endpoints need `Authorization: Bearer <QA_API_KEY>` when a key is configured."""
-    expected = pipeline.settings.api_key
+    expected = service.settings.api_key
     if expected is None:
         return
     header = request.headers.get("authorization", "")
@@ -78,18 +102,17 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
 
 
-def _sse(event: str, data: dict[str, Any]) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+def _sse(event: str, data: Any) -> str:
+    return f"event: {event}\ndata: {json.dumps(dump(data), ensure_ascii=False)}\n\n"
 
 
-def _report_response(report: IngestReport) -> JSONResponse:
+def _report_response(report: IngestReportOut) -> JSONResponse:
     """201 when something was written, 200 when all was already indexed, 422 when every file failed."""
     ok = report.added or report.replaced or report.unchanged
     status = 201 if (report.added or report.replaced) else (200 if ok else 422)
-    body = report.as_dict()
     if not ok:
-        body["error"] = "; ".join(f"{e.name}: {e.reason}" for e in report.failed) or "nothing to ingest"
-    return JSONResponse(body, status_code=status)
+        report.error = "; ".join(f"{e.file}: {e.error}" for e in report.failed) or "nothing to ingest"
+    return JSONResponse(report.model_dump(mode="json", exclude_none=True), status_code=status)
 
 
 class BodyLimit:
@@ -129,15 +152,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pipeline = await run_in_threadpool(build_pipeline, settings)
+        service = await run_in_threadpool(build_service, settings)
         try:
-            await run_in_threadpool(pipeline.startup)
+            await run_in_threadpool(service.startup)
         except QAError as exc:  # e.g. Chroma server not up yet: serve, report it on /health, recover later
             log.warning("start-up check failed: %s", exc)
-        app.state.pipeline = pipeline
+        app.state.service = service
         yield
 
-    app = FastAPI(title="News QA", version="0.1.0", lifespan=lifespan, responses=ERROR_RESPONSES)
+    # /docs and /redoc are served with Swagger UI and ReDoc assets from the fastapi-offline package: no CDN.
+    app = FastAPIOffline(title="News QA", version="0.1.0", lifespan=lifespan)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Authorization", "Content-Type"])
@@ -148,7 +172,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def security_headers(request: Request, call_next: Any) -> Any:
         response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        if not request.url.path.startswith(("/docs", "/redoc", "/openapi")):
+        if not request.url.path.startswith(("/docs", "/redoc", "/openapi", "/static-offline-docs")):
             response.headers.setdefault("Content-Security-Policy", CSP)
         return response
 
@@ -188,23 +212,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.get("/health", summary="Index size, store and LLM status (503 while the vector store is unreachable)")
-    def health(pipeline: PipelineDep) -> JSONResponse:
-        report = pipeline.health()
-        return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
+    @app.get("/health", summary="Index size, store and LLM status (503 while the vector store is unreachable)",
+             response_model=HealthOut, responses={503: {"model": HealthOut, "description": "Degraded"}})
+    def health(service: ServiceDep) -> JSONResponse:
+        report = service.health()
+        return JSONResponse(dump(report), status_code=200 if report.status == "ok" else 503)
 
-    @app.post("/ask", summary="Answer a question with cited passages")
-    def ask(body: AskIn, pipeline: PipelineDep) -> dict[str, Any]:
+    @app.post("/ask", summary="Answer a question with cited passages", response_model=AnswerOut, responses=ASK_ERRORS)
+    def ask(body: AskIn, service: ServiceDep) -> AnswerOut:
         filters = body.filters.to_filters() if body.filters else None
-        return pipeline.ask(body.question, k=body.k, filters=filters, conversation_id=body.conversation_id)
+        return service.ask(body.question, k=body.k, filters=filters, conversation_id=body.conversation_id)
 
     @app.post(
         "/chat", summary="The same answer as /ask, streamed as server-sent events",
-        responses={200: {"content": {"text/event-stream": {}}}},
+        description="Events: `sources` (SourcesEvent), then `token` (TokenEvent) many times, then `done` (the "
+                    "AnswerOut of /ask) or `error` (StreamError).",
+        responses={200: {"content": {"text/event-stream": {}}}, **ASK_ERRORS},
     )
-    def chat(body: AskIn, pipeline: PipelineDep) -> StreamingResponse:
+    def chat(body: AskIn, service: ServiceDep) -> StreamingResponse:
         filters = body.filters.to_filters() if body.filters else None
-        events = pipeline.stream(body.question, k=body.k, filters=filters, conversation_id=body.conversation_id)
+        events = service.stream(body.question, k=body.k, filters=filters, conversation_id=body.conversation_id)
         first = next(events)  # validation and retrieval happen here, so their errors get a proper status
 
         def body_stream() -> Iterator[str]:
@@ -223,38 +250,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
-    @app.get("/documents", summary="List indexed articles")
-    def list_documents(pipeline: PipelineDep) -> dict[str, Any]:
-        return {"documents": pipeline.docs.list_documents()}
+    @app.get("/documents", summary="List indexed articles", response_model=DocumentList, responses=_errors())
+    def list_documents(service: ServiceDep) -> DocumentList:
+        return DocumentList(documents=[DocumentSummary.model_validate(d) for d in service.docs.list_documents()])
 
-    @app.get("/documents/{doc_id}", summary="One cleaned article with its metadata")
-    def get_document(doc_id: str, pipeline: PipelineDep) -> dict[str, Any]:
-        return pipeline.get_document(doc_id)
+    @app.get("/documents/{doc_id}", summary="One cleaned article with its metadata", response_model=DocumentOut,
+             responses=READ_ERRORS)
+    def get_document(doc_id: str, service: ServiceDep) -> DocumentOut:
+        return service.get_document(doc_id)
 
     @app.post(
-        "/documents", summary="Upload and ingest articles (.txt, .md, .html)",
-        dependencies=[Depends(require_api_key)], responses=INGEST_RESPONSES,
+        "/documents", summary="Upload and ingest articles (.txt, .md, .html)", status_code=201,
+        response_model=IngestReportOut, dependencies=[Depends(require_api_key)], responses=INGEST_RESPONSES,
     )
-    async def upload(pipeline: PipelineDep, files: Annotated[list[UploadFile], File()]) -> JSONResponse:
+    async def upload(service: ServiceDep, files: Annotated[list[UploadFile], File()]) -> JSONResponse:
         payload: list[tuple[str, bytes]] = []
         for upload_file in files:
             data = await upload_file.read(settings.max_upload_bytes + 1)
             payload.append((upload_file.filename or "upload.txt", data))
-        return _report_response(await run_in_threadpool(pipeline.ingest_files, payload))
+        return _report_response(await run_in_threadpool(service.ingest_files, payload))
 
     @app.post(
         "/documents/ingest-path", summary="Ingest files or folders on the server, under QA_INGEST_ROOT only",
-        dependencies=[Depends(require_api_key)], responses=INGEST_RESPONSES,
+        status_code=201, response_model=IngestReportOut, dependencies=[Depends(require_api_key)],
+        responses=INGEST_RESPONSES,
     )
-    async def ingest_path(body: IngestPathsIn, pipeline: PipelineDep) -> JSONResponse:
-        return _report_response(await run_in_threadpool(pipeline.ingest_under_root, body.paths))
+    async def ingest_path(body: IngestPathsIn, service: ServiceDep) -> JSONResponse:
+        return _report_response(await run_in_threadpool(service.ingest_under_root, body.paths))
 
     @app.delete(
         "/documents/{doc_id}", summary="Remove an article from the index", status_code=200,
-        dependencies=[Depends(require_api_key)],
+        response_model=DeletedOut, dependencies=[Depends(require_api_key)], responses=_errors(401, 404, 503),
     )
-    def delete_document(doc_id: str, pipeline: PipelineDep) -> dict[str, Any]:
-        pipeline.delete(doc_id)
-        return {"deleted": doc_id}
+    def delete_document(doc_id: str, service: ServiceDep) -> DeletedOut:
+        service.delete(doc_id)
+        return DeletedOut(deleted=doc_id)
 
     return app

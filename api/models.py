@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from qa.retrieve import Filters
+from qa.retrieval import Filters
 
 
 class FiltersIn(BaseModel):

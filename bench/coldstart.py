@@ -41,10 +41,10 @@ def main() -> None:
     try:
         data_dir = args.data_dir
         if data_dir is None:
-            from qa.pipeline import build_pipeline
+            from qa.service import build_service
 
             data_dir = workdir / "data"
-            build_pipeline(bench_settings(data_dir)).ingest_paths([ROOT / "seeds"])
+            build_service(bench_settings(data_dir)).ingest_paths([ROOT / "seeds"])
         imports: list[float] = []
         health: list[float] = []
         first_answer: list[float] = []

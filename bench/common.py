@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from qa.config import Settings
-from qa.documents import Article, BadDocument, parse_article
+from qa.errors import BadDocument
+from qa.sources.article import Article
+from qa.sources.cleaning import parse_article
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -14,11 +14,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from qa.embedding.onnx import MAX_TOKENS, OnnxMiniLMEmbedding
+from qa.answering.enrichments import sentence_spans
+from qa.indexing.chunking import Chunker
+from qa.indexing.indexer import EMBED_GROUP_TEXTS
 
 from bench.common import bbc_articles, bench_settings, save
-from qa.documents import Article
-from qa.embeddings import MAX_TOKENS, OnnxMiniLMEmbedding
-from qa.index import EMBED_GROUP_TEXTS, Chunker, sentence_spans
+from qa.sources.article import Article
 
 
 def ingest_groups(articles: list[Article], chunker: Chunker) -> list[list[str]]:
@@ -42,9 +44,8 @@ class BareLoop:
 
     def __init__(self, embedder: OnnxMiniLMEmbedding, batch_size: int) -> None:
         import onnxruntime as ort
+        from qa.embedding.onnx import _model_path, _tokenizer_path, session_options
         from tokenizers import Tokenizer
-
-        from qa.embeddings import _model_path, _tokenizer_path, session_options
 
         threads = embedder._session.get_session_options().intra_op_num_threads
         self.session = ort.InferenceSession(str(_model_path()), sess_options=session_options(threads),

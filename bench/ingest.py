@@ -26,8 +26,8 @@ import numpy as np
 
 from bench.common import Stopwatch, bbc_articles, bench_settings, dir_mb, rss_mb, save
 from bench.embed import BareLoop, Interleaved, ingest_groups, legacy_embed
-from qa.documents import Article
-from qa.pipeline import build_pipeline
+from qa.service import build_service
+from qa.sources.article import Article
 
 
 class InterleavingEmbedder:
@@ -96,11 +96,11 @@ def main() -> None:
         shutil.rmtree(args.keep)
     settings = bench_settings(data_dir, chroma_url=args.chroma_url)
     if args.chroma_url:
-        from qa.reset import reset_index
+        from qa.service import reset_index
 
         reset_index(settings)
     with Stopwatch() as build:
-        pipeline = build_pipeline(settings)
+        pipeline = build_service(settings)
         pipeline.indexer.store.check()  # connect (and import chromadb) before timing
     embedder = pipeline.indexer.embedder
 

@@ -161,10 +161,10 @@ def main() -> None:
             if data_dir is None:
                 if args.corpus == "bbc":
                     raise SystemExit("--data-dir is required for bbc: python -m bench.ingest --keep DIR first")
-                from qa.pipeline import build_pipeline
+                from qa.service import build_service
 
                 data_dir = workdir / "data"
-                build_pipeline(bench_settings(data_dir)).ingest_paths([ROOT / "seeds"])
+                build_service(bench_settings(data_dir)).ingest_paths([ROOT / "seeds"])
             with ExitStack() as stack:
                 env = {"QA_CHROMA_URL": args.chroma_url} if args.chroma_url else {}
                 if args.server_mode:

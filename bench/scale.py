@@ -7,7 +7,7 @@ Synthetic but realistic: chunk texts are 50-word windows of the BBC corpus (real
 article, 3 sentences each, five sources, dates over three years; chunk vectors are clustered random unit
 vectors (384-d). Each size gets a complete data folder (docstore.sqlite, bm25/, and chroma/ up to
 --chroma-max chunks), built through the project's own classes (DocStore.put, KeywordIndex.build from
-DocStore.iter_chunks as ingest does, VectorStore.upsert). Measurements then run in a fresh process per size
+DocStore.iter_chunks as ingest does, ChromaIndex.upsert). Measurements then run in a fresh process per size
 (`--measure DIR`), so start-up time and memory are those of a new worker. `python -m bench.latency
 --data-dir DIR/data --corpus bbc` serves such a folder over HTTP.
 """
@@ -48,7 +48,8 @@ def bbc_words() -> list[str]:
 def synthetic_doc(i: int, words: list[str], rng: random.Random) -> tuple[Any, list[Any], list[tuple[int, int]]]:
     """One article of CHUNKS_PER_DOC chunks (50-word BBC windows) with exact chunk and sentence offsets."""
     from qa.docstore import ChunkRow
-    from qa.documents import Article
+
+    from qa.sources.article import Article
 
     doc_id = f"syn-{i:07d}"
     parts: list[str] = []
@@ -81,7 +82,8 @@ def build(folder: Path, chunks: int, with_chroma: bool, seed: int = 7) -> dict[s
     from qa.docstore import DocStore
     from qa.embeddings import ONNX_MODEL_ID
     from qa.keyword import KeywordIndex, day_number
-    from qa.vectors import VectorStore
+
+    from qa.store.chroma import ChromaIndex
 
     data_dir = folder / "data"
     data_dir.mkdir(parents=True)
@@ -89,7 +91,7 @@ def build(folder: Path, chunks: int, with_chroma: bool, seed: int = 7) -> dict[s
     nprng = np.random.default_rng(seed)
     words = bbc_words()
     docs = DocStore(data_dir / "docstore.sqlite")
-    store = VectorStore(ONNX_MODEL_ID, bench_settings(data_dir).collection, data_dir) if with_chroma else None
+    store = ChromaIndex(ONNX_MODEL_ID, bench_settings(data_dir).collection, data_dir) if with_chroma else None
     centroids = nprng.normal(size=(256, 384)).astype(np.float32)
     out: dict[str, Any] = {"chunks": chunks, "documents": chunks // CHUNKS_PER_DOC, "chroma": with_chroma}
     docstore_s = chroma_s = 0.0
@@ -178,20 +180,20 @@ def measure(folder: Path) -> dict[str, Any]:
     """Run in a fresh process: start-up, memory and per-part query latency on one data folder."""
     started = time.perf_counter()
     from bench.latency import bbc_questions
-    from qa.pipeline import build_pipeline
+    from qa.service import build_service
 
     imported = time.perf_counter()
     data_dir = folder / "data"
     has_chroma = (data_dir / "chroma").exists()
     settings = bench_settings(data_dir, retriever="hybrid" if has_chroma else "bm25")
-    pipeline = build_pipeline(settings)
+    pipeline = build_service(settings)
     pipeline.startup()
     built = time.perf_counter()
     questions = bbc_questions(QUERIES)
-    first = pipeline.ask(questions[0])
+    first = pipeline.ask(questions[0]).model_dump()
     ready = time.perf_counter()
     out: dict[str, Any] = {
-        "startup_s": {"imports": round(imported - started, 2), "build_pipeline": round(built - imported, 2),
+        "startup_s": {"imports": round(imported - started, 2), "build_service": round(built - imported, 2),
                       "first_query": round(ready - built, 2), "total": round(ready - started, 2)},
         "first_query_timings_ms": first["timings_ms"], "rss_after_first_query_mb": rss_mb()["rss_mb"],
     }
@@ -212,7 +214,7 @@ def measure(folder: Path) -> dict[str, Any]:
         out["chroma_delete_absent_doc_ms"] = _timed(lambda i: store.delete_doc(f"absent-{i}"), 20)
         out["chroma_ids_for_doc_ms"] = _timed(lambda i: store.ids_for(f"syn-{i * 7:07d}"), 20)
     out["retrieve_ms"] = _timed(lambda i: retriever.retrieve(questions[i], 5), QUERIES)
-    out["ask_ms"] = _timed(lambda i: pipeline.ask(questions[i]), QUERIES)
+    out["ask_ms"] = _timed(lambda i: pipeline.ask(questions[i]).model_dump(), QUERIES)
     out["rss_after_queries_mb"] = rss_mb()
     return out
 

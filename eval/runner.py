@@ -18,8 +18,8 @@ from eval import metrics as m
 from eval.dataset import Dataset, Item
 from qa.config import Settings
 
-if TYPE_CHECKING:  # the pipeline's imports (Chroma, onnxruntime) load only when a run starts
-    from qa.pipeline import Pipeline
+if TYPE_CHECKING:  # the service's imports (Chroma, onnxruntime) load only when a run starts
+    from qa.service import Service
 
 
 class EvalError(Exception):
@@ -96,7 +96,7 @@ def settings_for(base: Settings, overrides: dict[str, Any]) -> Settings:
 # --- where questions go ----------------------------------------------------------------------------------
 
 class Target(Protocol):
-    """Something that answers like POST /ask and shows the cleaned articles."""
+    """Something that answers like POST /ask (the contract's AnswerOut, as data) and shows the cleaned articles."""
 
     def ask(self, question: str, k: int, conversation_id: str | None) -> dict[str, Any]: ...
 
@@ -119,17 +119,17 @@ class NoProgress:
         pass
 
 
-class PipelineTarget:
-    """The pipeline in this process."""
+class ServiceTarget:
+    """The service in this process."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
+    def __init__(self, service: Service) -> None:
+        self.service = service
 
     def ask(self, question: str, k: int, conversation_id: str | None) -> dict[str, Any]:
-        return self.pipeline.ask(question, k=k, conversation_id=conversation_id)
+        return self.service.ask(question, k=k, conversation_id=conversation_id).model_dump(mode="json")
 
     def article(self, doc_id: str) -> str | None:
-        document = self.pipeline.docs.get_document(doc_id)
+        document = self.service.docs.get_document(doc_id)
         return document["text"] if document else None
 
 
@@ -170,7 +170,14 @@ class HttpTarget:
             except ValueError:
                 message = response.text[:200]
             raise ItemFailed(f"POST /ask answered {response.status_code}: {message}")
-        return response.json()
+        from pydantic import ValidationError
+
+        from qa.contract import AnswerOut
+
+        try:
+            return AnswerOut.model_validate_json(response.content).model_dump(mode="json")
+        except ValidationError as exc:
+            raise ItemFailed(f"POST /ask answered a body outside the contract: {exc.errors()[0]['msg']}") from None
 
     def article(self, doc_id: str) -> str | None:
         if doc_id not in self._articles:
@@ -236,13 +243,13 @@ def _index(base: Settings, config: RunConfig, seeds: Sequence[Path], root: Path,
         yield index_dir
         return
     from qa.errors import QAError
-    from qa.pipeline import build_pipeline
+    from qa.service import build_service
 
     data_dir = root / f"index-{config.chunk_size}-{config.chunk_overlap}"
     progress.stage(f"indexing seeds (chunk {config.chunk_size}/{config.chunk_overlap})")
     settings = settings_for(base, {**asdict(config), "data_dir": data_dir, "chroma_url": None})
     try:
-        report = build_pipeline(settings).ingest_paths(seeds)
+        report = build_service(settings).ingest_paths(seeds)
     except QAError as exc:
         raise EvalError(f"could not index the seeds: {exc}") from None
     if not (report.added or report.unchanged):
@@ -255,7 +262,7 @@ def run_in_process(
     progress: Progress | None = None, index_dir: Path | None = None,
 ) -> list[ConfigRun]:
     """Each configuration on a temporary index of the seeds (one per chunking), or on `index_dir` as it is."""
-    from qa.pipeline import build_pipeline
+    from qa.service import build_service
 
     progress = progress or NoProgress()
     default = RunConfig.from_settings(base)
@@ -272,14 +279,14 @@ def run_in_process(
                     started = time.perf_counter()
                     settings = settings_for(base, {**asdict(config), "data_dir": data_dir,
                                                    **({} if index_dir else {"chroma_url": None})})
-                    pipeline = build_pipeline(settings)
-                    pipeline.startup()
-                    pipeline.retriever.retrieve("warm-up", config.top_k)  # cold caches are not this config's latency
-                    records = run_items(PipelineTarget(pipeline), dataset, config.top_k, progress)
+                    service = build_service(settings)
+                    service.startup()
+                    service.retriever.retrieve("warm-up", config.top_k)  # cold caches are not this config's latency
+                    records = run_items(ServiceTarget(service), dataset, config.top_k, progress)
                     seconds = {"index": round(index_seconds, 2), "ask": round(time.perf_counter() - started, 2)}
                     index_seconds = 0.0
-                    described = {**asdict(config), "answer_mode": pipeline.answerer.name,
-                                 "chunks": pipeline.docs.count()[1]}
+                    described = {**asdict(config), "answer_mode": service.answerer.name,
+                                 "chunks": service.docs.count()[1]}
                     runs.append(ConfigRun(label, described,
                                           config.top_k, records, m.summarise(records, config.top_k), seconds))
     return runs

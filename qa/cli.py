@@ -7,13 +7,17 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from qa.config import Settings, load_settings
+from qa.contract import AnswerOut, IngestReportOut
 from qa.errors import QAError
+
+if TYPE_CHECKING:
+    from qa.service import Service
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -38,13 +42,13 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _pipeline(settings: Settings):
-    from qa.pipeline import build_pipeline
+def _service(settings: Settings) -> Service:
+    from qa.service import build_service
 
     try:
-        pipeline = build_pipeline(settings)
-        pipeline.startup()
-        return pipeline
+        service = build_service(settings)
+        service.startup()
+        return service
     except QAError as exc:
         raise _fail(str(exc)) from None
 
@@ -58,29 +62,31 @@ def ingest(
     """Clean, chunk, embed and index articles; unchanged articles are skipped."""
     from rich.progress import Progress
 
-    from qa.documents import discover
+    from qa.sources import FileSource, open_targets
 
     settings = _settings()
-    targets = paths or [DEFAULT_SEEDS]
-    missing = [str(p) for p in targets if not p.exists()]
+    sources = open_targets([str(p) for p in (paths or [DEFAULT_SEEDS])], settings)
+    missing = [str(p) for s in sources if isinstance(s, FileSource) for p in s.paths if not p.exists()]
     if missing:
         raise _fail(f"no such file or folder: {', '.join(missing)}", 2)
     if reset:
-        from qa.reset import reset_index
+        from qa.service import reset_index
 
         reset_index(settings)
-    pipeline = _pipeline(settings)
+    service = _service(settings)
     started = time.perf_counter()
-    total = len(discover(targets))
+    reports = []
     try:
         with Progress(console=err, transient=True, disable=as_json) as bar:
-            task = bar.add_task("ingesting", total=total)
-            report = pipeline.ingest_paths(targets, progress=lambda _name: bar.advance(task))
+            task = bar.add_task("ingesting", total=sum(s.count() for s in sources))
+            for source in sources:
+                reports.append(service.ingest(source, progress=lambda _name: bar.advance(task)))
     except QAError as exc:
         raise _fail(str(exc)) from None
+    report = _merge(reports)
     elapsed = time.perf_counter() - started
     if as_json:
-        out.print_json(json.dumps({**report.as_dict(), "seconds": round(elapsed, 2)}))
+        out.print_json(json.dumps({**report.model_dump(mode="json", exclude_none=True), "seconds": round(elapsed, 2)}))
     else:
         out.print(
             f"added {len(report.added)}, replaced {len(report.replaced)}, unchanged {len(report.unchanged)}, "
@@ -88,13 +94,26 @@ def ingest(
             f"{report.chunks_total} in the index ({elapsed:.1f} s)"
         )
         for failure in report.failed:
-            err.print(f"[yellow]skipped[/yellow] {failure.name}: {failure.reason}", highlight=False)
+            err.print(f"[yellow]skipped[/yellow] {failure.file}: {failure.error}", highlight=False)
     if report.failed and not (report.added or report.replaced or report.unchanged):
         raise typer.Exit(1)
 
 
+def _merge(reports: list[IngestReportOut]) -> IngestReportOut:
+    """One report for several sources (the index total is the last one's)."""
+    merged = IngestReportOut(added=[], replaced=[], unchanged=[], failed=[], chunks_written=0, chunks_total=0)
+    for report in reports:
+        merged.added += report.added
+        merged.replaced += report.replaced
+        merged.unchanged += report.unchanged
+        merged.failed += report.failed
+        merged.chunks_written += report.chunks_written
+        merged.chunks_total = report.chunks_total
+    return merged
+
+
 def _parse_filters(source: str | None, since: str | None, until: str | None):
-    from qa.retrieve import Filters
+    from qa.retrieval import Filters
 
     if source is not None and not source.strip():
         raise _fail("--source must not be empty", 2)
@@ -110,19 +129,19 @@ def _parse_filters(source: str | None, since: str | None, until: str | None):
         raise _fail(str(exc), 2) from None
 
 
-def _print_answer(result: dict) -> None:
-    style = "yellow" if result["refused"] else "bold"
-    out.print(f"[{style}]{result['answer']}[/{style}]", highlight=False)
-    if result.get("notice"):
-        out.print(f"[dim]note: {result['notice']}[/dim]")
-    for c in result["citations"]:
-        out.print(f"\n[cyan][{c['n']}][/cyan] {c['title']} — {c['source'] or '?'}, {c['published'] or 'undated'}"
-                  f" (chars {c['start']}-{c['end']} of {c['doc_id']})", highlight=False)
-        out.print(f"    {c['text']}", highlight=False, markup=False)
-    if result["refused"] and result["passages"]:
+def _print_answer(result: AnswerOut) -> None:
+    style = "yellow" if result.refused else "bold"
+    out.print(result.answer, style=style, highlight=False, markup=False)
+    if result.notice:
+        out.print(f"note: {result.notice}", style="dim", markup=False)
+    for c in result.citations:
+        out.print(f"\n[cyan][{c.n}][/cyan] {c.title} — {c.source or '?'}, {c.published or 'undated'}"
+                  f" (chars {c.start}-{c.end} of {c.doc_id})", highlight=False)
+        out.print(f"    {c.text}", highlight=False, markup=False)
+    if result.refused and result.passages:
         out.print("\n[dim]Nearest passages:[/dim]")
-        for p in result["passages"][:3]:
-            out.print(f"  - {p['title']} ({p['doc_id']}): {p['text'][:160]}…", highlight=False, markup=False)
+        for p in result.passages[:3]:
+            out.print(f"  - {p.title} ({p.doc_id}): {p.text[:160]}…", highlight=False, markup=False)
 
 
 @app.command()
@@ -137,13 +156,13 @@ def ask(
 ) -> None:
     """Answer one question from the indexed articles, with numbered sources."""
     filters = _parse_filters(source, since, until)
-    pipeline = _pipeline(_settings())
+    service = _service(_settings())
     try:
-        result = pipeline.ask(question, k=k, filters=filters, conversation_id=conversation)
+        result = service.ask(question, k=k, filters=filters, conversation_id=conversation)
     except QAError as exc:
         raise _fail(str(exc), 2 if exc.status_code < 500 else 1) from None
     if as_json:
-        sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
+        sys.stdout.write(json.dumps(result.model_dump(mode="json"), ensure_ascii=False, indent=2) + "\n")
     else:
         _print_answer(result)
 
@@ -151,7 +170,7 @@ def ask(
 @app.command()
 def chat() -> None:
     """An interactive conversation in the terminal (empty line or Ctrl-D to quit)."""
-    pipeline = _pipeline(_settings())
+    service = _service(_settings())
     conversation_id = None
     out.print("Ask about the indexed articles. Empty line to quit.")
     while True:
@@ -162,11 +181,11 @@ def chat() -> None:
         if not question:
             break
         try:
-            result = pipeline.ask(question, conversation_id=conversation_id)
+            result = service.ask(question, conversation_id=conversation_id)
         except QAError as exc:
             err.print(f"[red]error:[/red] {exc}")
             continue
-        conversation_id = result["conversation_id"]
+        conversation_id = result.conversation_id
         _print_answer(result)
 
 

@@ -42,7 +42,23 @@ class StoreUnavailable(QAError):
     status_code = 503
 
 
-class LLMUnavailable(QAError):
+class AnswererUnavailable(QAError):
+    """An answerer that depends on a service cannot answer now; the fallback chain tries the next one."""
+
+    status_code = 503
+
+
+class LLMUnavailable(AnswererUnavailable):
     """The configured LLM did not answer in time or answered garbage."""
+
+
+class PathNotAllowed(QAError):
+    """A server-side path that resolves outside QA_INGEST_ROOT, or path ingest is disabled."""
+
+    status_code = 403
+
+
+class EmbedderUnavailable(QAError):
+    """A remote embedding service (OpenAI embeddings) did not answer or answered garbage."""
 
     status_code = 503

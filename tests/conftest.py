@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from qa.config import Settings
-from qa.pipeline import Pipeline, build_pipeline
+from qa.service import Service, build_service
 from tests.support import CHROMIUM, SEEDS
 
 
@@ -36,25 +36,25 @@ def browser_type_launch_args() -> dict[str, Any]:
 def seeded_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data folder holding the seeds, indexed once for the session (copy it before mutating)."""
     data_dir = tmp_path_factory.mktemp("seeded") / "data"
-    pipeline = build_pipeline(make_settings(data_dir))
+    pipeline = build_service(make_settings(data_dir))
     report = pipeline.ingest_paths([SEEDS])
     assert len(report.added) == 5 and not report.failed
     return data_dir
 
 
 @pytest.fixture(scope="session")
-def pipeline(seeded_dir: Path) -> Pipeline:
+def pipeline(seeded_dir: Path) -> Service:
     """A read-only pipeline over the seeds (tests must not ingest or delete through it)."""
-    return build_pipeline(make_settings(seeded_dir))
+    return build_service(make_settings(seeded_dir))
 
 
 @pytest.fixture
-def copy_seeded(seeded_dir: Path, tmp_path: Path) -> Callable[..., Pipeline]:
+def copy_seeded(seeded_dir: Path, tmp_path: Path) -> Callable[..., Service]:
     """A private, mutable copy of the seeded index: call with setting overrides to get a pipeline."""
     data_dir = tmp_path / "data"
     shutil.copytree(seeded_dir, data_dir)
 
-    def make(**overrides: object) -> Pipeline:
-        return build_pipeline(make_settings(data_dir, **overrides))
+    def make(**overrides: object) -> Service:
+        return build_service(make_settings(data_dir, **overrides))
 
     return make

@@ -123,13 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.url:
         result = run_load(args.url, args.requests, args.concurrency)
     else:
-        from qa.pipeline import build_pipeline
+        from qa.service import build_service
         from tests.conftest import make_settings
         from tests.support import SEEDS, api_server
 
         with tempfile.TemporaryDirectory(prefix="qa-load-") as tmp:
             data_dir = Path(tmp) / "data"
-            build_pipeline(make_settings(data_dir)).ingest_paths([SEEDS])
+            build_service(make_settings(data_dir)).ingest_paths([SEEDS])
             with api_server(data_dir) as url:
                 run_load(url, min(50, args.requests), min(8, args.concurrency))  # warm-up, not counted
                 result = run_load(url, args.requests, args.concurrency)

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from qa.documents import load_articles
-from qa.pipeline import Pipeline
+from qa.service import Service
+from qa.sources.files import load_articles
 from tests.support import SEEDS
 
 
@@ -49,38 +49,41 @@ def write_corpus(folder: Path, count: int, edition: int = 0) -> dict[str, str]:
 
 @dataclass
 class IndexState:
-    """Everything the three stores say is indexed."""
+    """Everything the two stores (and the keyword index inside the SQL store) say is indexed."""
 
     documents: dict[str, int]  # doc_id -> n_chunks the docstore recorded
     docstore_chunks: list[str]
     chroma_chunks: list[str]
     keyword_chunks: list[str]
     pending: list[str]
-    keyword_generation: int | None
-    docstore_generation: int
 
 
-def index_state(pipeline: Pipeline) -> IndexState:
+def index_state(pipeline: Service) -> IndexState:
     """Read the docstore, the vector store and the keyword index as they are on disk now."""
     docs = pipeline.docs
     documents = {d["doc_id"]: d["n_chunks"] for d in docs.list_documents()}
-    docstore_chunks = [chunk_id for chunk_id, *_ in docs.iter_chunks()]
+    docstore_chunks = [row[0] for row in docs._conn().execute("SELECT chunk_id FROM chunks ORDER BY chunk_id")]
     chroma_chunks = pipeline.indexer.store._call(lambda col: col.get(include=[]))["ids"]
-    keyword = pipeline.indexer.keyword
-    loaded = keyword._current()
     return IndexState(
         documents=documents,
         docstore_chunks=docstore_chunks,
         chroma_chunks=list(chroma_chunks),
-        keyword_chunks=list(loaded.chunk_ids) if loaded else [],
+        keyword_chunks=keyword_indexed(pipeline),
         pending=docs.pending(),
-        keyword_generation=keyword.saved_generation(),
-        docstore_generation=docs.generation(),
     )
 
 
-def assert_consistent(pipeline: Pipeline, expected_docs: set[str] | None = None) -> IndexState:
-    """The docstore, Chroma and BM25 hold exactly the same chunks, once each, of one version per article."""
+def keyword_indexed(pipeline: Service) -> list[str]:
+    """The chunks the FTS5 keyword index holds a row for (its docsize shadow table has one per indexed row)."""
+    rows = pipeline.docs._conn().execute(
+        "SELECT c.chunk_id FROM chunk_terms_docsize s LEFT JOIN chunks c ON c.id = s.id"
+    ).fetchall()
+    return [row[0] or f"<orphan fts row {i}>" for i, row in enumerate(rows)]
+
+
+def assert_consistent(pipeline: Service, expected_docs: set[str] | None = None) -> IndexState:
+    """The docstore, Chroma and the keyword index hold exactly the same chunks, once each, of one version per
+    article."""
     state = index_state(pipeline)
     for name, ids in (("docstore", state.docstore_chunks), ("chroma", state.chroma_chunks),
                       ("bm25", state.keyword_chunks)):
@@ -92,7 +95,6 @@ def assert_consistent(pipeline: Pipeline, expected_docs: set[str] | None = None)
         f"missing {sorted(docstore - set(state.chroma_chunks))[:5]}"
     )
     assert set(state.keyword_chunks) == docstore
-    assert state.keyword_generation == state.docstore_generation
     assert not state.pending, f"docs still pending: {state.pending}"
     per_doc = Counter(chunk_id.split(":", 1)[0] for chunk_id in docstore)
     assert dict(per_doc) == {d: n for d, n in state.documents.items() if n}, "chunk counts disagree"

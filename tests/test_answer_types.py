@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa.answer_types import (
+from qa.answering.answer_types import (
     AnswerType,
     Expectation,
     asks_outcome,
@@ -17,7 +17,7 @@ from qa.answer_types import (
     same_casualties,
     satisfies,
 )
-from qa.entities import Gazetteer
+from qa.lexicon import Gazetteer
 
 
 @pytest.mark.parametrize("question,wanted", [

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from qa.pipeline import Pipeline
+from qa.service import Service
 from tests.support import ROOT
 
 QUESTIONS = [json.loads(line) for line in (ROOT / "eval/data/questions.jsonl").read_text("utf-8").splitlines()]
@@ -17,7 +17,7 @@ def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", text.lower().replace("’", "'"))
 
 
-def assert_citations_exact(pipeline: Pipeline, result: dict) -> None:
+def assert_citations_exact(pipeline: Service, result: dict) -> None:
     """Every [n] has a citation, every citation is used, and each quotes its article exactly."""
     markers = {int(n) for n in re.findall(r"\[(\d+)\]", result["answer"])}
     assert markers == {c["n"] for c in result["citations"]}
@@ -29,16 +29,16 @@ def assert_citations_exact(pipeline: Pipeline, result: dict) -> None:
         assert quote["text"] in result["answer"]
 
 
-def test_death_toll_answer_is_cited(pipeline: Pipeline) -> None:
-    result = pipeline.ask("How many people have died in the Syrian conflict since 2011?")
+def test_death_toll_answer_is_cited(pipeline: Service) -> None:
+    result = pipeline.ask("How many people have died in the Syrian conflict since 2011?").model_dump()
     assert not result["refused"] and "320,000" in result["answer"]
     assert any("320,000" in c["text"] for c in result["citations"])
     assert_citations_exact(pipeline, result)
 
 
 @pytest.mark.parametrize("question", ["Who won the 2018 FIFA World Cup?", "How much did the US pay for Alaska?"])
-def test_off_corpus_questions_are_refused(pipeline: Pipeline, question: str) -> None:
-    result = pipeline.ask(question)
+def test_off_corpus_questions_are_refused(pipeline: Service, question: str) -> None:
+    result = pipeline.ask(question).model_dump()
     assert result["refused"] and result["citations"] == []
     assert result["answer"].startswith("The articles don't say")
     assert result["passages"]  # the nearest passages are still listed for the curious
@@ -52,8 +52,8 @@ def test_off_corpus_questions_are_refused(pipeline: Pipeline, question: str) -> 
     "What was the result of the UN Security Council vote on the Idlib inquiry resolution?",  # only "scheduled"
     "How long did Lavrov's Oval Office meeting with Trump last?",  # two hours was the meeting with Putin
 ])
-def test_near_misses_are_refused(pipeline: Pipeline, question: str) -> None:
-    result = pipeline.ask(question)
+def test_near_misses_are_refused(pipeline: Service, question: str) -> None:
+    result = pipeline.ask(question).model_dump()
     assert result["refused"], result["answer"]
 
 
@@ -64,26 +64,26 @@ def test_near_misses_are_refused(pipeline: Pipeline, question: str) -> None:
     ("Which countries put forward the UN Security Council resolution calling for an inquiry into the Idlib attack?",
      "Britain"),
 ])
-def test_the_asked_kind_of_name_is_quoted(pipeline: Pipeline, question: str, gold: str) -> None:
-    result = pipeline.ask(question)
+def test_the_asked_kind_of_name_is_quoted(pipeline: Service, question: str, gold: str) -> None:
+    result = pipeline.ask(question).model_dump()
     assert not result["refused"] and gold in result["answer"]
     assert_citations_exact(pipeline, result)
 
 
-def test_answers_are_deterministic(pipeline: Pipeline) -> None:
+def test_answers_are_deterministic(pipeline: Service) -> None:
     question = "Where is the Shayrat Airbase?"
-    first, second = pipeline.ask(question), pipeline.ask(question)
+    first, second = pipeline.ask(question).model_dump(), pipeline.ask(question).model_dump()
     assert first["answer"] == second["answer"] and first["citations"] == second["citations"]
     assert "Homs" in first["answer"]
 
 
 
-def test_answer_quality_on_eval_set(pipeline: Pipeline) -> None:
+def test_answer_quality_on_eval_set(pipeline: Service) -> None:
     answered = refused = phantoms = 0
     answerable = [q for q in QUESTIONS if q["answerable"]]
     unanswerable = [q for q in QUESTIONS if not q["answerable"]]
     for item in QUESTIONS:
-        result = pipeline.ask(item["question"])
+        result = pipeline.ask(item["question"]).model_dump()
         assert_citations_exact(pipeline, result)
         markers = {int(n) for n in re.findall(r"\[(\d+)\]", result["answer"])}
         phantoms += len(markers - {c["n"] for c in result["citations"]})

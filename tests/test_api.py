@@ -9,13 +9,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from qa.pipeline import Pipeline
+from qa.service import Service
 
 KEY = "s3cret-key"
 
 
 @pytest.fixture
-def client(copy_seeded: Callable[..., Pipeline]) -> Iterator[TestClient]:
+def client(copy_seeded: Callable[..., Service]) -> Iterator[TestClient]:
     settings = copy_seeded(api_key=KEY).settings
     with TestClient(create_app(settings)) as test_client:
         yield test_client

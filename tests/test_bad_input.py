@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from qa.cli import app as cli_app
-from qa.pipeline import build_pipeline
+from qa.service import build_service
 from tests.conftest import make_settings
 from tests.reliability_support import assert_consistent
 from tests.support import SEEDS
@@ -257,7 +257,7 @@ def test_nothing_was_half_written(client: TestClient, data_dir: Path) -> None:
     assert {d["doc_id"] for d in client.get("/documents").json()["documents"]} == SEED_IDS
     health = client.get("/health").json()
     assert health["documents"] == 5 and health["chunks"] == health["vectors"]
-    assert_consistent(build_pipeline(make_settings(data_dir)), SEED_IDS)
+    assert_consistent(build_service(make_settings(data_dir)), SEED_IDS)
 
 
 # ---- the CLI: the same inputs give one error line and a non-zero exit code ----
@@ -322,7 +322,7 @@ def test_cli_ingest_of_only_bad_files(cli_env: Path) -> None:
     skipped = [line for line in result.stderr.splitlines() if line.startswith("skipped")]
     assert len(skipped) == len(files), result.stderr  # one line per bad file, each with its reason
     assert "added 0, replaced 0, unchanged 0" in result.stdout
-    assert_consistent(build_pipeline(make_settings(cli_env / "data")), SEED_IDS)
+    assert_consistent(build_service(make_settings(cli_env / "data")), SEED_IDS)
 
 
 def test_cli_bad_configuration_is_one_line(cli_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from qa.pipeline import build_pipeline
+from qa.service import build_service
 from tests.conftest import make_settings
 from tests.reliability_load import LoadResult, run_load
 from tests.reliability_support import assert_consistent, write_corpus
@@ -141,7 +141,7 @@ def test_bounded_load_has_zero_errors(served: Served) -> None:
 def test_afterwards_the_index_is_exact(served: Served) -> None:
     """Stop the server (the embedded store is one process's), then audit every store: nothing lost or doubled."""
     served.stop()
-    state = assert_consistent(build_pipeline(make_settings(served.data_dir)), served.expected)
+    state = assert_consistent(build_service(make_settings(served.data_dir)), served.expected)
     FIGURES["index after"] = f"{len(state.documents)} documents, {len(state.docstore_chunks)} chunks, consistent"
 
 

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.documents import BadDocument, load_articles
-from qa.index import Chunker
-from qa.pipeline import Pipeline, build_pipeline
+from qa.errors import BadDocument
+from qa.indexing.chunking import Chunker
+from qa.service import Service, build_service
+from qa.sources.files import load_articles
 from tests.conftest import make_settings
 from tests.reliability_support import assert_consistent, docstore_count, write_corpus
 from tests.support import ROOT, qa_env
@@ -40,18 +41,20 @@ def _expected_chunks(folder: Path) -> set[str]:
 def _ingest(data_dir: Path, folder: Path) -> subprocess.Popen[str]:
     """`qa ingest` with small embedding groups: a group's articles commit in one quick burst, so with the
     default size (the whole batch in one group) the kill points below could be overrun."""
-    cli = f"import qa.index; qa.index.EMBED_GROUP_TEXTS = {GROUP_TEXTS}; from qa.cli import app; app(prog_name='qa')"
+    cli = (f"import qa.indexing.indexer; qa.indexing.indexer.EMBED_GROUP_TEXTS = {GROUP_TEXTS}; "
+           "from qa.cli import app; app(prog_name='qa')")
     return subprocess.Popen(
         [sys.executable, "-c", cli, "ingest", str(folder), "--json"], cwd=ROOT, env=qa_env(data_dir),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
 
-def _generation(data_dir: Path) -> int:
+def _versions(data_dir: Path) -> set[tuple[str, str]]:
+    """(doc_id, fingerprint) of every committed article: a new pair is a committed add or replace."""
     import sqlite3
 
     with sqlite3.connect(f"file:{data_dir / 'docstore.sqlite'}?mode=ro", uri=True, timeout=5) as conn:
-        return int(conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
+        return set(conn.execute("SELECT doc_id, content_hash FROM documents").fetchall())
 
 
 def _kill_when(proc: subprocess.Popen[str], ready: Callable[[], bool], what: str, timeout: float = 120) -> None:
@@ -85,7 +88,7 @@ def test_kill_9_mid_batch_then_rerun_is_exact(tmp_path: Path) -> None:
                f">= {BATCH // 4}/{BATCH} new articles committed")
     _kill_when(_ingest(data_dir, folder), lambda: docstore_count(data_dir) >= 2 * BATCH // 3,
                f">= {2 * BATCH // 3}/{BATCH} new articles committed")
-    pipeline = build_pipeline(make_settings(data_dir))
+    pipeline = build_service(make_settings(data_dir))
     pipeline.startup()  # what `qa ingest` does before ingesting (in-process: saves a second of imports)
     report = pipeline.ingest_paths([folder])
     assert 0 < len(report.added) <= BATCH - 2 * BATCH // 3 and not report.replaced and not report.failed
@@ -96,18 +99,18 @@ def test_kill_9_mid_batch_then_rerun_is_exact(tmp_path: Path) -> None:
     new_facts = write_corpus(folder, BATCH, edition=1)
     second_chunks = _expected_chunks(folder)
     assert not second_chunks & first_chunks
-    start = _generation(data_dir)
-    _kill_when(_ingest(data_dir, folder), lambda: _generation(data_dir) >= start + BATCH // 2,
+    start = _versions(data_dir)
+    _kill_when(_ingest(data_dir, folder), lambda: len(_versions(data_dir) - start) >= BATCH // 2,
                f">= {BATCH // 2}/{BATCH} replacements committed")
     out = _run_to_end(data_dir, folder)
     assert '"failed": []' in out
-    pipeline = build_pipeline(make_settings(data_dir))
+    pipeline = build_service(make_settings(data_dir))
     state = assert_consistent(pipeline, expected_docs)
     assert set(state.docstore_chunks) == second_chunks  # no chunk of the old edition survives anywhere
 
     # 3. nothing lost: every article is its new edition, whole, and found by its own unique code
     for doc_id, fact in new_facts.items():
-        text = pipeline.get_document(doc_id)["text"]
+        text = pipeline.get_document(doc_id).model_dump()["text"]
         assert fact in text and facts[doc_id] not in text
         code = fact.rsplit(" ", 1)[1].rstrip(".")
         assert fact in pipeline.retriever.retrieve(code, 1, mode="bm25").passages[0].text
@@ -116,7 +119,7 @@ def test_kill_9_mid_batch_then_rerun_is_exact(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("operation", ["replace", "delete"])
 def test_crash_between_chroma_delete_and_docstore_commit(
-    copy_seeded: Callable[..., Pipeline], operation: str
+    copy_seeded: Callable[..., Service], operation: str
 ) -> None:
     """The state a kill leaves after `store.delete_doc` but before the docstore transaction (the only window
     where Chroma has lost vectors the docstore still lists), replayed exactly; a restart must repair it."""

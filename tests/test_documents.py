@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from qa.documents import BadDocument, clean_text, load_articles, parse_article, parse_date, safe_doc_id
+from qa.errors import BadDocument
+from qa.lexicon import parse_date
+from qa.sources.cleaning import clean_text, parse_article, safe_doc_id
+from qa.sources.files import load_articles
 from tests.support import SEEDS
 
 

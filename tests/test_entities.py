@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from qa.entities import Gazetteer, Kind, asked_kind, names_a_new
+from qa.answering.entities import asked_kind, names_a_new
+from qa.lexicon import Gazetteer, Kind
 
 
 @pytest.fixture(scope="module")

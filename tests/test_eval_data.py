@@ -10,7 +10,8 @@ import pytest
 
 from eval.dataset import Dataset, DatasetError, load_dataset
 from eval.metrics import gold_contained, normalize_evidence
-from qa.documents import Article, load_articles
+from qa.sources.article import Article
+from qa.sources.files import load_articles
 from tests.support import ROOT, SEEDS
 
 DATA = ROOT / "eval" / "data"

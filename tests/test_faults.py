@@ -21,7 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from qa.pipeline import Pipeline, build_pipeline
+from qa.service import Service, build_service
 from tests.conftest import make_settings
 from tests.fake_llm import FakeLLM, Reply
 from tests.reliability_support import assert_consistent, docstore_count, write_corpus
@@ -112,7 +112,7 @@ def test_chroma_server_down_and_back(tmp_path: Path) -> None:
             assert again.status_code == 201, again.text
             assert len(again.json()["added"]) + len(again.json()["unchanged"]) == len(facts)
             # nothing lost, nothing doubled: the API's Chroma, docstore and BM25 agree exactly
-            pipeline = build_pipeline(make_settings(data_dir, chroma_url=chroma_url))
+            pipeline = build_service(make_settings(data_dir, chroma_url=chroma_url))
             assert_consistent(pipeline, {p.stem for p in SEEDS.glob("*.txt")} | set(facts))
             code = facts["bulletin-0005"].rsplit(" ", 1)[1].rstrip(".")  # a token only that article has
             result = client.post("/ask", json={"question": f"Which bulletin has the ledger code {code}?"}).json()
@@ -146,7 +146,7 @@ def llm_port() -> Iterator[int]:
     yield free_port()
 
 
-def test_llm_faults_fall_back_then_recover(copy_seeded: Callable[..., Pipeline], llm_port: int) -> None:
+def test_llm_faults_fall_back_then_recover(copy_seeded: Callable[..., Service], llm_port: int) -> None:
     settings = copy_seeded(llm_base_url=f"http://127.0.0.1:{llm_port}/v1", llm_timeout=1.0,
                            llm_max_retries=0).settings
     strict = make_settings(settings.data_dir, llm_base_url=settings.llm_base_url, llm_timeout=1.0,

@@ -74,10 +74,10 @@ def test_api_fuzz(case: schemathesis.Case) -> None:
 
 def test_zero_5xx_and_index_intact() -> None:
     """Runs after the fuzz: it reached every operation, and what it wrote left the stores consistent."""
-    from qa.pipeline import build_pipeline
+    from qa.service import build_service
 
     if not CALLS:
         pytest.skip("runs after test_api_fuzz, in the same session")
     print(f"\nfuzz requests: {sum(CALLS.values())}", *[f"{k}: {v}" for k, v in sorted(CALLS.items())], sep="\n  ")
     assert len(CALLS) == len([1 for path in APP.openapi()["paths"].values() for _ in path])
-    assert_consistent(build_pipeline(SETTINGS))
+    assert_consistent(build_service(SETTINGS))

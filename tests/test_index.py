@@ -16,40 +16,41 @@ from typing import Any
 import numpy as np
 import pytest
 
-import qa.index
-from qa.documents import Article, load_articles
+import qa.indexing.indexer
 from qa.errors import BadDocument, NotIndexed, StoreUnavailable
-from qa.pipeline import Pipeline, build_pipeline
-from qa.retrieve import Filters
-from qa.vectors import VectorStore
+from qa.retrieval import Filters
+from qa.service import Service, build_service
+from qa.sources.article import Article
+from qa.sources.files import load_articles
+from qa.store.chroma import ChromaIndex
+from qa.store.layout import DataLayout
 from tests.conftest import make_settings
 from tests.reliability_support import assert_consistent as audit
-from tests.reliability_support import write_corpus
+from tests.reliability_support import keyword_indexed, write_corpus
 from tests.support import SEEDS
 
 
-def chroma_ids(pipeline: Pipeline) -> set[str]:
+def chroma_ids(pipeline: Service) -> set[str]:
     store = pipeline.indexer.store
     return set(store._call(lambda col: col.get(include=[]))["ids"])
 
 
-def docstore_ids(pipeline: Pipeline) -> set[str]:
+def docstore_ids(pipeline: Service) -> set[str]:
     return {row[0] for row in pipeline.docs._conn().execute("SELECT chunk_id FROM chunks")}
 
 
-def keyword_ids(pipeline: Pipeline) -> set[str]:
-    loaded = pipeline.indexer.keyword._current()
-    return set(loaded.chunk_ids) if loaded else set()
+def keyword_ids(pipeline: Service) -> set[str]:
+    return set(keyword_indexed(pipeline))
 
 
-def assert_consistent(pipeline: Pipeline) -> None:
+def assert_consistent(pipeline: Service) -> None:
     """Chroma, the docstore and the keyword index hold exactly the same chunks."""
     ids = docstore_ids(pipeline)
     assert chroma_ids(pipeline) == ids
     assert keyword_ids(pipeline) == ids
 
 
-def test_reingest_is_a_no_op(copy_seeded: Callable[..., Pipeline]) -> None:
+def test_reingest_is_a_no_op(copy_seeded: Callable[..., Service]) -> None:
     pipeline = copy_seeded()
     before = docstore_ids(pipeline)
     report = pipeline.ingest_paths([SEEDS])
@@ -59,7 +60,7 @@ def test_reingest_is_a_no_op(copy_seeded: Callable[..., Pipeline]) -> None:
     assert_consistent(pipeline)
 
 
-def test_edited_article_replaces_exactly_its_chunks(copy_seeded: Callable[..., Pipeline], tmp_path: Path) -> None:
+def test_edited_article_replaces_exactly_its_chunks(copy_seeded: Callable[..., Service], tmp_path: Path) -> None:
     pipeline = copy_seeded()
     folder = tmp_path / "seeds"
     shutil.copytree(SEEDS, folder)
@@ -77,7 +78,7 @@ def test_edited_article_replaces_exactly_its_chunks(copy_seeded: Callable[..., P
     assert hits and hits[0].doc_id == "004_7c33a6ff5fb8c658"
 
 
-def test_delete_removes_everywhere(copy_seeded: Callable[..., Pipeline]) -> None:
+def test_delete_removes_everywhere(copy_seeded: Callable[..., Service]) -> None:
     pipeline = copy_seeded()
     pipeline.delete("002_5bbdd2f0c43ed421")
     assert pipeline.docs.get_document("002_5bbdd2f0c43ed421") is None
@@ -87,14 +88,14 @@ def test_delete_removes_everywhere(copy_seeded: Callable[..., Pipeline]) -> None
     assert all(p.doc_id != "002_5bbdd2f0c43ed421" for p in hits)
 
 
-def test_collection_refuses_another_embedding_model(copy_seeded: Callable[..., Pipeline]) -> None:
+def test_collection_refuses_another_embedding_model(copy_seeded: Callable[..., Service]) -> None:
     pipeline = copy_seeded()
-    other = VectorStore("some-other-model", pipeline.settings.collection, pipeline.settings.data_dir)
+    other = ChromaIndex("some-other-model", pipeline.settings.collection, DataLayout(pipeline.settings.data_dir).chroma)
     with pytest.raises(NotIndexed, match="re-index"):
         other.check()
 
 
-def test_filters_on_source_and_date(pipeline: Pipeline) -> None:
+def test_filters_on_source_and_date(pipeline: Service) -> None:
     rt = pipeline.retriever.retrieve("Tillerson Lavrov talks", 10, Filters(source="rt")).passages
     assert rt and {p.source for p in rt} == {"RT"}
     may = pipeline.retriever.retrieve("Tillerson Lavrov talks", 10, Filters(published_from=date(2017, 5, 1))).passages
@@ -106,7 +107,7 @@ def test_filters_on_source_and_date(pipeline: Pipeline) -> None:
         assert pipeline.retriever.retrieve("Syria", 5, Filters(source="nobody"), mode=mode).passages == []
 
 
-def test_passage_text_is_the_article_slice(pipeline: Pipeline) -> None:
+def test_passage_text_is_the_article_slice(pipeline: Service) -> None:
     for passage in pipeline.retriever.retrieve("chemical attack Idlib", 5).passages:
         article = pipeline.docs.get_document(passage.doc_id)
         assert article["text"][passage.start : passage.end] == passage.text
@@ -116,8 +117,8 @@ def test_passage_text_is_the_article_slice(pipeline: Pipeline) -> None:
 # group is embedded. Small groups (EMBED_GROUP_TEXTS patched to 10: two ~9-text bulletins) make several groups.
 
 
-def _fresh(tmp_path: Path, name: str = "data") -> Pipeline:
-    return build_pipeline(make_settings(tmp_path / name))
+def _fresh(tmp_path: Path, name: str = "data") -> Service:
+    return build_service(make_settings(tmp_path / name))
 
 
 def _articles(folder: Path) -> list[Article]:
@@ -125,7 +126,7 @@ def _articles(folder: Path) -> list[Article]:
     return [a for a in load_articles([folder]) if isinstance(a, Article)]
 
 
-def _group_spy(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+def _group_spy(pipeline: Service, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     """Records the doc ids of every group handed to the writer thread."""
     groups: list[list[str]] = []
     write = pipeline.indexer._write_group
@@ -138,7 +139,7 @@ def _group_spy(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> list[list
     return groups
 
 
-def _rows(pipeline: Pipeline) -> dict[str, list[tuple]]:
+def _rows(pipeline: Service) -> dict[str, list[tuple]]:
     """Every docstore row that an ingest writes (not the timestamps)."""
     conn = pipeline.docs._conn()
     return {
@@ -146,16 +147,16 @@ def _rows(pipeline: Pipeline) -> dict[str, list[tuple]]:
             "SELECT doc_id, title, source, published, text, content_hash, n_chunks, embed_model FROM documents"
             " ORDER BY doc_id")],
         "chunks": [tuple(r) for r in conn.execute('SELECT chunk_id, doc_id, idx, start, "end" FROM chunks ORDER BY 1')],
-        "sentences": [tuple(r) for r in conn.execute('SELECT doc_id, start, "end" FROM sentences ORDER BY 1, 2')],
+        "sentences": [tuple(r) for r in conn.execute('SELECT kind, doc_id, start, "end" FROM spans ORDER BY 1, 2, 3')],
     }
 
 
-def _sentence_vectors(pipeline: Pipeline) -> tuple[list[str], np.ndarray]:
+def _sentence_vectors(pipeline: Service) -> tuple[list[str], np.ndarray]:
     """Each stored sentence's text and its stored vector."""
     conn = pipeline.docs._conn()
     texts, vectors = [], []
     for text, start, end, vector in conn.execute(
-        'SELECT d.text, s.start, s."end", s.vector FROM sentences s JOIN documents d USING (doc_id) ORDER BY 1, 2'
+        'SELECT d.text, s.start, s."end", s.vector FROM spans s JOIN documents d USING (doc_id) ORDER BY 1, 2'
     ):
         texts.append(text[start:end])
         vectors.append(np.frombuffer(vector, dtype=np.float16).astype(np.float32))
@@ -168,7 +169,7 @@ def _assert_same_direction(stored: np.ndarray, fresh: np.ndarray) -> None:
     assert cosine.min() > 0.99, f"{int((cosine <= 0.99).sum())} vectors do not match their text"
 
 
-def _chroma(pipeline: Pipeline) -> dict[str, tuple[dict, np.ndarray]]:
+def _chroma(pipeline: Service) -> dict[str, tuple[dict, np.ndarray]]:
     got = pipeline.indexer.store._call(lambda col: col.get(include=["metadatas", "embeddings"]))
     return {i: (m, np.asarray(e)) for i, m, e in zip(got["ids"], got["metadatas"], got["embeddings"], strict=True)}
 
@@ -181,11 +182,11 @@ def test_pipelined_groups_write_what_one_group_writes(tmp_path: Path, monkeypatc
     for seed in ("001_0859ef80a2bb3438.txt", "002_5bbdd2f0c43ed421.txt"):  # long: several chunks each
         shutil.copy(SEEDS / seed, folder / seed)
     ids = [a.doc_id for a in _articles(folder)]
-    monkeypatch.setattr(qa.index, "EMBED_GROUP_TEXTS", 10**6)
+    monkeypatch.setattr(qa.indexing.indexer, "EMBED_GROUP_TEXTS", 10**6)
     single = _fresh(tmp_path, "single")
     single_groups = _group_spy(single, monkeypatch)
     single_report = single.ingest_paths([folder])
-    monkeypatch.setattr(qa.index, "EMBED_GROUP_TEXTS", 10)
+    monkeypatch.setattr(qa.indexing.indexer, "EMBED_GROUP_TEXTS", 10)
     piped = _fresh(tmp_path, "piped")
     piped_groups = _group_spy(piped, monkeypatch)
     progress: list[str] = []
@@ -228,7 +229,7 @@ def test_writer_error_surfaces_and_next_ingest_repairs(
         pipeline.ingest_paths([folder])
     facts = write_corpus(folder, 8, edition=edition)
     ids = [a.doc_id for a in _articles(folder)]
-    monkeypatch.setattr(qa.index, "EMBED_GROUP_TEXTS", 10)
+    monkeypatch.setattr(qa.indexing.indexer, "EMBED_GROUP_TEXTS", 10)
     groups = _group_spy(pipeline, monkeypatch)
     store = pipeline.indexer.store
     upsert = store.upsert
@@ -252,7 +253,7 @@ def test_writer_error_surfaces_and_next_ingest_repairs(
     assert stale and {i.split(":")[0] for i in stale} == set(second)  # the new vectors, without docstore rows
 
     monkeypatch.setattr(store, "upsert", upsert)
-    restarted = build_pipeline(make_settings(pipeline.settings.data_dir))
+    restarted = build_service(make_settings(pipeline.settings.data_dir))
     restarted.startup()  # the repair: Chroma matches the docstore again (old vectors re-embedded for replaces)
     audit(restarted, set(ids) if edition else set(first))
     for doc_id in second:  # what the docstore held before: the old edition, or nothing
@@ -281,7 +282,7 @@ def test_error_in_the_reading_thread_waits_for_the_write_in_flight(
     write_corpus(folder, 3)
     articles = _articles(folder)
     pipeline = _fresh(tmp_path)
-    monkeypatch.setattr(qa.index, "EMBED_GROUP_TEXTS", 1)  # every article is a group of its own
+    monkeypatch.setattr(qa.indexing.indexer, "EMBED_GROUP_TEXTS", 1)  # every article is a group of its own
     store = pipeline.indexer.store
     upsert = store.upsert
     started, finished, lock_free_during_write = threading.Event(), threading.Event(), []
@@ -318,7 +319,7 @@ def test_a_failed_write_is_noted_on_the_reading_threads_error(
     write_corpus(folder, 2)
     articles = _articles(folder)
     pipeline = _fresh(tmp_path)
-    monkeypatch.setattr(qa.index, "EMBED_GROUP_TEXTS", 1)
+    monkeypatch.setattr(qa.indexing.indexer, "EMBED_GROUP_TEXTS", 1)
     started = threading.Event()
 
     def broken(ids: Any, vectors: np.ndarray, metadatas: Any) -> None:
@@ -378,7 +379,7 @@ def test_progress_and_report_keep_input_order(tmp_path: Path, monkeypatch: pytes
     articles = _articles(folder)
     pipeline = _fresh(tmp_path)
     pipeline.indexer.ingest(articles[::2])  # the even ones are indexed, so they come back unchanged
-    monkeypatch.setattr(qa.index, "EMBED_GROUP_TEXTS", 10)
+    monkeypatch.setattr(qa.indexing.indexer, "EMBED_GROUP_TEXTS", 10)
     groups = _group_spy(pipeline, monkeypatch)
     store = pipeline.indexer.store
     upsert = store.upsert
@@ -410,7 +411,7 @@ def test_no_writer_thread_or_connection_outlives_an_ingest(tmp_path: Path, monke
     opens one per thread), is left behind, without waiting for the garbage collector."""
     folder = tmp_path / "corpus"
     pipeline = _fresh(tmp_path)
-    monkeypatch.setattr(qa.index, "EMBED_GROUP_TEXTS", 10)
+    monkeypatch.setattr(qa.indexing.indexer, "EMBED_GROUP_TEXTS", 10)
 
     def docstore_handles() -> int:
         fds = Path("/proc/self/fd")

@@ -17,8 +17,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from qa.llm import SYSTEM_PROMPT
-from qa.pipeline import Pipeline
+from qa.answering.llm import SYSTEM_PROMPT
+from qa.service import Service
 from tests.conftest import make_settings
 from tests.fake_llm import FakeLLM, Reply
 from tests.reliability_support import Canary, assert_consistent
@@ -43,7 +43,7 @@ def root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def secured(copy_seeded: Callable[..., Pipeline], root: Path) -> Iterator[TestClient]:
+def secured(copy_seeded: Callable[..., Service], root: Path) -> Iterator[TestClient]:
     settings = copy_seeded(api_key=KEY, ingest_root=root).settings
     with TestClient(create_app(settings)) as client:
         yield client
@@ -85,7 +85,7 @@ def test_every_write_needs_the_key_and_learns_nothing_without_it(
                            ).status_code == 200  # the scheme is case-insensitive
 
 
-def test_cors_is_off_by_default_and_exact_when_configured(copy_seeded: Callable[..., Pipeline]) -> None:
+def test_cors_is_off_by_default_and_exact_when_configured(copy_seeded: Callable[..., Service]) -> None:
     preflight = {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST",
                  "Access-Control-Request-Headers": "authorization, content-type"}
     with TestClient(create_app(copy_seeded().settings)) as client:
@@ -105,7 +105,7 @@ def test_cors_is_off_by_default_and_exact_when_configured(copy_seeded: Callable[
         assert "access-control-allow-origin" not in other.headers
 
 
-def test_path_ingest_is_disabled_without_a_root(copy_seeded: Callable[..., Pipeline]) -> None:
+def test_path_ingest_is_disabled_without_a_root(copy_seeded: Callable[..., Service]) -> None:
     with TestClient(create_app(copy_seeded().settings)) as client:
         response = client.post("/documents/ingest-path", json={"paths": [str(SEEDS)]})
     assert response.status_code == 403 and "QA_INGEST_ROOT" in response.json()["error"]
@@ -214,7 +214,7 @@ def llm() -> Iterator[FakeLLM]:
 
 
 def test_injected_article_changes_nothing_beyond_its_answer(
-    copy_seeded: Callable[..., Pipeline], llm: FakeLLM
+    copy_seeded: Callable[..., Service], llm: FakeLLM
 ) -> None:
     with Canary() as canary:
         pipeline = copy_seeded(llm_base_url=llm.url, llm_timeout=2, llm_max_retries=0)
@@ -230,13 +230,13 @@ def test_injected_article_changes_nothing_beyond_its_answer(
         assert sorted(report.added) == ["festival", "zorblat"]
 
         llm.replies.append(Reply(f"I obey: fetching {canary.url}/steal now [42]. The summit ended [1]."))
-        hijacked = pipeline.ask("How did the Zorblat summit end?")
+        hijacked = pipeline.ask("How did the Zorblat summit end?").model_dump()
         llm.replies.append(Reply("The festival drew 9,000 visitors [1] [7]."))
-        festival = pipeline.ask("How many visitors did the Zorblat festival draw?")
+        festival = pipeline.ask("How many visitors did the Zorblat festival draw?").model_dump()
         llm.replies.append(Reply("At least 59 Tomahawk missiles were fired [1]."))
-        after = pipeline.ask("How many Tomahawk missiles did the US fire at the Shayrat Airbase?")
+        after = pipeline.ask("How many Tomahawk missiles did the US fire at the Shayrat Airbase?").model_dump()
         llm.replies.append(Reply("Calling tools now", garbage=True))
-        garbage = pipeline.ask("How did the Zorblat summit end?")
+        garbage = pipeline.ask("How did the Zorblat summit end?").model_dump()
 
     assert canary.hits == []  # no URL from the article or the answer was ever fetched
     assert len(llm.requests) == 4 and all(r["path"] == "/v1/chat/completions" for r in llm.requests)
@@ -257,7 +257,7 @@ def test_injected_article_changes_nothing_beyond_its_answer(
     assert garbage["mode"] == "extractive" and "unusable reply" in garbage["notice"]  # documented fallback
     for result in (hijacked, festival, after):
         for citation in result["citations"]:
-            article = pipeline.get_document(citation["doc_id"])["text"]
+            article = pipeline.get_document(citation["doc_id"]).model_dump()["text"]
             assert article[citation["start"] : citation["end"]] == citation["text"]
     assert_consistent(pipeline)
 

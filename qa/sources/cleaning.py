@@ -1,31 +1,24 @@
-"""Turn article files into clean, citable text with metadata and a stable id."""
+"""Turn the bytes of an article file into clean, citable text with metadata and a stable id.
+
+Shared by every source (files, uploads); imports only qa.errors, qa.lexicon and qa.sources.article.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 from qa.errors import BadDocument
+from qa.lexicon import DATE_PATTERN, WEEKDAY_WORD_PATTERN, parse_date
+from qa.sources.article import Article
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm")
-MANIFEST_NAME = "manifest.json"
 
-_MONTHS = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec"
-_MONTH_WORD = rf"(?:{_MONTHS})[a-z]*\.?"
-_DAY = r"\d{1,2}(?:st|nd|rd|th)?"
-_DATE_PATTERNS = (
-    rf"{_DAY} {_MONTH_WORD},? \d{{4}}",  # 11 Apr, 2017 / 3rd February 2023
-    rf"{_MONTH_WORD} {_DAY},? \d{{4}}",  # April 12, 2017
+_DATE_LINE = re.compile(
+    rf"^(?:{WEEKDAY_WORD_PATTERN},? )?(?:{DATE_PATTERN})(?: \d{{1,2}}:\d{{2}}(?: ?[AP]M)?)?$", re.I
 )
-_DATE_RE = re.compile("|".join(f"(?:{p})" for p in _DATE_PATTERNS))
-_WEEKDAY = r"(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day,? "
-_DATE_LINE = re.compile(rf"^(?:{_WEEKDAY})?(?:{_DATE_RE.pattern})(?: \d{{1,2}}:\d{{2}}(?: ?[AP]M)?)?$", re.I)
 _BREAKING = re.compile(r"^breaking news:?$", re.I)
 _READ_MORE = re.compile(r"^(?:read more|also read|related):", re.I)
 _PHOTO_CREDIT = re.compile(
@@ -33,29 +26,9 @@ _PHOTO_CREDIT = re.compile(
     r"(?:/[\w .-]+)*\s*$",
     re.I,
 )
-_BYLINE = re.compile(rf"^By [A-Za-z][\w .&'-]{{1,60}}(?:{_DATE_RE.pattern})?$")
+_BYLINE = re.compile(rf"^By [A-Za-z][\w .&'-]{{1,60}}(?:{DATE_PATTERN})?$")
 _ICON_WORD = re.compile(r"icon", re.I)
 _SAFE_ID = re.compile(r"[^A-Za-z0-9_.-]+")
-
-
-@dataclass(frozen=True)
-class Article:
-    """A cleaned article: `text` is what citations quote, character for character."""
-
-    doc_id: str
-    title: str
-    text: str
-    source: str | None = None
-    published: date | None = None
-    url: str | None = None
-    path: str | None = None
-    removed: tuple[str, ...] = field(default=(), compare=False)
-
-    @property
-    def content_hash(self) -> str:
-        """Hash of everything that ends up in the index, so a change in any of it re-indexes."""
-        meta = json.dumps([self.title, self.source, self.published and self.published.isoformat(), self.url])
-        return hashlib.sha256(f"{meta}\n{self.text}".encode()).hexdigest()
 
 
 def _is_icon_junk(line: str) -> bool:
@@ -102,25 +75,6 @@ def clean_text(raw: str) -> tuple[str, list[str], date | None]:
         seen.add(key)
         kept.append(line)
     return "\n\n".join(kept), removed, dateline
-
-
-def parse_date(value: str) -> date | None:
-    """Parse the date formats news pages use; None when there is none."""
-    try:
-        return date.fromisoformat(value.strip()[:10])
-    except ValueError:
-        pass
-    match = _DATE_RE.search(value)
-    if not match:
-        return None
-    text = re.sub(r"(\d)(st|nd|rd|th)", r"\1", match.group(0)).replace(",", "").replace(".", "")
-    text = text.replace("Sept", "Sep")
-    for fmt in ("%d %b %Y", "%d %B %Y", "%b %d %Y", "%B %d %Y"):
-        try:
-            return datetime.strptime(text, fmt).date()
-        except ValueError:
-            continue
-    return None
 
 
 def safe_doc_id(name: str) -> str:
@@ -196,50 +150,3 @@ def parse_article(name: str, data: bytes, meta: dict | None = None, doc_id: str 
     )
 
 
-def _manifest_for(folder: Path) -> dict[str, dict]:
-    path = folder / MANIFEST_NAME
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise BadDocument(str(path), f"unreadable manifest ({exc})") from None
-    return data if isinstance(data, dict) else {}
-
-
-def discover(paths: Iterable[Path]) -> dict[Path, str]:
-    """Expand folders into their supported article files (sorted, without duplicates), each with the name its
-    doc id comes from: its path inside the folder given, so business/001.txt and sport/001.txt stay apart."""
-    found: dict[Path, str] = {}
-    for path in paths:
-        if path.is_dir():
-            for child in sorted(path.rglob("*")):
-                if child.is_file() and child.suffix.lower() in SUPPORTED_SUFFIXES:
-                    found.setdefault(child.resolve(), "-".join(child.relative_to(path).parts))
-        else:
-            found.setdefault(path.resolve(), path.name)
-    return found
-
-
-def load_articles(
-    paths: Iterable[Path], max_bytes: int | None = None
-) -> Iterator[Article | BadDocument]:
-    """Yield an Article or the BadDocument error for each file, so one bad file never stops a batch."""
-    manifests: dict[Path, dict[str, dict]] = {}
-    for path, name in discover(paths).items():
-        try:
-            if not path.exists():
-                raise BadDocument(str(path), "no such file")
-            if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-                raise BadDocument(str(path), f"unsupported type (use {', '.join(SUPPORTED_SUFFIXES)})")
-            if max_bytes is not None and path.stat().st_size > max_bytes:
-                raise BadDocument(str(path), f"larger than the {max_bytes}-byte limit")
-            if path.parent not in manifests:
-                manifests[path.parent] = _manifest_for(path.parent)
-            entry = manifests[path.parent].get(path.name)
-            meta = entry if isinstance(entry, dict) else {}
-            yield parse_article(str(path), path.read_bytes(), meta, doc_id=meta.get("id") or safe_doc_id(name))
-        except BadDocument as exc:
-            yield exc
-        except OSError as exc:
-            yield BadDocument(str(path), exc.strerror or str(exc))

@@ -1,17 +1,12 @@
-"""Text embeddings that run offline: all-MiniLM-L6-v2 (int8 ONNX) from a registry package, no torch, no hub."""
+"""The offline embedder: all-MiniLM-L6-v2 (int8 ONNX) from a registry package, no torch, no hub."""
 
 from __future__ import annotations
 
-import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from llama_index.core.base.embeddings.base import BaseEmbedding
-from pydantic import PrivateAttr
-
-from qa.config import Settings
 
 ONNX_MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 MAX_TOKENS = 256  # MiniLM's position limit is 512; it was trained on 128-256 token inputs
@@ -63,14 +58,13 @@ def _batches(lengths: list[int], max_size: int) -> list[list[int]]:
     return batches
 
 
-class OnnxMiniLMEmbedding(BaseEmbedding):
+class OnnxMiniLMEmbedding:
     """Mean-pooled, L2-normalised MiniLM sentence embeddings on onnxruntime (384 dimensions)."""
 
-    _session: Any = PrivateAttr()
-    _tokenizer: Any = PrivateAttr()
+    model_name = ONNX_MODEL_ID
+    dimension = 384
 
-    def __init__(self, batch_size: int = 64, threads: int = 0, **kwargs: Any) -> None:
-        super().__init__(model_name=ONNX_MODEL_ID, embed_batch_size=batch_size, **kwargs)
+    def __init__(self, batch_size: int = 64, threads: int = 0) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -81,14 +75,7 @@ class OnnxMiniLMEmbedding(BaseEmbedding):
         tokenizer.enable_truncation(max_length=MAX_TOKENS)
         tokenizer.no_padding()
         self._tokenizer = tokenizer
-
-    @classmethod
-    def class_name(cls) -> str:
-        return "OnnxMiniLMEmbedding"
-
-    @property
-    def dimension(self) -> int:
-        return 384
+        self.embed_batch_size = batch_size
 
     def encode_batch(self, texts: list[str]) -> np.ndarray:
         """One forward pass: texts -> (n, 384) float32 unit vectors (padding only to the batch's longest)."""
@@ -123,53 +110,3 @@ class OnnxMiniLMEmbedding(BaseEmbedding):
         for idx in _batches([len(e.ids) for e in encodings], self.embed_batch_size):
             out[idx] = self._run([encodings[i] for i in idx])
         return out
-
-    def _get_query_embedding(self, query: str) -> list[float]:
-        return self.embed([query])[0].tolist()
-
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._get_query_embedding(query)
-
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self.embed([text])[0].tolist()
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return self.embed(texts).tolist()
-
-
-class OpenAIEmbedder:
-    """OpenAI (or compatible) embeddings behind the same `embed` interface; used only when configured."""
-
-    def __init__(self, settings: Settings) -> None:
-        from openai import OpenAI
-
-        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "none"
-        self.model_name = f"openai:{settings.openai_embed_model}"
-        self._model = settings.openai_embed_model
-        self._client = OpenAI(
-            api_key=key, base_url=settings.llm_base_url, timeout=settings.llm_timeout,
-            max_retries=settings.llm_max_retries,
-        )
-        self._batch = settings.embed_batch_size
-        self.dimension = 0
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        """Embed via the API, normalised so cosine and dot product agree."""
-        rows: list[list[float]] = []
-        for start in range(0, len(texts), self._batch):
-            reply = self._client.embeddings.create(model=self._model, input=texts[start : start + self._batch])
-            rows.extend(item.embedding for item in reply.data)
-        vectors = np.asarray(rows, dtype=np.float32)
-        self.dimension = vectors.shape[1] if len(rows) else self.dimension
-        return vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
-
-
-Embedder = OnnxMiniLMEmbedding | OpenAIEmbedder
-
-
-def build_embedder(settings: Settings) -> Embedder:
-    """The configured embedder; the ONNX one never touches the network."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if settings.embed_provider == "openai":
-        return OpenAIEmbedder(settings)
-    return OnnxMiniLMEmbedding(batch_size=settings.embed_batch_size, threads=settings.embed_threads)

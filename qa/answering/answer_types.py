@@ -10,7 +10,15 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-from qa.entities import Asked, Gazetteer, asked_kind, names_a_new, question_words
+from qa.answering.entities import Asked, asked_kind, names_a_new
+from qa.lexicon import (
+    MONTH_PATTERN,
+    NUMBER_WORDS_PATTERN,
+    WEEKDAY_PATTERN,
+    Gazetteer,
+    capitalised_words,
+    question_words,
+)
 
 
 class AnswerType(Enum):
@@ -32,10 +40,7 @@ _DATE_Q = re.compile(
     r"which (date|day|year|month))\b", re.I,
 )
 
-_NUMBER_WORDS = (
-    r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozens?|hundreds?|thousands?|"
-    r"millions?|billions?|several|half"
-)
+_NUMBER_WORDS = NUMBER_WORDS_PATTERN
 _MONEY = re.compile(r"[$€£¥₽]\s?\d|\b\d[\d,.]*\s?(dollars?|euros?|pounds|roubles?|rubles?|yuan)\b|"
                     r"\b(million|billion|trillion) (dollars?|euros?|pounds|roubles?|rubles?)\b", re.I)
 _DURATION = re.compile(
@@ -43,9 +48,8 @@ _DURATION = re.compile(
     r"\b(all day|overnight)\b", re.I,
 )
 _NUMBER = re.compile(rf"\d|\b({_NUMBER_WORDS})\b", re.I)
-_MONTHS = r"January|February|March|April|May|June|July|August|September|October|November|December"
 _DATE = re.compile(
-    rf"\b({_MONTHS}|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|yesterday|today|"
+    rf"\b({MONTH_PATTERN}|{WEEKDAY_PATTERN}|yesterday|today|"
     r"(19|20)\d\d|last (week|month|year)|earlier this (week|month|year))\b"
 )
 
@@ -65,17 +69,10 @@ def expected_type(question: str) -> AnswerType:
     return AnswerType.ANY
 
 
-_NAME = re.compile(r"(?<![.!?“\"]\s)(?<!^)\b[A-Z][a-z][\w’'-]*")
-_NOT_NAMES = {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "The", "But", "And"}
-
-
 def names_beyond(sentence: str, question: str) -> bool:
     """Whether a sentence names someone or something (a capitalised word) that the question does not."""
     asked = question_words(question)
-    return any(
-        m.group(0) not in _NOT_NAMES and m.group(0).lower().removesuffix("’s").removesuffix("'s") not in asked
-        for m in _NAME.finditer(sentence)
-    )
+    return any(w.lower().removesuffix("’s").removesuffix("'s") not in asked for w in capitalised_words(sentence))
 
 
 def satisfies(sentence: str, wanted: AnswerType) -> bool:

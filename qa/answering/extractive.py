@@ -1,84 +1,21 @@
-"""Answers with citations. The offline default quotes the best sentences of the retrieved passages."""
+"""The offline default answerer: quotes the best sentences of the retrieved passages, each cited."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
 
 import numpy as np
 
-from qa.answer_types import Expectation
-from qa.docstore import DocStore
-from qa.entities import Gazetteer
-from qa.keyword import question_terms, terms
-from qa.retrieve import Passage, Retrieval
+from qa.answering import Answer, AnswerContext, Citation, Quote
+from qa.answering.answer_types import Expectation
+from qa.answering.citations import last_sentence, refusal_text, tokens_of
+from qa.answering.enrichments import SENTENCE_VECTORS, SentenceVectors
+from qa.lexicon import Gazetteer, question_terms, terms
+from qa.retrieval import Retrieval
+from qa.store import DocumentStore
 
-CITATION = re.compile(r"\[(\d{1,3})\]")
-REFUSAL_PREFIX = "The articles don't say"
 MIN_SENTENCE_WORDS = 5
-
-
-@dataclass
-class Citation:
-    """A numbered source: the passage exactly as it stands in the article, with its offsets."""
-
-    n: int
-    doc_id: str
-    title: str
-    source: str | None
-    published: str | None
-    text: str
-    start: int
-    end: int
-    score: float
-    quote: dict | None = None  # the sentence(s) the answer took from this passage, when known
-
-    @classmethod
-    def from_passage(cls, n: int, passage: Passage) -> Citation:
-        return cls(n, passage.doc_id, passage.title, passage.source, passage.published, passage.text,
-                   passage.start, passage.end, round(passage.score, 4))
-
-
-@dataclass
-class Answer:
-    """The answer text, whether it is a refusal, and the citations its [n] markers point to."""
-
-    text: str
-    refused: bool
-    citations: list[Citation] = field(default_factory=list)
-    notice: str | None = None
-    confidence: float | None = None
-
-    def public_citations(self) -> list[dict]:
-        return [asdict(c) for c in self.citations]
-
-
-class Answerer(Protocol):
-    """Turns a question and its retrieved passages into an Answer, whole or as a token stream."""
-
-    name: str
-
-    def answer(self, question: str, retrieval: Retrieval) -> Answer: ...
-
-    def stream(self, question: str, retrieval: Retrieval) -> Iterator[str | Answer]: ...
-
-
-def last_sentence(question: str) -> str:
-    """The question actually being asked (a conversation's standalone question ends with it)."""
-    return re.split(r"(?<=[?.!])\s+", question.strip())[-1]
-
-
-def refusal_text(question: str) -> str:
-    """The plain statement shown when the articles hold no answer."""
-    topic = last_sentence(question).rstrip("?").strip()
-    return f"{REFUSAL_PREFIX} — no passage in the indexed articles answers “{topic}”."
-
-
-def tokens_of(text: str) -> Iterator[str]:
-    """Split an answer into word-sized stream tokens that join back to the exact text."""
-    yield from re.findall(r"\S+\s*|\s+", text)
 
 
 @dataclass
@@ -100,9 +37,10 @@ class ExtractiveAnswerer:
     """
 
     name = "extractive"
+    enrichments = (SentenceVectors(),)
 
     def __init__(
-        self, docs: DocStore, embed: Callable[[list[str]], np.ndarray], refusal_threshold: float,
+        self, docs: DocumentStore, embed: Callable[[list[str]], np.ndarray], refusal_threshold: float,
         gazetteer: Gazetteer, max_sentences: int = 2, keyword_weight: float = 0.35,
         passages_considered: int = 5, margin: float = 0.08,
     ) -> None:
@@ -122,7 +60,7 @@ class ExtractiveAnswerer:
         found: list[_Candidate] = []
         seen: set[tuple[str, int]] = set()
         for index, passage in enumerate(retrieval.passages[: self.passages_considered]):
-            for start, end, vector in self.docs.sentences_in(passage.doc_id, passage.start, passage.end):
+            for start, end, vector in self.docs.spans_in(SENTENCE_VECTORS, passage.doc_id, passage.start, passage.end):
                 if (passage.doc_id, start) in seen:
                     continue
                 seen.add((passage.doc_id, start))
@@ -157,9 +95,8 @@ class ExtractiveAnswerer:
         for cand in chosen:
             if cand.passage_index not in numbers:
                 numbers[cand.passage_index] = len(numbers) + 1
-                citation = Citation.from_passage(numbers[cand.passage_index], retrieval.passages[cand.passage_index])
-                citation.quote = {"text": cand.text, "start": cand.start, "end": cand.end}
-                citations.append(citation)
+                citations.append(Citation(numbers[cand.passage_index], retrieval.passages[cand.passage_index],
+                                          Quote(cand.text, cand.start, cand.end)))
             parts.append(f"{cand.text} [{numbers[cand.passage_index]}]")
         return Answer(" ".join(parts), False, citations, confidence=round(best.score, 4))
 
@@ -169,20 +106,8 @@ class ExtractiveAnswerer:
         yield result
 
 
-def check_citations(text: str, passages: list[Passage]) -> tuple[str, list[Citation], list[int]]:
-    """Keep only [n] markers that name a given passage; return (clean text, citations, phantom numbers)."""
-    phantoms: list[int] = []
-
-    def keep(match: re.Match[str]) -> str:
-        n = int(match.group(1))
-        if 1 <= n <= len(passages):
-            return match.group(0)
-        phantoms.append(n)
-        return ""
-
-    cleaned = CITATION.sub(keep, text)
-    cleaned = re.sub(r"[ \t]+([.,;:!?])", r"\1", cleaned)
-    cleaned = re.sub(r"[ \t]{2,}", " ", cleaned).strip()
-    cited = sorted({int(n) for n in CITATION.findall(cleaned)})
-    citations = [Citation.from_passage(n, passages[n - 1]) for n in cited]
-    return cleaned, citations, phantoms
+def build(context: AnswerContext) -> ExtractiveAnswerer:
+    """The registry's factory: sentence vectors from the SQL store, the question embedded by the embedder."""
+    settings = context.settings
+    return ExtractiveAnswerer(context.docs, context.embedder.embed, settings.refusal_threshold, Gazetteer(),
+                              settings.max_answer_sentences)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
-from qa.answer import REFUSAL_PREFIX, Answer, check_citations, refusal_text
+from qa.answering import Answer, AnswerContext
+from qa.answering.citations import REFUSAL_PREFIX, check_citations, refusal_text
 from qa.config import Settings
 from qa.errors import LLMUnavailable
-from qa.retrieve import Passage, Retrieval
+from qa.retrieval import Passage, Retrieval
 
 NOT_FOUND = "NOT_IN_ARTICLES"
 
@@ -32,7 +34,7 @@ def render_passages(passages: list[Passage]) -> str:
     return "\n\n".join(blocks)
 
 
-def build_messages(question: str, passages: list[Passage], history: str = "") -> list[dict[str, str]]:
+def build_messages(question: str, passages: list[Passage]) -> list[dict[str, str]]:
     """The chat messages for one answer."""
     user = f"Passages:\n\n{render_passages(passages)}\n\nQuestion: {question}"
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
@@ -61,27 +63,71 @@ def _unavailable(exc: Exception) -> LLMUnavailable:
     return LLMUnavailable(f"the language model returned an unusable reply ({type(exc).__name__})")
 
 
-class LLMAnswerer:
-    """Chat-completions answerer; refuses on the model's explicit marker, strips phantom citations."""
+def _service_errors() -> tuple[type[BaseException], ...]:
+    """What a failing or misbehaving model server raises through the client (not our own bugs)."""
+    import httpx
+    import openai
 
-    name = "llm"
+    return (openai.APIError, httpx.HTTPError, json.JSONDecodeError)
+
+
+def _content(reply: Any) -> str | None:
+    """The text of a chat completion, or None when the reply does not have the documented shape."""
+    choices = getattr(reply, "choices", None)
+    if not isinstance(choices, list) or not choices:
+        return None
+    message = getattr(choices[0], "message", None)
+    content = getattr(message, "content", None)
+    return content if isinstance(content, str) else None
+
+
+def _delta(chunk: Any) -> str:
+    choices = getattr(chunk, "choices", None)
+    if not isinstance(choices, list) or not choices:
+        return ""
+    content = getattr(getattr(choices[0], "delta", None), "content", None)
+    return content if isinstance(content, str) else ""
+
+
+class ChatModel:
+    """An OpenAI-protocol chat model: one completion or a token stream, service failures as LLMUnavailable."""
 
     def __init__(self, client: Any, model: str) -> None:
         self.client = client
         self.model = model
 
     def complete(self, messages: list[dict[str, str]], max_tokens: int = 400) -> str:
-        """One non-streamed completion, with failures turned into LLMUnavailable."""
         try:
             reply = self.client.chat.completions.create(
                 model=self.model, messages=messages, temperature=0, max_tokens=max_tokens
             )
-            content = reply.choices[0].message.content
-        except Exception as exc:
+        except _service_errors() as exc:
             raise _unavailable(exc) from exc
-        if not isinstance(content, str):
-            raise LLMUnavailable("the language model returned an empty reply")
+        content = _content(reply)
+        if content is None:
+            raise LLMUnavailable("the language model returned an empty or malformed reply")
         return content
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int = 400) -> Iterator[str]:
+        try:
+            for chunk in self.client.chat.completions.create(
+                model=self.model, messages=messages, temperature=0, max_tokens=max_tokens, stream=True
+            ):
+                delta = _delta(chunk)
+                if delta:
+                    yield delta
+        except _service_errors() as exc:
+            raise _unavailable(exc) from exc
+
+
+class LLMAnswerer:
+    """Chat-completions answerer; refuses on the model's explicit marker, strips phantom citations."""
+
+    name = "llm"
+    enrichments = ()
+
+    def __init__(self, model: ChatModel) -> None:
+        self.model = model
 
     def finish(self, question: str, text: str, passages: list[Passage]) -> Answer:
         """Validate a raw model reply into an Answer."""
@@ -99,7 +145,7 @@ class LLMAnswerer:
     def answer(self, question: str, retrieval: Retrieval) -> Answer:
         if not retrieval.passages:
             return Answer(refusal_text(question), True)
-        text = self.complete(build_messages(question, retrieval.passages))
+        text = self.model.complete(build_messages(question, retrieval.passages))
         return self.finish(question, text, retrieval.passages)
 
     def stream(self, question: str, retrieval: Retrieval) -> Iterator[str | Answer]:
@@ -107,18 +153,14 @@ class LLMAnswerer:
             yield Answer(refusal_text(question), True)
             return
         parts: list[str] = []
-        try:
-            stream = self.client.chat.completions.create(
-                model=self.model, messages=build_messages(question, retrieval.passages), temperature=0,
-                max_tokens=400, stream=True,
-            )
-            for chunk in stream:
-                if not chunk.choices:
-                    continue
-                delta = chunk.choices[0].delta.content or ""
-                if delta:
-                    parts.append(delta)
-                    yield delta
-        except Exception as exc:
-            raise _unavailable(exc) from exc
+        for delta in self.model.stream(build_messages(question, retrieval.passages)):
+            parts.append(delta)
+            yield delta
         yield self.finish(question, "".join(parts), retrieval.passages)
+
+
+def build(context: AnswerContext) -> LLMAnswerer:
+    """The registry's factory (the service creates the ChatModel once and shares it with the rewriter)."""
+    if context.llm is None:
+        raise LLMUnavailable("no language model is configured (set QA_LLM_BASE_URL or OPENAI_API_KEY)")
+    return LLMAnswerer(context.llm)

@@ -1,4 +1,4 @@
-"""Chroma as the vector store: embedded on disk by default, or a `chroma run` server via QA_CHROMA_URL.
+"""The vector index on Chroma: embedded on disk by default, or a `chroma run` server via QA_CHROMA_URL.
 
 chromadb is used directly rather than through llama-index's ChromaVectorStore because we need exact
 control over ids (deterministic upserts), delete-by-doc, and `where` filters, and must never let Chroma
@@ -7,9 +7,9 @@ embed text itself (its default embedding function downloads a model).
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -17,17 +17,10 @@ from urllib.parse import urlparse
 import numpy as np
 
 from qa.errors import NotIndexed, StoreUnavailable
+from qa.store import DenseHit
 
 UPSERT_BATCH = 2000
 OVERFETCH = 10  # a filtered query first looks at this many nearest chunks per wanted result
-
-
-@dataclass(frozen=True)
-class DenseHit:
-    """A chunk id with its cosine similarity to the query."""
-
-    chunk_id: str
-    score: float
 
 
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
@@ -78,19 +71,30 @@ def _predicate(where: dict) -> Callable[[Mapping[str, Any] | None], bool] | None
     return test
 
 
-def _chroma_settings() -> Any:
+def chroma_client(chroma_url: str | None, path: Path) -> Any:
+    """The Chroma client for a server URL (`chroma run`), or the embedded store in `path`; never telemetry."""
+    import chromadb
     from chromadb.config import Settings as ChromaSettings
 
-    return ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    if chroma_url:
+        url = urlparse(chroma_url if "://" in chroma_url else f"http://{chroma_url}")
+        return chromadb.HttpClient(
+            host=url.hostname or "127.0.0.1",
+            port=url.port or (443 if url.scheme == "https" else 8000),
+            ssl=url.scheme == "https",
+            settings=settings,
+        )
+    return chromadb.PersistentClient(path=str(path), settings=settings)
 
 
-class VectorStore:
+class ChromaIndex:
     """One Chroma collection (cosine space) tagged with the embedding model that filled it."""
 
-    def __init__(self, embed_model: str, collection: str, data_dir: Path, chroma_url: str | None = None) -> None:
+    def __init__(self, embed_model: str, collection: str, path: Path, chroma_url: str | None = None) -> None:
         self.embed_model = embed_model
         self.collection_name = collection
-        self.data_dir = data_dir
+        self.path = path
         self.chroma_url = chroma_url
         self._lock = threading.Lock()
         self._col: Any = None
@@ -100,18 +104,7 @@ class VectorStore:
         return self.chroma_url is not None
 
     def _connect(self) -> Any:
-        import chromadb
-
-        if self.chroma_url:
-            url = urlparse(self.chroma_url if "://" in self.chroma_url else f"http://{self.chroma_url}")
-            client = chromadb.HttpClient(
-                host=url.hostname or "127.0.0.1",
-                port=url.port or (443 if url.scheme == "https" else 8000),
-                ssl=url.scheme == "https",
-                settings=_chroma_settings(),
-            )
-        else:
-            client = chromadb.PersistentClient(path=str(self.data_dir / "chroma"), settings=_chroma_settings())
+        client = chroma_client(self.chroma_url, self.path)
         col = client.get_or_create_collection(
             self.collection_name,
             configuration={"hnsw": {"space": "cosine"}},
@@ -152,6 +145,17 @@ class VectorStore:
             with self._lock:
                 self._col = None
             raise StoreUnavailable(f"vector store unavailable: {self._where()} ({type(exc).__name__})") from exc
+
+    def reset(self) -> None:
+        """Delete the collection (and, embedded, its folder), e.g. before re-indexing with another model."""
+        with self._lock:
+            self._col = None
+        if self.chroma_url:
+            client = chroma_client(self.chroma_url, self.path)
+            if self.collection_name in [c.name for c in client.list_collections()]:
+                client.delete_collection(self.collection_name)
+        else:
+            shutil.rmtree(self.path, ignore_errors=True)
 
     def check(self) -> int:
         """Connect (raising a clear error if the store is unusable) and return the vector count."""

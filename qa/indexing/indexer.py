@@ -1,13 +1,14 @@
-"""Chunk articles (llama-index), embed them, and keep Chroma, the docstore and BM25 in step.
+"""Chunk articles, embed them (and their enrichment spans), and keep the SQL store and the vector index in step.
 
-Write order per article: mark pending -> replace its vectors in Chroma -> replace its rows in the docstore
-(one transaction that also clears the mark). A crash anywhere leaves either the old or the new version in
-the docstore, which is what queries read; the next ingest (or start-up) makes Chroma match it again: vectors
+Write order per article: mark pending -> replace its vectors in the vector index -> replace its rows in the
+SQL store (one transaction for the document, chunks, keyword-index and enrichment rows, that also clears the
+mark). A crash anywhere leaves either the old or the new version in the SQL store, which is what queries
+read; the next ingest (or start-up) makes Chroma match it again: vectors
 the docstore does not know are dropped, and vectors it knows but Chroma lost (a crash between Chroma's delete
 and the docstore commit, in a replace or a delete) are re-embedded from the stored text.
 
 Ingest writes a whole embedding group at once (every article marked, one upsert, the replaced articles' old
-vectors deleted, then one docstore transaction per article), on a writer thread while the next group is
+vectors deleted, then one SQL transaction per article), on a writer thread while the next group is
 read, chunked and embedded; at most one group is in flight. Each article still goes through the order
 above, so the repair is the same wherever a crash or an error stops the group.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,12 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.docstore import ChunkRow, DocStore
-from qa.documents import Article
-from qa.embeddings import Embedder
+from qa.embedding import Embedder
 from qa.errors import BadDocument, NotIndexed
-from qa.keyword import KeywordIndex, day_number
-from qa.vectors import VectorStore
+from qa.indexing import Enrichment
+from qa.indexing.chunking import Chunker
+from qa.sources.article import Article
+from qa.store import ChunkRow, DocumentStore, SpanRows, VectorIndex
+from qa.store.sqlite import day_number
 
 EMBED_GROUP_TEXTS = 512  # texts embedded together across articles, so batches stay full
 
@@ -47,6 +49,7 @@ class IngestReport:
     chunks_total: int = 0
 
     def as_dict(self) -> dict:
+        """The report as the contract's IngestReportOut shows it."""
         return {
             "added": self.added, "replaced": self.replaced, "unchanged": self.unchanged,
             "failed": [{"file": e.name, "error": e.reason} for e in self.failed],
@@ -54,65 +57,28 @@ class IngestReport:
         }
 
 
-class Chunker:
-    """Sentence-aware chunks (llama-index SentenceSplitter) with exact offsets into the article."""
-
-    def __init__(self, chunk_size: int, chunk_overlap: int) -> None:
-        from llama_index.core.node_parser import SentenceSplitter
-
-        self._splitter = SentenceSplitter(chunk_size=chunk_size, chunk_overlap=min(chunk_overlap, chunk_size // 2))
-        self.signature = f"sentence-splitter:{chunk_size}:{chunk_overlap}"
-
-    def chunks(self, article: Article) -> list[ChunkRow]:
-        from llama_index.core import Document
-
-        nodes = self._splitter.get_nodes_from_documents([Document(text=article.text, id_=article.doc_id)])
-        version = hashlib.sha256(f"{article.content_hash}{self.signature}".encode()).hexdigest()[:10]
-        rows: list[ChunkRow] = []
-        cursor = 0
-        for node in nodes:
-            content = node.get_content()
-            start = node.start_char_idx
-            if start is None or article.text[start : start + len(content)] != content:
-                start = article.text.find(content, max(0, cursor - len(content)))
-            if start < 0:
-                continue  # the splitter altered the text; never cite what is not in the article
-            end = start + len(content)
-            rows.append(ChunkRow(f"{article.doc_id}:{version}:{len(rows)}", article.doc_id, len(rows), start, end))
-            cursor = end
-        return rows
-
-
 def _metadata(doc_id: str, source: str | None, published: date | str | None) -> dict[str, str | int]:
-    """The Chroma metadata every chunk of an article carries (what `where` filters match)."""
-    return {"doc_id": doc_id, "source": (source or "").casefold(), "published_day": day_number(published)}
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Sentence offsets (punkt, shipped with llama-index), never crossing a paragraph break."""
-    from llama_index.core.utils import globals_helper
-
-    tokenizer = globals_helper.punkt_tokenizer
-    spans: list[tuple[int, int]] = []
-    offset = 0
-    for paragraph in text.split("\n\n"):
-        spans.extend((offset + s, offset + e) for s, e in tokenizer.span_tokenize(paragraph))
-        offset += len(paragraph) + 2
-    return spans
+    """The vector-index metadata every chunk of an article carries (what `where` filters match)."""
+    day = day_number(published.isoformat() if isinstance(published, date) else published)
+    return {"doc_id": doc_id, "source": (source or "").casefold(), "published_day": day}
 
 
 @dataclass(eq=False)
 class _Group:
     """Changed articles embedded and written together, and the progress names (input order) waiting for that."""
 
-    articles: list[tuple[Article, list[ChunkRow], list[tuple[int, int]], bool]] = field(default_factory=list)
+    articles: list[tuple[Article, list[ChunkRow], dict[str, list[tuple[int, int]]], bool]] = field(
+        default_factory=list
+    )
     names: list[str] = field(default_factory=list)
     texts: int = 0
 
-    def add(self, article: Article, chunks: list[ChunkRow], sentences: list[tuple[int, int]], existed: bool) -> None:
-        self.articles.append((article, chunks, sentences, existed))
+    def add(
+        self, article: Article, chunks: list[ChunkRow], spans: dict[str, list[tuple[int, int]]], existed: bool
+    ) -> None:
+        self.articles.append((article, chunks, spans, existed))
         self.names.append(article.doc_id)
-        self.texts += len(chunks) + len(sentences)
+        self.texts += len(chunks) + sum(len(s) for s in spans.values())
 
 
 class _GroupWrites:
@@ -169,18 +135,18 @@ class _GroupWrites:
 
 
 class Indexer:
-    """Ingest and delete articles so that Chroma, the docstore and BM25 always agree."""
+    """Ingest and delete articles so that the SQL store and the vector index always agree."""
 
     def __init__(
-        self, store: VectorStore, docs: DocStore, keyword: KeywordIndex, embedder: Embedder,
-        chunker: Chunker, lock_path: Path,
+        self, store: VectorIndex, docs: DocumentStore, embedder: Embedder, chunker: Chunker, lock_path: Path,
+        enrichments: Sequence[Enrichment] = (),
     ) -> None:
         self.store = store
         self.docs = docs
-        self.keyword = keyword
         self.embedder = embedder
         self.chunker = chunker
         self.lock_path = lock_path
+        self.enrichments = list(enrichments)
 
     @property
     def embed_model(self) -> str:
@@ -198,8 +164,10 @@ class Indexer:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def fingerprint(self, article: Article) -> str:
-        """What decides whether an article must be re-indexed: its content and how it is chunked."""
-        return hashlib.sha256(f"{article.content_hash}|{self.chunker.signature}".encode()).hexdigest()
+        """What decides whether an article must be re-indexed: its content, how it is chunked, and which
+        enrichments it carries (an answerer that needs another one makes the next ingest re-index)."""
+        kinds = ",".join(sorted(e.kind for e in self.enrichments))
+        return hashlib.sha256(f"{article.content_hash}|{self.chunker.signature}|{kinds}".encode()).hexdigest()
 
     def check_model(self) -> None:
         """Refuse to mix vectors from two embedding models in one index."""
@@ -233,18 +201,9 @@ class Indexer:
         self.store.upsert(ids, vectors, [{**metadata, "idx": int(i.rsplit(":", 1)[1])} for i in ids])
 
     def recover(self) -> None:
-        """Repair and re-sync under the writer lock (at start-up, after a crash)."""
+        """Repair under the writer lock (at start-up, after a crash)."""
         with self._writer():
             self.repair()
-            self.sync_keyword_index()
-
-    def sync_keyword_index(self) -> bool:
-        """Rebuild BM25 if the docstore changed since it was built; True when it rebuilt."""
-        generation = self.docs.generation()
-        if self.keyword.saved_generation() == generation:
-            return False
-        self.keyword.build(self.docs.iter_chunks(), generation)
-        return True
 
     def ingest(
         self, items: Iterable[Article | BadDocument], progress: Callable[[str], None] | None = None
@@ -276,24 +235,24 @@ class Indexer:
                     report.unchanged.append(item.doc_id)
                     writes.skipped(item.doc_id, group)
                     continue
-                chunks, sentences = self.chunker.chunks(item), sentence_spans(item.text)
-                group.add(item, chunks, sentences, existed=known is not None)
+                spans = {e.kind: e.spans(item) for e in self.enrichments}
+                group.add(item, self.chunker.chunks(item), spans, existed=known is not None)
                 if group.texts >= EMBED_GROUP_TEXTS:
                     writes.submit(group, self._embed(group))
                     group = _Group()
             if group.articles:
                 writes.submit(group, self._embed(group))
             writes.land()
-            self.sync_keyword_index()
         report.chunks_total = self.docs.count()[1]
         return report
 
     def _embed(self, group: _Group) -> np.ndarray:
-        """One embed() call for the whole group, so batches stay full: each article's chunks, then its sentences."""
+        """One embed() call for the whole group, so batches stay full: each article's chunks, then its spans."""
         texts: list[str] = []
-        for article, chunks, sentences, _ in group.articles:
+        for article, chunks, spans, _ in group.articles:
             texts.extend(article.text[c.start : c.end] for c in chunks)
-            texts.extend(article.text[s:e] for s, e in sentences)
+            for kind_spans in spans.values():
+                texts.extend(article.text[s:e] for s, e in kind_spans)
         return self.embedder.embed(texts)
 
     def _write_group(self, group: _Group, vectors: np.ndarray) -> None:
@@ -310,22 +269,26 @@ class Indexer:
         ids: list[str] = []
         metadatas: list[dict[str, str | int]] = []
         chunk_vectors: list[np.ndarray] = []
-        sentence_vectors: list[np.ndarray] = []
+        enrichment_rows: list[dict[str, SpanRows]] = []
         at = 0
-        for article, chunks, sentences, _ in group.articles:
+        for article, chunks, spans, _ in group.articles:
             self.docs.mark_pending(article.doc_id)
             metadata = _metadata(article.doc_id, article.source, article.published)
             ids.extend(c.chunk_id for c in chunks)
             metadatas.extend({**metadata, "idx": c.idx} for c in chunks)
             chunk_vectors.append(vectors[at : at + len(chunks)])
-            sentence_vectors.append(vectors[at + len(chunks) : at + len(chunks) + len(sentences)])
-            at += len(chunks) + len(sentences)
+            at += len(chunks)
+            rows: dict[str, SpanRows] = {}
+            for kind, kind_spans in spans.items():
+                rows[kind] = SpanRows(kind_spans, vectors[at : at + len(kind_spans)])
+                at += len(kind_spans)
+            enrichment_rows.append(rows)
         self.store.upsert(ids, np.concatenate(chunk_vectors), metadatas)
         for article, chunks, _, existed in group.articles:  # old vectors go only once the new ones are in,
             if existed:  # so a replaced article never drops out of dense search (a new one has none to drop)
                 self.store.delete_doc(article.doc_id, keep={c.chunk_id for c in chunks})
-        for (article, chunks, sentences, _), sentence_rows in zip(group.articles, sentence_vectors, strict=True):
-            self.docs.put(article, self.fingerprint(article), chunks, sentences, sentence_rows, self.embed_model)
+        for (article, chunks, _, _), rows in zip(group.articles, enrichment_rows, strict=True):
+            self.docs.put(article, self.fingerprint(article), chunks, rows, self.embed_model)
 
     def delete(self, doc_id: str) -> bool:
         """Remove an article from every store; False when it was not indexed."""
@@ -335,5 +298,4 @@ class Indexer:
                 self.docs.mark_pending(doc_id)
                 self.store.delete_doc(doc_id)
                 self.docs.delete(doc_id)
-                self.sync_keyword_index()
         return known

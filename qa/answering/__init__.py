@@ -1,0 +1,162 @@
+"""Stage 5, answering: turn a question and its passages into an answer that cites them as [n].
+
+Answerers are registered by name (ANSWERERS) and tried in an explicit fallback chain built from the
+settings, e.g. llm -> extractive: when one is unavailable (AnswererUnavailable) the next answers, with a
+notice. An answerer that needs data computed at ingest declares it as `enrichments` (the extractive
+answerer's sentence vectors), which the service hands to the indexer.
+
+May import: qa.retrieval (Passage, Retrieval), qa.store (to read enrichment rows), qa.embedding, qa.lexicon,
+qa.errors, qa.config. Adding an answerer = a module with a `build(context)` factory, and a line in ANSWERERS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import Any, Protocol
+
+from qa.config import Settings
+from qa.embedding import Embedder
+from qa.errors import AnswererUnavailable, BadRequest
+from qa.indexing import Enrichment
+from qa.retrieval import Passage, Retrieval
+from qa.store import DocumentStore
+
+
+@dataclass
+class Quote:
+    """The exact sentence(s) an answer took from a passage, with offsets in the article."""
+
+    text: str
+    start: int
+    end: int
+
+
+@dataclass
+class Citation:
+    """A numbered source: the passage exactly as it stands in the article, and what was quoted from it."""
+
+    n: int
+    passage: Passage
+    quote: Quote | None = None
+
+
+@dataclass
+class Answer:
+    """The answer text, whether it is a refusal, and the citations its [n] markers point to."""
+
+    text: str
+    refused: bool
+    citations: list[Citation] = field(default_factory=list)
+    notice: str | None = None
+    confidence: float | None = None
+    mode: str = ""  # the answerer that wrote it (set by the chain)
+
+
+class Answerer(Protocol):
+    """Turns a question and its retrieved passages into an Answer, whole or as a token stream."""
+
+    name: str
+    enrichments: Sequence[Enrichment]
+
+    def answer(self, question: str, retrieval: Retrieval) -> Answer: ...
+
+    def stream(self, question: str, retrieval: Retrieval) -> Iterator[str | Answer]:
+        """Text tokens, then the finished Answer last."""
+        ...
+
+
+@dataclass
+class AnswerContext:
+    """What answerer factories may use."""
+
+    settings: Settings
+    docs: DocumentStore
+    embedder: Embedder
+    llm: Any = None  # a qa.answering.llm.ChatModel when an LLM is configured
+
+
+# name -> "module:factory"; the factory takes an AnswerContext.
+ANSWERERS: dict[str, str] = {
+    "extractive": "qa.answering.extractive:build",
+    "llm": "qa.answering.llm:build",
+}
+
+
+def chain_names(settings: Settings) -> list[str]:
+    """The fallback chain the settings ask for: llm -> extractive (or llm alone without QA_LLM_FALLBACK)."""
+    if not settings.use_llm:
+        return ["extractive"]
+    return ["llm", "extractive"] if settings.llm_fallback else ["llm"]
+
+
+def build_answerer(name: str, context: AnswerContext) -> Answerer:
+    if name not in ANSWERERS:
+        raise BadRequest(f"unknown answerer '{name}' (known: {', '.join(sorted(ANSWERERS))})")
+    module, _, factory = ANSWERERS[name].partition(":")
+    return getattr(import_module(module), factory)(context)
+
+
+class AnswerChain:
+    """Answerers tried in order: an unavailable one hands over to the next, whose answer says so."""
+
+    def __init__(self, answerers: Sequence[Answerer]) -> None:
+        if not answerers:
+            raise ValueError("an answer chain needs at least one answerer")
+        self.answerers = list(answerers)
+
+    @property
+    def name(self) -> str:
+        return self.answerers[0].name
+
+    @property
+    def enrichments(self) -> list[Enrichment]:
+        found: dict[str, Enrichment] = {}
+        for answerer in self.answerers:
+            for enrichment in answerer.enrichments:
+                found.setdefault(enrichment.kind, enrichment)
+        return list(found.values())
+
+    def get(self, name: str) -> Answerer | None:
+        return next((a for a in self.answerers if a.name == name), None)
+
+    def answer(self, question: str, retrieval: Retrieval) -> Answer:
+        failure: AnswererUnavailable | None = None
+        for answerer in self.answerers:
+            try:
+                answer = answerer.answer(question, retrieval)
+            except AnswererUnavailable as error:
+                failure = failure or error
+                continue
+            return self._finish(answer, answerer, failure)
+        assert failure is not None
+        raise failure
+
+    def stream(self, question: str, retrieval: Retrieval) -> Iterator[str | Answer]:
+        """Tokens, then the Answer. A failure after tokens were sent cannot be taken back: it is raised."""
+        failure: AnswererUnavailable | None = None
+        for answerer in self.answerers:
+            sent = False
+            try:
+                for item in answerer.stream(question, retrieval):
+                    if isinstance(item, Answer):
+                        yield self._finish(item, answerer, failure)
+                        return
+                    sent = True
+                    yield item
+            except AnswererUnavailable as error:
+                if sent:
+                    raise
+                failure = failure or error
+        assert failure is not None
+        raise failure
+
+    @staticmethod
+    def _finish(answer: Answer, answerer: Answerer, failure: AnswererUnavailable | None) -> Answer:
+        answer.mode = answerer.name
+        if failure is not None:
+            fallback = f"{failure} — showing an {answerer.name} answer from the articles instead."
+            answer.notice = f"{fallback} {answer.notice}" if answer.notice else fallback
+        return answer
+

@@ -1,0 +1,193 @@
+"""The typed contract: every body the service returns, as pydantic models. The HTTP API declares them as
+response models (so /openapi.json documents them), `qa ask --json` prints them, `qa eval` reads them, and
+the chat page reads the same field names. Fields are only ever added, never renamed or removed.
+
+May import: qa.answering, qa.retrieval, qa.indexing.indexer (the records it converts), pydantic.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from qa.answering import Answer, Citation
+from qa.retrieval import Passage
+
+
+class QuoteOut(BaseModel):
+    """The exact sentence(s) an answer took from a passage; offsets index into the article's text."""
+
+    text: str
+    start: int
+    end: int
+
+
+class CitationOut(BaseModel):
+    """Source [n] of an answer: the passage exactly as it stands in the article, with its offsets."""
+
+    n: int
+    doc_id: str
+    title: str
+    source: str | None
+    published: str | None = Field(description="Publication date, YYYY-MM-DD, when known.")
+    text: str = Field(description="The passage, character for character (article text[start:end]).")
+    start: int
+    end: int
+    score: float
+    quote: QuoteOut | None = None
+
+    @classmethod
+    def of(cls, citation: Citation) -> CitationOut:
+        p = citation.passage
+        quote = QuoteOut(**vars(citation.quote)) if citation.quote else None
+        return cls(n=citation.n, doc_id=p.doc_id, title=p.title, source=p.source, published=p.published,
+                   text=p.text, start=p.start, end=p.end, score=round(p.score, 4), quote=quote)
+
+
+class PassageOut(BaseModel):
+    """A retrieved passage, best first, with the rank each retriever gave it."""
+
+    chunk_id: str
+    doc_id: str
+    title: str
+    source: str | None
+    published: str | None
+    text: str
+    start: int
+    end: int
+    score: float
+    ranks: dict[str, int] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, p: Passage) -> PassageOut:
+        return cls(chunk_id=p.chunk_id, doc_id=p.doc_id, title=p.title, source=p.source, published=p.published,
+                   text=p.text, start=p.start, end=p.end, score=round(p.score, 4), ranks=dict(p.ranks))
+
+
+class AnswerOut(BaseModel):
+    """An answer with its citations (POST /ask, the `done` event of POST /chat, `qa ask --json`)."""
+
+    question: str
+    standalone_question: str = Field(description="The question as searched (a follow-up made self-contained).")
+    answer: str = Field(description="The answer text; [n] markers point to `citations`.")
+    refused: bool = Field(description="True when the articles do not hold the answer.")
+    citations: list[CitationOut]
+    passages: list[PassageOut]
+    conversation_id: str
+    mode: str = Field(description="The answerer that wrote the answer (extractive, llm).")
+    notice: str | None = Field(None, description="Something the reader should know (fallback, removed markers).")
+    timings_ms: dict[str, float]
+
+    @classmethod
+    def of(
+        cls, question: str, standalone: str, conversation_id: str, answer: Answer, passages: list[Passage],
+        timings_ms: dict[str, float],
+    ) -> AnswerOut:
+        return cls(question=question, standalone_question=standalone, answer=answer.text, refused=answer.refused,
+                   citations=[CitationOut.of(c) for c in answer.citations],
+                   passages=[PassageOut.of(p) for p in passages], conversation_id=conversation_id,
+                   mode=answer.mode, notice=answer.notice, timings_ms=timings_ms)
+
+
+class SourcesEvent(BaseModel):
+    """The first server-sent event of POST /chat: what was searched and the passages found."""
+
+    question: str
+    standalone_question: str
+    conversation_id: str
+    passages: list[PassageOut]
+
+
+class TokenEvent(BaseModel):
+    """A piece of the answer text (POST /chat `token` events)."""
+
+    text: str
+
+
+class StreamError(BaseModel):
+    """An `error` event of POST /chat: the stream ends after it."""
+
+    error: str
+    status: int
+
+
+class DocumentSummary(BaseModel):
+    doc_id: str
+    title: str
+    source: str | None
+    published: str | None
+    url: str | None
+    n_chunks: int
+    chars: int
+    indexed_at: str
+
+
+class DocumentList(BaseModel):
+    documents: list[DocumentSummary]
+
+
+class DocumentOut(BaseModel):
+    """One cleaned article: citation offsets index into `text`."""
+
+    doc_id: str
+    title: str
+    source: str | None
+    published: str | None
+    url: str | None
+    text: str
+    n_chunks: int
+    indexed_at: str
+
+
+class FailedFile(BaseModel):
+    file: str
+    error: str
+
+
+class IngestReportOut(BaseModel):
+    """What an ingest did (POST /documents, POST /documents/ingest-path, `qa ingest --json`)."""
+
+    added: list[str]
+    replaced: list[str]
+    unchanged: list[str]
+    failed: list[FailedFile]
+    chunks_written: int
+    chunks_total: int
+    error: str | None = Field(None, description="Set (with status 422) when no input could be used.")
+
+
+class DeletedOut(BaseModel):
+    deleted: str
+
+
+class HealthOut(BaseModel):
+    """GET /health: 200 with status ok, or 503 with status degraded and the error."""
+
+    status: Literal["ok", "degraded"]
+    error: str | None = None
+    documents: int
+    chunks: int
+    vectors: int | None
+    store: Literal["embedded", "server"]
+    embed_model: str
+    llm_configured: bool
+    answer_mode: str
+    max_question_chars: int
+
+
+class ErrorDetail(BaseModel):
+    loc: list[str]
+    msg: str
+
+
+class ErrorOut(BaseModel):
+    """Every error body: a one-line message (and, for invalid input, where it was)."""
+
+    error: str
+    details: list[ErrorDetail] | None = None
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    """A model as JSON-ready data (None fields kept: the contract shows them)."""
+    return model.model_dump(mode="json")

@@ -1,0 +1,11 @@
+"""Stage 6, conversations: the turns of each conversation (SQLite) and the rewriting of follow-ups into
+standalone questions (offline rule, or the LLM when configured).
+
+May import: qa.errors, qa.config. The LLM rewriter gets a `complete` callable from the service; it does not
+import the answering stage.
+"""
+
+from qa.conversations.rewrite import LLMRewriter, OfflineRewriter, QuestionRewriter, offline_standalone
+from qa.conversations.store import ConversationStore, Turn
+
+__all__ = ["ConversationStore", "LLMRewriter", "OfflineRewriter", "QuestionRewriter", "Turn", "offline_standalone"]

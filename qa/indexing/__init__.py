@@ -1,0 +1,22 @@
+"""Stage 3, indexing: chunk articles (llama-index SentenceSplitter), embed chunks and the spans that
+answerers asked for at ingest (enrichments), and write both stores so they always agree.
+
+May import: qa.sources.article, qa.store, qa.embedding, qa.errors, qa.config. Never retrieval or answering:
+an answerer that needs ingest-time data declares an `Enrichment`, and the service hands it to the Indexer.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from qa.sources.article import Article
+
+
+class Enrichment(Protocol):
+    """Spans of each article embedded at ingest and stored under `kind` (e.g. sentence vectors)."""
+
+    kind: str
+
+    def spans(self, article: Article) -> list[tuple[int, int]]:
+        """Character spans of the article text to embed, in order."""
+        ...

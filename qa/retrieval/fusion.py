@@ -1,0 +1,66 @@
+"""Hybrid retrieval: rankers (dense, keyword) fused by weighted reciprocal rank, overlapping chunks of one
+article dropped, the reranker applied, cut to k."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from qa.embedding import Embedder
+from qa.errors import BadRequest
+from qa.retrieval import Passage, Ranker, Reranker, Retrieval
+from qa.retrieval.filters import Filters
+from qa.store import DocumentStore
+
+
+class FusionRetriever:
+    """Weighted RRF over the rankers; each contributes `candidates` (or 3k) chunks. Mode "hybrid" fuses all of
+    them, a ranker's name uses that one alone (unweighted)."""
+
+    def __init__(
+        self, rankers: Sequence[tuple[Ranker, float]], docs: DocumentStore, embedder: Embedder, reranker: Reranker,
+        *, mode: str = "hybrid", candidates: int = 30, rrf_k: int = 60,
+    ) -> None:
+        self.rankers = list(rankers)
+        self.mode = mode
+        self.docs = docs
+        self.embedder = embedder
+        self.reranker = reranker
+        self.candidates = candidates
+        self.rrf_k = rrf_k
+
+    def retrieve(self, query: str, k: int, filters: Filters | None = None, mode: str | None = None) -> Retrieval:
+        """The top-k passages for `query`, best first."""
+        filters = filters or Filters()
+        mode = mode or self.mode
+        rankers = [(r, w) for r, w in self.rankers if mode == "hybrid" or r.name == mode]
+        if not rankers:
+            raise BadRequest(f"unknown retriever '{mode}'")
+        vector = self.embedder.embed([query])[0]
+        pool = max(self.candidates, k * 3)
+        fused: dict[str, float] = {}
+        ranks: dict[str, dict[str, int]] = {}
+        weighted = len(rankers) > 1
+        for ranker, weight in rankers:
+            for rank, (chunk_id, _score) in enumerate(ranker.rank(query, vector, pool, filters), start=1):
+                fused[chunk_id] = fused.get(chunk_id, 0.0) + (weight if weighted else 1.0) / (self.rrf_k + rank)
+                ranks.setdefault(chunk_id, {})[ranker.name] = rank
+        order = sorted(fused, key=lambda c: -fused[c])
+        chunks = self.docs.get_chunks(order[: pool * 2])  # ids unknown to the SQL store (mid-ingest) drop out
+        passages: list[Passage] = []
+        for chunk_id in order:
+            chunk = chunks.get(chunk_id)
+            if chunk is None or any(_overlaps(chunk.doc_id, chunk.start, chunk.end, p) for p in passages):
+                continue
+            passages.append(Passage(
+                chunk.chunk_id, chunk.doc_id, chunk.title, chunk.source, chunk.published, chunk.text, chunk.start,
+                chunk.end, fused[chunk_id], ranks[chunk_id],
+            ))
+        return Retrieval(self.reranker.rerank(query, passages)[:k], vector, query)
+
+
+def _overlaps(doc_id: str, start: int, end: int, other: Passage) -> bool:
+    """True when two chunks of the same article share more than half of the shorter one."""
+    if doc_id != other.doc_id:
+        return False
+    shared = min(end, other.end) - max(start, other.start)
+    return shared > 0.5 * min(end - start, other.end - other.start)

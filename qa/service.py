@@ -1,0 +1,225 @@
+"""The one place where the stages are created from Settings and composed: sources -> indexing -> store ->
+retrieval -> answering, with conversations around them. The CLI, the HTTP API and `qa eval` all use it."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from qa.answering import AnswerChain, AnswerContext, build_answerer, chain_names
+from qa.answering.citations import tokens_of
+from qa.config import Settings
+from qa.contract import (
+    AnswerOut,
+    DocumentOut,
+    HealthOut,
+    IngestReportOut,
+    PassageOut,
+    SourcesEvent,
+    StreamError,
+    TokenEvent,
+)
+from qa.conversations import ConversationStore, LLMRewriter, OfflineRewriter, QuestionRewriter, Turn
+from qa.embedding import build_embedder
+from qa.errors import AnswererUnavailable, BadRequest, NotFound, StoreUnavailable
+from qa.indexing.chunking import Chunker
+from qa.indexing.indexer import Indexer, IngestReport
+from qa.retrieval import Filters, Retrieval, Retriever, build_retriever
+from qa.sources import FileSource, Source, UploadSource
+from qa.sources.files import resolve_under_root
+from qa.store import DocumentStore, VectorIndex
+from qa.store.chroma import ChromaIndex
+from qa.store.layout import DataLayout
+from qa.store.sqlite import SQLiteStore
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+StreamEvent = tuple[str, SourcesEvent | TokenEvent | AnswerOut | StreamError]
+
+
+def _unknown_document(doc_id: str) -> NotFound:
+    shown = doc_id if len(doc_id) <= 100 else doc_id[:100] + "…"  # an error message, not an echo service
+    return NotFound(f"no document with id '{shown}'")
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
+def clean_question(question: str, max_chars: int) -> str:
+    """Strip control characters and whitespace; refuse empty or over-long questions."""
+    if not isinstance(question, str):
+        raise BadRequest("question must be a string")
+    question = _CONTROL.sub(" ", question).strip()
+    if not question:
+        raise BadRequest("question is empty")
+    if len(question) > max_chars:
+        raise BadRequest(f"question is longer than {max_chars} characters")
+    return question
+
+
+@dataclass
+class _Prepared:
+    question: str
+    standalone: str
+    conversation_id: str
+    retrieval: Retrieval
+    timings: dict[str, float]
+    started: float
+
+
+@dataclass
+class Service:
+    """Everything a request needs, composed from the stages."""
+
+    settings: Settings
+    docs: DocumentStore
+    vectors: VectorIndex
+    indexer: Indexer
+    retriever: Retriever
+    answerer: AnswerChain
+    rewriter: QuestionRewriter
+    conversations: ConversationStore
+
+    # ---- questions ----------------------------------------------------------------------------------------
+
+    def _prepare(self, question: str, k: int | None, filters: Filters | None, conversation_id: str | None) -> _Prepared:
+        started = time.perf_counter()
+        question = clean_question(question, self.settings.max_question_chars)
+        k = self.settings.top_k if k is None else k
+        if not 1 <= k <= 50:
+            raise BadRequest("k must be between 1 and 50")
+        conversation_id = self.conversations.resolve_id(conversation_id)
+        standalone = self.rewriter.standalone(question, self.conversations.history(conversation_id))
+        rewritten = time.perf_counter()
+        retrieval = self.retriever.retrieve(standalone, k, filters)
+        timings = {"rewrite": _ms(rewritten - started), "retrieve": _ms(time.perf_counter() - rewritten)}
+        return _Prepared(question, standalone, conversation_id, retrieval, timings, started)
+
+    def _result(self, prepared: _Prepared, answer: object, answering: float) -> AnswerOut:
+        from qa.answering import Answer
+
+        assert isinstance(answer, Answer)
+        prepared.timings["answer"] = _ms(time.perf_counter() - answering)
+        self.conversations.add(prepared.conversation_id, Turn(prepared.question, prepared.standalone, answer.text))
+        prepared.timings["total"] = _ms(time.perf_counter() - prepared.started)
+        return AnswerOut.of(prepared.question, prepared.standalone, prepared.conversation_id, answer,
+                            prepared.retrieval.passages, prepared.timings)
+
+    def ask(
+        self, question: str, k: int | None = None, filters: Filters | None = None,
+        conversation_id: str | None = None,
+    ) -> AnswerOut:
+        """Answer one question (a turn of a conversation when conversation_id is given)."""
+        prepared = self._prepare(question, k, filters, conversation_id)
+        answering = time.perf_counter()
+        answer = self.answerer.answer(prepared.standalone, prepared.retrieval)
+        return self._result(prepared, answer, answering)
+
+    def stream(
+        self, question: str, k: int | None = None, filters: Filters | None = None,
+        conversation_id: str | None = None,
+    ) -> Iterator[StreamEvent]:
+        """The same answer as ask(), as events: sources, then tokens, then done (or error)."""
+        prepared = self._prepare(question, k, filters, conversation_id)
+        yield "sources", SourcesEvent(
+            question=prepared.question, standalone_question=prepared.standalone,
+            conversation_id=prepared.conversation_id,
+            passages=[PassageOut.of(p) for p in prepared.retrieval.passages],
+        )
+        answering = time.perf_counter()
+        try:
+            for item in self.answerer.stream(prepared.standalone, prepared.retrieval):
+                if isinstance(item, str):
+                    yield "token", TokenEvent(text=item)
+                    continue
+                if item.mode != self.answerer.name:  # a fallback answer arrives whole: stream it in words
+                    for token in tokens_of(item.text):
+                        yield "token", TokenEvent(text=token)
+                yield "done", self._result(prepared, item, answering)
+        except AnswererUnavailable as error:
+            yield "error", StreamError(error=str(error), status=error.status_code)
+
+    # ---- documents ----------------------------------------------------------------------------------------
+
+    def ingest(self, source: Source, progress: Callable[[str], None] | None = None) -> IngestReportOut:
+        """Ingest what a source yields: new articles added, changed ones replaced, bad inputs reported."""
+        return self._report(self.indexer.ingest(source.articles(), progress))
+
+    def ingest_paths(self, paths: list[Path], progress: Callable[[str], None] | None = None) -> IngestReportOut:
+        """Ingest files and folders from disk (the CLI path)."""
+        return self.ingest(FileSource(list(paths), self.settings.max_upload_bytes), progress)
+
+    def ingest_under_root(self, paths: list[str]) -> IngestReportOut:
+        """Ingest server-side files or folders, all of which must resolve inside QA_INGEST_ROOT (HTTP API)."""
+        return self.ingest_paths(resolve_under_root(self.settings.ingest_root, paths))
+
+    def ingest_files(self, files: list[tuple[str, bytes]], meta: dict[str, dict] | None = None) -> IngestReportOut:
+        """Ingest uploaded files; each file name becomes the document id."""
+        return self.ingest(UploadSource(files, self.settings.max_upload_bytes, meta or {}))
+
+    @staticmethod
+    def _report(report: IngestReport) -> IngestReportOut:
+        return IngestReportOut.model_validate(report.as_dict())
+
+    def delete(self, doc_id: str) -> None:
+        if not self.indexer.delete(doc_id):
+            raise _unknown_document(doc_id)
+
+    def get_document(self, doc_id: str) -> DocumentOut:
+        document = self.docs.get_document(doc_id)
+        if document is None:
+            raise _unknown_document(doc_id)
+        return DocumentOut.model_validate(document)
+
+    # ---- operations ---------------------------------------------------------------------------------------
+
+    def startup(self) -> None:
+        """Repair a crashed ingest before serving."""
+        if self.docs.pending():
+            self.indexer.recover()
+
+    def health(self) -> HealthOut:
+        """Counts and configuration; status "degraded" (with the error) while the vector store is unreachable."""
+        docs, chunks = self.docs.count()
+        status, error = "ok", None
+        try:
+            vectors: int | None = self.vectors.check()
+        except StoreUnavailable as exc:
+            vectors, status, error = None, "degraded", str(exc)
+        return HealthOut(
+            status=status, error=error, documents=docs, chunks=chunks, vectors=vectors,
+            store="server" if self.vectors.is_server else "embedded", embed_model=self.vectors.embed_model,
+            llm_configured=self.settings.llm_configured, answer_mode=self.answerer.name,
+            max_question_chars=self.settings.max_question_chars,
+        )
+
+
+def build_service(settings: Settings) -> Service:
+    """Create every stage from settings; nothing here reads globals or downloads anything."""
+    layout = DataLayout(settings.data_dir).create()
+    embedder = build_embedder(settings)
+    vectors = ChromaIndex(embedder.model_name, settings.collection, layout.chroma, settings.chroma_url)
+    docs = SQLiteStore(layout.documents)
+    llm = None
+    if settings.llm_configured:
+        from qa.answering.llm import ChatModel, make_client
+
+        llm = ChatModel(make_client(settings), settings.llm_model)
+    context = AnswerContext(settings, docs, embedder, llm)
+    answerer = AnswerChain([build_answerer(name, context) for name in chain_names(settings)])
+    chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
+    indexer = Indexer(vectors, docs, embedder, chunker, layout.ingest_lock, answerer.enrichments)
+    retriever = build_retriever(settings, vectors, docs, embedder)
+    rewriter: QuestionRewriter = LLMRewriter(llm.complete) if llm and settings.use_llm else OfflineRewriter()
+    conversations = ConversationStore(layout.conversations, settings.history_turns)
+    return Service(settings, docs, vectors, indexer, retriever, answerer, rewriter, conversations)
+
+
+def reset_index(settings: Settings) -> None:
+    """Delete the configured collection and every indexed article (conversations are kept)."""
+    layout = DataLayout(settings.data_dir).create()
+    ChromaIndex("", settings.collection, layout.chroma, settings.chroma_url).reset()
+    SQLiteStore(layout.documents).reset()

@@ -1,0 +1,97 @@
+"""Stage 2, store: what is indexed. Two stores and no more: the SQL store (documents, chunks, the keyword
+index and ingest-time enrichment rows, written in one transaction per article) and the vector index (Chroma,
+embedded or server). Crash repair only ever reconciles these two.
+
+May import: qa.errors, qa.lexicon, qa.sources.article, qa.config. Filters arrive already translated for the
+backend (retrieval owns the translation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from qa.sources.article import Article
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    """A chunk's place in its article; text is sliced from the article on demand."""
+
+    chunk_id: str
+    doc_id: str
+    idx: int
+    start: int
+    end: int
+
+
+@dataclass
+class StoredChunk:
+    """A chunk joined with its article's metadata: the record retrieval hands on (as a Passage)."""
+
+    chunk_id: str
+    doc_id: str
+    title: str
+    source: str | None
+    published: str | None
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class SpanRows:
+    """Spans of an article computed at ingest for an enrichment (e.g. sentence vectors), with one vector each."""
+
+    spans: list[tuple[int, int]]
+    vectors: np.ndarray
+
+
+@dataclass(frozen=True)
+class DenseHit:
+    """A chunk id with its cosine similarity to the query."""
+
+    chunk_id: str
+    score: float
+
+
+SqlFilter = tuple[str, list[Any]]  # a WHERE fragment over the chunks table `c`, and its parameters
+
+
+class DocumentStore(Protocol):
+    """Documents, chunks, keyword index and enrichment rows; each article replaced in one transaction."""
+
+    def content_hash(self, doc_id: str) -> str | None: ...
+    def embed_models(self) -> set[str]: ...
+    def mark_pending(self, doc_id: str) -> None: ...
+    def pending(self) -> list[str]: ...
+    def clear_pending(self, doc_id: str) -> None: ...
+    def put(self, article: Article, fingerprint: str, chunks: list[ChunkRow], enrichments: dict[str, SpanRows],
+            embed_model: str) -> None: ...
+    def delete(self, doc_id: str) -> bool: ...
+    def chunk_ids(self, doc_id: str) -> set[str]: ...
+    def count(self) -> tuple[int, int]: ...
+    def list_documents(self) -> list[dict]: ...
+    def get_document(self, doc_id: str) -> dict | None: ...
+    def get_chunks(self, chunk_ids: Iterable[str]) -> dict[str, StoredChunk]: ...
+    def keyword_search(self, query: str, n: int, where: SqlFilter | None = None) -> list[tuple[str, float]]: ...
+    def spans_in(self, kind: str, doc_id: str, start: int, end: int) -> list[tuple[int, int, np.ndarray]]: ...
+    def close_thread(self) -> None: ...
+    def reset(self) -> None: ...
+
+
+class VectorIndex(Protocol):
+    """Chunk vectors with `doc_id`/`source`/`published_day` metadata, tagged with the model that made them."""
+
+    embed_model: str
+    is_server: bool
+
+    def check(self) -> int: ...
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[dict]) -> None: ...
+    def delete_doc(self, doc_id: str, keep: set[str] | None = None) -> None: ...
+    def ids_for(self, doc_id: str) -> list[str]: ...
+    def query(self, vector: np.ndarray, n: int, where: dict | None = None) -> list[DenseHit]: ...
+    def reset(self) -> None: ...

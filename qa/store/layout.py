@@ -1,0 +1,33 @@
+"""Where each store keeps its files inside QA_DATA_DIR: the one place that knows the data-folder layout."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    """Paths of the embedded stores; server-mode stores (a Chroma server) keep nothing here."""
+
+    root: Path
+
+    @property
+    def chroma(self) -> Path:
+        return self.root / "chroma"
+
+    @property
+    def documents(self) -> Path:
+        return self.root / "docstore.sqlite"
+
+    @property
+    def conversations(self) -> Path:
+        return self.root / "conversations.sqlite"
+
+    @property
+    def ingest_lock(self) -> Path:
+        return self.root / "ingest.lock"
+
+    def create(self) -> DataLayout:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self

@@ -1,0 +1,316 @@
+"""The SQL store on SQLite: cleaned articles, their chunks, the keyword index (FTS5) and enrichment rows.
+
+It is the source of truth for passage text and offsets; Chroma holds only vectors. An article's document
+row, chunk rows, keyword-index rows and enrichment rows are replaced in one transaction, so a reader (in
+any process) sees either the old or the new version, and crash repair only has Chroma to reconcile.
+
+The keyword index is an FTS5 table without content of its own: each chunk is indexed as the terms
+qa.lexicon.terms() makes of it (Snowball stems, no stopwords), joined by spaces, so indexing and querying
+share one analysis and the text is stored once (in `documents`). FTS5 ranks with BM25 (k1=1.2, b=0.75).
+Removing a chunk from a contentless FTS5 table needs the terms it was indexed with; they are re-derived
+from the stored article text in the same transaction (the analyzer version is recorded in `meta`, and a
+change rebuilds the index when the store opens).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from qa.lexicon import ANALYZER_VERSION, terms
+from qa.sources.article import Article
+from qa.store import ChunkRow, SpanRows, SqlFilter, StoredChunk
+
+DOCUMENTS_TABLE = """CREATE TABLE IF NOT EXISTS documents (
+  doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT, published TEXT, url TEXT, path TEXT,
+  text TEXT NOT NULL, content_hash TEXT NOT NULL, n_chunks INTEGER NOT NULL, embed_model TEXT NOT NULL,
+  indexed_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
+)"""
+CHUNKS_TABLE = """CREATE TABLE IF NOT EXISTS chunks (
+  id INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL UNIQUE, doc_id TEXT NOT NULL, idx INTEGER NOT NULL,
+  start INTEGER NOT NULL, "end" INTEGER NOT NULL, source_key TEXT NOT NULL DEFAULT '', day INTEGER NOT NULL DEFAULT 0
+)"""
+SPANS_TABLE = """CREATE TABLE IF NOT EXISTS spans (
+  kind TEXT NOT NULL, doc_id TEXT NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL, vector BLOB NOT NULL,
+  PRIMARY KEY (kind, doc_id, start)
+)"""
+SCHEMA = ";\n".join([
+    DOCUMENTS_TABLE,
+    CHUNKS_TABLE,
+    "CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id)",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms"
+    " USING fts5(terms, content='', tokenize=\"unicode61 tokenchars '_'\")",
+    SPANS_TABLE,
+    "CREATE TABLE IF NOT EXISTS pending (doc_id TEXT PRIMARY KEY)",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+]) + ";"
+
+
+def day_number(published: str | None) -> int:
+    """A date as yyyymmdd (0 when unknown): the form date filters compare, here and in Chroma's metadata."""
+    if not published:
+        return 0
+    return int(str(published)[:10].replace("-", ""))
+
+
+def indexed_terms(text: str) -> str:
+    """What the keyword index stores for a chunk."""
+    return " ".join(terms(text))
+
+
+def match_expression(query: str) -> str | None:
+    """An FTS5 query matching any of the query's terms (each quoted, so no term is read as an operator)."""
+    unique = list(dict.fromkeys(terms(query)))
+    return " OR ".join(f'"{t}"' for t in unique) if unique else None
+
+
+class SQLiteStore:
+    """Thread-safe access to the SQLite store (one connection per thread, WAL for many readers)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._migrate_legacy()
+        self._conn().executescript(SCHEMA)
+        self._init_meta()
+
+    # ---- connection and transactions --------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.row_factory = sqlite3.Row
+            self._local.conn = conn
+        return conn
+
+    def close_thread(self) -> None:
+        """Close the calling thread's connection (a worker thread about to end: its own would linger until GC)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            self._local.conn = None
+            conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # ---- schema -------------------------------------------------------------------------------------------
+
+    def _migrate_legacy(self) -> None:
+        """Bring a store written before the keyword index moved into SQLite up to this schema: chunks get an
+        integer key (the FTS rowid) and filter columns, sentence vectors become `sentence` span rows."""
+        conn = self._conn()
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(chunks)")}
+        if not columns or "id" in columns:
+            return
+        with self._tx() as db:
+            db.execute("ALTER TABLE chunks RENAME TO chunks_legacy")
+            db.execute("DROP INDEX IF EXISTS chunks_doc")
+            db.execute(CHUNKS_TABLE)
+            db.execute(
+                'INSERT INTO chunks (chunk_id, doc_id, idx, start, "end", source_key, day)'
+                " SELECT c.chunk_id, c.doc_id, c.idx, c.start, c.\"end\", lower(COALESCE(d.source, '')),"
+                " COALESCE(CAST(replace(substr(d.published, 1, 10), '-', '') AS INTEGER), 0)"
+                " FROM chunks_legacy c JOIN documents d ON d.doc_id = c.doc_id ORDER BY c.chunk_id"
+            )
+            db.execute("DROP TABLE chunks_legacy")
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name='sentences'").fetchone():
+                db.execute(SPANS_TABLE)
+                db.execute('INSERT INTO spans SELECT \'sentence\', doc_id, start, "end", vector FROM sentences')
+                db.execute("DROP TABLE sentences")
+            db.execute("DELETE FROM meta WHERE key IN ('generation', 'analyzer')")
+
+    def _init_meta(self) -> None:
+        """Row counts kept in `meta` (count() is asked on every /health; COUNT(*) reads the whole table), and
+        the keyword index rebuilt when it was made by another analyzer (or never)."""
+        conn = self._conn()
+        if conn.execute("SELECT COUNT(*) FROM meta WHERE key IN ('documents', 'chunks')").fetchone()[0] != 2:
+            with self._tx() as db:
+                db.execute("INSERT OR IGNORE INTO meta SELECT 'documents', COUNT(*) FROM documents")
+                db.execute("INSERT OR IGNORE INTO meta SELECT 'chunks', COUNT(*) FROM chunks")
+        row = conn.execute("SELECT value FROM meta WHERE key='analyzer'").fetchone()
+        if row is None or row[0] != ANALYZER_VERSION:
+            self.rebuild_keyword_index()
+
+    def rebuild_keyword_index(self) -> int:
+        """Index every chunk again (a new analyzer, or a store from before the index); returns chunks indexed."""
+        count = 0
+        with self._tx() as db:
+            db.execute("INSERT INTO chunk_terms(chunk_terms) VALUES ('delete-all')")
+            for doc_id, text in db.execute("SELECT doc_id, text FROM documents").fetchall():
+                rows = db.execute('SELECT id, start, "end" FROM chunks WHERE doc_id=?', (doc_id,)).fetchall()
+                db.executemany("INSERT INTO chunk_terms(rowid, terms) VALUES (?, ?)",
+                               [(i, indexed_terms(text[s:e])) for i, s, e in rows])
+                count += len(rows)
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('analyzer', ?)", (ANALYZER_VERSION,))
+        return count
+
+    # ---- ingest bookkeeping -------------------------------------------------------------------------------
+
+    def content_hash(self, doc_id: str) -> str | None:
+        row = self._conn().execute("SELECT content_hash FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
+        return row[0] if row else None
+
+    def embed_models(self) -> set[str]:
+        return {r[0] for r in self._conn().execute("SELECT DISTINCT embed_model FROM documents")}
+
+    def mark_pending(self, doc_id: str) -> None:
+        """Record that Chroma is about to change for this doc, before it does (crash repair needs it)."""
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO pending VALUES (?)", (doc_id,))
+
+    def pending(self) -> list[str]:
+        return [r[0] for r in self._conn().execute("SELECT doc_id FROM pending")]
+
+    def clear_pending(self, doc_id: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM pending WHERE doc_id=?", (doc_id,))
+
+    # ---- writes -------------------------------------------------------------------------------------------
+
+    def put(
+        self, article: Article, fingerprint: str, chunks: list[ChunkRow], enrichments: dict[str, SpanRows],
+        embed_model: str,
+    ) -> None:
+        """Replace one article: its document row, chunks, keyword-index rows and enrichment rows, in one
+        transaction that also clears its pending mark."""
+        published = article.published.isoformat() if article.published else None
+        source_key, day = (article.source or "").casefold(), day_number(published)
+        with self._tx() as db:
+            docs_removed, chunks_removed = self._delete(db, article.doc_id)
+            self._add_counts(db, 1 - docs_removed, len(chunks) - chunks_removed)
+            db.execute(
+                "INSERT INTO documents (doc_id, title, source, published, url, path, text, content_hash, n_chunks,"
+                " embed_model) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (article.doc_id, article.title, article.source, published, article.url, article.path,
+                 article.text, fingerprint, len(chunks), embed_model),
+            )
+            for c in chunks:
+                cursor = db.execute(
+                    'INSERT INTO chunks (chunk_id, doc_id, idx, start, "end", source_key, day) VALUES (?,?,?,?,?,?,?)',
+                    (c.chunk_id, c.doc_id, c.idx, c.start, c.end, source_key, day),
+                )
+                db.execute("INSERT INTO chunk_terms(rowid, terms) VALUES (?, ?)",
+                           (cursor.lastrowid, indexed_terms(article.text[c.start : c.end])))
+            for kind, rows in enrichments.items():
+                vectors = rows.vectors.astype(np.float16)
+                db.executemany(
+                    'INSERT INTO spans (kind, doc_id, start, "end", vector) VALUES (?,?,?,?,?)',
+                    [(kind, article.doc_id, s, e, vectors[i].tobytes()) for i, (s, e) in enumerate(rows.spans)],
+                )
+            db.execute("DELETE FROM pending WHERE doc_id=?", (article.doc_id,))
+
+    def delete(self, doc_id: str) -> bool:
+        """Remove an article and everything derived from it; False when it was not there."""
+        with self._tx() as db:
+            docs_removed, chunks_removed = self._delete(db, doc_id)
+            db.execute("DELETE FROM pending WHERE doc_id=?", (doc_id,))
+            if docs_removed:
+                self._add_counts(db, -docs_removed, -chunks_removed)
+        return bool(docs_removed)
+
+    @staticmethod
+    def _delete(db: sqlite3.Connection, doc_id: str) -> tuple[int, int]:
+        """Remove an article's rows (keyword-index rows too); returns (documents, chunks) removed."""
+        row = db.execute("SELECT text FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
+        chunks = db.execute('SELECT id, start, "end" FROM chunks WHERE doc_id=?', (doc_id,)).fetchall()
+        if row is not None:
+            db.executemany("INSERT INTO chunk_terms(chunk_terms, rowid, terms) VALUES ('delete', ?, ?)",
+                           [(i, indexed_terms(row[0][s:e])) for i, s, e in chunks])
+        docs = db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,)).rowcount
+        removed = db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,)).rowcount
+        db.execute("DELETE FROM spans WHERE doc_id=?", (doc_id,))
+        return docs, removed
+
+    @staticmethod
+    def _add_counts(db: sqlite3.Connection, documents: int, chunks: int) -> None:
+        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + ? WHERE key='documents'", (documents,))
+        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + ? WHERE key='chunks'", (chunks,))
+
+    def reset(self) -> None:
+        """Delete every article (the index is being rebuilt, e.g. for another embedding model)."""
+        with self._tx() as db:
+            for table in ("documents", "chunks", "spans", "pending"):
+                db.execute(f"DELETE FROM {table}")
+            db.execute("INSERT INTO chunk_terms(chunk_terms) VALUES ('delete-all')")
+            db.execute("UPDATE meta SET value='0' WHERE key IN ('documents', 'chunks')")
+
+    # ---- reads --------------------------------------------------------------------------------------------
+
+    def chunk_ids(self, doc_id: str) -> set[str]:
+        return {r[0] for r in self._conn().execute("SELECT chunk_id FROM chunks WHERE doc_id=?", (doc_id,))}
+
+    def count(self) -> tuple[int, int]:
+        """(documents, chunks) in the index."""
+        counts = dict(self._conn().execute("SELECT key, value FROM meta WHERE key IN ('documents', 'chunks')"))
+        return int(counts["documents"]), int(counts["chunks"])
+
+    def list_documents(self) -> list[dict]:
+        rows = self._conn().execute(
+            "SELECT doc_id, title, source, published, url, n_chunks, length(text) AS chars, indexed_at"
+            " FROM documents ORDER BY doc_id"
+        )
+        return [dict(r) for r in rows]
+
+    def get_document(self, doc_id: str) -> dict | None:
+        row = self._conn().execute(
+            "SELECT doc_id, title, source, published, url, text, n_chunks, indexed_at FROM documents"
+            " WHERE doc_id=?", (doc_id,),
+        ).fetchone()
+        return dict(row) if row else None
+
+    def get_chunks(self, chunk_ids: Iterable[str]) -> dict[str, StoredChunk]:
+        """Chunks with their text and article metadata, for the ids that still exist."""
+        ids = list(dict.fromkeys(chunk_ids))
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._conn().execute(
+            f'SELECT c.chunk_id, c.doc_id, c.start, c."end", d.title, d.source, d.published,'
+            f' substr(d.text, c.start + 1, c."end" - c.start) AS text'
+            f" FROM chunks c JOIN documents d ON d.doc_id = c.doc_id WHERE c.chunk_id IN ({marks})",
+            ids,
+        )
+        return {
+            r["chunk_id"]: StoredChunk(r["chunk_id"], r["doc_id"], r["title"], r["source"], r["published"],
+                                       r["text"], r["start"], r["end"])
+            for r in rows
+        }
+
+    def keyword_search(self, query: str, n: int, where: SqlFilter | None = None) -> list[tuple[str, float]]:
+        """The n chunks that best match the query's terms (BM25, higher is better), optionally filtered."""
+        expression = match_expression(query)
+        if expression is None:
+            return []
+        clause, params = where or ("", [])
+        rows = self._conn().execute(
+            "SELECT c.chunk_id, -chunk_terms.rank FROM chunk_terms JOIN chunks c ON c.id = chunk_terms.rowid"
+            f" WHERE chunk_terms MATCH ? {'AND ' + clause if clause else ''} ORDER BY chunk_terms.rank LIMIT ?",
+            [expression, *params, n],
+        )
+        return [(chunk_id, float(score)) for chunk_id, score in rows]
+
+    def spans_in(self, kind: str, doc_id: str, start: int, end: int) -> list[tuple[int, int, np.ndarray]]:
+        """An enrichment's spans (and vectors) lying inside [start, end) of an article."""
+        rows = self._conn().execute(
+            'SELECT start, "end", vector FROM spans WHERE kind=? AND doc_id=? AND start>=? AND "end"<=?'
+            " ORDER BY start",
+            (kind, doc_id, start, end),
+        )
+        return [(s, e, np.frombuffer(v, dtype=np.float16).astype(np.float32)) for s, e, v in rows]
