@@ -17,19 +17,23 @@ from qa.contract import (
     DocumentOut,
     HealthOut,
     IngestReportOut,
+    JobOut,
     PassageOut,
     SourcesEvent,
     StreamError,
     TokenEvent,
+    UrlOutcomeOut,
 )
 from qa.conversations import ConversationStore, LLMRewriter, OfflineRewriter, QuestionRewriter, Turn
 from qa.embedding import build_embedder
-from qa.errors import AnswererUnavailable, BadRequest, NotFound, StoreUnavailable
+from qa.errors import AnswererUnavailable, BadRequest, NotFound, QAError, StoreUnavailable
 from qa.indexing.chunking import Chunker
 from qa.indexing.indexer import Indexer, IngestReport
+from qa.jobs import JobStore
 from qa.retrieval import Filters, Retrieval, Retriever, build_retriever
-from qa.sources import FileSource, Source, UploadSource
+from qa.sources import FileSource, Source, UploadSource, UrlSource
 from qa.sources.files import resolve_under_root
+from qa.sources.web import SQLiteValidatorCache
 from qa.store import DocumentStore, VectorIndex
 from qa.store.chroma import ChromaIndex
 from qa.store.layout import DataLayout
@@ -82,6 +86,8 @@ class Service:
     answerer: AnswerChain
     rewriter: QuestionRewriter
     conversations: ConversationStore
+    layout: DataLayout
+    jobs: JobStore
 
     # ---- questions ----------------------------------------------------------------------------------------
 
@@ -145,8 +151,59 @@ class Service:
     # ---- documents ----------------------------------------------------------------------------------------
 
     def ingest(self, source: Source, progress: Callable[[str], None] | None = None) -> IngestReportOut:
-        """Ingest what a source yields: new articles added, changed ones replaced, bad inputs reported."""
+        """Ingest what a source yields: new articles added, changed ones replaced, bad inputs reported. A web
+        source is bound to the store first, and keeps the validators of what landed once the ingest is over."""
+        if isinstance(source, UrlSource):
+            return self._ingest_urls(source, progress)
         return self._report(self.indexer.ingest(source.articles(), progress))
+
+    def bind(self, source: UrlSource) -> UrlSource:
+        """Connect a web source to this service's validator cache and document store (idempotent)."""
+        if source.web is None:
+            source.bind(SQLiteValidatorCache(self.layout.web_cache),
+                        lambda doc_id: self.docs.content_hash(doc_id) is not None)
+        return source
+
+    def _ingest_urls(self, source: UrlSource, progress: Callable[[str], None] | None) -> IngestReportOut:
+        self.bind(source)
+        try:
+            report = self.indexer.ingest(source.articles(), progress)
+            kept = dict(report.duplicate)
+            source.remember(kept, {*report.added, *report.replaced, *report.unchanged})
+        finally:
+            source.close()
+        out = self._report(report)
+        failed = {f.name: f.reason for f in report.failed}
+        statuses = {**{d: "added" for d in report.added}, **{d: "replaced" for d in report.replaced},
+                    **{d: "unchanged" for d in report.unchanged}, **{d: "duplicate" for d in kept}}
+        for line in source.lines:
+            if line.same_as is not None:
+                status, error = "unchanged", None
+            elif line.reason is not None or line.doc_id is None:
+                status, error = "failed", line.reason
+            else:
+                status = statuses.get(line.doc_id, "failed")
+                error = None if status != "failed" else failed.get(line.url, "not indexed")
+            out.urls.append(UrlOutcomeOut(url=line.url, status=status, doc_id=line.doc_id, error=error,
+                                          of=kept.get(line.doc_id or "") or line.same_as))
+        return out
+
+    def ingest_urls(self, urls: list[str], progress: Callable[[str], None] | None = None,
+                    counted: Callable[[int], None] | None = None) -> IngestReportOut:
+        """Ingest feeds, sitemaps and article URLs (HTTP API and `qa ingest URL`). Every URL is vetted first:
+        FetchRefused (403) for one that may not be fetched, before anything is."""
+        if not urls:
+            raise BadRequest("urls is empty")
+        source = self.bind(UrlSource(urls, self.settings))
+        try:
+            source.check()
+            total = source.count()
+        except BaseException:
+            source.close()
+            raise
+        if counted:
+            counted(total)
+        return self.ingest(source, progress)
 
     def ingest_paths(self, paths: list[Path], progress: Callable[[str], None] | None = None) -> IngestReportOut:
         """Ingest files and folders from disk (the CLI path)."""
@@ -159,6 +216,31 @@ class Service:
     def ingest_files(self, files: list[tuple[str, bytes]], meta: dict[str, dict] | None = None) -> IngestReportOut:
         """Ingest uploaded files; each file name becomes the document id."""
         return self.ingest(UploadSource(files, self.settings.max_upload_bytes, meta or {}))
+
+    def ingest_urls_job(self, urls: list[str]) -> str:
+        """Start ingest_urls on a thread as a job (after vetting every URL); returns its id for GET /jobs."""
+        if not urls:
+            raise BadRequest("urls is empty")
+        UrlSource(urls, self.settings).check()
+        job_id = self.jobs.create("ingest-url")
+        done = 0
+
+        def work(update: Callable[[int, int | None], None]) -> dict:
+            def advanced(_name: str) -> None:
+                nonlocal done
+                done += 1
+                update(done, None)
+
+            return self.ingest_urls(urls, advanced, lambda total: update(0, total)).model_dump(mode="json")
+
+        self.jobs.run(job_id, work, lambda exc: str(exc) if isinstance(exc, QAError) else "internal error")
+        return job_id
+
+    def job(self, job_id: str) -> JobOut:
+        found = self.jobs.get(job_id)
+        if found is None:
+            raise NotFound(f"no job with id '{job_id[:100]}'")
+        return JobOut.model_validate(found)
 
     @staticmethod
     def _report(report: IngestReport) -> IngestReportOut:
@@ -215,7 +297,8 @@ def build_service(settings: Settings) -> Service:
     retriever = build_retriever(settings, vectors, docs, embedder)
     rewriter: QuestionRewriter = LLMRewriter(llm.complete) if llm and settings.use_llm else OfflineRewriter()
     conversations = ConversationStore(layout.conversations, settings.history_turns)
-    return Service(settings, docs, vectors, indexer, retriever, answerer, rewriter, conversations)
+    jobs = JobStore(layout.jobs)
+    return Service(settings, docs, vectors, indexer, retriever, answerer, rewriter, conversations, layout, jobs)
 
 
 def reset_index(settings: Settings) -> None:

@@ -8,9 +8,12 @@ import threading
 import unicodedata
 import zlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from datasketch import MinHash, MinHashLSH
+
+if TYPE_CHECKING:  # datasketch is imported on first use: it pulls in scipy.integrate (~2 s)
+    from datasketch import MinHash
 
 SHINGLE_WORDS = 5
 NUM_PERM = 128
@@ -30,7 +33,7 @@ SCHEME = "affine32"  # datasketch 2.x's default permutation scheme
 # article) and, for MinHash, as good: the affine permutations do the mixing, and two of ~1,000 shingles sharing a
 # 32-bit hash is rare enough not to move an estimate. Signatures are stored, so this choice is fixed.
 _HASH = zlib.crc32
-_PERMUTATIONS = MinHash(num_perm=NUM_PERM, scheme=SCHEME, hashfunc=_HASH).permutations  # made once, not per text
+_PERMUTATIONS: list = []  # made once (on first use), not per text
 MIN_SHINGLES = 30  # shorter texts (a caption, a one-line brief) are never called copies
 _WORD = re.compile(r"\w+")
 
@@ -68,7 +71,11 @@ class Signature:
 
 
 def _minhash(hashvalues: np.ndarray | None = None) -> MinHash:
-    return MinHash(num_perm=NUM_PERM, scheme=SCHEME, hashfunc=_HASH, permutations=_PERMUTATIONS,
+    from datasketch import MinHash
+
+    if not _PERMUTATIONS:
+        _PERMUTATIONS.append(MinHash(num_perm=NUM_PERM, scheme=SCHEME, hashfunc=_HASH).permutations)
+    return MinHash(num_perm=NUM_PERM, scheme=SCHEME, hashfunc=_HASH, permutations=_PERMUTATIONS[0],
                    hashvalues=hashvalues)
 
 
@@ -84,6 +91,8 @@ class NearDuplicates:
     """The signatures of the indexed articles, asked for the one a new article copies (if any)."""
 
     def __init__(self, containment: float = CONTAINMENT) -> None:
+        from datasketch import MinHashLSH
+
         self.containment = containment
         self._lsh = MinHashLSH(num_perm=NUM_PERM, params=LSH_BANDS)
         self._signatures: dict[str, Signature] = {}

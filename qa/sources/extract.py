@@ -7,9 +7,6 @@ from dataclasses import dataclass
 from datetime import date
 from urllib.parse import urlsplit
 
-import trafilatura
-from trafilatura.utils import load_html
-
 # Only dates the page's markup states (meta tags, JSON-LD, <time>, the URL): htmldate's extensive search guesses
 # from any year in the body text ("in February 2024" became 2024-01-01 on a fixture page).
 _DATE_PARAMS = {"extensive_search": False, "original_date": True}
@@ -62,6 +59,9 @@ def _clean(value: str | None) -> str | None:
 
 def extract_html(html: str | bytes, url: str | None = None) -> Extracted | None:
     """Main text (paragraphs on their own lines) and metadata of a page; None when no article text is found."""
+    import trafilatura  # imported on first use (~0.4 s), not when the service starts
+    from trafilatura.utils import load_html
+
     tree = load_html(html)
     if tree is None:
         return None

@@ -17,9 +17,6 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import feedparser
-from lxml import etree
-
 from qa.sources.extract import Extracted, extract_html
 from qa.sources.fetch import Fetched, Fetcher, FetchFailed, FetchRefused
 
@@ -29,8 +26,6 @@ HTML_TYPES = ("text/html", "application/xhtml+xml")
 _TRACKING = re.compile(r"^(?:utm_\w+|fbclid|gclid|dclid|mc_cid|mc_eid|ocid|cmpid|icid|at_medium|at_campaign)$", re.I)
 _SLUG_BAD = re.compile(r"[^a-z0-9]+")
 _SITEMAP_NS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
-_XML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
-                              recover=False)
 
 
 def normalize_url(url: str) -> str:
@@ -203,6 +198,8 @@ def _struct_date(value: object) -> date | None:
 def parse_feed(fetched: Fetched) -> tuple[str | None, list[dict]]:
     """The feed's title and its entries as {url, title, published, author} (feedparser: RSS 0.9x-2.0, Atom,
     RDF), in feed order, without duplicate links."""
+    import feedparser  # imported on first use, not when the service starts
+
     parsed = feedparser.parse(fetched.body or b"", response_headers={
         "content-type": f"{fetched.content_type}; charset={fetched.charset}" if fetched.charset
         else fetched.content_type, "content-location": fetched.final_url})
@@ -227,6 +224,8 @@ def parse_feed(fetched: Fetched) -> tuple[str | None, list[dict]]:
 def parse_sitemap(fetched: Fetched, max_bytes: int) -> tuple[str, list[str]]:
     """("sitemap", page URLs) or ("sitemapindex", sitemap URLs); a gzipped sitemap (.xml.gz) is inflated, to
     at most max_bytes."""
+    from lxml import etree
+
     body = fetched.body or b""
     if body[:2] == b"\x1f\x8b":
         try:
@@ -237,7 +236,9 @@ def parse_sitemap(fetched: Fetched, max_bytes: int) -> tuple[str, list[str]]:
         if inflater.unconsumed_tail:
             raise FetchFailed(f"{fetched.url[:200]}: larger than the {max_bytes}-byte limit once inflated")
     try:
-        root = etree.fromstring(body, _XML_PARSER)
+        # no entities, no DTD, no network: a sitemap cannot make the parser read files or URLs (XXE)
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+        root = etree.fromstring(body, parser)
     except etree.XMLSyntaxError as exc:
         raise FetchFailed(f"{fetched.url[:200]}: not a readable sitemap ({exc.msg})") from None
     kind = "sitemapindex" if etree.QName(root).localname == "sitemapindex" else "sitemap"
