@@ -23,6 +23,14 @@ class QuoteOut(BaseModel):
     end: int
 
 
+class CopyOut(BaseModel):
+    """Where else an article was published: a syndicated copy recognised at ingest and not indexed itself."""
+
+    url: str
+    source: str | None = Field(description="The outlet (site name, else the feed's title, else the host).")
+    published: str | None
+
+
 class CitationOut(BaseModel):
     """Source [n] of an answer: the passage exactly as it stands in the article, with its offsets."""
 
@@ -36,6 +44,7 @@ class CitationOut(BaseModel):
     end: int
     score: float
     quote: QuoteOut | None = None
+    also_at: list[CopyOut] = Field(default_factory=list, description="Other outlets that ran the same story.")
 
     @classmethod
     def of(cls, citation: Citation) -> CitationOut:
@@ -125,14 +134,6 @@ class DocumentSummary(BaseModel):
 
 class DocumentList(BaseModel):
     documents: list[DocumentSummary]
-
-
-class CopyOut(BaseModel):
-    """Where else an article was published: a syndicated copy recognised at ingest and not indexed itself."""
-
-    url: str
-    source: str | None = Field(description="The outlet (site name, else the feed's title, else the host).")
-    published: str | None
 
 
 class DocumentOut(BaseModel):

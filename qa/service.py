@@ -14,6 +14,7 @@ from qa.answering.citations import tokens_of
 from qa.config import Settings
 from qa.contract import (
     AnswerOut,
+    CopyOut,
     DocumentOut,
     HealthOut,
     IngestReportOut,
@@ -111,8 +112,12 @@ class Service:
         prepared.timings["answer"] = _ms(time.perf_counter() - answering)
         self.conversations.add(prepared.conversation_id, Turn(prepared.question, prepared.standalone, answer.text))
         prepared.timings["total"] = _ms(time.perf_counter() - prepared.started)
-        return AnswerOut.of(prepared.question, prepared.standalone, prepared.conversation_id, answer,
-                            prepared.retrieval.passages, prepared.timings)
+        result = AnswerOut.of(prepared.question, prepared.standalone, prepared.conversation_id, answer,
+                              prepared.retrieval.passages, prepared.timings)
+        copies = self.docs.copies_of(c.doc_id for c in result.citations)  # "also reported by" under a citation
+        for citation in result.citations:
+            citation.also_at = [CopyOut.model_validate(c) for c in copies.get(citation.doc_id, [])]
+        return result
 
     def ask(
         self, question: str, k: int | None = None, filters: Filters | None = None,
