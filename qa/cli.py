@@ -153,7 +153,7 @@ def ingest(
         _print_urls(report)
         out.print(
             f"added {len(report.added)}, replaced {len(report.replaced)}, unchanged {len(report.unchanged)}, "
-            f"duplicate {len(report.duplicate)}, failed {len(report.failed)} documents; "
+            f"failed {len(report.failed)}, duplicate {len(report.duplicate)} documents; "
             f"{report.chunks_written} chunks written, {report.chunks_total} in the index ({elapsed:.1f} s)"
         )
         urls = {u.url for u in report.urls}

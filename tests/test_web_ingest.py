@@ -61,6 +61,9 @@ def test_feeds_copies_rerun_edit_and_delete(web: WebServer, tmp_path: Path) -> N
     ]
     assert "Morning Ledger" not in document.text and "harbourwatcher" not in document.text
     assert service.docs.count()[0] == 6
+    answer = service.ask("How much did the Harbour Bridge refit cost?")
+    cited = [c for c in answer.citations if c.doc_id == bridge.doc_id]
+    assert cited and [c.source for c in cited[0].also_at] == ["Coastal Tribune", "Valley Courier"]
 
     # the same feeds again: conditional requests, nothing re-read, nothing written
     hits_before = web.not_modified[BRIDGE]
@@ -85,6 +88,22 @@ def test_feeds_copies_rerun_edit_and_delete(web: WebServer, tmp_path: Path) -> N
     readded = service.ingest_urls([web.url("/tribune/atom.xml")])
     assert _status(readded, web.url("/tribune/news/bridge-back-open.html")) == "added"
     assert _status(readded, web.url("/tribune/news/eden-towns-warned.html")) == "unchanged"  # still a copy
+
+
+def test_files_are_never_dropped_as_copies_but_web_copies_of_them_are(web: WebServer, tmp_path: Path) -> None:
+    from tests.web_fixtures.build_pages import story
+
+    title, _, _, body = story("bridge-reopens")
+    folder = tmp_path / "files"
+    folder.mkdir()
+    for name in ("a.txt", "b.txt"):
+        (folder / name).write_text(title + "\n\n" + "\n\n".join(body))
+    service = _service(tmp_path / "data")
+    files = service.ingest_paths([folder])
+    assert sorted(files.added) == ["a", "b"] and not files.duplicate
+    report = service.ingest_urls([web.url(BRIDGE)])
+    assert [(u.status, u.of) for u in report.urls] == [("duplicate", "a")]
+    assert service.get_document("a").also_at[0].url == web.url(BRIDGE)
 
 
 def test_sitemap_index_and_failures_one_line_each(web: WebServer, tmp_path: Path) -> None:
@@ -199,7 +218,7 @@ def test_cli_ingest_urls_mixed_with_files(web: WebServer, tmp_path: Path) -> Non
     assert sum(line.startswith("added      http") for line in lines) == 5
     assert any(line.startswith("duplicate  " + web.url("/courier/stories/bridge-open-again")) for line in lines)
     assert f"failed     {web.url('/status/404')}: HTTP 404" in result.stderr
-    assert "added 6, replaced 0, unchanged 0, duplicate 1, failed 1 documents" in result.stdout
+    assert "added 6, replaced 0, unchanged 0, failed 1, duplicate 1 documents" in result.stdout
 
 
 def test_cli_refused_url_exits_2_with_one_line(web: WebServer, tmp_path: Path) -> None:

@@ -124,5 +124,5 @@ class NearDuplicates:
         with self._lock:
             candidates = [key for key in self._lsh.query(sig.minhash) if key != exclude]
             scored = [(key, sig.containment_in(self._signatures[key])) for key in candidates]
-        scored = [item for item in scored if item[1] >= self.containment]
-        return max(scored, key=lambda item: (item[1], item[0])) if scored else None
+        scored = sorted((item for item in scored if item[1] >= self.containment), key=lambda i: (-i[1], i[0]))
+        return scored[0] if scored else None  # the closest; on a tie, the smallest id (stable across runs)
