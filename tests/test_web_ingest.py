@@ -61,7 +61,7 @@ def test_feeds_copies_rerun_edit_and_delete(web: WebServer, tmp_path: Path) -> N
     ]
     assert "Morning Ledger" not in document.text and "harbourwatcher" not in document.text
     assert service.docs.count()[0] == 6
-    answer = service.ask("How much did the Harbour Bridge refit cost?")
+    answer = service.ask("When did the Harbour Bridge reopen?")
     cited = [c for c in answer.citations if c.doc_id == bridge.doc_id]
     assert cited and [c.source for c in cited[0].also_at] == ["Coastal Tribune", "Valley Courier"]
 
