@@ -106,6 +106,16 @@ def test_files_are_never_dropped_as_copies_but_web_copies_of_them_are(web: WebSe
     assert service.get_document("a").also_at[0].url == web.url(BRIDGE)
 
 
+def test_copy_index_follows_writes_of_another_process(web: WebServer, tmp_path: Path) -> None:
+    """Two services on one data folder (a `qa serve` and a `qa ingest`): each sees the other's articles."""
+    first, second = _service(tmp_path / "data"), _service(tmp_path / "data")
+    kept = first.ingest_urls([web.url(BRIDGE)]).urls[0].doc_id
+    assert second.ingest_urls([web.url("/tribune/news/bridge-back-open.html")]).urls[0].status == "duplicate"
+    second.delete(kept)
+    assert first.ingest_urls([web.url("/courier/stories/bridge-open-again")]).urls[0].status == "added"
+    assert second.ingest_urls([web.url(BRIDGE)]).urls[0].status == "duplicate"  # now of the Courier's
+
+
 def test_sitemap_index_and_failures_one_line_each(web: WebServer, tmp_path: Path) -> None:
     service = _service(tmp_path / "data", max_upload_bytes=200_000, fetch_timeout=1.0, fetch_total_timeout=3.0)
     urls = [web.url(p) for p in ("/sitemap_index.xml", "/status/404", "/status/500", "/file.pdf",

@@ -32,7 +32,10 @@ DOCUMENTS_TABLE = """CREATE TABLE IF NOT EXISTS documents (
   indexed_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, author TEXT
 )"""
 # MinHash signature of each article's text, for recognising syndicated copies (qa.sources.dedupe)
-SIGNATURES_TABLE = "CREATE TABLE IF NOT EXISTS signatures (doc_id TEXT PRIMARY KEY, signature BLOB NOT NULL)"
+# (`seq` grows with every write and is never reused, so a process can tell which signatures changed)
+SIGNATURES_TABLE = """CREATE TABLE IF NOT EXISTS signatures (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, doc_id TEXT NOT NULL UNIQUE, signature BLOB NOT NULL
+)"""
 # Copies of an indexed article found elsewhere and not indexed themselves: its `also_at` list
 COPIES_TABLE = """CREATE TABLE IF NOT EXISTS copies (
   doc_id TEXT NOT NULL, url TEXT NOT NULL, source TEXT, published TEXT, copy_id TEXT NOT NULL,
@@ -219,7 +222,7 @@ class SQLiteStore:
                  article.text, fingerprint, len(chunks), embed_model, article.author),
             )
             if signature is not None:
-                db.execute("INSERT INTO signatures VALUES (?, ?)", (article.doc_id, signature))
+                db.execute("INSERT INTO signatures (doc_id, signature) VALUES (?, ?)", (article.doc_id, signature))
             for c in chunks:
                 cursor = db.execute(
                     'INSERT INTO chunks (chunk_id, doc_id, idx, start, "end", source_key, day) VALUES (?,?,?,?,?,?,?)',
@@ -308,11 +311,25 @@ class SQLiteStore:
         """Every indexed article's text signature."""
         return [(r[0], r[1]) for r in self._conn().execute("SELECT doc_id, signature FROM signatures")]
 
+    def signature_rows(self) -> dict[str, int]:
+        """Each signature's sequence number, new whenever the article is written again (to reload only those)."""
+        return {r[0]: r[1] for r in self._conn().execute("SELECT doc_id, seq FROM signatures")}
+
+    def get_signatures(self, doc_ids: Iterable[str]) -> dict[str, bytes]:
+        ids = list(doc_ids)
+        found: dict[str, bytes] = {}
+        for at in range(0, len(ids), 500):
+            part = ids[at : at + 500]
+            marks = ",".join("?" * len(part))
+            found.update((r[0], r[1]) for r in self._conn().execute(
+                f"SELECT doc_id, signature FROM signatures WHERE doc_id IN ({marks})", part))
+        return found
+
     def put_signature(self, doc_id: str, data: bytes) -> None:
         """Store the signature of an article indexed before signatures were kept."""
         with self._tx() as db:
             if db.execute("SELECT 1 FROM documents WHERE doc_id=?", (doc_id,)).fetchone():
-                db.execute("INSERT OR REPLACE INTO signatures VALUES (?, ?)", (doc_id, data))
+                db.execute("INSERT OR REPLACE INTO signatures (doc_id, signature) VALUES (?, ?)", (doc_id, data))
 
     def add_copies(self, copies: list[tuple[str, str, str | None, str | None, str]]) -> int:
         """Record copies as (kept doc id, url, source, published, copy's doc id), for kept articles that are
