@@ -222,9 +222,9 @@ class Indexer:
             self._near, self._near_rows = NearDuplicates(), {}
         near, loaded = self._near, self._near_rows
         rows = self.docs.signature_rows()
-        for doc_id in [d for d in loaded if d not in rows]:
+        for doc_id in [d for d in near.ids() if d not in rows]:  # deleted since (here or by another process)
             near.remove(doc_id)
-            del loaded[doc_id]
+            loaded.pop(doc_id, None)
         changed = [d for d, row in rows.items() if loaded.get(d) != row]
         for doc_id, data in self.docs.get_signatures(changed).items():
             near.add(doc_id, Signature.from_bytes(data))
@@ -239,7 +239,7 @@ class Indexer:
                     near.add(doc_id, sig)
         for doc_id, sig in batch.items():
             near.add(doc_id, sig)
-            loaded.pop(doc_id, None)  # the stored row is compared again next time
+            loaded[doc_id] = -1  # not stored yet: its row is loaded next time, whatever it is
         return near
 
     def ingest(

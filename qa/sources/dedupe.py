@@ -101,6 +101,10 @@ class NearDuplicates:
     def __len__(self) -> int:
         return len(self._signatures)
 
+    def ids(self) -> list[str]:
+        with self._lock:
+            return list(self._signatures)
+
     def __contains__(self, doc_id: object) -> bool:
         return doc_id in self._signatures
 
