@@ -10,9 +10,10 @@ from urllib.parse import urlsplit
 # Only dates the page's markup states (meta tags, JSON-LD, <time>, the URL): htmldate's extensive search guesses
 # from any year in the body text ("in February 2024" became 2024-01-01 on a fixture page).
 _DATE_PARAMS = {"extensive_search": False, "original_date": True}
-# Less main text than this is a page without an article (a section front, a login or cookie wall): trafilatura's
-# fallbacks then return whatever is left, e.g. "We use cookies to improve your experience. Home News".
-MIN_TEXT_CHARS = 100
+# Fewer words of main text than this is a page without an article (a bare menu, an empty shell). A page with a
+# sentence or two is kept: short articles exist, and on a page with hardly any text trafilatura's fallbacks
+# return what is left, furniture included (a cookie notice and menu come out as "We use cookies ... Home News").
+MIN_WORDS = 5
 _LANG = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 
 
@@ -70,7 +71,7 @@ def extract_html(html: str | bytes, url: str | None = None) -> Extracted | None:
         tree, url=url, with_metadata=True, include_comments=False, include_tables=True,
         include_images=False, include_links=False, deduplicate=False, date_extraction_params=_DATE_PARAMS,
     )
-    if doc is None or len((doc.text or "").strip()) < MIN_TEXT_CHARS:
+    if doc is None or len((doc.text or "").split()) < MIN_WORDS:
         return None
     site_name = _clean(doc.sitename)
     hosts = {str(h).casefold().split(":")[0].removeprefix("www.") for h in (doc.hostname, url and urlsplit(url).netloc)
