@@ -33,7 +33,9 @@ from qa.indexing.indexer import Indexer, IngestReport
 from qa.jobs import JobStore
 from qa.retrieval import Filters, Retrieval, Retriever, build_retriever
 from qa.sources import FileSource, Source, UploadSource, UrlSource
+from qa.sources.fetch import Fetcher
 from qa.sources.files import resolve_under_root
+from qa.sources.urls import fetch_policy
 from qa.sources.web import SQLiteValidatorCache
 from qa.store import DocumentStore, VectorIndex
 from qa.store.chroma import ChromaIndex
@@ -89,6 +91,7 @@ class Service:
     conversations: ConversationStore
     layout: DataLayout
     jobs: JobStore
+    fetcher: Fetcher  # shared by every web ingest of this process, so QA_FETCH_PER_HOST holds across jobs
 
     # ---- questions ----------------------------------------------------------------------------------------
 
@@ -199,7 +202,7 @@ class Service:
         FetchRefused (403) for one that may not be fetched, before anything is."""
         if not urls:
             raise BadRequest("urls is empty")
-        source = self.bind(UrlSource(urls, self.settings))
+        source = self.bind(UrlSource(urls, self.settings, self.fetcher))
         try:
             source.check()
             total = source.count()
@@ -226,7 +229,7 @@ class Service:
         """Start ingest_urls on a thread as a job (after vetting every URL); returns its id for GET /jobs."""
         if not urls:
             raise BadRequest("urls is empty")
-        UrlSource(urls, self.settings).check()
+        UrlSource(urls, self.settings, self.fetcher).check()
         job_id = self.jobs.create("ingest-url")
         done = 0
 
@@ -303,7 +306,9 @@ def build_service(settings: Settings) -> Service:
     rewriter: QuestionRewriter = LLMRewriter(llm.complete) if llm and settings.use_llm else OfflineRewriter()
     conversations = ConversationStore(layout.conversations, settings.history_turns)
     jobs = JobStore(layout.jobs)
-    return Service(settings, docs, vectors, indexer, retriever, answerer, rewriter, conversations, layout, jobs)
+    fetcher = Fetcher(fetch_policy(settings))
+    return Service(settings, docs, vectors, indexer, retriever, answerer, rewriter, conversations, layout, jobs,
+                   fetcher)
 
 
 def reset_index(settings: Settings) -> None:

@@ -68,6 +68,7 @@ class UrlSource:
     def __init__(self, urls: Sequence[str], settings: Settings, fetcher: Fetcher | None = None) -> None:
         self.urls = list(urls)
         self.settings = settings
+        self._own_fetcher = fetcher is None  # a shared one (the server's) keeps its per-host limits across ingests
         self.fetcher = fetcher or Fetcher(fetch_policy(settings))
         self.web: WebSource | None = None
         self.pages: dict[str, WebPage] = {}  # doc id -> page, for the validators after the ingest
@@ -138,7 +139,8 @@ class UrlSource:
                 self.web.remember(page)
 
     def close(self) -> None:
-        self.fetcher.close()
+        if self._own_fetcher:
+            self.fetcher.close()
         if self.web is not None and isinstance(self.web.cache, SQLiteValidatorCache):
             self.web.cache.close()
 
