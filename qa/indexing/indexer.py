@@ -217,7 +217,8 @@ class Indexer:
         """The signatures of every indexed article plus those of this batch's articles (which may not have landed
         yet). Kept between ingests in this process and brought up to date from the store each time (another
         process may have written): only signatures whose row changed are loaded again, since adding one to the
-        LSH index costs ~1.7 ms (64 bands). Articles indexed before signatures were kept get one now."""
+        LSH index costs 0.7-2.6 ms (64 bands; `python -m bench.dedupe`). Articles indexed before signatures
+        were kept get one now."""
         if self._near is None:
             self._near, self._near_rows = NearDuplicates(), {}
         near, loaded = self._near, self._near_rows
