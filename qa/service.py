@@ -99,7 +99,7 @@ class Service:
     cpu: CpuPool | None = None  # the server's worker process for parsing and chunking; None: in-process
 
     def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return self.cpu.run(fn, *args) if self.cpu else fn(*args)
+        return self.cpu.run_if_large(fn, *args) if self.cpu else fn(*args)
 
     def close(self) -> None:
         """Stop the worker process (the HTTP app's shutdown)."""
@@ -305,6 +305,8 @@ def build_service(settings: Settings, cpu_worker: bool = False) -> Service:
     """Create every stage from settings; nothing here reads globals or downloads anything. With `cpu_worker`
     (the HTTP server) parsing and chunking run in a worker process, off the server's GIL."""
     cpu = CpuPool() if cpu_worker else None
+    if cpu:
+        cpu.warm(("qa.sources.uploads", "qa.sources.files", "qa.indexing.indexer", "qa.answering.enrichments"))
     layout = DataLayout(settings.data_dir).create()
     embedder = build_embedder(settings)
     vectors = ChromaIndex(embedder.model_name, settings.collection, layout.chroma, settings.chroma_url)
@@ -318,7 +320,7 @@ def build_service(settings: Settings, cpu_worker: bool = False) -> Service:
     answerer = AnswerChain([build_answerer(name, context) for name in chain_names(settings)])
     chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
     indexer = Indexer(vectors, docs, embedder, chunker, layout.ingest_lock, answerer.enrichments,
-                      IngestProgress(layout.ingest_progress), run=cpu.run if cpu else None)
+                      IngestProgress(layout.ingest_progress), run=cpu.run_if_large if cpu else None)
     retriever = build_retriever(settings, vectors, docs, embedder)
     rewriter: QuestionRewriter = LLMRewriter(llm.complete) if llm and settings.use_llm else OfflineRewriter()
     conversations = ConversationStore(layout.conversations, settings.history_turns)
