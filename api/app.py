@@ -307,7 +307,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/documents/ingest-url", summary="Fetch and ingest feeds, sitemaps and article pages",
         description="Answers 202 with a job (poll GET /jobs/{job_id} for progress and the report), or, with "
                     "`\"wait\": true`, the report itself when the ingest is over (like POST /documents). Every URL "
-                    "is vetted before anything is fetched: one that is not http(s) or is on a loopback, private, "
+                    "is vetted before anything is fetched: text that is not a URL refuses the request with 400; one "
+                    "that is not http(s) or is on a loopback, private, "
                     "link-local, multicast or reserved address refuses the request with 403 (unless "
                     "QA_FETCH_ALLOW_PRIVATE=true); redirects are vetted hop by hop.",
         status_code=202, response_model=JobOut, dependencies=[Depends(require_api_key)],

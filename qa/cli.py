@@ -113,7 +113,7 @@ def ingest(
     """Clean, chunk, embed and index articles from files, folders, feeds, sitemaps and pages; unchanged ones are
     skipped, syndicated copies of indexed articles are recorded on them instead of indexed again."""
     from qa.sources import FileSource, UrlSource, open_targets
-    from qa.sources.fetch import FetchRefused
+    from qa.sources.fetch import FetchRefused, InvalidUrl
 
     settings = _settings()
     interval = _interval(every) if follow else 0.0
@@ -128,7 +128,7 @@ def ingest(
             for source in sources:
                 if isinstance(source, UrlSource):
                     source.check()
-        except FetchRefused as exc:
+        except (FetchRefused, InvalidUrl) as exc:
             raise _fail(str(exc), 2) from None
         return sources
 

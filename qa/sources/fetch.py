@@ -43,6 +43,13 @@ class FetchFailed(QAError):
     status_code = 422
 
 
+class InvalidUrl(FetchFailed):
+    """Text that is not a URL at all (no scheme or host, or unparseable): malformed input, refused with 400 before
+    anything is fetched, since no retry or network can make it work."""
+
+    status_code = 400
+
+
 @dataclass(frozen=True)
 class FetchPolicy:
     """Limits every fetch obeys (filled from QA_* settings by the service)."""
@@ -177,13 +184,13 @@ class Fetcher:
         try:
             parsed = httpx.URL(url)
         except (httpx.InvalidURL, TypeError, ValueError):
-            raise FetchFailed(f"not a valid URL: {url[:200]}") from None
+            raise InvalidUrl(f"not a valid URL: {url[:200]!r}") from None
         shown = str(parsed)[:200]
         if parsed.scheme not in ("http", "https"):
             raise FetchRefused(f"{shown}: only http and https URLs are fetched")
         host = parsed.host
         if not host:
-            raise FetchFailed(f"{shown}: the URL has no host")
+            raise InvalidUrl(f"{shown}: the URL has no host")
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         try:
             addresses = [ipaddress.ip_address(host)]

@@ -9,7 +9,7 @@ from qa.config import Settings
 from qa.errors import BadDocument
 from qa.sources.article import Article, Unchanged
 from qa.sources.cleaning import clean_text
-from qa.sources.fetch import Fetcher, FetchFailed, FetchPolicy
+from qa.sources.fetch import Fetcher, FetchFailed, FetchPolicy, InvalidUrl
 from qa.sources.web import (
     SQLiteValidatorCache,
     ValidatorCache,
@@ -76,11 +76,13 @@ class UrlSource:
         self._expanded: tuple[list, list] | None = None
 
     def check(self) -> None:
-        """Refuse the whole batch (FetchRefused) if any URL asked for may not be fetched; a URL that merely
-        fails (an unknown host) is reported on its own line later."""
+        """Refuse the whole batch if any URL asked for is not a URL (InvalidUrl, 400) or may not be fetched
+        (FetchRefused, 403); a URL that merely fails (an unknown host) is reported on its own line later."""
         for url in self.urls:
             try:
                 self.fetcher.check_url(url)
+            except InvalidUrl:
+                raise
             except FetchFailed:
                 continue
 
