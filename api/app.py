@@ -22,7 +22,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from api.models import AskIn, IngestPathsIn
+from api.clients import ClientToken, ClientTokens, WriteKey
+from api.models import AskIn, IngestPathsIn, IngestUrlsIn
 from qa.config import Settings, load_settings
 from qa.contract import (
     AnswerOut,
@@ -33,6 +34,7 @@ from qa.contract import (
     ErrorOut,
     HealthOut,
     IngestReportOut,
+    JobOut,
     dump,
 )
 from qa.errors import QAError
@@ -45,8 +47,9 @@ log = logging.getLogger("qa.api")
 ERROR_DESCRIPTIONS = {
     400: "Malformed request",
     401: "Missing or invalid API key",
-    403: "Server-side path outside QA_INGEST_ROOT, or path ingest disabled",
-    404: "Unknown document",
+    403: "Server-side path outside QA_INGEST_ROOT, path ingest disabled, or a URL that may not be fetched "
+         "(not http(s), or a loopback/private/reserved host)",
+    404: "Unknown document, or a conversation that does not exist or is not this client's",
     409: "The index was built with another embedding model",
     413: "Request body too large",
     422: "Invalid input (which field, and why)",
@@ -67,7 +70,7 @@ def _one_of(*models: type[Any]) -> dict[str, Any]:
 
 
 READ_ERRORS = _errors(404, 422, 503)
-ASK_ERRORS = _errors(400, 409, 413, 422, 503)
+ASK_ERRORS = _errors(400, 404, 409, 413, 422, 503)
 WRITE_ERRORS = _errors(400, 401, 403, 409, 413, 503)
 INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
     **WRITE_ERRORS,
@@ -116,9 +119,11 @@ def _sse(event: str, data: Any) -> str:
 
 
 def _report_response(report: IngestReportOut) -> JSONResponse:
-    """201 when something was written, 200 when all was already indexed, 422 when every file failed."""
-    ok = report.added or report.replaced or report.unchanged
-    status = 201 if (report.added or report.replaced) else (200 if ok else 422)
+    """201 when something was written, 200 when all was already indexed, 422 when every file failed (409 when
+    one failed because its document id already holds another file's article)."""
+    ok = report.added or report.replaced or report.unchanged or report.duplicate
+    clash = any(e.status == 409 for e in report.failed)
+    status = 201 if (report.added or report.replaced) else (200 if ok else (409 if clash else 422))
     if not ok:
         report.error = "; ".join(f"{e.file}: {e.error}" for e in report.failed) or "nothing to ingest"
     return JSONResponse(report.model_dump(mode="json", exclude_none=True), status_code=status)
@@ -159,15 +164,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The ASGI app; settings default to the environment (QA_*), read when the app is created."""
     settings = settings or load_settings()
 
+    tokens = ClientTokens()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = await run_in_threadpool(build_service, settings)
+        service = await run_in_threadpool(build_service, settings, True)
+        tokens.key = await run_in_threadpool(service.client_key)  # before the first request is served
         try:
             await run_in_threadpool(service.startup)
         except QAError as exc:  # e.g. Chroma server not up yet: serve, report it on /health, recover later
             log.warning("start-up check failed: %s", exc)
         app.state.service = service
-        yield
+        try:
+            yield
+        finally:
+            await run_in_threadpool(service.close)
 
     # /docs and /redoc are served with Swagger UI and ReDoc assets from the fastapi-offline package: no CDN.
     app = FastAPIOffline(title="News QA", version="0.1.0", lifespan=lifespan)
@@ -176,6 +187,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                            allow_headers=["Authorization", "Content-Type"])
 
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes * 4 + 65_536)
+    # Added last, so they run first: a write without the key is refused before its body is read, and the
+    # conversation routes know their client before the request body is parsed.
+    api_key = settings.api_key.get_secret_value() if settings.api_key else None
+    app.add_middleware(WriteKey, key=api_key, unauthorized=lambda: _error(401, _Unauthorized().args[0]))
+    app.add_middleware(ClientToken, tokens=tokens)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Any:
@@ -228,9 +244,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(dump(report), status_code=200 if report.status == "ok" else 503)
 
     @app.post("/ask", summary="Answer a question with cited passages", response_model=AnswerOut, responses=ASK_ERRORS)
-    def ask(body: AskIn, service: ServiceDep) -> AnswerOut:
+    def ask(body: AskIn, service: ServiceDep, request: Request) -> AnswerOut:
         filters = body.filters.to_filters() if body.filters else None
-        return service.ask(body.question, k=body.k, filters=filters, conversation_id=body.conversation_id)
+        return service.ask(body.question, k=body.k, filters=filters, conversation_id=body.conversation_id,
+                           client=request.state.client)
 
     @app.post(
         "/chat", summary="The same answer as /ask, streamed as server-sent events",
@@ -238,9 +255,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "AnswerOut of /ask) or `error` (StreamError).",
         responses={200: {"content": {"text/event-stream": {}}}, **ASK_ERRORS},
     )
-    def chat(body: AskIn, service: ServiceDep) -> StreamingResponse:
+    def chat(body: AskIn, service: ServiceDep, request: Request) -> StreamingResponse:
         filters = body.filters.to_filters() if body.filters else None
-        events = service.stream(body.question, k=body.k, filters=filters, conversation_id=body.conversation_id)
+        events = service.stream(body.question, k=body.k, filters=filters, conversation_id=body.conversation_id,
+                                client=request.state.client)
         first = next(events)  # validation and retrieval happen here, so their errors get a proper status
 
         def body_stream() -> Iterator[str]:
@@ -286,6 +304,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     async def ingest_path(body: IngestPathsIn, service: ServiceDep) -> JSONResponse:
         return _report_response(await run_in_threadpool(service.ingest_under_root, body.paths))
+
+    @app.post(
+        "/documents/ingest-url", summary="Fetch and ingest feeds, sitemaps and article pages",
+        description="Answers 202 with a job (poll GET /jobs/{job_id} for progress and the report), or, with "
+                    "`\"wait\": true`, the report itself when the ingest is over (like POST /documents). Every URL "
+                    "is vetted before anything is fetched: text that is not a URL refuses the request with 400; one "
+                    "that is not http(s) or is on a loopback, private, "
+                    "link-local, multicast or reserved address refuses the request with 403 (unless "
+                    "QA_FETCH_ALLOW_PRIVATE=true); redirects are vetted hop by hop.",
+        status_code=202, response_model=JobOut, dependencies=[Depends(require_api_key)],
+        responses={**INGEST_RESPONSES, 202: {"model": JobOut, "description": "The ingest runs as this job"}},
+    )
+    async def ingest_url(body: IngestUrlsIn, service: ServiceDep) -> JSONResponse:
+        if body.wait:
+            return _report_response(await run_in_threadpool(service.ingest_urls, body.urls))
+        job_id = await run_in_threadpool(service.ingest_urls_job, body.urls)
+        job = await run_in_threadpool(service.job, job_id)
+        return JSONResponse(dump(job), status_code=202, headers={"Location": f"/jobs/{job_id}"})
+
+    @app.get("/jobs/{job_id}", summary="Progress and report of an ingest job", response_model=JobOut,
+             responses=READ_ERRORS)
+    def get_job(job_id: str, service: ServiceDep) -> JobOut:
+        return service.job(job_id)
 
     @app.delete(
         "/documents/{doc_id}", summary="Remove an article from the index", status_code=200,

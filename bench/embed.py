@@ -14,25 +14,31 @@ import time
 from pathlib import Path
 
 import numpy as np
-from qa.embedding.onnx import MAX_TOKENS, OnnxMiniLMEmbedding
-from qa.answering.enrichments import sentence_spans
-from qa.indexing.chunking import Chunker
-from qa.indexing.indexer import EMBED_GROUP_TEXTS
 
 from bench.common import bbc_articles, bench_settings, save
+from qa.answering.enrichments import sentence_spans
+from qa.embedding.onnx import MAX_TOKENS, OnnxMiniLMEmbedding
+from qa.indexing.chunking import Chunker
+from qa.indexing.indexer import EMBED_GROUP_TEXTS
 from qa.sources.article import Article
 
 
-def ingest_groups(articles: list[Article], chunker: Chunker) -> list[list[str]]:
-    """The texts of each embed() call the Indexer makes for these articles."""
+def ingest_groups(articles: list[Article], chunker: Chunker, sentences: bool = True) -> list[list[str]]:
+    """The texts of each embed() call the Indexer makes for these articles: chunks, and sentences unless they
+    are pooled from the chunk pass (`sentences=False`; they still count towards a group's size, as there)."""
     groups: list[list[str]] = []
     group: list[str] = []
+    size = 0
     for article in articles:
-        group.extend(article.text[c.start : c.end] for c in chunker.chunks(article))
-        group.extend(article.text[s:e] for s, e in sentence_spans(article.text))
-        if len(group) >= EMBED_GROUP_TEXTS:
+        chunks = [article.text[c.start : c.end] for c in chunker.chunks(article)]
+        spans = sentence_spans(article.text)
+        group.extend(chunks)
+        if sentences:
+            group.extend(article.text[s:e] for s, e in spans)
+        size += len(chunks) + len(spans)
+        if size >= EMBED_GROUP_TEXTS:
             groups.append(group)
-            group = []
+            group, size = [], 0
     if group:
         groups.append(group)
     return groups
@@ -44,8 +50,9 @@ class BareLoop:
 
     def __init__(self, embedder: OnnxMiniLMEmbedding, batch_size: int) -> None:
         import onnxruntime as ort
-        from qa.embedding.onnx import _model_path, _tokenizer_path, session_options
         from tokenizers import Tokenizer
+
+        from qa.embedding.onnx import _model_path, _tokenizer_path, session_options
 
         threads = embedder._session.get_session_options().intra_op_num_threads
         self.session = ort.InferenceSession(str(_model_path()), sess_options=session_options(threads),

@@ -23,10 +23,17 @@ class QuoteOut(BaseModel):
     end: int
 
 
-class CitationOut(BaseModel):
-    """Source [n] of an answer: the passage exactly as it stands in the article, with its offsets."""
+class CopyOut(BaseModel):
+    """Where else an article was published: a syndicated copy recognised at ingest and not indexed itself."""
 
-    n: int
+    url: str
+    source: str | None = Field(description="The outlet (site name, else the feed's title, else the host).")
+    published: str | None
+
+
+class ArticleSpan(BaseModel):
+    """A stretch of an article exactly as it stands, with its offsets and the article's metadata."""
+
     doc_id: str
     title: str
     source: str | None
@@ -35,34 +42,35 @@ class CitationOut(BaseModel):
     start: int
     end: int
     score: float
+
+    @staticmethod
+    def fields_of(p: Passage) -> dict[str, Any]:
+        return {"doc_id": p.doc_id, "title": p.title, "source": p.source, "published": p.published,
+                "text": p.text, "start": p.start, "end": p.end, "score": round(p.score, 4)}
+
+
+class CitationOut(ArticleSpan):
+    """Source [n] of an answer: the passage it cites, and the sentence(s) quoted from it."""
+
+    n: int
     quote: QuoteOut | None = None
+    also_at: list[CopyOut] = Field(default_factory=list, description="Other outlets that ran the same story.")
 
     @classmethod
     def of(cls, citation: Citation) -> CitationOut:
-        p = citation.passage
         quote = QuoteOut(**vars(citation.quote)) if citation.quote else None
-        return cls(n=citation.n, doc_id=p.doc_id, title=p.title, source=p.source, published=p.published,
-                   text=p.text, start=p.start, end=p.end, score=round(p.score, 4), quote=quote)
+        return cls(n=citation.n, quote=quote, **cls.fields_of(citation.passage))
 
 
-class PassageOut(BaseModel):
+class PassageOut(ArticleSpan):
     """A retrieved passage, best first, with the rank each retriever gave it."""
 
     chunk_id: str
-    doc_id: str
-    title: str
-    source: str | None
-    published: str | None
-    text: str
-    start: int
-    end: int
-    score: float
     ranks: dict[str, int] = Field(default_factory=dict)
 
     @classmethod
     def of(cls, p: Passage) -> PassageOut:
-        return cls(chunk_id=p.chunk_id, doc_id=p.doc_id, title=p.title, source=p.source, published=p.published,
-                   text=p.text, start=p.start, end=p.end, score=round(p.score, 4), ranks=dict(p.ranks))
+        return cls(chunk_id=p.chunk_id, ranks=dict(p.ranks), **cls.fields_of(p))
 
 
 class AnswerOut(BaseModel):
@@ -138,15 +146,36 @@ class DocumentOut(BaseModel):
     text: str
     n_chunks: int
     indexed_at: str
+    author: str | None = None
+    also_at: list[CopyOut] = Field(default_factory=list, description="Syndicated copies of this article.")
 
 
 class FailedFile(BaseModel):
     file: str
     error: str
+    status: int = Field(422, description="422: the input cannot be used; 409: its document id already holds "
+                                         "the article of another file name (delete that one first, or rename)")
+
+
+class DuplicateOut(BaseModel):
+    """An article not indexed because it is a syndicated copy of `of` (listed in that article's also_at)."""
+
+    doc_id: str
+    of: str
+
+
+class UrlOutcomeOut(BaseModel):
+    """What became of one URL of a web ingest (a feed's or sitemap's articles each get one)."""
+
+    url: str
+    status: Literal["added", "replaced", "unchanged", "duplicate", "failed"]
+    doc_id: str | None = None
+    of: str | None = Field(None, description="For a duplicate: the article it copies.")
+    error: str | None = Field(None, description="For a failure: why, in one line.")
 
 
 class IngestReportOut(BaseModel):
-    """What an ingest did (POST /documents, POST /documents/ingest-path, `qa ingest --json`)."""
+    """What an ingest did (POST /documents, POST /documents/ingest-path, `qa ingest --json`, a job's report)."""
 
     added: list[str]
     replaced: list[str]
@@ -154,11 +183,40 @@ class IngestReportOut(BaseModel):
     failed: list[FailedFile]
     chunks_written: int
     chunks_total: int
+    duplicate: list[DuplicateOut] = Field(default_factory=list)
+    urls: list[UrlOutcomeOut] = Field(default_factory=list, description="Web ingests: one entry per URL.")
     error: str | None = Field(None, description="Set (with status 422) when no input could be used.")
+
+
+class JobProgress(BaseModel):
+    done: int
+    total: int | None
+
+
+class JobOut(BaseModel):
+    """A long-running ingest (POST /documents/ingest-url answers 202 with one): poll GET /jobs/{job_id}."""
+
+    job_id: str
+    kind: str
+    status: Literal["running", "done", "failed"]
+    created: str
+    progress: JobProgress
+    report: IngestReportOut | None = None
+    error: str | None = None
 
 
 class DeletedOut(BaseModel):
     deleted: str
+
+
+class IngestProgressOut(BaseModel):
+    """The ingest holding the writer lock: texts (chunks and sentences) embedded so far in its current group."""
+
+    document: str
+    done: int
+    total: int
+    started: float = Field(description="Unix time the ingest took the writer lock.")
+    updated: float
 
 
 class HealthOut(BaseModel):
@@ -174,6 +232,7 @@ class HealthOut(BaseModel):
     llm_configured: bool
     answer_mode: str
     max_question_chars: int
+    ingest: IngestProgressOut | None = Field(None, description="Progress of a running ingest (any worker).")
 
 
 class ErrorDetail(BaseModel):

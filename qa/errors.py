@@ -24,6 +24,12 @@ class BadDocument(QAError):
         self.reason = reason
 
 
+class DocumentIdTaken(BadDocument):
+    """A file whose document id already holds the article of another file name: never replaced silently."""
+
+    status_code = 409
+
+
 class NotFound(QAError):
     """A document or conversation id that does not exist."""
 

@@ -247,3 +247,26 @@ class Gazetteer:
         person = (len(kept) >= 2 or (titled and len(kept) == 1)) and kept[-1].lower() not in NON_PERSON_HEADS
         names.append(Name(" ".join(kept), Kind.PERSON) if person else Name(text, None))
         return names
+
+
+# ---- citation markers: "[n]" belongs to the answer, never to article text ------------------------------
+
+# A bracket pair holding only digits (any script), spaces and list punctuation: "[2]", "[ 3 ]", "[1, 4]",
+# "[٣]", "[12-14]". Bounded inside ({0,40}), so each "[" costs at most 40 steps: linear in the text.
+_BRACKETED_NUMBER = re.compile(r"\[([\s\d,;–—-]{0,40})\]")
+
+
+def _as_parentheses(match: re.Match[str]) -> str:
+    inner = match.group(1)
+    if not any(ch.isdigit() for ch in inner):
+        return match.group(0)
+    return f"({inner})"
+
+
+def neutralise_citations(text: str) -> str:
+    """Article text never carries something that reads as a citation: "[3]" becomes "(3)". The same length,
+    so offsets computed on either form index the other; applied at ingest and again wherever article text is
+    quoted (answers, streams, LLM prompts), so text indexed before this rule existed is safe too."""
+    if "[" not in text:
+        return text
+    return _BRACKETED_NUMBER.sub(_as_parentheses, text)

@@ -5,23 +5,30 @@ from __future__ import annotations
 
 import re
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from qa.answering import AnswerChain, AnswerContext, build_answerer, chain_names
 from qa.config import Settings
 from qa.contract import (
     AnswerOut,
+    CopyOut,
     DocumentOut,
     HealthOut,
     IngestReportOut,
+    JobOut,
     PassageOut,
     SourcesEvent,
     StreamError,
     TokenEvent,
+    UrlOutcomeOut,
 )
 from qa.conversations import (
+    LOCAL_CLIENT,
+    Conversations,
     ConversationStore,
     LLMRewriter,
     OfflineRewriter,
@@ -29,15 +36,22 @@ from qa.conversations import (
     QuestionRewriter,
     Turn,
 )
+from qa.cpu import CpuPool
 from qa.embedding import build_embedder
-from qa.errors import AnswererUnavailable, BadRequest, NotFound, StoreUnavailable
+from qa.errors import AnswererUnavailable, BadRequest, NotFound, QAError, StoreUnavailable
 from qa.indexing.chunking import Chunker
 from qa.indexing.indexer import Indexer, IngestReport
+from qa.indexing.progress import FileProgress, IngestProgress, PostgresProgress
+from qa.jobs import Jobs, JobStore, PostgresJobStore
 from qa.retrieval import Filters, Retrieval, Retriever, build_retriever
-from qa.sources import FileSource, Source, UploadSource
+from qa.sources import FileSource, Source, UploadSource, UrlSource
+from qa.sources.fetch import Fetcher
 from qa.sources.files import resolve_under_root
+from qa.sources.urls import fetch_policy
+from qa.sources.web import SQLiteValidatorCache
 from qa.store import DocumentStore, VectorIndex, WriterLock
 from qa.store.chroma import ChromaIndex
+from qa.store.keys import CLIENT_KEY, file_key
 from qa.store.layout import DataLayout
 from qa.store.locks import FileLock
 from qa.store.sqlite import SQLiteStore
@@ -59,7 +73,7 @@ def clean_question(question: str, max_chars: int) -> str:
     """Strip control characters and whitespace; refuse empty or over-long questions."""
     if not isinstance(question, str):
         raise BadRequest("question must be a string")
-    question = _CONTROL.sub(" ", question).strip()
+    question = unicodedata.normalize("NFC", _CONTROL.sub(" ", question)).strip()  # as article text is stored
     if not question:
         raise BadRequest("question is empty")
     if len(question) > max_chars:
@@ -72,6 +86,7 @@ class _Prepared:
     question: str
     standalone: str
     conversation_id: str
+    client: str
     retrieval: Retrieval
     timings: dict[str, float]
     started: float
@@ -88,49 +103,69 @@ class Service:
     retriever: Retriever
     answerer: AnswerChain
     rewriter: QuestionRewriter
-    conversations: ConversationStore | PostgresConversationStore
+    conversations: Conversations
+    layout: DataLayout
+    jobs: Jobs
+    fetcher: Fetcher  # shared by every web ingest of this process, so QA_FETCH_PER_HOST holds across jobs
+    client_key: Callable[[], bytes]  # the key that signs client tokens, shared by every process on these stores
+    cpu: CpuPool | None = None  # the server's worker process for parsing and chunking; None: in-process
+
+    def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return self.cpu.run_if_large(fn, *args) if self.cpu else fn(*args)
+
+    def close(self) -> None:
+        """Stop the worker process (the HTTP app's shutdown)."""
+        if self.cpu:
+            self.cpu.close()
 
     # ---- questions ----------------------------------------------------------------------------------------
 
-    def _prepare(self, question: str, k: int | None, filters: Filters | None, conversation_id: str | None) -> _Prepared:
+    def _prepare(
+        self, question: str, k: int | None, filters: Filters | None, conversation_id: str | None, client: str
+    ) -> _Prepared:
         started = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
         k = self.settings.top_k if k is None else k
         if not 1 <= k <= 50:
             raise BadRequest("k must be between 1 and 50")
-        conversation_id = self.conversations.resolve_id(conversation_id)
+        conversation_id = self.conversations.resolve_id(conversation_id, client)
         standalone = self.rewriter.standalone(question, self.conversations.history(conversation_id))
         rewritten = time.perf_counter()
         retrieval = self.retriever.retrieve(standalone, k, filters)
         timings = {"rewrite": _ms(rewritten - started), "retrieve": _ms(time.perf_counter() - rewritten)}
-        return _Prepared(question, standalone, conversation_id, retrieval, timings, started)
+        return _Prepared(question, standalone, conversation_id, client, retrieval, timings, started)
 
     def _result(self, prepared: _Prepared, answer: object, answering: float) -> AnswerOut:
         from qa.answering import Answer
 
         assert isinstance(answer, Answer)
         prepared.timings["answer"] = _ms(time.perf_counter() - answering)
-        self.conversations.add(prepared.conversation_id, Turn(prepared.question, prepared.standalone, answer.text))
+        self.conversations.add(prepared.conversation_id, Turn(prepared.question, prepared.standalone, answer.text),
+                               prepared.client)
         prepared.timings["total"] = _ms(time.perf_counter() - prepared.started)
-        return AnswerOut.of(prepared.question, prepared.standalone, prepared.conversation_id, answer,
-                            prepared.retrieval.passages, prepared.timings)
+        result = AnswerOut.of(prepared.question, prepared.standalone, prepared.conversation_id, answer,
+                              prepared.retrieval.passages, prepared.timings)
+        copies = self.docs.copies_of(c.doc_id for c in result.citations)  # "also reported by" under a citation
+        for citation in result.citations:
+            citation.also_at = [CopyOut.model_validate(c) for c in copies.get(citation.doc_id, [])]
+        return result
 
     def ask(
         self, question: str, k: int | None = None, filters: Filters | None = None,
-        conversation_id: str | None = None,
+        conversation_id: str | None = None, client: str = LOCAL_CLIENT,
     ) -> AnswerOut:
-        """Answer one question (a turn of a conversation when conversation_id is given)."""
-        prepared = self._prepare(question, k, filters, conversation_id)
+        """Answer one question (a turn of `client`'s conversation when conversation_id is given)."""
+        prepared = self._prepare(question, k, filters, conversation_id, client)
         answering = time.perf_counter()
         answer = self.answerer.answer(prepared.standalone, prepared.retrieval)
         return self._result(prepared, answer, answering)
 
     def stream(
         self, question: str, k: int | None = None, filters: Filters | None = None,
-        conversation_id: str | None = None,
+        conversation_id: str | None = None, client: str = LOCAL_CLIENT,
     ) -> Iterator[StreamEvent]:
         """The same answer as ask(), as events: sources, then tokens, then done (or error)."""
-        prepared = self._prepare(question, k, filters, conversation_id)
+        prepared = self._prepare(question, k, filters, conversation_id, client)
         yield "sources", SourcesEvent(
             question=prepared.question, standalone_question=prepared.standalone,
             conversation_id=prepared.conversation_id,
@@ -149,8 +184,59 @@ class Service:
     # ---- documents ----------------------------------------------------------------------------------------
 
     def ingest(self, source: Source, progress: Callable[[str], None] | None = None) -> IngestReportOut:
-        """Ingest what a source yields: new articles added, changed ones replaced, bad inputs reported."""
+        """Ingest what a source yields: new articles added, changed ones replaced, bad inputs reported. A web
+        source is bound to the store first, and keeps the validators of what landed once the ingest is over."""
+        if isinstance(source, UrlSource):
+            return self._ingest_urls(source, progress)
         return self._report(self.indexer.ingest(source.articles(), progress))
+
+    def bind(self, source: UrlSource) -> UrlSource:
+        """Connect a web source to this service's validator cache and document store (idempotent)."""
+        if source.web is None:
+            source.bind(SQLiteValidatorCache(self.layout.web_cache),
+                        lambda doc_id: self.docs.content_hash(doc_id) is not None)
+        return source
+
+    def _ingest_urls(self, source: UrlSource, progress: Callable[[str], None] | None) -> IngestReportOut:
+        self.bind(source)
+        try:
+            report = self.indexer.ingest(source.articles(), progress)
+            kept = dict(report.duplicate)
+            source.remember(kept, {*report.added, *report.replaced, *report.unchanged})
+        finally:
+            source.close()
+        out = self._report(report)
+        failed = {f.name: f.reason for f in report.failed}
+        statuses = {**{d: "added" for d in report.added}, **{d: "replaced" for d in report.replaced},
+                    **{d: "unchanged" for d in report.unchanged}, **{d: "duplicate" for d in kept}}
+        for line in source.lines:
+            if line.same_as is not None:
+                status, error = "unchanged", None
+            elif line.reason is not None or line.doc_id is None:
+                status, error = "failed", line.reason
+            else:
+                status = statuses.get(line.doc_id, "failed")
+                error = None if status != "failed" else failed.get(line.url, "not indexed")
+            out.urls.append(UrlOutcomeOut(url=line.url, status=status, doc_id=line.doc_id, error=error,
+                                          of=kept.get(line.doc_id or "") or line.same_as))
+        return out
+
+    def ingest_urls(self, urls: list[str], progress: Callable[[str], None] | None = None,
+                    counted: Callable[[int], None] | None = None) -> IngestReportOut:
+        """Ingest feeds, sitemaps and article URLs (HTTP API and `qa ingest URL`). Every URL is vetted first:
+        FetchRefused (403) for one that may not be fetched, before anything is."""
+        if not urls:
+            raise BadRequest("urls is empty")
+        source = self.bind(UrlSource(urls, self.settings, self.fetcher))
+        try:
+            source.check()
+            total = source.count()
+        except BaseException:
+            source.close()
+            raise
+        if counted:
+            counted(total)
+        return self.ingest(source, progress)
 
     def ingest_paths(self, paths: list[Path], progress: Callable[[str], None] | None = None) -> IngestReportOut:
         """Ingest files and folders from disk (the CLI path)."""
@@ -158,11 +244,37 @@ class Service:
 
     def ingest_under_root(self, paths: list[str]) -> IngestReportOut:
         """Ingest server-side files or folders, all of which must resolve inside QA_INGEST_ROOT (HTTP API)."""
-        return self.ingest_paths(resolve_under_root(self.settings.ingest_root, paths))
+        resolved = resolve_under_root(self.settings.ingest_root, paths)
+        return self.ingest(FileSource(resolved, self.settings.max_upload_bytes, single_link=True, run=self._run))
 
     def ingest_files(self, files: list[tuple[str, bytes]], meta: dict[str, dict] | None = None) -> IngestReportOut:
         """Ingest uploaded files; each file name becomes the document id."""
-        return self.ingest(UploadSource(files, self.settings.max_upload_bytes, meta or {}))
+        return self.ingest(UploadSource(files, self.settings.max_upload_bytes, meta or {}, run=self._run))
+
+    def ingest_urls_job(self, urls: list[str]) -> str:
+        """Start ingest_urls on a thread as a job (after vetting every URL); returns its id for GET /jobs."""
+        if not urls:
+            raise BadRequest("urls is empty")
+        UrlSource(urls, self.settings, self.fetcher).check()
+        job_id = self.jobs.create("ingest-url")
+        done = 0
+
+        def work(update: Callable[[int, int | None], None]) -> dict:
+            def advanced(_name: str) -> None:
+                nonlocal done
+                done += 1
+                update(done, None)
+
+            return self.ingest_urls(urls, advanced, lambda total: update(0, total)).model_dump(mode="json")
+
+        self.jobs.run(job_id, work, lambda exc: str(exc) if isinstance(exc, QAError) else "internal error")
+        return job_id
+
+    def job(self, job_id: str) -> JobOut:
+        found = self.jobs.get(job_id)
+        if found is None:
+            raise NotFound(f"no job with id '{job_id[:100]}'")
+        return JobOut.model_validate(found)
 
     @staticmethod
     def _report(report: IngestReport) -> IngestReportOut:
@@ -190,8 +302,10 @@ class Service:
         status, error = "ok", None
         docs: int | None
         chunks: int | None
+        ingest = None
         try:
             docs, chunks = self.docs.count()
+            ingest = self.indexer.progress.read()
         except StoreUnavailable as exc:
             docs = chunks = None
             status, error = "degraded", str(exc)
@@ -203,34 +317,45 @@ class Service:
             status=status, error=error, documents=docs, chunks=chunks, vectors=vectors,
             store="server" if self.vectors.is_server else "embedded", embed_model=self.vectors.embed_model,
             llm_configured=self.settings.llm_configured, answer_mode=self.answerer.name,
-            max_question_chars=self.settings.max_question_chars,
+            max_question_chars=self.settings.max_question_chars, ingest=ingest,
         )
 
 
 @dataclass
 class _SqlSide:
-    """The stores that live in the SQL database, and the writer lock that goes with it."""
+    """What lives in the SQL database: documents, conversations, jobs, the writer lock, the running ingest's
+    progress and the client-token key. SQLite files in the data folder, or all of it in PostgreSQL."""
 
     docs: DocumentStore
-    conversations: ConversationStore | PostgresConversationStore
+    conversations: Conversations
+    jobs: Jobs
     lock: WriterLock
+    progress: IngestProgress
+    client_key: Callable[[], bytes]
 
 
 def _sql_side(settings: Settings, layout: DataLayout) -> _SqlSide:
     """SQLite files in the data folder (the default), or PostgreSQL when QA_DATABASE_URL is set."""
     if settings.database_url is None:
         return _SqlSide(SQLiteStore(layout.documents), ConversationStore(layout.conversations, settings.history_turns),
-                        FileLock(layout.ingest_lock))
+                        JobStore(layout.jobs), FileLock(layout.ingest_lock), FileProgress(layout.ingest_progress),
+                        lambda: file_key(layout.client_key))
     from qa.store.postgres import AdvisoryLock, PostgresDatabase, PostgresStore
 
     url = settings.database_url.get_secret_value()
     database = PostgresDatabase(url)  # migrates the schema first (automatic at start)
+    lock = AdvisoryLock(url)
     return _SqlSide(PostgresStore(database), PostgresConversationStore(database, settings.history_turns),
-                    AdvisoryLock(url))
+                    PostgresJobStore(database), lock, PostgresProgress(database, lock.key),
+                    lambda: database.shared_key(CLIENT_KEY))
 
 
-def build_service(settings: Settings) -> Service:
-    """Create every stage from settings; nothing here reads globals or downloads anything."""
+def build_service(settings: Settings, cpu_worker: bool = False) -> Service:
+    """Create every stage from settings; nothing here reads globals or downloads anything. With `cpu_worker`
+    (the HTTP server) parsing and chunking run in a worker process, off the server's GIL."""
+    cpu = CpuPool() if cpu_worker else None
+    if cpu:
+        cpu.warm(("qa.sources.uploads", "qa.sources.files", "qa.indexing.indexer", "qa.answering.enrichments"))
     layout = DataLayout(settings.data_dir).create()
     embedder = build_embedder(settings)
     vectors = ChromaIndex(embedder.model_name, settings.collection, layout.chroma, settings.chroma_url)
@@ -244,10 +369,13 @@ def build_service(settings: Settings) -> Service:
     context = AnswerContext(settings, docs, embedder, llm)
     answerer = AnswerChain([build_answerer(name, context) for name in chain_names(settings)])
     chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
-    indexer = Indexer(vectors, docs, embedder, chunker, sql.lock, answerer.enrichments)
+    indexer = Indexer(vectors, docs, embedder, chunker, sql.lock, sql.progress, answerer.enrichments,
+                      run=cpu.run_if_large if cpu else None)
     retriever = build_retriever(settings, vectors, docs, embedder)
     rewriter: QuestionRewriter = LLMRewriter(llm.complete) if llm and settings.use_llm else OfflineRewriter()
-    return Service(settings, docs, vectors, indexer, retriever, answerer, rewriter, sql.conversations)
+    fetcher = Fetcher(fetch_policy(settings))
+    return Service(settings, docs, vectors, indexer, retriever, answerer, rewriter, sql.conversations, layout,
+                   sql.jobs, fetcher, sql.client_key, cpu)
 
 
 def reset_index(settings: Settings) -> None:

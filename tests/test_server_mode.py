@@ -74,10 +74,15 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
         servers.stop()
 
 
+CLIENT: dict[str, str] = {}  # the X-QA-Client token the first answer issued: one API client throughout
+
+
 def _ask(url: str, question: str, conversation_id: str | None = None) -> dict:
     body = {"question": question, **({"conversation_id": conversation_id} if conversation_id else {})}
-    response = httpx.post(f"{url}/ask", json=body, timeout=60)
+    response = httpx.post(f"{url}/ask", json=body, headers=CLIENT, timeout=60)
     assert response.status_code == 200, response.text
+    if "x-qa-client" in response.headers:
+        CLIENT["X-QA-Client"] = response.headers["x-qa-client"]
     return response.json()
 
 

@@ -115,7 +115,20 @@ function sourceItem(ref, label) {
   const excerpt = (ref.quote && ref.quote.text) || ref.text || "";
   const snippet = excerpt.length > 240 ? `${excerpt.slice(0, 240)}…` : excerpt;
   button.addEventListener("click", () => openDocument(ref, button));
-  return h("li", {}, button, snippet ? h("blockquote", {}, snippet) : null);
+  return h("li", {}, button, snippet ? h("blockquote", {}, snippet) : null, alsoReportedBy(ref.also_at));
+}
+
+/** "Also reported by" under a citation: the outlets that ran the same story (links only for http(s) URLs). */
+function alsoReportedBy(copies) {
+  if (!copies || !copies.length) return null;
+  const items = [];
+  copies.forEach((copy, i) => {
+    if (i) items.push(", ");
+    const label = copy.source || copy.url;
+    const href = safeUrl(copy.url);
+    items.push(href ? h("a", { href, rel: "noopener noreferrer nofollow", target: "_blank" }, label) : label);
+  });
+  return h("p", { class: "also-at" }, "also reported by ", ...items);
 }
 
 function addTurn(question) {

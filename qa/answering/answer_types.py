@@ -41,7 +41,7 @@ _DATE_Q = re.compile(
 )
 
 _NUMBER_WORDS = NUMBER_WORDS_PATTERN
-_MONEY = re.compile(r"[$€£¥₽]\s?\d|\b\d[\d,.]*\s?(dollars?|euros?|pounds|roubles?|rubles?|yuan)\b|"
+_MONEY = re.compile(r"[$€£¥₽]\s?\d|(?<![\w,.])[.,]?\d[\d,.]*+\s?(dollars?|euros?|pounds|roubles?|rubles?|yuan)\b|"
                     r"\b(million|billion|trillion) (dollars?|euros?|pounds|roubles?|rubles?)\b", re.I)
 _DURATION = re.compile(
     rf"\b(\d+|{_NUMBER_WORDS}|a|an)[ -](seconds?|minutes?|hours?|days?|weeks?|months?|years?|decades?)\b|"

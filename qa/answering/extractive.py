@@ -11,7 +11,7 @@ from qa.answering import Answer, AnswerContext, Citation, Quote
 from qa.answering.answer_types import Expectation
 from qa.answering.citations import last_sentence, refusal_text, tokens_of
 from qa.answering.enrichments import SENTENCE_VECTORS, SentenceVectors
-from qa.lexicon import Gazetteer, question_terms, terms
+from qa.lexicon import Gazetteer, neutralise_citations, question_terms, terms
 from qa.retrieval import Retrieval
 from qa.store import DocumentStore
 
@@ -37,13 +37,13 @@ class ExtractiveAnswerer:
     """
 
     name = "extractive"
-    enrichments = (SentenceVectors(),)
 
     def __init__(
         self, docs: DocumentStore, embed: Callable[[list[str]], np.ndarray], refusal_threshold: float,
         gazetteer: Gazetteer, max_sentences: int = 2, keyword_weight: float = 0.35,
-        passages_considered: int = 5, margin: float = 0.08,
+        passages_considered: int = 5, margin: float = 0.08, sentences: SentenceVectors | None = None,
     ) -> None:
+        self.enrichments = (sentences or SentenceVectors(),)
         self.docs = docs
         self.embed = embed
         self.threshold = refusal_threshold
@@ -97,7 +97,8 @@ class ExtractiveAnswerer:
                 numbers[cand.passage_index] = len(numbers) + 1
                 citations.append(Citation(numbers[cand.passage_index], retrieval.passages[cand.passage_index],
                                           Quote(cand.text, cand.start, cand.end)))
-            parts.append(f"{cand.text} [{numbers[cand.passage_index]}]")
+            # an article's own "[3]" would read as a citation of passage 3: quoted as "(3)" (same length)
+            parts.append(f"{neutralise_citations(cand.text)} [{numbers[cand.passage_index]}]")
         return Answer(" ".join(parts), False, citations, confidence=round(best.score, 4))
 
     def stream(self, question: str, retrieval: Retrieval) -> Iterator[str | Answer]:
@@ -110,4 +111,5 @@ def build(context: AnswerContext) -> ExtractiveAnswerer:
     """The registry's factory: sentence vectors from the SQL store, the question embedded by the embedder."""
     settings = context.settings
     return ExtractiveAnswerer(context.docs, context.embedder.embed, settings.refusal_threshold, Gazetteer(),
-                              settings.max_answer_sentences)
+                              settings.max_answer_sentences,
+                              sentences=SentenceVectors(in_chunk=settings.sentence_vectors == "pooled"))

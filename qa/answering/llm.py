@@ -10,6 +10,7 @@ from qa.answering import Answer, AnswerContext
 from qa.answering.citations import REFUSAL_PREFIX, check_citations, refusal_text
 from qa.config import Settings
 from qa.errors import LLMUnavailable
+from qa.lexicon import neutralise_citations
 from qa.retrieval import Passage, Retrieval
 
 NOT_FOUND = "NOT_IN_ARTICLES"
@@ -28,8 +29,9 @@ def render_passages(passages: list[Passage]) -> str:
     """Number and fence the passages so the model can cite them and cannot mistake them for instructions."""
     blocks = []
     for n, p in enumerate(passages, start=1):
-        header = f"[{n}] {p.title} ({p.source or 'unknown source'}, {p.published or 'undated'})"
-        body = p.text.replace('"""', '" " "')
+        title, source = neutralise_citations(p.title), neutralise_citations(p.source or "unknown source")
+        header = f"[{n}] {title} ({source}, {p.published or 'undated'})"
+        body = neutralise_citations(p.text).replace('"""', '" " "')  # only the header's [n] reads as a citation
         blocks.append(f'{header}\n"""\n{body}\n"""')
     return "\n\n".join(blocks)
 

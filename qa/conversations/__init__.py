@@ -1,5 +1,5 @@
-"""Stage 6, conversations: the turns of each conversation (SQLite, or PostgreSQL) and the rewriting of follow-ups into
-standalone questions (offline rule, or the LLM when configured).
+"""Stage 6, conversations: the turns of each conversation (SQLite, or PostgreSQL) and the rewriting of
+follow-ups into standalone questions (offline rule, or the LLM when configured).
 
 May import: qa.errors, qa.config. The LLM rewriter gets a `complete` callable from the service; it does not
 import the answering stage.
@@ -7,7 +7,7 @@ import the answering stage.
 
 from qa.conversations.postgres import PostgresConversationStore
 from qa.conversations.rewrite import LLMRewriter, OfflineRewriter, QuestionRewriter, offline_standalone
-from qa.conversations.store import ConversationStore, Turn
+from qa.conversations.store import LOCAL_CLIENT, Conversations, ConversationStore, Turn
 
-__all__ = ["ConversationStore", "LLMRewriter", "OfflineRewriter", "PostgresConversationStore", "QuestionRewriter",
-           "Turn", "offline_standalone"]
+__all__ = ["LOCAL_CLIENT", "ConversationStore", "Conversations", "LLMRewriter", "OfflineRewriter",
+           "PostgresConversationStore", "QuestionRewriter", "Turn", "offline_standalone"]

@@ -16,6 +16,10 @@ _FOLLOW_UP = re.compile(
 )
 _SENTENCE_END = re.compile(r"(?<=[?.!])\s+")
 _MARKER = re.compile(r"\[\d+\]")
+# How much of the previous turn a follow-up carries (offline), and how much longer than the question an LLM's
+# rewrite may be: a conversation never grows its standalone question turn after turn.
+CONTEXT_CHARS = 400
+REWRITE_EXTRA_CHARS = 1000
 
 REWRITE_PROMPT = """Rewrite the user's last question so it can be understood without the conversation.
 Replace pronouns with the names they refer to. Reply with the rewritten question only."""
@@ -35,11 +39,15 @@ def is_follow_up(question: str) -> bool:
 def offline_standalone(question: str, history: list[Turn]) -> str:
     """The documented offline rule: a follow-up is prefixed with the previous question (itself kept to its
     last two sentences), so "What was he investigating?" after "Who did Trump fire?" is searched and scored
-    as "Who did Trump fire? What was he investigating?"."""
+    as "Who did Trump fire? What was he investigating?". The carried part is at most CONTEXT_CHARS (its end,
+    cut at a word), so after any number of turns the standalone question is the question plus that."""
     if not history or not is_follow_up(question):
         return question
-    previous = _SENTENCE_END.split(history[-1].standalone.strip())[-2:]
-    return " ".join([*previous, question])
+    previous = " ".join(_SENTENCE_END.split(history[-1].standalone.strip())[-2:])
+    if len(previous) > CONTEXT_CHARS:
+        tail = previous[-CONTEXT_CHARS:]
+        previous = tail.split(" ", 1)[1] if " " in tail else tail
+    return f"{previous} {question}" if previous else question
 
 
 def llm_messages(question: str, history: list[Turn]) -> list[dict[str, str]]:
@@ -67,7 +75,7 @@ class LLMRewriter:
             return question
         try:
             rewritten = self.complete(llm_messages(question, history), max_tokens=100).strip()
-            if rewritten and len(rewritten) <= 4 * len(question) + 400:
+            if rewritten and len(rewritten) <= min(4 * len(question) + 400, len(question) + REWRITE_EXTRA_CHARS):
                 return rewritten
         except AnswererUnavailable:
             pass  # the offline rule below is the fallback

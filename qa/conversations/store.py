@@ -3,15 +3,37 @@
 from __future__ import annotations
 
 import re
+import secrets
 import sqlite3
 import threading
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from qa.errors import BadRequest
+from qa.errors import BadRequest, NotFound
 
 CONVERSATION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+LOCAL_CLIENT = "local"  # the owner of conversations started in-process (CLI, `qa eval` without --url)
+TITLE_CHARS = 200
+STORED_CHARS = 4000  # each of a turn's question, standalone question and answer is kept to this many characters
+
+
+def bounded(text: str) -> str:
+    return text if len(text) <= STORED_CHARS else text[: STORED_CHARS - 1] + "…"
+
+
+def title_of(question: str) -> str:
+    """A conversation's title: its first question on one line, bounded."""
+    return " ".join(question.split())[:TITLE_CHARS]
+
+
+def check_id(conversation_id: str) -> None:
+    if not CONVERSATION_ID.match(conversation_id):
+        raise BadRequest("conversation_id must be 1-64 characters of letters, digits, '-' or '_'")
+
+
+def new_id() -> str:
+    return secrets.token_urlsafe(24)  # 192 random bits
 
 
 @dataclass(frozen=True)
@@ -23,8 +45,21 @@ class Turn:
     answer: str
 
 
+class Conversations(Protocol):
+    """Where conversations are kept, each owned by the client that started it (SQLite or PostgreSQL)."""
+
+    def resolve_id(self, conversation_id: str | None, client: str = LOCAL_CLIENT) -> str: ...
+    def list_for(self, client: str) -> list[dict[str, str]]: ...
+    def history(self, conversation_id: str) -> list[Turn]: ...
+    def add(self, conversation_id: str, turn: Turn, client: str = LOCAL_CLIENT) -> None: ...
+
+
 class ConversationStore:
-    """Turns per conversation id in SQLite (survives restarts; shared by workers on one data folder)."""
+    """Turns per conversation in SQLite (survives restarts; shared by workers on one data folder).
+
+    Conversation ids are issued here (192 random bits) and each belongs to the client that started it: an id
+    that does not exist and one that belongs to another client get the same NotFound, so nothing leaks.
+    """
 
     def __init__(self, path: Path, max_turns: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,7 +69,10 @@ class ConversationStore:
         self._db().executescript(
             "CREATE TABLE IF NOT EXISTS turns (conversation_id TEXT NOT NULL, idx INTEGER NOT NULL,"
             " question TEXT NOT NULL, standalone TEXT NOT NULL, answer TEXT NOT NULL,"
-            " created TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (conversation_id, idx))"
+            " created TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (conversation_id, idx));"
+            "CREATE TABLE IF NOT EXISTS conversations (id TEXT PRIMARY KEY, client TEXT NOT NULL,"
+            " created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), title TEXT NOT NULL);"
+            "CREATE INDEX IF NOT EXISTS conversations_client ON conversations(client, created)"
         )
 
     def _db(self) -> sqlite3.Connection:
@@ -46,14 +84,23 @@ class ConversationStore:
             self._local.conn = conn
         return conn
 
-    @staticmethod
-    def resolve_id(conversation_id: str | None) -> str:
-        """The given id if well-formed, a new one if none was given."""
+    def resolve_id(self, conversation_id: str | None, client: str = LOCAL_CLIENT) -> str:
+        """A new id when none is given; else the given one, if it exists and belongs to `client`."""
         if conversation_id is None:
-            return uuid.uuid4().hex
-        if not CONVERSATION_ID.match(conversation_id):
-            raise BadRequest("conversation_id must be 1-64 characters of letters, digits, '-' or '_'")
+            return new_id()
+        check_id(conversation_id)
+        row = self._db().execute("SELECT client FROM conversations WHERE id=?", (conversation_id,)).fetchone()
+        if row is None or row[0] != client:
+            raise NotFound("no such conversation")
         return conversation_id
+
+    def list_for(self, client: str) -> list[dict[str, str]]:
+        """A client's conversations, newest first (id, created, title)."""
+        rows = self._db().execute(
+            "SELECT id, created, title FROM conversations WHERE client=? ORDER BY created DESC, rowid DESC",
+            (client,),
+        ).fetchall()
+        return [{"id": r[0], "created": r[1], "title": r[2]} for r in rows]
 
     def history(self, conversation_id: str) -> list[Turn]:
         rows = self._db().execute(
@@ -62,14 +109,18 @@ class ConversationStore:
         ).fetchall()
         return [Turn(*row) for row in reversed(rows)]
 
-    def add(self, conversation_id: str, turn: Turn) -> None:
+    def add(self, conversation_id: str, turn: Turn, client: str = LOCAL_CLIENT) -> None:
+        """Append a turn; the first turn of a new id records its owner and its title (the first question)."""
         db = self._db()
         db.execute("BEGIN IMMEDIATE")
         try:
+            db.execute("INSERT OR IGNORE INTO conversations (id, client, title) VALUES (?, ?, ?)",
+                       (conversation_id, client, title_of(turn.question)))
             db.execute(
                 "INSERT INTO turns (conversation_id, idx, question, standalone, answer) VALUES (?,"
                 " (SELECT COALESCE(MAX(idx), -1) + 1 FROM turns WHERE conversation_id=?), ?, ?, ?)",
-                (conversation_id, conversation_id, turn.question, turn.standalone, turn.answer),
+                (conversation_id, conversation_id, bounded(turn.question), bounded(turn.standalone),
+                 bounded(turn.answer)),
             )
             db.execute(
                 "DELETE FROM turns WHERE conversation_id=? AND idx <= (SELECT MAX(idx) FROM turns"

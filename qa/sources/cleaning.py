@@ -1,6 +1,7 @@
 """Turn the bytes of an article file into clean, citable text with metadata and a stable id.
 
-Shared by every source (files, uploads); imports only qa.errors, qa.lexicon and qa.sources.article.
+Shared by every source (files, uploads, web); imports only qa.errors, qa.lexicon, qa.sources.article and
+qa.sources.extract (trafilatura, for HTML).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 from qa.errors import BadDocument
 from qa.lexicon import DATE_PATTERN, WEEKDAY_WORD_PATTERN, parse_date
 from qa.sources.article import Article
+from qa.sources.extract import extract_html
+from qa.sources.sanitize import neutralise_citations, normalise, refuse_nul
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm")
 
@@ -21,14 +24,17 @@ _DATE_LINE = re.compile(
 )
 _BREAKING = re.compile(r"^breaking news:?$", re.I)
 _READ_MORE = re.compile(r"^(?:read more|also read|related):", re.I)
-_PHOTO_CREDIT = re.compile(
-    r"^(?:photo|image|picture)\s*:|\b[\w.'-]+(?: [\w.'-]+)*/(?:Getty Images|AFP|Reuters|TASS|AP|EPA|Sputnik)"
-    r"(?:/[\w .-]+)*\s*$",
-    re.I,
+_PHOTO_LABEL = re.compile(r"^(?:photo|image|picture)\s*:", re.I)
+# "Name/Getty Images", "Reuters photo/AFP/Pool" at the end of a line. Searched only in the line's last
+# CREDIT_TAIL characters, with possessive repeats: the old pattern (a run of words, then the agency) was tried
+# from every word and took seconds on a 40 KB line while holding the GIL (issue 12).
+_CREDIT_TAIL = re.compile(
+    r"(?<=[\w.'-])/(?:Getty Images|AFP|Reuters|TASS|AP|EPA|Sputnik)(?:/[\w .-]++)*+\s*+$", re.I
 )
+CREDIT_TAIL = 200
 _BYLINE = re.compile(rf"^By [A-Za-z][\w .&'-]{{1,60}}(?:{DATE_PATTERN})?$")
 _ICON_WORD = re.compile(r"icon", re.I)
-_SAFE_ID = re.compile(r"[^A-Za-z0-9_.-]+")
+_SAFE_ID = re.compile(r"[^\w.-]+")  # Unicode letters and digits stay: 北京-2017 and 上海-2017 are two ids
 
 
 def _is_icon_junk(line: str) -> bool:
@@ -36,9 +42,24 @@ def _is_icon_junk(line: str) -> bool:
     return len(words) >= 8 and len(_ICON_WORD.findall(line)) >= 5
 
 
+def _is_photo_credit(line: str) -> bool:
+    """A photo label ("Photo: ...") or a credit ending the line after a word ("Karim Sahib/AFP")."""
+    if _PHOTO_LABEL.match(line):
+        return True
+    match = _CREDIT_TAIL.search(line, max(0, len(line) - CREDIT_TAIL))
+    if match is None:
+        return False
+    before = line[max(0, match.start() - 60) : match.start()]
+    run = re.search(r"[\w.'-]+$", before)
+    return run is not None and re.search(r"\w", run.group(0)) is not None
+
+
+_PLAIN_PUNCTUATION = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": "-"})
+
+
 def _paragraph_key(paragraph: str) -> str:
     text = unicodedata.normalize("NFKC", paragraph).casefold()
-    text = text.translate(str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": "-"}))
+    text = text.translate(_PLAIN_PUNCTUATION)
     return re.sub(r"\W+", " ", text).strip()
 
 
@@ -46,6 +67,9 @@ def clean_text(raw: str) -> tuple[str, list[str], date | None]:
     """Drop boilerplate lines and repeated paragraphs; return (text, removed lines, dateline date)."""
     raw = raw.replace("\r\n", "\n").replace("\r", "\n").replace("\ufeff", "")
     lines = [line.replace("\u00a0", " ").strip() for line in raw.split("\n")]
+    following = [""] * len(lines)  # the next non-empty line after each (computed once: linear in the lines)
+    for i in range(len(lines) - 2, -1, -1):
+        following[i] = lines[i + 1] or following[i + 1]
     kept: list[str] = []
     removed: list[str] = []
     seen: set[str] = set()
@@ -53,12 +77,12 @@ def clean_text(raw: str) -> tuple[str, list[str], date | None]:
     for i, line in enumerate(lines):
         if not line:
             continue
-        next_line = next((x for x in lines[i + 1 :] if x), "")
+        next_line = following[i]
         drop = (
             _is_icon_junk(line)
             or _BREAKING.match(line)
             or _READ_MORE.match(line)
-            or _PHOTO_CREDIT.search(line)
+            or _is_photo_credit(line)
             or _BYLINE.match(line)
         )
         if not drop and _DATE_LINE.match(line):
@@ -78,8 +102,8 @@ def clean_text(raw: str) -> tuple[str, list[str], date | None]:
 
 
 def safe_doc_id(name: str) -> str:
-    """A doc id from a file name: its stem with anything outside [A-Za-z0-9_.-] replaced."""
-    stem = Path(name.replace("\\", "/")).name
+    """A doc id from a file name (NFC): its stem with anything but letters, digits, '_', '.' and '-' replaced."""
+    stem = unicodedata.normalize("NFC", Path(name.replace("\\", "/")).name)
     for suffix in SUPPORTED_SUFFIXES:
         if stem.lower().endswith(suffix):
             stem = stem[: -len(suffix)]
@@ -94,8 +118,7 @@ def decode(name: str, data: bytes) -> str:
     """Bytes to text, refusing binary and non-UTF-8 content with a clear reason."""
     if not data.strip():
         raise BadDocument(name, "file is empty")
-    if b"\x00" in data[:8192]:
-        raise BadDocument(name, "file looks binary (contains NUL bytes)")
+    refuse_nul(name, data)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -103,50 +126,41 @@ def decode(name: str, data: bytes) -> str:
     controls = sum(1 for ch in text[:8192] if unicodedata.category(ch) == "Cc" and ch not in "\n\r\t")
     if controls > 0.05 * min(len(text), 8192):
         raise BadDocument(name, "file looks binary (many control characters)")
-    return text
-
-
-def _html_to_text(html: str) -> tuple[str | None, str]:
-    from bs4 import BeautifulSoup
-
-    soup = BeautifulSoup(html, "html.parser")
-    for tag in soup(["script", "style", "noscript", "nav", "footer", "header", "aside", "figure", "form"]):
-        tag.decompose()
-    title_tag = soup.find("h1") or soup.find("title")
-    title = title_tag.get_text(" ", strip=True) if title_tag else None
-    root = soup.find("article") or soup.body or soup
-    blocks = [el.get_text(" ", strip=True) for el in root.find_all(["h1", "h2", "h3", "p", "li", "blockquote"])]
-    text = "\n".join(b for b in blocks if b) or root.get_text("\n", strip=True)
-    return title, text
+    return normalise(text)
 
 
 def _one_line(value: object) -> str:
-    """Whitespace (newlines included) collapsed: a title is one line wherever it is shown or quoted."""
-    return " ".join(str(value or "").split())
+    """Whitespace (newlines included) collapsed: a title is one line wherever it is shown or quoted, and
+    never carries a bracketed number that could pass for a citation."""
+    return neutralise_citations(" ".join(normalise(str(value or "")).split()))
 
 
 def parse_article(name: str, data: bytes, meta: dict | None = None, doc_id: str | None = None) -> Article:
-    """Decode, clean and describe one article; raises BadDocument with the reason it cannot be used."""
+    """Decode, clean and describe one article; raises BadDocument with the reason it cannot be used. An HTML file
+    goes through trafilatura first (main text and the page's metadata; the manifest's metadata wins)."""
     meta = meta or {}
     raw = decode(name, data)
-    html_title = None
+    page = None
     if name.lower().endswith((".html", ".htm")):
-        html_title, raw = _html_to_text(raw)
-    text, removed, dateline = clean_text(raw)
+        page = extract_html(raw, meta.get("url"))
+        if page is None:
+            raise BadDocument(name, "no article text found in the page")
+        raw = page.text
+    text, removed, dateline = clean_text(normalise(raw))
+    text = neutralise_citations(text)
     if not text:
         raise BadDocument(name, "no article text left after cleaning")
     first_line = text.split("\n", 1)[0].lstrip("# ").strip()
-    title = _one_line(meta.get("title")) or _one_line(html_title) or _one_line(first_line[:200])
-    published = parse_date(str(meta["published"])) if meta.get("published") else dateline
+    title = _one_line(meta.get("title")) or _one_line(page and page.title) or _one_line(first_line[:200])
+    published = parse_date(str(meta["published"])) if meta.get("published") else (page and page.published) or dateline
     return Article(
         doc_id=doc_id or meta.get("id") or safe_doc_id(name),
         title=title,
         text=text,
-        source=meta.get("source"),
+        source=meta.get("source") or (page and page.site_name) or None,
         published=published,
-        url=meta.get("url"),
+        url=meta.get("url") or (page and page.canonical_url) or None,
         path=name,
         removed=tuple(removed),
+        author=_one_line(meta.get("author")) or (page and page.author) or None,
     )
-
-

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+import os
+import stat
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from qa.errors import BadDocument, BadRequest, PathNotAllowed
 from qa.sources.article import Article
@@ -25,38 +28,85 @@ def _manifest_for(folder: Path) -> dict[str, dict]:
     return data if isinstance(data, dict) else {}
 
 
+def _resolved(path: Path) -> Path:
+    """The path with symlinks followed; a symlink loop stays as given (reading it then reports the loop)."""
+    try:
+        return path.resolve()
+    except RuntimeError:  # Python < 3.13 raises this for a loop
+        return path.absolute()
+
+
 def discover(paths: Iterable[Path]) -> dict[Path, str]:
     """Expand folders into their supported article files (sorted, without duplicates), each with the name its
-    doc id comes from: its path inside the folder given, so business/001.txt and sport/001.txt stay apart."""
+    doc id comes from: its path inside the folder given, so business/001.txt and sport/001.txt stay apart.
+    Anything with a supported suffix that is not a folder is listed, FIFOs and loops too, so that reading it
+    reports why it was not ingested instead of it being skipped without a word."""
     found: dict[Path, str] = {}
     for path in paths:
         if path.is_dir():
             for child in sorted(path.rglob("*")):
-                if child.is_file() and child.suffix.lower() in SUPPORTED_SUFFIXES:
-                    found.setdefault(child.resolve(), "-".join(child.relative_to(path).parts))
+                if not child.is_dir() and child.suffix.lower() in SUPPORTED_SUFFIXES:
+                    found.setdefault(_resolved(child), "-".join(child.relative_to(path).parts))
         else:
-            found.setdefault(path.resolve(), path.name)
+            found.setdefault(_resolved(path), path.name)
     return found
 
 
+def read_regular_file(path: Path, max_bytes: int | None, single_link: bool) -> bytes:
+    """The bytes of a regular file, opened without blocking (a FIFO would otherwise block open() forever);
+    anything else, a file over the limit, or (with `single_link`) a file with other hard links is refused."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as exc:
+        if exc.errno == 40:  # ELOOP
+            raise BadDocument(str(path), "symbolic link loop") from None
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise BadDocument(str(path), "not a regular file (a FIFO, device or socket is never read)")
+        if single_link and info.st_nlink > 1:
+            raise BadDocument(str(path), f"has {info.st_nlink} hard links; a hard link may lead outside the "
+                                         "ingest root, so such files are not read (copy the file instead)")
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise BadDocument(str(path), f"larger than the {max_bytes}-byte limit")
+        data = handle.read(max_bytes + 1 if max_bytes is not None else -1)
+    if max_bytes is not None and len(data) > max_bytes:
+        raise BadDocument(str(path), f"larger than the {max_bytes}-byte limit")
+    return data
+
+
+def parse_file(name: str, data: bytes, meta: dict, doc_id: str) -> Article | tuple[str, str]:
+    """One file parsed, or the (name, reason) it cannot be used for (plain values: it may run in a worker)."""
+    try:
+        return parse_article(name, data, meta, doc_id=doc_id)
+    except BadDocument as exc:
+        return exc.name, exc.reason
+
+
+def _in_process(fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)
+
+
 def load_articles(
-    paths: Iterable[Path], max_bytes: int | None = None
+    paths: Iterable[Path], max_bytes: int | None = None, single_link: bool = False,
+    run: Callable[..., Any] = _in_process,
 ) -> Iterator[Article | BadDocument]:
     """Yield an Article or the BadDocument error for each file, so one bad file never stops a batch."""
     manifests: dict[Path, dict[str, dict]] = {}
     for path, name in discover(paths).items():
         try:
-            if not path.exists():
+            if not path.exists() and not path.is_symlink():
                 raise BadDocument(str(path), "no such file")
             if path.suffix.lower() not in SUPPORTED_SUFFIXES:
                 raise BadDocument(str(path), f"unsupported type (use {', '.join(SUPPORTED_SUFFIXES)})")
-            if max_bytes is not None and path.stat().st_size > max_bytes:
-                raise BadDocument(str(path), f"larger than the {max_bytes}-byte limit")
+            data = read_regular_file(path, max_bytes, single_link)
             if path.parent not in manifests:
                 manifests[path.parent] = _manifest_for(path.parent)
             entry = manifests[path.parent].get(path.name)
             meta = entry if isinstance(entry, dict) else {}
-            yield parse_article(str(path), path.read_bytes(), meta, doc_id=meta.get("id") or safe_doc_id(name))
+            parsed = run(parse_file, str(path), data, meta, meta.get("id") or safe_doc_id(name))
+            yield BadDocument(*parsed) if isinstance(parsed, tuple) else parsed
         except BadDocument as exc:
             yield exc
         except OSError as exc:
@@ -79,6 +129,8 @@ def resolve_under_root(root: Path | None, paths: Sequence[str]) -> list[Path]:
             target = (root / raw).resolve()  # an absolute path replaces the root, then must lie inside it
             inside = target.is_relative_to(root)
             exists = inside and target.exists()
+        except RuntimeError:  # Python < 3.13: a symlink loop
+            raise BadRequest(f"'{shown}': symbolic link loop") from None
         except (OSError, ValueError):
             raise BadRequest(f"invalid path '{shown}'") from None
         if not inside:
@@ -102,11 +154,13 @@ class FileSource:
 
     paths: list[Path]
     max_bytes: int | None = None
+    single_link: bool = False  # the server's path ingest: files with other hard links are refused
     name: str = "files"
+    run: Callable[..., Any] = _in_process  # where parsing runs (the server passes its CPU worker process)
 
     def count(self) -> int:
         """How many inputs articles() will yield (for a progress bar)."""
         return len(discover(self.paths))
 
     def articles(self) -> Iterator[Article | BadDocument]:
-        return load_articles(self.paths, self.max_bytes)
+        return load_articles(self.paths, self.max_bytes, self.single_link, self.run)

@@ -7,8 +7,10 @@ embed text itself (its default embedding function downloads a model).
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,16 @@ from qa.store import DenseHit
 
 UPSERT_BATCH = 2000
 OVERFETCH = 10  # a filtered query first looks at this many nearest chunks per wanted result
+READ_RETRY_DELAY = 0.25  # seconds before a failed read is tried a second (and last) time
+log = logging.getLogger("qa.store")
+
+
+def _describe(exc: Exception) -> str:
+    """The failure's kind for an error message: the exception's class and, from a Chroma server, its HTTP
+    status (never the URL, a path or the server's own text: the message reaches API clients)."""
+    code = getattr(exc, "code", None)
+    status = code() if callable(code) else None
+    return f"{type(exc).__name__}, HTTP {status}" if isinstance(status, int) else type(exc).__name__
 
 
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
@@ -134,17 +146,36 @@ class ChromaIndex:
                     raise StoreUnavailable(f"vector store unavailable: {self._where()} ({type(exc).__name__})") from exc
             return self._col
 
-    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run a collection call; on a connection failure drop the handle so the next call reconnects."""
+    def _call(self, fn: Any, read: bool = False) -> Any:
+        """Run a collection call; on a failure drop the handle so the next call reconnects. A read is tried
+        once more after READ_RETRY_DELAY s (a Chroma server under concurrent writes can fail one request),
+        and the error then says that it was retried."""
+        try:
+            return self._once(fn)
+        except StoreUnavailable as first:
+            if not read:
+                raise
+            time.sleep(READ_RETRY_DELAY)
+            try:
+                result = self._once(fn)
+            except StoreUnavailable as second:
+                raise StoreUnavailable(
+                    f"{second} - retried once after {READ_RETRY_DELAY:g} s, failed both times"
+                ) from second.__cause__
+            log.warning("a vector store read failed (%s) and succeeded when retried",
+                        type(first.__cause__).__name__)
+            return result
+
+    def _once(self, fn: Any) -> Any:
         col = self._collection()
         try:
-            return fn(col, *args, **kwargs)
+            return fn(col)
         except (NotIndexed, ValueError, TypeError):
             raise
         except Exception as exc:
             with self._lock:
                 self._col = None
-            raise StoreUnavailable(f"vector store unavailable: {self._where()} ({type(exc).__name__})") from exc
+            raise StoreUnavailable(f"vector store unavailable: {self._where()} ({_describe(exc)})") from exc
 
     def reset(self) -> None:
         """Delete the collection (and, embedded, its folder), e.g. before re-indexing with another model."""
@@ -159,7 +190,7 @@ class ChromaIndex:
 
     def check(self) -> int:
         """Connect (raising a clear error if the store is unusable) and return the vector count."""
-        return self._call(lambda col: col.count())
+        return self._call(lambda col: col.count(), read=True)
 
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[dict]) -> None:
         for start in range(0, len(ids), UPSERT_BATCH):
@@ -175,13 +206,13 @@ class ChromaIndex:
         if not keep:
             self._call(lambda col: col.delete(where={"doc_id": doc_id}))
             return
-        found = self._call(lambda col: col.get(where={"doc_id": doc_id}, include=[]))["ids"]
+        found = self._call(lambda col: col.get(where={"doc_id": doc_id}, include=[]), read=True)["ids"]
         stale = [i for i in found if i not in keep]
         if stale:
             self._call(lambda col: col.delete(ids=stale))
 
     def ids_for(self, doc_id: str) -> list[str]:
-        return self._call(lambda col: col.get(where={"doc_id": doc_id}, include=[]))["ids"]
+        return self._call(lambda col: col.get(where={"doc_id": doc_id}, include=[]), read=True)["ids"]
 
     def query(self, vector: np.ndarray, n: int, where: dict | None = None) -> list[DenseHit]:
         """Nearest chunks by cosine similarity, optionally restricted by a metadata filter."""
@@ -190,7 +221,8 @@ class ChromaIndex:
             if hits is not None:
                 return hits
         result = self._call(
-            lambda col: col.query(query_embeddings=[vector], n_results=n, where=where, include=["distances"])
+            lambda col: col.query(query_embeddings=[vector], n_results=n, where=where, include=["distances"]),
+            read=True,
         )
         ids, distances = result["ids"][0], result["distances"][0]
         return [DenseHit(i, 1.0 - float(d)) for i, d in zip(ids, distances, strict=True)]
@@ -208,11 +240,13 @@ class ChromaIndex:
         if matches is None:
             return None
         fetch = n * OVERFETCH
-        result = self._call(lambda col: col.query(query_embeddings=[vector], n_results=fetch, include=["distances"]))
+        result = self._call(
+            lambda col: col.query(query_embeddings=[vector], n_results=fetch, include=["distances"]), read=True
+        )
         ids, distances = result["ids"][0], result["distances"][0]
         if not ids:
             return []
-        got = self._call(lambda col: col.get(ids=ids, include=["metadatas"]))
+        got = self._call(lambda col: col.get(ids=ids, include=["metadatas"]), read=True)
         metadata = dict(zip(got["ids"], got["metadatas"], strict=True))
         hits = [DenseHit(i, 1.0 - float(d)) for i, d in zip(ids, distances, strict=True) if matches(metadata.get(i))]
         if len(hits) >= n or len(ids) < fetch:

@@ -69,6 +69,29 @@ CREATE TABLE turns (
   answer TEXT NOT NULL, created TIMESTAMPTZ NOT NULL DEFAULT now(), PRIMARY KEY (conversation_id, idx)
 );
 """),
+    (2, "author, spans by doc_id, text signatures and copies, conversation owners, jobs, ingest progress", """
+ALTER TABLE documents ADD COLUMN author TEXT;
+CREATE INDEX spans_doc ON spans(doc_id);
+CREATE TABLE signatures (seq BIGSERIAL PRIMARY KEY, doc_id TEXT NOT NULL UNIQUE, signature BYTEA NOT NULL);
+CREATE TABLE copies (
+  doc_id TEXT NOT NULL, url TEXT NOT NULL, source TEXT, published TEXT, copy_id TEXT NOT NULL,
+  seq BIGSERIAL NOT NULL, PRIMARY KEY (doc_id, url)
+);
+CREATE INDEX copies_copy ON copies(copy_id);
+CREATE TABLE conversations (
+  id TEXT PRIMARY KEY, client TEXT NOT NULL, created TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+  title TEXT NOT NULL, seq BIGSERIAL NOT NULL
+);
+CREATE INDEX conversations_client ON conversations(client, created);
+CREATE TABLE jobs (
+  job_id TEXT PRIMARY KEY, kind TEXT NOT NULL, status TEXT NOT NULL, created DOUBLE PRECISION NOT NULL,
+  heartbeat DOUBLE PRECISION NOT NULL, done INTEGER NOT NULL DEFAULT 0, total INTEGER, report TEXT, error TEXT
+);
+CREATE TABLE ingest_progress (
+  id INTEGER PRIMARY KEY CHECK (id = 1), document TEXT NOT NULL, done INTEGER NOT NULL, total INTEGER NOT NULL,
+  started DOUBLE PRECISION NOT NULL, updated DOUBLE PRECISION NOT NULL
+);
+"""),
 ]
 
 
@@ -258,10 +281,10 @@ class PostgresStore:
 
     def put(
         self, article: Article, fingerprint: str, chunks: list[ChunkRow], enrichments: dict[str, SpanRows],
-        embed_model: str,
+        embed_model: str, signature: bytes | None = None,
     ) -> None:
-        """Replace one article (document, chunks, keyword terms, enrichment rows) in one transaction that
-        also clears its pending mark."""
+        """Replace one article (document, chunks, keyword terms, enrichment rows, text signature) in one
+        transaction that also clears its pending mark (its recorded copies stay)."""
         published = article.published.isoformat() if article.published else None
         source_key, day = (article.source or "").casefold(), day_number(published)
         analysed = [indexed_terms(article.text[c.start : c.end]) for c in chunks]
@@ -271,10 +294,12 @@ class PostgresStore:
                              sum(map(len, analysed)) - terms_removed)
             conn.execute(
                 "INSERT INTO documents (doc_id, title, source, published, url, path, text, content_hash, n_chunks,"
-                " embed_model) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                " embed_model, author) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
                 (article.doc_id, article.title, article.source, published, article.url, article.path,
-                 article.text, fingerprint, len(chunks), embed_model),
+                 article.text, fingerprint, len(chunks), embed_model, article.author),
             )
+            if signature is not None:
+                conn.execute("INSERT INTO signatures (doc_id, signature) VALUES (%s, %s)", (article.doc_id, signature))
             with conn.cursor() as cur:
                 cur.executemany(
                     'INSERT INTO chunks (chunk_id, doc_id, idx, start, "end", source_key, day, n_terms, terms)'
@@ -295,9 +320,11 @@ class PostgresStore:
             conn.execute("DELETE FROM pending WHERE doc_id=%s", (article.doc_id,))
 
     def delete(self, doc_id: str) -> bool:
-        """Remove an article and everything derived from it; False when it was not there."""
+        """Remove an article and everything derived from it, the copies recorded for it included; False when
+        it was not there."""
         with self.db.connection() as conn:
             docs_removed, chunks_removed, terms_removed = self._delete(conn, doc_id)
+            conn.execute("DELETE FROM copies WHERE doc_id=%s", (doc_id,))
             conn.execute("DELETE FROM pending WHERE doc_id=%s", (doc_id,))
             if docs_removed:
                 self._add_counts(conn, -docs_removed, -chunks_removed, -terms_removed)
@@ -316,6 +343,7 @@ class PostgresStore:
         docs = conn.execute("DELETE FROM documents WHERE doc_id=%s", (doc_id,)).rowcount
         removed = conn.execute("DELETE FROM chunks WHERE doc_id=%s", (doc_id,)).rowcount
         conn.execute("DELETE FROM spans WHERE doc_id=%s", (doc_id,))
+        conn.execute("DELETE FROM signatures WHERE doc_id=%s", (doc_id,))
         return docs, removed, n_terms
 
     @staticmethod
@@ -335,7 +363,7 @@ class PostgresStore:
     def reset(self) -> None:
         """Delete every article (the index is being rebuilt, e.g. for another embedding model)."""
         with self.db.connection() as conn:
-            conn.execute("TRUNCATE documents, chunks, spans, pending, term_df")
+            conn.execute("TRUNCATE documents, chunks, spans, pending, term_df, signatures, copies")
             conn.execute("UPDATE meta SET value='0' WHERE key IN ('documents', 'chunks', 'terms')")
 
     def close_thread(self) -> None:
@@ -360,11 +388,73 @@ class PostgresStore:
             ).fetchall()
 
     def get_document(self, doc_id: str) -> dict | None:
+        """One article with its metadata and `also_at`, the copies recorded for it (oldest first)."""
         with self.db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            return cur.execute(
-                "SELECT doc_id, title, source, published, url, text, n_chunks, indexed_at FROM documents"
+            row = cur.execute(
+                "SELECT doc_id, title, source, published, url, author, text, n_chunks, indexed_at FROM documents"
                 " WHERE doc_id=%s", (doc_id,),
             ).fetchone()
+            if row is None:
+                return None
+            copies = cur.execute("SELECT url, source, published FROM copies WHERE doc_id=%s ORDER BY seq",
+                                 (doc_id,)).fetchall()
+        return {**row, "also_at": copies}
+
+    # ---- syndicated copies --------------------------------------------------------------------------------
+
+    def signatures(self) -> list[tuple[str, bytes]]:
+        """Every indexed article's text signature."""
+        with self.db.connection() as conn:
+            return [(r[0], bytes(r[1])) for r in conn.execute("SELECT doc_id, signature FROM signatures")]
+
+    def signature_rows(self) -> dict[str, int]:
+        """Each signature's sequence number, new whenever the article is written again (to reload only those)."""
+        with self.db.connection() as conn:
+            return dict(conn.execute("SELECT doc_id, seq FROM signatures").fetchall())
+
+    def get_signatures(self, doc_ids: Iterable[str]) -> dict[str, bytes]:
+        ids = list(doc_ids)
+        if not ids:
+            return {}
+        with self.db.connection() as conn:
+            rows = conn.execute("SELECT doc_id, signature FROM signatures WHERE doc_id = ANY(%s)", (ids,))
+            return {r[0]: bytes(r[1]) for r in rows}
+
+    def put_signature(self, doc_id: str, data: bytes) -> None:
+        """Store the signature of an article indexed before signatures were kept."""
+        with self.db.connection() as conn:
+            conn.execute(
+                "INSERT INTO signatures (doc_id, signature) SELECT %s, %s WHERE EXISTS (SELECT 1 FROM documents"
+                " WHERE doc_id=%s) ON CONFLICT (doc_id) DO UPDATE SET signature=EXCLUDED.signature, seq=DEFAULT",
+                (doc_id, data, doc_id),
+            )
+
+    def add_copies(self, copies: list[tuple[str, str, str | None, str | None, str]]) -> int:
+        """Record copies as (kept doc id, url, source, published, copy's doc id), for kept articles that are
+        still indexed (one transaction); returns how many were recorded."""
+        recorded = 0
+        with self.db.connection() as conn:
+            for kept, url, source, published, copy_id in copies:
+                recorded += conn.execute(
+                    "INSERT INTO copies (doc_id, url, source, published, copy_id) SELECT %s, %s, %s, %s, %s"
+                    " WHERE EXISTS (SELECT 1 FROM documents WHERE doc_id=%s) ON CONFLICT (doc_id, url) DO UPDATE"
+                    " SET source=EXCLUDED.source, published=EXCLUDED.published, copy_id=EXCLUDED.copy_id,"
+                    " seq=DEFAULT",
+                    (kept, url, source, published, copy_id, kept),
+                ).rowcount
+        return recorded
+
+    def copies_of(self, doc_ids: Iterable[str]) -> dict[str, list[dict]]:
+        """`also_at` of several articles at once (for citations)."""
+        ids = list(dict.fromkeys(doc_ids))
+        if not ids:
+            return {}
+        found: dict[str, list[dict]] = {}
+        with self.db.connection() as conn:
+            for r in conn.execute("SELECT doc_id, url, source, published FROM copies WHERE doc_id = ANY(%s)"
+                                  " ORDER BY seq", (ids,)):
+                found.setdefault(r[0], []).append({"url": r[1], "source": r[2], "published": r[3]})
+        return found
 
     def get_chunks(self, chunk_ids: Iterable[str]) -> dict[str, StoredChunk]:
         """Chunks with their text and article metadata, for the ids that still exist."""
