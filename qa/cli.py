@@ -303,6 +303,31 @@ def serve(
                 timeout_worker_healthcheck=30)
 
 
+db_app = typer.Typer(no_args_is_help=True, help="The PostgreSQL store (QA_DATABASE_URL): schema migrations.")
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the schema migrations the database lacks (every process also does this at start, under a lock)."""
+    settings = _settings()
+    if settings.database_url is None:
+        raise _fail("QA_DATABASE_URL is not set: the embedded SQLite store needs no migrations", 2)
+    from qa.store.postgres import MIGRATIONS, PostgresDatabase
+
+    try:
+        database = PostgresDatabase(settings.database_url.get_secret_value(), migrate=False)
+        try:
+            applied = database.migrate()
+            version = database.schema_version()
+        finally:
+            database.close()
+    except QAError as exc:
+        raise _fail(str(exc)) from None
+    shown = ", ".join(f"{v} ({name})" for v, name, _ in MIGRATIONS if v in applied)
+    out.print(f"schema version {version}; " + (f"applied {shown}" if applied else "already up to date"))
+
+
 from eval.command import eval_command  # noqa: E402 - registered last, the module imports lazily
 
 app.command("eval")(eval_command)

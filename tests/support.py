@@ -95,12 +95,21 @@ def chroma_server(path: Path, port: int | None = None) -> Iterator[tuple[str, su
         stop(proc)
 
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+def _pg_bin() -> Path:
+    """The newest PostgreSQL server binaries of the Debian packages (postgresql-NN), or QA_TEST_PG_BIN."""
+    if os.environ.get("QA_TEST_PG_BIN"):
+        return Path(os.environ["QA_TEST_PG_BIN"])
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 
 
 class PostgresServer:
-    """A throwaway PostgreSQL 15 cluster (Debian's binaries) on 127.0.0.1, run as the `postgres` user when
-    the tests run as root (PostgreSQL refuses to run as root). Stoppable and restartable on the same port."""
+    """A throwaway PostgreSQL cluster (Debian's binaries) on 127.0.0.1, run as the `postgres` user when the
+    tests run as root (PostgreSQL refuses to run as root), without fsync (a test server: speed over
+    durability). Stoppable and restartable on the same port."""
 
     def __init__(self) -> None:
         import tempfile
@@ -127,18 +136,19 @@ class PostgresServer:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
 
     def start(self) -> None:
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200"
+                   " -c fsync=off -c synchronous_commit=off -c full_page_writes=off")
         self._run(PG_BIN / "pg_ctl", "-D", self.data, "-l", self.root / "server.log", "-o", options, "-w", "start")
 
     def stop(self, mode: str = "fast") -> None:
         self._run(PG_BIN / "pg_ctl", "-D", self.data, "-m", mode, "-w", "stop")
 
-    def create_database(self, name: str) -> str:
-        """A new empty database; returns its URL."""
+    def create_database(self, name: str, template: str = "template0") -> str:
+        """A new database, a copy of `template` (file-level copy: milliseconds); returns its URL."""
         import psycopg
 
         with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
         return self.url(name)
 
     def close(self) -> None:

@@ -1,7 +1,10 @@
-"""The PostgreSQL store (QA_DATABASE_URL) against a real PostgreSQL 15 started here: the same store tests as
-the SQLite store (parametrized over both), its migrations and writer lock, and three stateless `qa serve`
-replicas on PostgreSQL + a `chroma run` server: ingest, ask, upload, list, delete and a conversation across
-them; PostgreSQL stopped and restarted under them; two replicas writing one document id at once."""
+"""The PostgreSQL store (QA_DATABASE_URL) against a real PostgreSQL started here (Debian's package, one server
+for the session, a database per test copied from a migrated template): the same store tests as the SQLite store
+(parametrized over both: documents, keyword ranking, copies, crash repair, conversations with owners, jobs,
+ingest progress, the client-token key), migrations and the writer lock; then three stateless `qa serve` replicas
+on PostgreSQL + a `chroma run` server, each with its own empty data folder: ingest, ask, upload, list, delete,
+a conversation and an ingest job across them; two replicas writing one document id at once; `kill -9` mid
+ingest; PostgreSQL stopped and restarted under them (last: it stops the session's server)."""
 
 from __future__ import annotations
 
@@ -22,62 +25,71 @@ import httpx
 import numpy as np
 import pytest
 
-from qa.errors import StoreUnavailable
+from api.clients import ClientTokens
+from qa.conversations import Turn
+from qa.errors import NotFound, StoreUnavailable
 from qa.retrieval.filters import Filters, sql_where
 from qa.service import Service, build_service
 from tests.conftest import make_settings
 from tests.reliability_support import assert_consistent, write_corpus
-from tests.support import ROOT, SEEDS, PostgresServer, api_server, chroma_server, postgres_available, qa_env
+from tests.support import ROOT, PostgresServer, api_server, chroma_server, postgres_available, qa_env
+from tests.web_server import WebServer
 
-pytestmark = [pytest.mark.server, pytest.mark.timeout(1800),
-              pytest.mark.skipif(not postgres_available(), reason="PostgreSQL 15 binaries are not installed")]
+pytestmark = [pytest.mark.server, pytest.mark.timeout(600),
+              pytest.mark.skipif(not postgres_available(), reason="PostgreSQL server binaries are not installed")]
 
 MISSILES = "How many Tomahawk missiles did the US fire at the Shayrat Airbase?"
 MISSILES_DOC = "000_9a3c7f577db017be"
 EVAL_DATA = ROOT / "eval" / "data"
+TEMPLATE = "qa_template"
 _databases = itertools.count()
+
+
+def _poll(check: Callable[[], object], timeout: float, what: str, every: float = 0.05) -> object:
+    """check() until it returns something true; fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        assert time.monotonic() < deadline, what
+        time.sleep(every)
+    return result
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
+    """One server for the session, with a template database already migrated (copied per test)."""
+    from qa.store.postgres import PostgresDatabase
+
     server = PostgresServer()
     server.start()
     try:
+        database = PostgresDatabase(server.create_database(TEMPLATE))
+        database.close()  # a template must have no open connections to be copied
         yield server
     finally:
         server.close()
 
 
-def fresh_database(postgres: PostgresServer) -> str:
-    return postgres.create_database(f"qa_test_{next(_databases)}")
-
-
-def _settings(backend: str, data_dir: Path, request: pytest.FixtureRequest, **overrides: object):
-    if backend == "postgres":
-        overrides["database_url"] = fresh_database(request.getfixturevalue("postgres"))
-    return make_settings(data_dir, **overrides)
+def fresh_database(postgres: PostgresServer, template: str = TEMPLATE) -> str:
+    return postgres.create_database(f"qa_test_{next(_databases)}", template)
 
 
 @pytest.fixture(scope="module")
-def seeded_pair(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer) -> dict[str, Service]:
-    """The seeds indexed once in each store (read-only)."""
-    services = {}
-    for backend in ("sqlite", "postgres"):
-        data_dir = tmp_path_factory.mktemp(f"seeded-{backend}") / "data"
-        overrides = {"database_url": fresh_database(postgres)} if backend == "postgres" else {}
-        service = build_service(make_settings(data_dir, **overrides))
-        report = service.ingest_paths([SEEDS])
-        assert len(report.added) == 5 and not report.failed
-        services[backend] = service
-    return services
+def seeded_pair(pipeline: Service, tmp_path_factory: pytest.TempPathFactory,
+                postgres: PostgresServer) -> dict[str, Service]:
+    """The seeds indexed in each store (read-only): the session's SQLite pipeline, and one on PostgreSQL."""
+    data_dir = tmp_path_factory.mktemp("seeded-postgres") / "data"
+    service = build_service(make_settings(data_dir, database_url=fresh_database(postgres)))
+    report = service.ingest_paths([ROOT / "seeds"])
+    assert len(report.added) == 5 and not report.failed
+    return {"sqlite": pipeline, "postgres": service}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Service]:
     """A new empty store of each kind: call (with setting overrides) for a service on it; call again for a
-    second process's view of the same store."""
-    backend = request.param
-    url = fresh_database(request.getfixturevalue("postgres")) if backend == "postgres" else None
+    second process's view of the same stores. Both share one data folder, for the embedded Chroma (the
+    replicas below have folders of their own and a Chroma server); on PostgreSQL nothing else may land there."""
+    url = fresh_database(request.getfixturevalue("postgres")) if request.param == "postgres" else None
 
     def make(**overrides: object) -> Service:
         if url:
@@ -119,17 +131,22 @@ def test_keyword_search_ranks_exactly_as_the_embedded_store(seeded_pair: dict[st
 def test_same_documents_chunks_and_reads(seeded_pair: dict[str, Service]) -> None:
     sqlite, postgres = seeded_pair["sqlite"].docs, seeded_pair["postgres"].docs
     assert postgres.count() == sqlite.count()
-    strip = [{k: v for k, v in d.items() if k != "indexed_at"} for d in sqlite.list_documents()]
-    assert [{k: v for k, v in d.items() if k != "indexed_at"} for d in postgres.list_documents()] == strip
+
+    def without_time(rows: list[dict]) -> list[dict]:
+        return [{k: v for k, v in d.items() if k != "indexed_at"} for d in rows]
+
+    assert without_time(postgres.list_documents()) == without_time(sqlite.list_documents())
+    assert without_time([postgres.get_document(MISSILES_DOC)]) == without_time([sqlite.get_document(MISSILES_DOC)])
     ids = sorted(sqlite.chunk_ids(MISSILES_DOC))
     assert sorted(postgres.chunk_ids(MISSILES_DOC)) == ids
     assert postgres.get_chunks(ids) == sqlite.get_chunks(ids)
-    document = postgres.get_document(MISSILES_DOC)
-    assert document is not None and document["text"] == sqlite.get_document(MISSILES_DOC)["text"]
     spans = sqlite.spans_in("sentence", MISSILES_DOC, 0, 10_000)
     got = postgres.spans_in("sentence", MISSILES_DOC, 0, 10_000)
     assert [(s, e) for s, e, _ in got] == [(s, e) for s, e, _ in spans] and spans
     assert all(np.array_equal(a[2], b[2]) for a, b in zip(got, spans, strict=True))
+    assert set(postgres.signature_rows()) == set(sqlite.signature_rows()) == {d["doc_id"] for d in
+                                                                              sqlite.list_documents()}
+    assert dict(postgres.signatures()) == dict(sqlite.signatures())
     answer = seeded_pair["postgres"].ask(MISSILES)
     assert not answer.refused and "59" in answer.answer and answer.citations[0].doc_id == MISSILES_DOC
 
@@ -142,30 +159,40 @@ ARTICLE = ("Title: Harbour {n}\nSource: Gazette\nDate: 2017-05-0{n}\n\nThe harbo
            "Monday after the storm. Officials said {fact} ships were waiting outside. The mayor thanked the crews.")
 
 
-def test_put_replace_delete_keep_counts_and_index_in_step(fresh: Callable[..., Service]) -> None:
+def _harbours(service: Service, facts: dict[int, object]) -> None:
+    report = service.ingest_files([f for n, fact in facts.items()
+                                   for f in _upload(f"harbour{n}.txt", ARTICLE.format(n=n, fact=fact))])
+    assert not report.failed, report.failed
+
+
+def test_put_replace_delete_copies_keep_counts_and_index_in_step(fresh: Callable[..., Service]) -> None:
     service = fresh()
-    files = [f for n in (1, 2, 3) for f in _upload(f"harbour{n}.txt", ARTICLE.format(n=n, fact=10 + n))]
-    report = service.ingest_files(files)
-    assert len(report.added) == 3
+    _harbours(service, {1: 11, 2: 12, 3: 13})
     docs, chunks = service.docs.count()
     assert docs == 3 and chunks >= 3
     assert_consistent(service)
-    hits = service.docs.keyword_search("harbour Quellstadt ships", 5)
-    assert len(hits) == 3
+    assert len(service.docs.keyword_search("harbour Quellstadt ships", 5)) == 3
+    copy = ("harbour2", "https://example.org/harbour", "Courier", "2017-05-03", "courier-harbour")
+    assert service.docs.add_copies([copy, ("gone", "https://x.org/", None, None, "x")]) == 1
+    assert service.docs.copies_of(["harbour2", "harbour1"]) == {
+        "harbour2": [{"url": copy[1], "source": "Courier", "published": "2017-05-03"}]}
 
-    old = service.docs.chunk_ids("harbour2")
-    replaced = service.ingest_files(_upload("harbour2.txt", ARTICLE.format(n=2, fact="sevenhundred")))
-    assert replaced.replaced == ["harbour2"]
+    old, rows = service.docs.chunk_ids("harbour2"), service.docs.signature_rows()
+    _harbours(service, {2: "sevenhundred"})
     assert not old & service.docs.chunk_ids("harbour2")
     assert service.docs.count()[0] == 3
+    assert service.docs.signature_rows()["harbour2"] != rows["harbour2"]  # a rewrite is seen as a change
+    assert service.docs.signature_rows()["harbour1"] == rows["harbour1"]
+    assert service.docs.get_document("harbour2")["also_at"][0]["url"] == copy[1]  # copies survive a replace
     assert {c for c, _ in service.docs.keyword_search("sevenhundred", 5)} == service.docs.chunk_ids("harbour2")
     assert_consistent(service)
 
     other = fresh()  # another process on the same store sees the same
     assert other.docs.count() == service.docs.count()
-    assert other.delete("harbour1") is None
-    assert service.docs.count()[0] == 2 and service.docs.get_document("harbour1") is None
-    assert not any(c.startswith("harbour1:") for c, _ in service.docs.keyword_search("harbour", 10))
+    other.delete("harbour2")
+    assert service.docs.count()[0] == 2 and service.docs.get_document("harbour2") is None
+    assert service.docs.copies_of(["harbour2"]) == {} and "harbour2" not in service.docs.signature_rows()
+    assert not any(c.startswith("harbour2:") for c, _ in service.docs.keyword_search("harbour", 10))
     assert_consistent(service)
     if hasattr(service.docs, "db"):  # the document frequencies BM25 reads are those of the chunks left
         with service.docs.db.connection() as conn:
@@ -177,110 +204,182 @@ def test_put_replace_delete_keep_counts_and_index_in_step(fresh: Callable[..., S
     assert service.docs.count() == (0, 0) and service.docs.keyword_search("harbour", 5) == []
 
 
-@pytest.mark.parametrize("operation", ["replace", "delete"])
-def test_crash_between_chroma_delete_and_sql_commit_is_repaired(fresh: Callable[..., Service], operation: str) -> None:
-    """The crash window of tests/test_crash.py, on both stores: Chroma lost vectors the SQL store still lists."""
+def test_crash_between_chroma_delete_and_sql_commit_is_repaired(fresh: Callable[..., Service]) -> None:
+    """The crash window of tests/test_crash.py, on both stores: Chroma lost the vectors of an article being
+    replaced (harbour2, a stray new vector written) and of one being deleted (harbour3)."""
     service = fresh()
-    service.ingest_files([f for n in (1, 2, 3) for f in _upload(f"harbour{n}.txt", ARTICLE.format(n=n, fact=n))])
-    doc_id = "harbour2"
+    _harbours(service, {1: 1, 2: 2, 3: 3})
     before = assert_consistent(service)
-    service.docs.mark_pending(doc_id)
-    service.indexer.store.delete_doc(doc_id)
-    if operation == "replace":
-        vector = np.ones((1, 384), dtype=np.float32) / np.sqrt(384)
-        service.indexer.store.upsert([f"{doc_id}:0123456789:0"], vector, [{"doc_id": doc_id, "idx": 0}])
+    for doc_id in ("harbour2", "harbour3"):
+        service.docs.mark_pending(doc_id)
+        service.indexer.store.delete_doc(doc_id)
+    vector = np.ones((1, 384), dtype=np.float32) / np.sqrt(384)
+    service.indexer.store.upsert(["harbour2:0123456789:0"], vector, [{"doc_id": "harbour2", "idx": 0}])
     restarted = fresh()
-    assert restarted.docs.pending() == [doc_id]
+    assert sorted(restarted.docs.pending()) == ["harbour2", "harbour3"]
     restarted.startup()
     after = assert_consistent(restarted)
     assert set(after.chroma_chunks) == set(before.chroma_chunks)
 
 
+def test_conversations_jobs_progress_and_token_key_are_shared(fresh: Callable[..., Service]) -> None:
+    """What a second process (on PostgreSQL: a replica with its own data folder) must see of the first's."""
+    a, b = fresh(history_turns=2), fresh(history_turns=2)
+    # conversations: ids issued by the store, owned by the client that started them
+    first = a.conversations.resolve_id(None, "alice")
+    a.conversations.add(first, Turn("Who did  Trump\nfire?", "Who did Trump fire?", "Comey."), "alice")
+    assert b.conversations.resolve_id(first, "alice") == first
+    for conversation_id, client in ((first, "bob"), ("no-such-id", "alice")):
+        with pytest.raises(NotFound, match="no such conversation"):
+            b.conversations.resolve_id(conversation_id, client)
+    for n in range(3):
+        b.conversations.add(first, Turn(f"q{n}", f"s{n}", f"a{n}"), "alice")
+    assert [t.question for t in a.conversations.history(first)] == ["q1", "q2"]  # bounded to history_turns
+    second = b.conversations.resolve_id(None, "alice")
+    b.conversations.add(second, Turn("Later", "Later", "x"), "alice")
+    listed = a.conversations.list_for("alice")
+    assert [(c["id"], c["title"]) for c in listed] == [(second, "Later"), (first, "Who did Trump fire?")]
+    assert listed[0]["created"] >= listed[1]["created"] and a.conversations.list_for("bob") == []
+
+    # jobs: started by one process, polled through the other
+    release = threading.Event()
+
+    def work(update: Callable[[int, int | None], None]) -> dict:
+        update(1, 2)
+        assert release.wait(30)
+        return {"added": ["x"]}
+
+    job_id = a.jobs.create("ingest-url")
+    thread = a.jobs.run(job_id, work, str)
+    running = _poll(lambda: (j := b.jobs.get(job_id)) and j["progress"]["done"] == 1 and j, 10, "no progress")
+    assert running["status"] == "running" and running["progress"] == {"done": 1, "total": 2}
+    release.set()
+    thread.join(30)
+    assert b.jobs.get(job_id)["status"] == "done" and b.jobs.get(job_id)["report"] == {"added": ["x"]}
+    failing = b.jobs.create("ingest-url")
+    b.jobs.run(failing, lambda _update: 1 / 0, lambda exc: "it failed").join(30)
+    assert a.jobs.get(failing)["status"] == "failed" and a.jobs.get(failing)["error"] == "it failed"
+    assert a.jobs.get("nope") is None
+
+    # the running ingest's progress, shown by the other's /health
+    assert b.health().ingest is None
+    with a.indexer._writer():
+        a.indexer.progress.update("harbour9", 3, 10, force=True)
+        shown = b.health().ingest
+        assert shown is not None and (shown.document, shown.done, shown.total) == ("harbour9", 3, 10)
+    assert b.health().ingest is None
+
+    # the client-token key: a token one process issued is valid at the other
+    key = a.client_key()
+    assert len(key) == 32 and b.client_key() == key
+    assert ClientTokens(b.client_key()).valid(ClientTokens(key).issue())
+    if a.settings.database_url:  # all of it lives in the database, none in the data folder
+        assert sorted(p.name for p in a.settings.data_dir.iterdir()) == ["chroma"]
+
+
 # ---- migrations and the writer lock ----------------------------------------------------------------------
 
 
-def test_migrations_run_once_under_concurrent_starts_and_a_newer_schema_is_refused(postgres: PostgresServer) -> None:
-    from qa.store.postgres import MIGRATIONS, PostgresDatabase
+def test_migrations_run_once_upgrade_a_database_in_use_and_refuse_a_newer_one(postgres: PostgresServer) -> None:
+    from qa.store.postgres import MIGRATIONS, PostgresDatabase, PostgresStore
 
-    url = fresh_database(postgres)
+    url = fresh_database(postgres, "template0")
     applied: list[list[int]] = []
     errors: list[BaseException] = []
 
-    def start() -> None:
+    def start(migrations: list) -> None:
         try:
             database = PostgresDatabase(url, migrate=False)
-            applied.append(database.migrate())
+            applied.append(database.migrate(migrations))
             database.close()
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=start) for _ in range(4)]
+    threads = [threading.Thread(target=start, args=(MIGRATIONS[:1],)) for _ in range(4)]  # the first release
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert not errors
-    assert sorted(map(len, applied)) == [0, 0, 0, len(MIGRATIONS)]  # one process migrated, three found it done
-    database = PostgresDatabase(url)
+    assert not errors and sorted(applied) == [[], [], [], [1]]  # one process migrated, three found it done
+    old = PostgresDatabase(url, migrate=False)
+    with old.connection() as conn:  # a document written by the first release
+        conn.execute("INSERT INTO documents (doc_id, title, text, content_hash, n_chunks, embed_model)"
+                     " VALUES ('old', 'Old', 'Old text.', 'h', 0, 'm')")
+        conn.execute("INSERT INTO turns (conversation_id, idx, question, standalone, answer)"
+                     " VALUES ('c', 0, 'q', 's', 'a')")
+    database = PostgresDatabase(url)  # the new release, started while the old one still runs
     assert database.schema_version() == MIGRATIONS[-1][0]
+    document = PostgresStore(database).get_document("old")
+    assert document is not None and document["author"] is None and document["also_at"] == []
+    with old.connection() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM turns").fetchone()[0] == 1
+    old.close()
+    from typer.testing import CliRunner
+
+    from qa.cli import app
+
+    result = CliRunner().invoke(app, ["db", "upgrade"], env={"QA_DATABASE_URL": url})
+    assert result.exit_code == 0 and "already up to date" in result.output, result.output
     with database.connection() as conn:
         conn.execute("INSERT INTO schema_migrations (version, name) VALUES (999, 'from a newer release')")
     with pytest.raises(StoreUnavailable, match="newer than this release"):
         PostgresDatabase(url)
+    result = CliRunner().invoke(app, ["db", "upgrade"], env={"QA_DATABASE_URL": url})
+    assert result.exit_code == 1 and "newer than this release" in result.output
     database.close()
+
+
+HOLDER = """
+import sys
+from qa.indexing.progress import PostgresProgress
+from qa.store.postgres import AdvisoryLock, PostgresDatabase
+lock = AdvisoryLock(sys.argv[1])
+with lock.hold():
+    PostgresProgress(PostgresDatabase(sys.argv[1]), lock.key).update("held-doc", 1, 9, force=True)
+    print("held", flush=True)
+    sys.stdin.read()
+"""
 
 
 def test_writer_lock_is_held_across_processes_and_freed_by_kill_9(postgres: PostgresServer) -> None:
     import psycopg
 
-    from qa.store.postgres import INGEST_LOCK, AdvisoryLock
+    from qa.indexing.progress import PostgresProgress
+    from qa.store.postgres import INGEST_LOCK, AdvisoryLock, PostgresDatabase
 
     url = fresh_database(postgres)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom qa.store.postgres import AdvisoryLock\n"
-         f"with AdvisoryLock({url!r}).hold():\n    print('held', flush=True)\n    time.sleep(120)"],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
-    )
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, url], cwd=ROOT, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    database = PostgresDatabase(url)
+    progress = PostgresProgress(database, INGEST_LOCK)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert progress.read()["document"] == "held-doc"  # type: ignore[index]
         with psycopg.connect(url, autocommit=True) as conn:
             assert conn.execute("SELECT pg_try_advisory_lock(%s)", (INGEST_LOCK,)).fetchone()[0] is False
             holder.send_signal(signal.SIGKILL)
             holder.wait(timeout=30)
-            deadline = time.monotonic() + 10
-            while not conn.execute("SELECT pg_try_advisory_lock(%s)", (INGEST_LOCK,)).fetchone()[0]:
-                assert time.monotonic() < deadline, "the killed holder's lock was never released"
-                time.sleep(0.1)
+            _poll(lambda: conn.execute("SELECT pg_try_advisory_lock(%s)", (INGEST_LOCK,)).fetchone()[0], 10,
+                  "the killed holder's lock was never released")
             conn.execute("SELECT pg_advisory_unlock(%s)", (INGEST_LOCK,))
-        order: list[str] = []
+        assert progress.read() is None  # the dead holder's row no longer shows
         lock = AdvisoryLock(url)
+        entered = threading.Event()
 
-        def writer(name: str) -> None:
+        def second() -> None:
             with lock.hold():
-                order.append(f"{name} in")
-                time.sleep(0.3)
-                order.append(f"{name} out")
+                entered.set()
 
-        threads = [threading.Thread(target=writer, args=(n,)) for n in "ab"]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert order in (["a in", "a out", "b in", "b out"], ["b in", "b out", "a in", "a out"])
+        with lock.hold():
+            waiter = threading.Thread(target=second)
+            waiter.start()
+            assert not entered.wait(0.3)  # blocked while this thread holds it
+        assert entered.wait(10)
+        waiter.join()
     finally:
+        database.close()
         if holder.poll() is None:
             holder.kill()
-
-
-def test_a_shared_key_is_the_same_for_every_process(postgres: PostgresServer) -> None:
-    from qa.store.postgres import PostgresDatabase
-
-    url = fresh_database(postgres)
-    first, second = PostgresDatabase(url), PostgresDatabase(url)
-    key = first.shared_key("client-tokens")
-    assert len(key) == 32 and second.shared_key("client-tokens") == key != first.shared_key("other")
-    first.close()
-    second.close()
 
 
 def test_unreachable_database_is_a_clear_503(tmp_path: Path) -> None:
@@ -292,7 +391,8 @@ def test_unreachable_database_is_a_clear_503(tmp_path: Path) -> None:
 
 
 class Replicas:
-    """`chroma run` + three `qa serve` on one PostgreSQL database, each with its own empty data folder."""
+    """`chroma run` + three `qa serve` on one PostgreSQL database, each with its own empty data folder, and
+    a web server on 127.0.0.1 for URL ingests."""
 
     def __init__(self, root: Path, postgres: PostgresServer) -> None:
         self.root, self.postgres = root, postgres
@@ -300,16 +400,17 @@ class Replicas:
         self._stack = ExitStack()
         self.urls: list[str] = []
         self.chroma = ""
+        self.web = self._stack.enter_context(WebServer())
 
     def start(self) -> None:
         self.chroma, _ = self._stack.enter_context(chroma_server(self.root / "chroma"))
-        env = {"QA_CHROMA_URL": self.chroma, "QA_DATABASE_URL": self.database}
+        env = {"QA_CHROMA_URL": self.chroma, "QA_DATABASE_URL": self.database, "QA_FETCH_ALLOW_PRIVATE": "true"}
         servers = []
         for name in "abc":
             folder = self.root / name / "data"
             folder.mkdir(parents=True)
-            servers.append(api_server(folder, startup_timeout=900, **env))
-        with ThreadPoolExecutor(3) as pool:  # started together, as replicas are: they migrate once between them
+            servers.append(api_server(folder, startup_timeout=300, **env))
+        with ThreadPoolExecutor(3) as pool:  # started together, as replicas are
             self.urls = list(pool.map(lambda server: server.__enter__(), servers))
         for server in servers:
             self._stack.push(server)
@@ -341,26 +442,28 @@ def replicas(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer)
         servers.stop()
 
 
-def _ask(url: str, question: str, conversation_id: str | None = None) -> dict:
+def _ask(url: str, question: str, conversation_id: str | None = None, token: str | None = None) -> httpx.Response:
     body = {"question": question, **({"conversation_id": conversation_id} if conversation_id else {})}
-    response = httpx.post(f"{url}/ask", json=body, timeout=60)
+    return httpx.post(f"{url}/ask", json=body, headers={"X-QA-Client": token} if token else {}, timeout=60)
+
+
+def _answer(url: str, question: str) -> dict:
+    response = _ask(url, question)
     assert response.status_code == 200, response.text
     return response.json()
 
 
-def test_replicas_share_one_corpus_and_conversations(replicas: Replicas) -> None:
+def test_replicas_share_one_corpus_conversations_and_jobs(replicas: Replicas) -> None:
     a, b, c = replicas.urls
-    files = [("files", (p.name, p.read_bytes(), "text/plain")) for p in sorted(SEEDS.glob("*.txt"))]
+    files = [("files", (p.name, p.read_bytes(), "text/plain")) for p in sorted((ROOT / "seeds").glob("*.txt"))]
     response = httpx.post(f"{a}/documents", files=files, timeout=300)
     assert response.status_code == 201, response.text
     for url in (b, c):
         health = httpx.get(f"{url}/health", timeout=30).json()
         assert health["status"] == "ok" and health["documents"] == 5 and health["vectors"] == health["chunks"]
-        result = _ask(url, MISSILES)
+        result = _answer(url, MISSILES)
         assert not result["refused"] and "59" in result["answer"] and result["citations"][0]["doc_id"] == MISSILES_DOC
         assert any("bm25" in p["ranks"] for p in result["passages"])
-    for name in "abc":  # nothing of the store lives in a replica's data folder
-        assert not list((replicas.root / name / "data").glob("*.sqlite"))
 
     text = ARTICLE.format(n=4, fact="ninetyseven")
     response = httpx.post(f"{b}/documents", files=[("files", ("harbour.txt", text.encode(), "text/plain"))],
@@ -368,39 +471,53 @@ def test_replicas_share_one_corpus_and_conversations(replicas: Replicas) -> None
     assert response.status_code == 201, response.text
     listed = httpx.get(f"{a}/documents", timeout=30).json()
     assert "harbour" in {d["doc_id"] for d in listed["documents"]}
-    passages = _ask(c, "How many ships were waiting outside the harbour of Quellstadt?")["passages"]
+    passages = _answer(c, "How many ships were waiting outside the harbour of Quellstadt?")["passages"]
     assert passages[0]["doc_id"] == "harbour" and "ninetyseven" in passages[0]["text"]
 
+    # a conversation moves between replicas with its client token (issued by A, accepted by B and C)
     first = _ask(a, "Who did Trump fire?")
-    conversation = first["conversation_id"]
-    follow_up = _ask(b, "What was he investigating?", conversation)
-    assert "Trump" in follow_up["standalone_question"], follow_up["standalone_question"]
-    third = _ask(c, "When did that happen?", conversation)
-    assert third["standalone_question"] != "When did that happen?"
+    token, conversation = first.headers["x-qa-client"], first.json()["conversation_id"]
+    follow_up = _ask(b, "What was he investigating?", conversation, token)
+    assert follow_up.status_code == 200 and "x-qa-client" not in follow_up.headers  # B took A's token
+    assert "Trump" in follow_up.json()["standalone_question"], follow_up.json()["standalone_question"]
+    third = _ask(c, "When did that happen?", conversation, token)
+    assert third.status_code == 200 and third.json()["standalone_question"] != "When did that happen?"
+    stranger = _ask(c, "What was he investigating?", conversation)  # no token: a new client
+    assert stranger.status_code == 404 and stranger.json() == {"error": "no such conversation"}
+
+    # an ingest job started through A is followed through B
+    page = replicas.web.url("/ledger/2026/02/27/council-budget.html")
+    started = httpx.post(f"{a}/documents/ingest-url", json={"urls": [page]}, timeout=60)
+    assert started.status_code == 202, started.text
+    job_url = f"{b}/jobs/{started.json()['job_id']}"
+    job = _poll(lambda: (j := httpx.get(job_url, timeout=30).json())["status"] != "running" and j, 120,
+                "the job never finished", every=0.1)
+    assert job["status"] == "done" and len(job["report"]["added"]) == 1, job  # type: ignore[index]
+    added = job["report"]["added"][0]  # type: ignore[index]
+    assert httpx.get(f"{c}/documents/{added}", timeout=30).status_code == 200
 
     assert httpx.delete(f"{c}/documents/{MISSILES_DOC}", timeout=60).status_code == 200
     for url in (a, b):
         assert httpx.get(f"{url}/documents/{MISSILES_DOC}", timeout=30).status_code == 404
-        assert MISSILES_DOC not in {p["doc_id"] for p in _ask(url, MISSILES)["passages"]}
+        assert MISSILES_DOC not in {p["doc_id"] for p in _answer(url, MISSILES)["passages"]}
     assert replicas.chroma_ids(MISSILES_DOC) == set()
+    for name in "abc":  # nothing of the store lives in a replica's data folder
+        assert not list((replicas.root / name / "data").glob("*.sqlite*"))
+        assert not (replicas.root / name / "data" / "client.key").exists()
 
 
 def test_two_replicas_writing_one_document_id_leave_one_version(replicas: Replicas) -> None:
     a, b, _ = replicas.urls
-    for round_ in range(3):
+    for round_ in range(2):
         texts = {url: ARTICLE.format(n=5, fact=f"round{round_}{side}") for url, side in ((a, "left"), (b, "right"))}
-        results: dict[str, httpx.Response] = {}
 
-        def upload(url: str, text: str, results: dict[str, httpx.Response] = results) -> None:
-            files = [("files", ("contested.txt", text.encode(), "text/plain"))]
-            results[url] = httpx.post(f"{url}/documents", files=files, timeout=120)
+        def upload(item: tuple[str, str]) -> httpx.Response:
+            files = [("files", ("contested.txt", item[1].encode(), "text/plain"))]
+            return httpx.post(f"{item[0]}/documents", files=files, timeout=120)
 
-        threads = [threading.Thread(target=upload, args=item) for item in texts.items()]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert all(r.status_code == 201 for r in results.values()), [r.text for r in results.values()]
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(upload, texts.items()))
+        assert all(r.status_code == 201 for r in results), [r.text for r in results]
         stored = httpx.get(f"{a}/documents/contested", timeout=30).json()["text"]
         assert (f"round{round_}left" in stored) != (f"round{round_}right" in stored)  # exactly one version
         sql = replicas.sql_ids("contested")
@@ -415,10 +532,10 @@ def test_kill_9_mid_ingest_leaves_nothing_half_visible(replicas: Replicas, tmp_p
     from qa.store.postgres import PostgresStore
 
     folder = tmp_path / "batch"
-    facts = write_corpus(folder, 24)
+    facts = write_corpus(folder, 16)
     database = fresh_database(replicas.postgres)
     env = qa_env(tmp_path / "data", QA_DATABASE_URL=database, QA_CHROMA_URL=replicas.chroma, QA_COLLECTION="crash")
-    cli = ("import qa.indexing.indexer; qa.indexing.indexer.EMBED_GROUP_TEXTS = 48; "
+    cli = ("import qa.indexing.indexer; qa.indexing.indexer.EMBED_GROUP_TEXTS = 8; "
            "from qa.cli import app; app(prog_name='qa')")
 
     def ingest() -> subprocess.Popen[str]:
@@ -426,38 +543,36 @@ def test_kill_9_mid_ingest_leaves_nothing_half_visible(replicas: Replicas, tmp_p
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def committed() -> int:
-        try:
-            with psycopg.connect(database) as conn:
-                return conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
-        except psycopg.Error:  # the schema is not there yet
-            return 0
+        with psycopg.connect(database) as conn:
+            return conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
 
     proc = ingest()
-    deadline = time.monotonic() + 600
-    while committed() < 6:
+    deadline = time.monotonic() + 300
+    while committed() < 3:
         assert proc.poll() is None, "ingest finished before the kill point; make the batch larger"
         assert time.monotonic() < deadline
-        time.sleep(0.02)
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     killed_at = committed()
-    assert 6 <= killed_at < 24
-    out, err = ingest().communicate(timeout=900)
+    assert 3 <= killed_at < 16
+    out, err = ingest().communicate(timeout=300)
     assert '"failed": []' in out, err
     service = build_service(make_settings(tmp_path / "data", database_url=database, chroma_url=replicas.chroma,
                                           collection="crash"))
     assert isinstance(service.docs, PostgresStore)
     state = assert_consistent(service, set(facts))
-    assert len(state.documents) == 24
+    assert len(state.documents) == 16
 
 
 def test_postgres_outage_is_a_503_and_replicas_recover_by_themselves(replicas: Replicas) -> None:
+    """Last in the file: it stops the session's PostgreSQL server (and starts it again)."""
     a, b, c = replicas.urls
-    _ask(a, "Who did Trump fire?")
+    assert _ask(a, "Who did Trump fire?").status_code == 200
     replicas.postgres.stop()
     try:
         for url in (a, b):
-            response = httpx.post(f"{url}/ask", json={"question": "Who did Trump fire?"}, timeout=60)
+            response = _ask(url, "Who did Trump fire?")
             assert response.status_code == 503, response.text
             assert "PostgreSQL" in response.json()["error"]
             health = httpx.get(f"{url}/health", timeout=60)
@@ -466,10 +581,8 @@ def test_postgres_outage_is_a_503_and_replicas_recover_by_themselves(replicas: R
         assert response.status_code == 503 and "error" in response.json()
     finally:
         replicas.postgres.start()
-    deadline = time.monotonic() + 30
     for url in (a, b, c):
-        while httpx.get(f"{url}/health", timeout=60).status_code != 200:
-            assert time.monotonic() < deadline, f"{url} did not recover"
-            time.sleep(0.2)
-        assert not _ask(url, "Who did Trump fire?")["refused"]
+        _poll(lambda url=url: httpx.get(f"{url}/health", timeout=60).status_code == 200, 30, f"{url} did not recover",
+              every=0.1)
+        assert not _answer(url, "Who did Trump fire?")["refused"]
     assert httpx.get(f"{c}/documents/harbour", timeout=30).status_code == 200  # the failed delete left it whole

@@ -145,7 +145,7 @@ class PostgresDatabase:
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise StoreUnavailable(UNAVAILABLE) from exc
 
-    def migrate(self) -> list[int]:
+    def migrate(self, migrations: list[tuple[int, str, str]] = MIGRATIONS) -> list[int]:
         """Apply the migrations this database lacks, under an advisory lock; returns the versions applied."""
         applied: list[int] = []
         with self.connection() as conn:
@@ -153,11 +153,11 @@ class PostgresDatabase:
             conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
                          " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
             done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
-            newest = max((v for v, _, _ in MIGRATIONS), default=0)
+            newest = max((v for v, _, _ in migrations), default=0)
             if done and max(done) > newest:
                 raise StoreUnavailable(f"the database schema is version {max(done)}, newer than this release "
                                        f"knows ({newest}); upgrade the API processes")
-            for version, name, sql in MIGRATIONS:
+            for version, name, sql in migrations:
                 if version not in done:
                     conn.execute(sql)  # type: ignore[arg-type]  # fixed text from this module
                     conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name))
