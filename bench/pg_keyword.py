@@ -6,7 +6,7 @@ corpus, real term statistics), the same rows written into both stores through th
     python -m bench.pg_keyword                      # eval comparison + latency at 100k chunks
     python -m bench.pg_keyword --chunks 20000 --skip-eval
 
-Starts its own PostgreSQL 15 (Debian's binaries, as the tests do) in a temporary folder.
+Starts its own PostgreSQL (Debian's binaries, as the tests do) in a temporary folder.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def synthetic(i: int, words: list[str], rng: random.Random) -> tuple[Any, list[A
     return Article(doc_id, f"Synthetic {i}", "\n\n".join(parts), ("BBC", "Reuters", "AP")[i % 3], None), rows
 
 
-def latency(postgres: PostgresServer, chunks: int, folder: Path) -> dict[str, Any]:
+def latency(postgres: PostgresServer, chunks: int, folder: Path, n_questions: int = 200) -> dict[str, Any]:
     import re
 
     from bench.common import bbc_files
@@ -117,7 +117,7 @@ def latency(postgres: PostgresServer, chunks: int, folder: Path) -> dict[str, An
     if hasattr(stores["postgres"], "db"):
         with stores["postgres"].db.connection() as conn:
             conn.execute("ANALYZE")
-    questions = bbc_questions(200)
+    questions = bbc_questions(n_questions)
     for name, store in stores.items():
         store.keyword_search(questions[0], 30)  # warm
         samples = []
@@ -139,6 +139,7 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--skip-eval", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--questions", type=int, default=200, help="BBC headlines timed per store")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the PostgreSQL server
     postgres = PostgresServer()
@@ -148,7 +149,8 @@ def main() -> None:
             save("pg-keyword-eval", {"eval": eval_runs(postgres)})
         if not args.skip_latency:
             with tempfile.TemporaryDirectory(prefix="qa-pgbench-") as tmp:
-                save(f"pg-keyword-{args.chunks}", {"latency": latency(postgres, args.chunks, Path(tmp))})
+                result = latency(postgres, args.chunks, Path(tmp), args.questions)
+                save(f"pg-keyword-{args.chunks}", {"latency": result})
     finally:
         postgres.close()
 
