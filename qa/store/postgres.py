@@ -3,9 +3,12 @@ any number of hosts serve one corpus and keep nothing on local disk.
 
 - Connections come from a psycopg pool; a lost server surfaces as StoreUnavailable (503 JSON, /health
   degraded), and the pool reconnects by itself once the server is back.
-- The schema is versioned SQL (MIGRATIONS), applied automatically when a process starts, in one transaction
-  under an advisory lock, so replicas starting together migrate once and a new release upgrades a running
-  database. A database newer than this code is refused.
+- The schema is versioned SQL (MIGRATIONS), applied automatically when a process starts (or by `qa db
+  upgrade`), in one transaction under an advisory lock, so replicas starting together migrate once and a new
+  release upgrades a running database. A database newer than this code is refused.
+- The same database holds what every replica must share beside the store: conversations and their owners
+  (qa.conversations.postgres), ingest jobs (qa.jobs), the running ingest's progress (qa.indexing.progress)
+  and the key that signs client tokens (PostgresDatabase.shared_key).
 - Keyword search: each chunk's terms (qa.lexicon.terms(), the analysis the SQLite store uses) are stored as a
   `tsvector` built from those terms directly (so PostgreSQL's parser never re-splits them), with a GIN index.
   Ranking is the same Lucene BM25 (k1=1.5, b=0.75) the SQLite store computes, from the tsvector positions
