@@ -19,7 +19,8 @@ class Settings(BaseSettings):
     collection: str = Field("news", description="Chroma collection name.")
     database_url: SecretStr | None = Field(
         None, description="PostgreSQL URL (postgresql://user:pass@host:5432/db) for documents, keyword index, "
-        "conversations and the writer lock; unset means SQLite files in data_dir.",
+        "conversations, jobs, ingest progress, the client-token key and the writer lock; unset means SQLite files "
+        "in data_dir.",
     )
 
     embed_provider: Literal["onnx", "openai"] = Field("onnx", description="Offline ONNX MiniLM or OpenAI.")
