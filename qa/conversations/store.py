@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 import secrets
-import sqlite3
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from qa.errors import BadRequest, NotFound
+from qa.sqlite_local import ThreadLocalSQLite
 
 CONVERSATION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 LOCAL_CLIENT = "local"  # the owner of conversations started in-process (CLI, `qa eval` without --url)
@@ -41,7 +40,7 @@ class ConversationStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.max_turns = max_turns
-        self._local = threading.local()
+        self._db = ThreadLocalSQLite(path)
         self._db().executescript(
             "CREATE TABLE IF NOT EXISTS turns (conversation_id TEXT NOT NULL, idx INTEGER NOT NULL,"
             " question TEXT NOT NULL, standalone TEXT NOT NULL, answer TEXT NOT NULL,"
@@ -50,15 +49,6 @@ class ConversationStore:
             " created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), title TEXT NOT NULL);"
             "CREATE INDEX IF NOT EXISTS conversations_client ON conversations(client, created)"
         )
-
-    def _db(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across crashes, no fsync per turn
-            self._local.conn = conn
-        return conn
 
     def resolve_id(self, conversation_id: str | None, client: str = LOCAL_CLIENT) -> str:
         """A new id when none is given; else the given one, if it exists and belongs to `client`."""
