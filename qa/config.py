@@ -38,7 +38,7 @@ class Settings(BaseSettings):
         "auto", description="auto uses the LLM when one is configured, else extractive."
     )
     sentence_vectors: Literal["separate", "pooled", "lazy"] = Field(
-        "separate", description="Sentence vectors: each embedded alone at ingest, pooled from the chunk pass at "
+        "lazy", description="Sentence vectors: each embedded alone at ingest, pooled from the chunk pass at "
         "ingest, or (lazy) embedded when an answer first reads them and kept in memory (ingest embeds only chunks).",
     )
     refusal_threshold: float = Field(0.58, description="Minimum evidence score to answer (extractive).")
