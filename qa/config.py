@@ -37,8 +37,9 @@ class Settings(BaseSettings):
     answer_mode: Literal["auto", "extractive", "llm"] = Field(
         "auto", description="auto uses the LLM when one is configured, else extractive."
     )
-    sentence_vectors: Literal["separate", "pooled"] = Field(
-        "separate", description="Sentence vectors: each embedded alone, or pooled from the chunk pass (faster ingest)."
+    sentence_vectors: Literal["separate", "pooled", "lazy"] = Field(
+        "lazy", description="Sentence vectors: each embedded alone at ingest, pooled from the chunk pass at "
+        "ingest, or (lazy) embedded when an answer first reads them and kept in memory (ingest embeds only chunks).",
     )
     refusal_threshold: float = Field(0.58, description="Minimum evidence score to answer (extractive).")
     max_answer_sentences: int = Field(2, ge=1, le=5, description="Sentences in an extractive answer.")
