@@ -222,7 +222,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/health", summary="Index size, store and LLM status (503 while the vector store is unreachable)",
-             response_model=HealthOut, responses={503: {"model": HealthOut, "description": "Degraded"}})
+             response_model=HealthOut, responses={**_errors(), 503: {"model": HealthOut, "description": "Degraded"}})
     def health(service: ServiceDep) -> JSONResponse:
         report = service.health()
         return JSONResponse(dump(report), status_code=200 if report.status == "ok" else 503)

@@ -27,7 +27,7 @@ def words(text: str) -> frozenset[str]:
 WORD_PATTERN = r"(?u)\b\w+\b"
 _WORD = re.compile(WORD_PATTERN)
 STOPWORDS = frozenset(STOPWORDS_EN)
-ANALYZER_VERSION = "snowball-english+bm25s-stopwords:1"  # stored with a keyword index built from terms()
+ANALYZER_VERSION = "snowball-english+bm25s-stopwords:2"  # stored with a keyword index built from terms()
 _stemmer_local = threading.local()
 
 
@@ -58,6 +58,11 @@ def question_terms(question: str) -> set[str]:
 def question_words(question: str) -> set[str]:
     """The question's words, lower-cased, possessives dropped: a name is "in the question" only as a whole word."""
     return {w.removesuffix("’s").removesuffix("'s") for w in re.findall(r"[\w’'-]+", question.lower())}
+
+
+# Words that point back to an earlier turn of a conversation ("What was he investigating?", "the meeting").
+REFERRING_WORDS = words("he him his she her hers it its they them their theirs this that these those there then")
+REFERRING_NOUNS = words("meeting talks visit strike attack deal agreement man woman minister president article")
 
 
 # ---- calendar and number words ---------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qa.answering import AnswerChain, AnswerContext, build_answerer, chain_names
-from qa.answering.citations import tokens_of
 from qa.config import Settings
 from qa.contract import (
     AnswerOut,
@@ -141,9 +140,6 @@ class Service:
                 if isinstance(item, str):
                     yield "token", TokenEvent(text=item)
                     continue
-                if item.mode != self.answerer.name:  # a fallback answer arrives whole: stream it in words
-                    for token in tokens_of(item.text):
-                        yield "token", TokenEvent(text=token)
                 yield "done", self._result(prepared, item, answering)
         except AnswererUnavailable as error:
             yield "error", StreamError(error=str(error), status=error.status_code)

@@ -9,11 +9,10 @@ from typing import Protocol
 
 from qa.conversations.store import Turn
 from qa.errors import AnswererUnavailable
+from qa.lexicon import REFERRING_NOUNS, REFERRING_WORDS
 
 _FOLLOW_UP = re.compile(
-    r"\b(he|him|his|she|her|hers|it|its|they|them|their|theirs|this|that|these|those|there|then|"
-    r"the (meeting|talks|visit|strike|attack|deal|agreement|man|woman|minister|president|article))\b",
-    re.I,
+    rf"\b({'|'.join(sorted(REFERRING_WORDS))}|the ({'|'.join(sorted(REFERRING_NOUNS))}))\b", re.I
 )
 _SENTENCE_END = re.compile(r"(?<=[?.!])\s+")
 _MARKER = re.compile(r"\[\d+\]")

@@ -10,12 +10,21 @@ share one analysis and the text is stored once (in `documents`). FTS5 ranks with
 Removing a chunk from a contentless FTS5 table needs the terms it was indexed with; they are re-derived
 from the stored article text in the same transaction (the analyzer version is recorded in `meta`, and a
 change rebuilds the index when the store opens).
+
+Ranking is Lucene's BM25 (k1=1.5, b=0.75, idf = ln(1 + (N - df + 0.5) / (df + 0.5))), computed in SQL from
+FTS5's own postings (fts5vocab), not FTS5's built-in bm25(): that one fixes k1=1.2 and uses an idf that is
+zero for any term in half the chunks or more, which on a small corpus (the 20-chunk seeds) throws away most
+query terms. Measured on `qa eval`: with the built-in rank hit@3 fell 0.87 -> 0.82, hit@5 0.95 -> 0.92, gold
+0.92 -> 0.89 and refusal precision 0.92 -> 0.86; with this one the keyword top 10 equals the old bm25s index
+on all 51 eval questions, and every metric is unchanged.
 """
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,7 +42,8 @@ DOCUMENTS_TABLE = """CREATE TABLE IF NOT EXISTS documents (
 )"""
 CHUNKS_TABLE = """CREATE TABLE IF NOT EXISTS chunks (
   id INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL UNIQUE, doc_id TEXT NOT NULL, idx INTEGER NOT NULL,
-  start INTEGER NOT NULL, "end" INTEGER NOT NULL, source_key TEXT NOT NULL DEFAULT '', day INTEGER NOT NULL DEFAULT 0
+  start INTEGER NOT NULL, "end" INTEGER NOT NULL, source_key TEXT NOT NULL DEFAULT '', day INTEGER NOT NULL DEFAULT 0,
+  n_terms INTEGER NOT NULL DEFAULT 0
 )"""
 SPANS_TABLE = """CREATE TABLE IF NOT EXISTS spans (
   kind TEXT NOT NULL, doc_id TEXT NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL, vector BLOB NOT NULL,
@@ -44,7 +54,9 @@ SCHEMA = ";\n".join([
     CHUNKS_TABLE,
     "CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id)",
     "CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms"
-    " USING fts5(terms, content='', tokenize=\"unicode61 tokenchars '_'\")",
+    " USING fts5(terms, content='', tokenize=\"unicode61 remove_diacritics 0 tokenchars '_'\")",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms_df USING fts5vocab(chunk_terms, 'row')",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms_postings USING fts5vocab(chunk_terms, 'instance')",
     SPANS_TABLE,
     "CREATE TABLE IF NOT EXISTS pending (doc_id TEXT PRIMARY KEY)",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -58,15 +70,13 @@ def day_number(published: str | None) -> int:
     return int(str(published)[:10].replace("-", ""))
 
 
-def indexed_terms(text: str) -> str:
-    """What the keyword index stores for a chunk."""
-    return " ".join(terms(text))
+BM25_K1 = 1.5
+BM25_B = 0.75
 
 
-def match_expression(query: str) -> str | None:
-    """An FTS5 query matching any of the query's terms (each quoted, so no term is read as an operator)."""
-    unique = list(dict.fromkeys(terms(query)))
-    return " OR ".join(f'"{t}"' for t in unique) if unique else None
+def indexed_terms(text: str) -> list[str]:
+    """What the keyword index stores for a chunk (as space-separated terms)."""
+    return terms(text)
 
 
 class SQLiteStore:
@@ -117,6 +127,10 @@ class SQLiteStore:
         integer key (the FTS rowid) and filter columns, sentence vectors become `sentence` span rows."""
         conn = self._conn()
         columns = {r[1] for r in conn.execute("PRAGMA table_info(chunks)")}
+        if "id" in columns and "n_terms" not in columns:
+            with self._tx() as db:
+                db.execute("ALTER TABLE chunks ADD COLUMN n_terms INTEGER NOT NULL DEFAULT 0")
+                db.execute("DELETE FROM meta WHERE key='analyzer'")  # the rebuild fills n_terms
         if not columns or "id" in columns:
             return
         with self._tx() as db:
@@ -140,24 +154,29 @@ class SQLiteStore:
         """Row counts kept in `meta` (count() is asked on every /health; COUNT(*) reads the whole table), and
         the keyword index rebuilt when it was made by another analyzer (or never)."""
         conn = self._conn()
-        if conn.execute("SELECT COUNT(*) FROM meta WHERE key IN ('documents', 'chunks')").fetchone()[0] != 2:
+        if conn.execute("SELECT COUNT(*) FROM meta WHERE key IN ('documents', 'chunks', 'terms')").fetchone()[0] != 3:
             with self._tx() as db:
                 db.execute("INSERT OR IGNORE INTO meta SELECT 'documents', COUNT(*) FROM documents")
                 db.execute("INSERT OR IGNORE INTO meta SELECT 'chunks', COUNT(*) FROM chunks")
+                db.execute("INSERT OR IGNORE INTO meta SELECT 'terms', COALESCE(SUM(n_terms), 0) FROM chunks")
         row = conn.execute("SELECT value FROM meta WHERE key='analyzer'").fetchone()
         if row is None or row[0] != ANALYZER_VERSION:
             self.rebuild_keyword_index()
 
     def rebuild_keyword_index(self) -> int:
         """Index every chunk again (a new analyzer, or a store from before the index); returns chunks indexed."""
-        count = 0
+        count = total = 0
         with self._tx() as db:
             db.execute("INSERT INTO chunk_terms(chunk_terms) VALUES ('delete-all')")
             for doc_id, text in db.execute("SELECT doc_id, text FROM documents").fetchall():
                 rows = db.execute('SELECT id, start, "end" FROM chunks WHERE doc_id=?', (doc_id,)).fetchall()
+                analysed = [(i, indexed_terms(text[s:e])) for i, s, e in rows]
                 db.executemany("INSERT INTO chunk_terms(rowid, terms) VALUES (?, ?)",
-                               [(i, indexed_terms(text[s:e])) for i, s, e in rows])
+                               [(i, " ".join(t)) for i, t in analysed])
+                db.executemany("UPDATE chunks SET n_terms=? WHERE id=?", [(len(t), i) for i, t in analysed])
                 count += len(rows)
+                total += sum(len(t) for _, t in analysed)
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('terms', ?)", (str(total),))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('analyzer', ?)", (ANALYZER_VERSION,))
         return count
 
@@ -198,21 +217,24 @@ class SQLiteStore:
         published = article.published.isoformat() if article.published else None
         source_key, day = (article.source or "").casefold(), day_number(published)
         with self._tx() as db:
-            docs_removed, chunks_removed = self._delete(db, article.doc_id)
-            self._add_counts(db, 1 - docs_removed, len(chunks) - chunks_removed)
+            docs_removed, chunks_removed, terms_removed = self._delete(db, article.doc_id)
+            analysed = [indexed_terms(article.text[c.start : c.end]) for c in chunks]
+            self._add_counts(db, 1 - docs_removed, len(chunks) - chunks_removed,
+                             sum(map(len, analysed)) - terms_removed)
             db.execute(
                 "INSERT INTO documents (doc_id, title, source, published, url, path, text, content_hash, n_chunks,"
                 " embed_model) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (article.doc_id, article.title, article.source, published, article.url, article.path,
                  article.text, fingerprint, len(chunks), embed_model),
             )
-            for c in chunks:
+            for c, chunk_terms in zip(chunks, analysed, strict=True):
                 cursor = db.execute(
-                    'INSERT INTO chunks (chunk_id, doc_id, idx, start, "end", source_key, day) VALUES (?,?,?,?,?,?,?)',
-                    (c.chunk_id, c.doc_id, c.idx, c.start, c.end, source_key, day),
+                    'INSERT INTO chunks (chunk_id, doc_id, idx, start, "end", source_key, day, n_terms)'
+                    " VALUES (?,?,?,?,?,?,?,?)",
+                    (c.chunk_id, c.doc_id, c.idx, c.start, c.end, source_key, day, len(chunk_terms)),
                 )
                 db.execute("INSERT INTO chunk_terms(rowid, terms) VALUES (?, ?)",
-                           (cursor.lastrowid, indexed_terms(article.text[c.start : c.end])))
+                           (cursor.lastrowid, " ".join(chunk_terms)))
             for kind, rows in enrichments.items():
                 vectors = rows.vectors.astype(np.float16)
                 db.executemany(
@@ -224,29 +246,29 @@ class SQLiteStore:
     def delete(self, doc_id: str) -> bool:
         """Remove an article and everything derived from it; False when it was not there."""
         with self._tx() as db:
-            docs_removed, chunks_removed = self._delete(db, doc_id)
+            docs_removed, chunks_removed, terms_removed = self._delete(db, doc_id)
             db.execute("DELETE FROM pending WHERE doc_id=?", (doc_id,))
             if docs_removed:
-                self._add_counts(db, -docs_removed, -chunks_removed)
+                self._add_counts(db, -docs_removed, -chunks_removed, -terms_removed)
         return bool(docs_removed)
 
     @staticmethod
-    def _delete(db: sqlite3.Connection, doc_id: str) -> tuple[int, int]:
-        """Remove an article's rows (keyword-index rows too); returns (documents, chunks) removed."""
+    def _delete(db: sqlite3.Connection, doc_id: str) -> tuple[int, int, int]:
+        """Remove an article's rows (keyword-index rows too); returns (documents, chunks, terms) removed."""
         row = db.execute("SELECT text FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
-        chunks = db.execute('SELECT id, start, "end" FROM chunks WHERE doc_id=?', (doc_id,)).fetchall()
+        chunks = db.execute('SELECT id, start, "end", n_terms FROM chunks WHERE doc_id=?', (doc_id,)).fetchall()
         if row is not None:
             db.executemany("INSERT INTO chunk_terms(chunk_terms, rowid, terms) VALUES ('delete', ?, ?)",
-                           [(i, indexed_terms(row[0][s:e])) for i, s, e in chunks])
+                           [(i, " ".join(indexed_terms(row[0][s:e]))) for i, s, e, _ in chunks])
         docs = db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,)).rowcount
         removed = db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,)).rowcount
         db.execute("DELETE FROM spans WHERE doc_id=?", (doc_id,))
-        return docs, removed
+        return docs, removed, sum(n for *_, n in chunks)
 
     @staticmethod
-    def _add_counts(db: sqlite3.Connection, documents: int, chunks: int) -> None:
-        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + ? WHERE key='documents'", (documents,))
-        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + ? WHERE key='chunks'", (chunks,))
+    def _add_counts(db: sqlite3.Connection, documents: int, chunks: int, terms_added: int) -> None:
+        for key, delta in (("documents", documents), ("chunks", chunks), ("terms", terms_added)):
+            db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + ? WHERE key=?", (delta, key))
 
     def reset(self) -> None:
         """Delete every article (the index is being rebuilt, e.g. for another embedding model)."""
@@ -254,7 +276,7 @@ class SQLiteStore:
             for table in ("documents", "chunks", "spans", "pending"):
                 db.execute(f"DELETE FROM {table}")
             db.execute("INSERT INTO chunk_terms(chunk_terms) VALUES ('delete-all')")
-            db.execute("UPDATE meta SET value='0' WHERE key IN ('documents', 'chunks')")
+            db.execute("UPDATE meta SET value='0' WHERE key IN ('documents', 'chunks', 'terms')")
 
     # ---- reads --------------------------------------------------------------------------------------------
 
@@ -299,15 +321,34 @@ class SQLiteStore:
         }
 
     def keyword_search(self, query: str, n: int, where: SqlFilter | None = None) -> list[tuple[str, float]]:
-        """The n chunks that best match the query's terms (BM25, higher is better), optionally filtered."""
-        expression = match_expression(query)
-        if expression is None:
+        """The n chunks that best match the query's terms (BM25, higher is better), optionally filtered.
+
+        A query term counts as often as it occurs in the query (as bm25s scored it before). Ties go to the
+        smaller chunk id, so results are stable.
+        """
+        wanted = Counter(terms(query))
+        if not wanted:
+            return []
+        conn = self._conn()
+        meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('chunks', 'terms')"))
+        n_chunks, n_terms = int(meta["chunks"]), int(meta["terms"])
+        if not n_chunks or not n_terms:
+            return []
+        marks = ",".join("?" * len(wanted))
+        df = dict(conn.execute(f"SELECT term, doc FROM chunk_terms_df WHERE term IN ({marks})", list(wanted)))
+        weights = [(t, q * math.log(1 + (n_chunks - df[t] + 0.5) / (df[t] + 0.5))) for t, q in wanted.items()
+                   if t in df]
+        if not weights:
             return []
         clause, params = where or ("", [])
-        rows = self._conn().execute(
-            "SELECT c.chunk_id, -chunk_terms.rank FROM chunk_terms JOIN chunks c ON c.id = chunk_terms.rowid"
-            f" WHERE chunk_terms MATCH ? {'AND ' + clause if clause else ''} ORDER BY chunk_terms.rank LIMIT ?",
-            [expression, *params, n],
+        postings = " UNION ALL ".join("SELECT doc, term, ? AS weight FROM chunk_terms_postings WHERE term = ?"
+                                      for _ in weights)
+        rows = conn.execute(
+            f"SELECT c.chunk_id, SUM(p.weight * p.tf / (p.tf + ? * (1 - ? + ? * c.n_terms / ?))) AS score"
+            f" FROM (SELECT doc, weight, COUNT(*) AS tf FROM ({postings}) GROUP BY doc, term) p"
+            f" JOIN chunks c ON c.id = p.doc {'WHERE ' + clause if clause else ''}"
+            f" GROUP BY p.doc ORDER BY score DESC, c.chunk_id LIMIT ?",
+            [BM25_K1, BM25_B, BM25_B, n_terms / n_chunks, *[v for t, w in weights for v in (w, t)], *params, n],
         )
         return [(chunk_id, float(score)) for chunk_id, score in rows]
 

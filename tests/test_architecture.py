@@ -1,0 +1,226 @@
+"""The stage seams: a part plugs in with a module and a registry line; stages import only what they may;
+the keyword index lives in the SQL store's transaction; the typed contract is what every route declares."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+import qa.answering
+import qa.retrieval
+from api.app import create_app
+from qa.answering import AnswerChain, AnswerContext, build_answerer
+from qa.errors import EmbedderUnavailable
+from qa.service import Service, build_service
+from tests.conftest import make_settings
+from tests.fake_llm import FakeLLM, Reply
+from tests.plugins.noop_reranker import NoopReranker
+from tests.support import ROOT
+
+QUESTION = "How many Tomahawk missiles did the US fire at the Shayrat Airbase?"
+
+
+def test_a_reranker_plugs_in_with_one_module_and_one_registry_line(
+    copy_seeded: Callable[..., Service], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(qa.retrieval.RERANKERS, "noop", "tests.plugins.noop_reranker:NoopReranker")
+    default = copy_seeded().ask(QUESTION)
+    NoopReranker.calls = 0
+    reranked = copy_seeded(reranker="noop").ask(QUESTION)
+    assert NoopReranker.calls == 1
+    assert [p.chunk_id for p in reranked.passages] == [p.chunk_id for p in default.passages]
+    assert reranked.answer == default.answer
+
+
+def test_an_unknown_reranker_is_a_clear_error(copy_seeded: Callable[..., Service]) -> None:
+    with pytest.raises(Exception, match="unknown reranker 'nope'"):
+        copy_seeded(reranker="nope")
+
+
+def test_the_fallback_chain_hands_over_with_a_notice(
+    copy_seeded: Callable[..., Service], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(qa.answering.ANSWERERS, "down", "tests.plugins.unavailable_answerer:build")
+    service = copy_seeded()
+    context = AnswerContext(service.settings, service.docs, service.indexer.embedder)
+    service.answerer = AnswerChain([build_answerer("down", context), build_answerer("extractive", context)])
+    result = service.ask(QUESTION)
+    assert result.mode == "extractive" and "59 Tomahawk" in result.answer
+    assert result.notice == "the down service is down — showing an extractive answer from the articles instead."
+    events = list(service.stream(QUESTION))
+    assert events[0][0] == "sources" and events[-1][0] == "done"
+    assert events[-1][1].answer == result.answer and events[-1][1].notice == result.notice
+    assert "".join(d.text for e, d in events if e == "token") == result.answer
+    service.answerer = AnswerChain([build_answerer("down", context)])
+    assert [e for e, _ in service.stream(QUESTION)][-1] == "error"
+
+
+# Which stage may import which (the rule each package's __init__ docstring states).
+FORBIDDEN = {
+    "sources": ("qa.store", "qa.indexing", "qa.retrieval", "qa.answering", "qa.conversations", "qa.service"),
+    "store": ("qa.indexing", "qa.retrieval", "qa.answering", "qa.conversations", "qa.service", "qa.embedding"),
+    "embedding": ("qa.sources", "qa.store", "qa.indexing", "qa.retrieval", "qa.answering", "qa.service"),
+    "indexing": ("qa.retrieval", "qa.answering", "qa.conversations", "qa.service"),
+    "retrieval": ("qa.answering", "qa.indexing", "qa.conversations", "qa.service"),
+    "answering": ("qa.conversations", "qa.service", "qa.sources.files", "qa.sources.uploads"),
+    "conversations": ("qa.answering", "qa.retrieval", "qa.store", "qa.indexing", "qa.service"),
+}
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+    return names
+
+
+@pytest.mark.parametrize("stage", sorted(FORBIDDEN))
+def test_stages_import_only_what_they_may(stage: str) -> None:
+    for path in sorted((ROOT / "qa" / stage).glob("*.py")):
+        bad = sorted(n for n in _imports(path) if n.startswith(FORBIDDEN[stage]))
+        assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+    assert ast.get_docstring(ast.parse((ROOT / "qa" / stage / "__init__.py").read_text())), "stage docstring"
+
+
+def test_lexicon_and_lower_stages_never_import_the_service() -> None:
+    for path in (ROOT / "qa").rglob("*.py"):
+        if path.name in ("service.py", "cli.py"):
+            continue
+        assert "qa.service" not in _imports(path), path
+
+
+def _fts_rows(service: Service) -> dict[str, int]:
+    rows = service.docs._conn().execute(
+        "SELECT c.doc_id, COUNT(*) FROM chunk_terms_docsize s JOIN chunks c ON c.id = s.id GROUP BY c.doc_id"
+    )
+    return dict(rows.fetchall())
+
+
+def test_keyword_index_changes_in_place_with_the_article(copy_seeded: Callable[..., Service], tmp_path: Path) -> None:
+    """An ingest or delete touches only its article's keyword rows; nothing is rebuilt."""
+    service = copy_seeded()
+    before = _fts_rows(service)
+    ids_before = dict(service.docs._conn().execute("SELECT chunk_id, id FROM chunks").fetchall())
+    (tmp_path / "zebra.txt").write_text("Zebra summit\n\nThe zebra summit in Quuxville ended with a pact on stripes.")
+    assert service.ingest_paths([tmp_path / "zebra.txt"]).added == ["zebra"]
+    after = _fts_rows(service)
+    assert after == {**before, "zebra": 1}
+    assert {c: i for c, i in service.docs._conn().execute("SELECT chunk_id, id FROM chunks") if c in ids_before} \
+        == ids_before  # every other chunk keeps its keyword row
+    assert service.retriever.retrieve("Quuxville stripes pact", 1, mode="bm25").passages[0].doc_id == "zebra"
+    service.delete("zebra")
+    assert _fts_rows(service) == before
+    assert service.retriever.retrieve("Quuxville stripes pact", 3, mode="bm25").passages == []
+
+
+OLD_SCHEMA = """
+CREATE TABLE documents (doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT, published TEXT, url TEXT,
+  path TEXT, text TEXT NOT NULL, content_hash TEXT NOT NULL, n_chunks INTEGER NOT NULL, embed_model TEXT NOT NULL,
+  indexed_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
+CREATE TABLE chunks (chunk_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL, idx INTEGER NOT NULL, start INTEGER NOT NULL,
+  "end" INTEGER NOT NULL);
+CREATE INDEX chunks_doc ON chunks(doc_id);
+CREATE TABLE sentences (doc_id TEXT NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL, vector BLOB NOT NULL,
+  PRIMARY KEY (doc_id, start));
+CREATE TABLE pending (doc_id TEXT PRIMARY KEY);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO meta VALUES ('generation', '7');
+"""
+
+
+def test_a_store_from_before_the_fts_index_is_migrated(seeded_dir: Path, tmp_path: Path) -> None:
+    """A data folder written by the previous release (bm25s files beside the docstore) keeps working."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(seeded_dir, data_dir)
+    new = sqlite3.connect(data_dir / "docstore.sqlite")
+    docs = new.execute("SELECT * FROM documents").fetchall()
+    chunks = new.execute('SELECT chunk_id, doc_id, idx, start, "end" FROM chunks').fetchall()
+    spans = new.execute('SELECT doc_id, start, "end", vector FROM spans WHERE kind=\'sentence\'').fetchall()
+    new.close()
+    (data_dir / "docstore.sqlite").unlink()
+    old = sqlite3.connect(data_dir / "docstore.sqlite")
+    old.executescript(OLD_SCHEMA)
+    old.executemany(f"INSERT INTO documents VALUES ({','.join('?' * len(docs[0]))})", docs)
+    old.executemany("INSERT INTO chunks VALUES (?,?,?,?,?)", chunks)
+    old.executemany("INSERT INTO sentences VALUES (?,?,?,?)", spans)
+    old.commit()
+    old.close()
+    service = build_service(make_settings(data_dir))
+    assert service.docs.count() == (5, len(chunks))
+    assert sum(_fts_rows(service).values()) == len(chunks)
+    result = service.ask(QUESTION)
+    assert "59 Tomahawk" in result.answer and not result.refused
+    assert service.retriever.retrieve("Tomahawk cruise missiles", 1, mode="bm25").passages
+
+
+def test_openapi_declares_every_response_body(copy_seeded: Callable[..., Service]) -> None:
+    with TestClient(create_app(copy_seeded().settings)) as client:
+        spec = client.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    assert {"AnswerOut", "CitationOut", "PassageOut", "DocumentOut", "DocumentList", "IngestReportOut", "HealthOut",
+            "ErrorOut", "DeletedOut"} <= set(schemas)
+    for path, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            responses = operation["responses"]
+            ok = [code for code in responses if code.startswith("2")]
+            assert ok, f"{method} {path}: no success response"
+            content = responses[ok[0]].get("content", {})
+            assert "text/event-stream" in content or content["application/json"]["schema"], (method, path)
+            errors = [code for code in responses if code[0] in "45"]
+            assert "500" in errors, f"{method} {path}: errors {errors}"
+            for code in errors:
+                schema = responses[code]["content"]["application/json"]["schema"]
+                assert schema["$ref"].rsplit("/", 1)[1] in ("ErrorOut", "IngestReportOut", "HealthOut"), (path, code)
+
+
+def test_docs_page_needs_no_internet(copy_seeded: Callable[..., Service]) -> None:
+    with TestClient(create_app(copy_seeded().settings)) as client:
+        page = client.get("/docs")
+        assert page.status_code == 200
+        sources = [s for s in page.text.split('"') if s.endswith((".js", ".css"))]
+        assert sources and all(s.startswith("/") for s in sources), sources
+        for asset in sources:
+            response = client.get(asset)
+            assert response.status_code == 200 and len(response.content) > 1000, asset
+        assert "http://" not in page.text.replace("http://127.0.0.1", "") and "https://" not in page.text
+        redoc = client.get("/redoc")
+        assert redoc.status_code == 200 and "https://" not in redoc.text
+
+
+def test_an_embedding_service_outage_is_a_503(tmp_path: Path) -> None:
+    with FakeLLM() as server:
+        settings = make_settings(tmp_path / "data", embed_provider="openai", llm_base_url=server.url,
+                                 openai_api_key="sk-test", llm_max_retries=0, llm_timeout=2)
+        server.replies.extend([Reply(status=500), Reply(status=500)])
+        with pytest.raises(EmbedderUnavailable, match="HTTP 500"):
+            build_service(settings).retriever.retrieve(QUESTION, 3)
+        with TestClient(create_app(settings)) as client:
+            response = client.post("/ask", json={"question": QUESTION})
+    assert response.status_code == 503
+    assert response.json() == {"error": "the embedding service returned HTTP 500"}
+
+
+def test_a_programming_error_is_not_reported_as_llm_unavailable(copy_seeded: Callable[..., Service]) -> None:
+    """Only the model server's failures fall back; a bug in our code surfaces (a 500 over HTTP)."""
+    from qa.answering.llm import ChatModel, LLMAnswerer
+
+    class BrokenClient:
+        class chat:  # mimics the openai client
+            class completions:
+                @staticmethod
+                def create(**_kwargs: object) -> None:
+                    raise TypeError("a bug")
+
+    service = copy_seeded()
+    service.answerer = AnswerChain([LLMAnswerer(ChatModel(BrokenClient(), "m")), service.answerer.answerers[0]])
+    with pytest.raises(TypeError, match="a bug"):
+        service.ask(QUESTION)
