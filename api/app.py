@@ -189,13 +189,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = await run_in_threadpool(build_service, settings)
+        service = await run_in_threadpool(build_service, settings, True)
         try:
             await run_in_threadpool(service.startup)
         except QAError as exc:  # e.g. Chroma server not up yet: serve, report it on /health, recover later
             log.warning("start-up check failed: %s", exc)
         app.state.service = service
-        yield
+        try:
+            yield
+        finally:
+            await run_in_threadpool(service.close)
 
     # /docs and /redoc are served with Swagger UI and ReDoc assets from the fastapi-offline package: no CDN.
     app = FastAPIOffline(title="News QA", version="0.1.0", lifespan=lifespan)

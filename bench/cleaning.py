@@ -56,6 +56,7 @@ def _exponent(points: list[tuple[int, float]]) -> float:
 
 def bench_cleaning() -> dict[str, Any]:
     rows: list[tuple[int, float]] = []
+    clean_text(one_line(1000))  # warm up (imports, compiled patterns) outside the timings
     print(f"{'line chars':>12} {'clean s':>10} {'MB/s':>8}")
     for size in (*SIZES, 2_000_000):
         predicted = 0.0
@@ -71,13 +72,73 @@ def bench_cleaning() -> dict[str, Any]:
         seconds = time.perf_counter() - started
         rows.append((size, seconds))
         print(f"{size:>12} {seconds:>10.3f} {size / 1e6 / max(seconds, 1e-9):>8.2f}")
-    exponent = _exponent([r for r in rows if r[0] in SIZES]) if len(rows) >= 2 else float("nan")
+    exponent = _exponent(rows) if len(rows) >= 2 else float("nan")
     print(f"growth exponent (log-log slope over {len(rows)} sizes): {exponent:.2f}  (1 = linear, 2 = quadratic)")
     return {"cleaning": [{"chars": n, "seconds": round(t, 4)} for n, t in rows], "exponent": round(exponent, 3)}
 
 
+class GilTicker:
+    """A thread that wakes every millisecond: the longest gap between its wake-ups is the longest time the
+    measured work kept every other thread (an HTTP worker answering /health) from running."""
+
+    def __init__(self) -> None:
+        self.gaps: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        last = time.perf_counter()
+        while not self._stop.is_set():
+            time.sleep(0.001)
+            now = time.perf_counter()
+            self.gaps.append(now - last)
+            last = now
+
+    def __enter__(self) -> GilTicker:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def bench_stages(megabytes: float) -> dict[str, Any]:
+    """Seconds per CPU-bound ingest stage on a 2 MB article (one line, and prose), with the longest stall
+    each stage caused another Python thread (what a server thread answering /health would wait)."""
+    from qa.answering.enrichments import sentence_spans
+    from qa.indexing.chunking import Chunker
+    from qa.sources.cleaning import parse_article
+
+    size = int(megabytes * 1_000_000) - 1_000
+    chunker = Chunker(256, 32)
+    out: dict[str, Any] = {}
+    print(f"\n{'article':>10} {'stage':>8} {'seconds':>9} {'longest stall ms':>17}")
+    for kind, make in (("one-line", one_line), ("prose", prose)):
+        data = make(size).encode()
+        stages: dict[str, Any] = {}
+        article = None
+        for stage in ("parse", "chunk", "spans"):
+            with GilTicker() as ticker:
+                started = time.perf_counter()
+                if stage == "parse":
+                    article = parse_article(f"{kind}.txt", data)
+                elif stage == "chunk":
+                    count = len(chunker.chunks(article))
+                else:
+                    count = len(sentence_spans(article.text))
+                seconds = time.perf_counter() - started
+            stall = max(ticker.gaps, default=0.0) * 1000
+            stages[stage] = {"seconds": round(seconds, 3), "longest_stall_ms": round(stall, 1)}
+            if stage != "parse":
+                stages[stage]["count"] = count
+            print(f"{kind:>10} {stage:>8} {seconds:>9.2f} {stall:>17.1f}")
+        out[kind] = stages
+    return out
+
+
 def bench_health(article: str, megabytes: float) -> dict[str, Any]:
-    size = int(megabytes * 1_000_000)
+    size = int(megabytes * 1_000_000) - 1_000  # "2 MB" stays under the default 2,000,000-byte upload limit
     text = (one_line(size) if article == "one-line" else prose(size)).encode()
     with tempfile.TemporaryDirectory() as tmp, \
             serve(Path(tmp) / "data", log=Path(tmp) / "server.log") as (url, _pid, _):
@@ -110,6 +171,8 @@ def bench_health(article: str, megabytes: float) -> dict[str, Any]:
                 time.sleep(0.1)
         worker.join()
     chunks = result["body"].get("chunks_written")
+    if result["status"] >= 400:
+        print(f"upload refused: {result['body']}")
     print(f"\n/health during a {megabytes:g} MB {article} upload (status {result['status']}, "
           f"{result['seconds']:.1f} s, {chunks} chunks written, {result['seconds'] / megabytes:.1f} s per MB)")
     print(f"{'':>8} {'n':>5} {'p50 ms':>9} {'p95 ms':>9} {'max ms':>9}")
@@ -126,7 +189,7 @@ def bench_health(article: str, megabytes: float) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["all", "cleaning", "health"], default="all")
+    parser.add_argument("--part", choices=["all", "cleaning", "stages", "health"], default="all")
     parser.add_argument("--article", choices=["one-line", "prose"], default="one-line")
     parser.add_argument("--mb", type=float, default=2.0)
     parser.add_argument("--save", default="", help="write bench/results/<name>.json")
@@ -134,6 +197,8 @@ def main() -> None:
     out: dict[str, Any] = {}
     if args.part in ("all", "cleaning"):
         out.update(bench_cleaning())
+    if args.part in ("all", "stages"):
+        out["stages"] = bench_stages(args.mb)
     if args.part in ("all", "health"):
         out["health"] = bench_health(args.article, args.mb)
     if args.save:

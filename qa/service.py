@@ -9,6 +9,7 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -31,6 +32,7 @@ from qa.contract import (
 )
 from qa.conversations import LOCAL_CLIENT, ConversationStore, LLMRewriter, OfflineRewriter, QuestionRewriter, Turn
 from qa.conversations.feedback import Feedback, FeedbackStore
+from qa.cpu import CpuPool
 from qa.embedding import build_embedder
 from qa.errors import AnswererUnavailable, BadRequest, NotFound, StoreUnavailable
 from qa.indexing.chunking import Chunker
@@ -93,6 +95,15 @@ class Service:
     rewriter: QuestionRewriter
     conversations: ConversationStore
     feedback: FeedbackStore
+    cpu: CpuPool | None = None  # the server's worker process for parsing and chunking; None: in-process
+
+    def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return self.cpu.run(fn, *args) if self.cpu else fn(*args)
+
+    def close(self) -> None:
+        """Stop the worker process (the HTTP app's shutdown)."""
+        if self.cpu:
+            self.cpu.close()
 
     # ---- questions ----------------------------------------------------------------------------------------
 
@@ -199,11 +210,11 @@ class Service:
     def ingest_under_root(self, paths: list[str]) -> IngestReportOut:
         """Ingest server-side files or folders, all of which must resolve inside QA_INGEST_ROOT (HTTP API)."""
         resolved = resolve_under_root(self.settings.ingest_root, paths)
-        return self.ingest(FileSource(resolved, self.settings.max_upload_bytes, single_link=True))
+        return self.ingest(FileSource(resolved, self.settings.max_upload_bytes, single_link=True, run=self._run))
 
     def ingest_files(self, files: list[tuple[str, bytes]], meta: dict[str, dict] | None = None) -> IngestReportOut:
         """Ingest uploaded files; each file name becomes the document id."""
-        return self.ingest(UploadSource(files, self.settings.max_upload_bytes, meta or {}))
+        return self.ingest(UploadSource(files, self.settings.max_upload_bytes, meta or {}, run=self._run))
 
     @staticmethod
     def _report(report: IngestReport) -> IngestReportOut:
@@ -242,8 +253,10 @@ class Service:
         )
 
 
-def build_service(settings: Settings) -> Service:
-    """Create every stage from settings; nothing here reads globals or downloads anything."""
+def build_service(settings: Settings, cpu_worker: bool = False) -> Service:
+    """Create every stage from settings; nothing here reads globals or downloads anything. With `cpu_worker`
+    (the HTTP server) parsing and chunking run in a worker process, off the server's GIL."""
+    cpu = CpuPool() if cpu_worker else None
     layout = DataLayout(settings.data_dir).create()
     embedder = build_embedder(settings)
     vectors = ChromaIndex(embedder.model_name, settings.collection, layout.chroma, settings.chroma_url)
@@ -257,12 +270,12 @@ def build_service(settings: Settings) -> Service:
     answerer = AnswerChain([build_answerer(name, context) for name in chain_names(settings)])
     chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
     indexer = Indexer(vectors, docs, embedder, chunker, layout.ingest_lock, answerer.enrichments,
-                      IngestProgress(layout.ingest_progress))
+                      IngestProgress(layout.ingest_progress), run=cpu.run if cpu else None)
     retriever = build_retriever(settings, vectors, docs, embedder)
     rewriter: QuestionRewriter = LLMRewriter(llm.complete) if llm and settings.use_llm else OfflineRewriter()
     conversations = ConversationStore(layout.conversations, settings.history_turns)
     feedback = FeedbackStore(layout.conversations)
-    return Service(settings, docs, vectors, indexer, retriever, answerer, rewriter, conversations, feedback)
+    return Service(settings, docs, vectors, indexer, retriever, answerer, rewriter, conversations, feedback, cpu)
 
 
 def reset_index(settings: Settings) -> None:

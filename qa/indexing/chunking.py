@@ -12,6 +12,7 @@ class Chunker:
     """Sentence-aware chunks (llama-index SentenceSplitter) with exact offsets into the article."""
 
     def __init__(self, chunk_size: int, chunk_overlap: int) -> None:
+        self.chunk_size, self.chunk_overlap = chunk_size, chunk_overlap
         from llama_index.core.node_parser import SentenceSplitter
 
         self._splitter = SentenceSplitter(chunk_size=chunk_size, chunk_overlap=min(chunk_overlap, chunk_size // 2))

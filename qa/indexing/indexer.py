@@ -16,6 +16,7 @@ above, so the repair is the same wherever a crash or an error stops the group.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -24,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -69,6 +71,23 @@ def same_origin(stored: str | None, incoming: str | None) -> bool:
     """Whether an article may replace the one under its id: it comes from a file of the same name (a
     re-upload, or the same folder ingested again), or the stored one's origin is unknown (older index)."""
     return stored is None or incoming is None or _file_name(stored) == _file_name(incoming)
+
+
+def _in_process(fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)
+
+
+@functools.lru_cache(maxsize=4)
+def _chunker(chunk_size: int, chunk_overlap: int) -> Chunker:
+    return Chunker(chunk_size, chunk_overlap)  # one per worker process and setting, not one per article
+
+
+def prepare_article(
+    article: Article, chunk_size: int, chunk_overlap: int, enrichments: Sequence[Enrichment]
+) -> tuple[list[ChunkRow], dict[str, list[tuple[int, int]]]]:
+    """An article's chunks and enrichment spans: the CPU-bound part of indexing, run where `Indexer.run` says
+    (a worker process in the server), so it takes nothing but picklable values."""
+    return _chunker(chunk_size, chunk_overlap).chunks(article), {e.kind: e.spans(article) for e in enrichments}
 
 
 def _metadata(doc_id: str, source: str | None, published: date | str | None) -> dict[str, str | int]:
@@ -154,6 +173,7 @@ class Indexer:
     def __init__(
         self, store: VectorIndex, docs: DocumentStore, embedder: Embedder, chunker: Chunker, lock_path: Path,
         enrichments: Sequence[Enrichment] = (), progress: IngestProgress | None = None,
+        run: Callable[..., Any] | None = None,
     ) -> None:
         self.store = store
         self.docs = docs
@@ -162,6 +182,7 @@ class Indexer:
         self.lock_path = lock_path
         self.enrichments = list(enrichments)
         self.progress = progress or IngestProgress(lock_path.with_name("ingest-progress.json"))
+        self.run = run or _in_process  # where chunking and enrichment spans are computed (CPU-bound)
 
     @property
     def embed_model(self) -> str:
@@ -259,8 +280,9 @@ class Indexer:
                     report.unchanged.append(item.doc_id)
                     writes.skipped(item.doc_id, group)
                     continue
-                spans = {e.kind: e.spans(item) for e in self.enrichments}
-                group.add(item, self.chunker.chunks(item), spans, existed=known is not None)
+                chunks, spans = self.run(prepare_article, item, self.chunker.chunk_size, self.chunker.chunk_overlap,
+                                         self.enrichments)
+                group.add(item, chunks, spans, existed=known is not None)
                 if group.texts >= EMBED_GROUP_TEXTS:
                     writes.submit(group, self._embed(group))
                     group = _Group()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from qa.errors import BadDocument, BadRequest, PathNotAllowed
 from qa.sources.article import Article
@@ -75,8 +76,21 @@ def read_regular_file(path: Path, max_bytes: int | None, single_link: bool) -> b
     return data
 
 
+def parse_file(name: str, data: bytes, meta: dict, doc_id: str) -> Article | tuple[str, str]:
+    """One file parsed, or the (name, reason) it cannot be used for (plain values: it may run in a worker)."""
+    try:
+        return parse_article(name, data, meta, doc_id=doc_id)
+    except BadDocument as exc:
+        return exc.name, exc.reason
+
+
+def _in_process(fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)
+
+
 def load_articles(
-    paths: Iterable[Path], max_bytes: int | None = None, single_link: bool = False
+    paths: Iterable[Path], max_bytes: int | None = None, single_link: bool = False,
+    run: Callable[..., Any] = _in_process,
 ) -> Iterator[Article | BadDocument]:
     """Yield an Article or the BadDocument error for each file, so one bad file never stops a batch."""
     manifests: dict[Path, dict[str, dict]] = {}
@@ -91,7 +105,8 @@ def load_articles(
                 manifests[path.parent] = _manifest_for(path.parent)
             entry = manifests[path.parent].get(path.name)
             meta = entry if isinstance(entry, dict) else {}
-            yield parse_article(str(path), data, meta, doc_id=meta.get("id") or safe_doc_id(name))
+            parsed = run(parse_file, str(path), data, meta, meta.get("id") or safe_doc_id(name))
+            yield BadDocument(*parsed) if isinstance(parsed, tuple) else parsed
         except BadDocument as exc:
             yield exc
         except OSError as exc:
@@ -141,10 +156,11 @@ class FileSource:
     max_bytes: int | None = None
     single_link: bool = False  # the server's path ingest: files with other hard links are refused
     name: str = "files"
+    run: Callable[..., Any] = _in_process  # where parsing runs (the server passes its CPU worker process)
 
     def count(self) -> int:
         """How many inputs articles() will yield (for a progress bar)."""
         return len(discover(self.paths))
 
     def articles(self) -> Iterator[Article | BadDocument]:
-        return load_articles(self.paths, self.max_bytes, self.single_link)
+        return load_articles(self.paths, self.max_bytes, self.single_link, self.run)

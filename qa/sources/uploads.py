@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from qa.errors import BadDocument
 from qa.sources.article import Article
 from qa.sources.cleaning import parse_article, safe_doc_id
+
+
+def parse_upload(filename: str, data: bytes, meta: dict | None) -> Article | tuple[str, str]:
+    """One upload parsed, or the (name, reason) it cannot be used for: plain values, so it can run in a worker
+    process and come back pickled (BadDocument's own constructor does not survive pickling)."""
+    try:
+        return parse_article(filename, data, meta)
+    except BadDocument as exc:
+        return exc.name, exc.reason
+
+
+def _in_process(fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)
 
 
 @dataclass
@@ -18,6 +32,7 @@ class UploadSource:
     max_bytes: int
     meta: dict[str, dict] = field(default_factory=dict)
     name: str = "uploads"
+    run: Callable[..., Any] = _in_process  # where parsing runs (the server passes its CPU worker process)
 
     def count(self) -> int:
         return len(self.files)
@@ -28,6 +43,7 @@ class UploadSource:
                 if len(data) > self.max_bytes:
                     raise BadDocument(filename, f"larger than the {self.max_bytes}-byte limit")
                 doc_id = safe_doc_id(filename)
-                yield parse_article(filename, data, self.meta.get(filename) or self.meta.get(doc_id))
+                parsed = self.run(parse_upload, filename, data, self.meta.get(filename) or self.meta.get(doc_id))
+                yield BadDocument(*parsed) if isinstance(parsed, tuple) else parsed
             except BadDocument as exc:
                 yield exc
