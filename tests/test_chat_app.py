@@ -139,19 +139,19 @@ def test_conversations_survive_reload_reopen_rename_and_delete(page: Page, serve
     ask(page, "When did it happen?")
     nav = page.get_by_role("navigation", name="Conversations")
     page.set_viewport_size({"width": 1280, "height": 800})
-    expect(nav.get_by_role("button", name=SHAYRAT)).to_be_visible()
+    expect(nav.get_by_role("button", name=SHAYRAT, exact=True)).to_be_visible()
 
     page.get_by_role("button", name="New chat").click()
     expect(page.locator("#log > li")).to_have_count(0)
     answered(page, "Who did Trump fire?")
     page.reload()
-    expect(nav.get_by_role("button", name="Who did Trump fire?")).to_be_visible()  # newest first
+    expect(nav.get_by_role("button", name="Who did Trump fire?", exact=True)).to_be_visible()  # newest first
     titles = [c["title"] for c in conversations(page)]
     assert titles[:2] == ["Who did Trump fire?", SHAYRAT]
     expect(nav.locator(".history-open")).to_have_text(titles)
     expect(page.locator("#log > li.turn")).to_have_count(1)  # the open conversation came back on reload
 
-    nav.get_by_role("button", name=SHAYRAT).click()
+    nav.get_by_role("button", name=SHAYRAT, exact=True).click()
     turns = page.locator("#log > li.turn")
     expect(turns).to_have_count(2)
     expect(turns.nth(0).locator(".question")).to_have_text(SHAYRAT)
@@ -165,12 +165,12 @@ def test_conversations_survive_reload_reopen_rename_and_delete(page: Page, serve
 
     page.once("dialog", lambda d: d.accept("Shayrat strike"))
     nav.get_by_role("button", name=f"Rename “{SHAYRAT}”").click()
-    expect(nav.get_by_role("button", name="Shayrat strike")).to_be_visible()
+    expect(nav.get_by_role("button", name="Shayrat strike", exact=True)).to_be_visible()
     assert any(c["title"] == "Shayrat strike" for c in conversations(page))
 
     page.once("dialog", lambda d: d.accept())
     nav.get_by_role("button", name="Delete “Shayrat strike”").click()
-    expect(nav.get_by_role("button", name="Shayrat strike")).to_have_count(0)
+    expect(nav.get_by_role("button", name="Shayrat strike", exact=True)).to_have_count(0)
     expect(page.locator("#log > li")).to_have_count(0)  # the open conversation was the deleted one
     assert all(c["title"] != "Shayrat strike" for c in conversations(page))
 

@@ -17,6 +17,7 @@ const ui = {
   filterSource: $("filter-source"), filterFrom: $("filter-from"), filterTo: $("filter-to"), askThese: $("ask-these"),
   uploadForm: $("upload-form"), uploadFiles: $("upload-files"),
 };
+const DATE_LOCALE = "en-GB"; // "11 Apr 2017": day before month, unambiguous
 const HINT = "Enter to send, Shift+Enter for a new line.";
 const CONVERSATION_KEY = "qa.conversation";
 const API_KEY = "qa.apiKey"; // sessionStorage only: forgotten when the tab closes
@@ -42,7 +43,7 @@ function formatDate(published) {
   if (!published) return null;
   const date = new Date(`${published}T00:00:00Z`);
   if (Number.isNaN(date.getTime())) return published;
-  return date.toLocaleDateString(undefined, { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" });
+  return date.toLocaleDateString(DATE_LOCALE, { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" });
 }
 
 function metaLine(item) {
@@ -60,7 +61,9 @@ function describeFailure(status, detail) {
   if (status === 404) return `That is no longer on the server${said}`;
   if (status === 409) return `That clashes with what is indexed${said}`;
   if (status === 413) return "That is larger than the server accepts.";
-  if (status === 503) return `A service the answer needs is unavailable right now${said} Try again in a moment.`;
+  if (status === 503) {
+    return `A service the answer needs is unavailable right now${detail ? ` (${detail})` : ""}. Try again in a moment.`;
+  }
   if (status >= 500) return "The server had a problem answering. Try again in a moment.";
   return `The request failed${said}`;
 }
@@ -699,7 +702,7 @@ function setHistoryOpen(open) {
 function dateRange(documents) {
   const dates = documents.map((d) => d.published).filter(Boolean).sort();
   if (!dates.length) return "";
-  const short = (iso) => new Date(`${iso}T00:00:00Z`).toLocaleDateString(undefined,
+  const short = (iso) => new Date(`${iso}T00:00:00Z`).toLocaleDateString(DATE_LOCALE,
     { day: "numeric", month: "short", timeZone: "UTC" });
   const year = dates[dates.length - 1].slice(0, 4);
   const first = dates[0].slice(0, 4) === year ? short(dates[0]) : formatDate(dates[0]);
