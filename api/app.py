@@ -49,23 +49,31 @@ STATIC = Path(__file__).parent / "static"
 CSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 log = logging.getLogger("qa.api")
 
+ERROR_DESCRIPTIONS = {
+    400: "Malformed request",
+    401: "Missing or invalid API key",
+    403: "Server-side path outside QA_INGEST_ROOT, or path ingest disabled",
+    404: "Unknown document, or a conversation that does not exist or is not this client's",
+    409: "The index was built with another embedding model",
+    413: "Request body too large",
+    422: "Invalid input (which field, and why)",
+    500: "Internal error (details are logged, never returned)",
+    503: "A dependency (vector store, LLM, embedding service) is unavailable",
+}
+
+
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for a route's error responses, all with the ErrorOut body."""
-    described = {
-        400: "Malformed request",
-        401: "Missing or invalid API key",
-        403: "Server-side path outside QA_INGEST_ROOT, or path ingest disabled",
-        404: "Unknown document, or a conversation that does not exist or is not this client's",
-        409: "The index was built with another embedding model",
-        413: "Request body too large",
-        422: "Invalid input",
-        500: "Internal error (details are logged, never returned)",
-        503: "A dependency (vector store, LLM, embedding service) is unavailable",
-    }
-    return {code: {"model": ErrorOut, "description": described[code]} for code in (*codes, 500)}
+    """OpenAPI entries for a route's error responses, all with the ErrorOut body (500 on every route)."""
+    return {code: {"model": ErrorOut, "description": ERROR_DESCRIPTIONS[code]} for code in (*codes, 500)}
 
 
-READ_ERRORS = _errors(404, 503)
+def _one_of(*models: type[Any]) -> dict[str, Any]:
+    """A JSON response that is one of several contract models (their schemas are registered elsewhere)."""
+    refs = [{"$ref": f"#/components/schemas/{m.__name__}"} for m in models]
+    return {"content": {"application/json": {"schema": {"anyOf": refs}}}}
+
+
+READ_ERRORS = _errors(404, 422, 503)
 ASK_ERRORS = _errors(400, 404, 409, 413, 422, 503)
 WRITE_ERRORS = _errors(400, 401, 403, 409, 413, 503)
 INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -73,8 +81,9 @@ INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": IngestReportOut, "description": "Every article was already indexed, unchanged"},
     201: {"model": IngestReportOut,
           "description": "Articles added or replaced (files that could not be used are listed in `failed`)"},
-    422: {"model": IngestReportOut,
-          "description": "No file could be used (reasons in `failed`, summary in `error`), or invalid input"},
+    422: {**_one_of(IngestReportOut, ErrorOut),
+          "description": "No file could be used (IngestReportOut: reasons in `failed`, summary in `error`), "
+                         "or invalid input (ErrorOut)"},
 }
 
 
@@ -357,7 +366,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.delete(
         "/documents/{doc_id}", summary="Remove an article from the index", status_code=200,
-        response_model=DeletedOut, dependencies=[Depends(require_api_key)], responses=_errors(401, 404, 503),
+        response_model=DeletedOut, dependencies=[Depends(require_api_key)],
+        responses=_errors(401, 404, 422, 503),
     )
     def delete_document(doc_id: str, service: ServiceDep) -> DeletedOut:
         service.delete(doc_id)

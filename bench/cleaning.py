@@ -67,9 +67,12 @@ def bench_cleaning() -> dict[str, Any]:
             print(f"{size:>12} {'not run':>10}  (predicted {predicted:,.0f} s at the measured growth)")
             continue
         text = one_line(size)
-        started = time.perf_counter()
-        clean_text(text)
-        seconds = time.perf_counter() - started
+        runs = []
+        for _ in range(3 if predicted < BUDGET_S / 3 else 1):  # the fastest of 3: the machine is shared
+            started = time.perf_counter()
+            clean_text(text)
+            runs.append(time.perf_counter() - started)
+        seconds = min(runs)
         rows.append((size, seconds))
         print(f"{size:>12} {seconds:>10.3f} {size / 1e6 / max(seconds, 1e-9):>8.2f}")
     exponent = _exponent(rows) if len(rows) >= 2 else float("nan")
@@ -106,9 +109,12 @@ class GilTicker:
 def bench_stages(megabytes: float) -> dict[str, Any]:
     """Seconds per CPU-bound ingest stage on a 2 MB article (one line, and prose), with the longest stall
     each stage caused another Python thread (what a server thread answering /health would wait)."""
-    from qa.answering.enrichments import sentence_spans
+    from qa.answering.enrichments import SentenceVectors, sentence_spans
+    from qa.cpu import CpuPool
     from qa.indexing.chunking import Chunker
+    from qa.indexing.indexer import prepare_article
     from qa.sources.cleaning import parse_article
+    from qa.sources.uploads import parse_upload
 
     size = int(megabytes * 1_000_000) - 1_000
     chunker = Chunker(256, 32)
@@ -133,6 +139,18 @@ def bench_stages(megabytes: float) -> dict[str, Any]:
             if stage != "parse":
                 stages[stage]["count"] = count
             print(f"{kind:>10} {stage:>8} {seconds:>9.2f} {stall:>17.1f}")
+        # the same work as the server does it: in the worker process of qa/cpu.py, this thread only waiting
+        pool = CpuPool()
+        pool.run(parse_upload, "warm.txt", b"Warm up\n\nThe worker starts.", None)
+        with GilTicker() as ticker:
+            started = time.perf_counter()
+            parsed = pool.run(parse_upload, f"{kind}.txt", data, None)
+            pool.run(prepare_article, parsed, 256, 32, [SentenceVectors()])
+            seconds = time.perf_counter() - started
+        pool.close()
+        stall = max(ticker.gaps, default=0.0) * 1000
+        stages["worker_process"] = {"seconds": round(seconds, 3), "longest_stall_ms": round(stall, 1)}
+        print(f"{kind:>10} {'all, in worker':>8} {seconds:>9.2f} {stall:>17.1f}")
         out[kind] = stages
     return out
 

@@ -205,7 +205,10 @@ def serve(
             "(`chroma run`) and set QA_CHROMA_URL to serve with several workers", 2,
         )
     out.print(f"Serving on http://{host}:{port}  (chat page at /, API docs at /docs)")
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+    # A worker loading its models on a busy host can miss uvicorn's 5 s liveness ping and be killed in a loop
+    # before it ever serves; 30 s still replaces a worker that is really stuck.
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info",
+                timeout_worker_healthcheck=30)
 
 
 feedback_app = typer.Typer(no_args_is_help=True, help="Readers' thumbs up/down on answers.")

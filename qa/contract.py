@@ -23,10 +23,9 @@ class QuoteOut(BaseModel):
     end: int
 
 
-class CitationOut(BaseModel):
-    """Source [n] of an answer: the passage exactly as it stands in the article, with its offsets."""
+class ArticleSpan(BaseModel):
+    """A stretch of an article exactly as it stands, with its offsets and the article's metadata."""
 
-    n: int
     doc_id: str
     title: str
     source: str | None
@@ -35,34 +34,34 @@ class CitationOut(BaseModel):
     start: int
     end: int
     score: float
+
+    @staticmethod
+    def fields_of(p: Passage) -> dict[str, Any]:
+        return {"doc_id": p.doc_id, "title": p.title, "source": p.source, "published": p.published,
+                "text": p.text, "start": p.start, "end": p.end, "score": round(p.score, 4)}
+
+
+class CitationOut(ArticleSpan):
+    """Source [n] of an answer: the passage it cites, and the sentence(s) quoted from it."""
+
+    n: int
     quote: QuoteOut | None = None
 
     @classmethod
     def of(cls, citation: Citation) -> CitationOut:
-        p = citation.passage
         quote = QuoteOut(**vars(citation.quote)) if citation.quote else None
-        return cls(n=citation.n, doc_id=p.doc_id, title=p.title, source=p.source, published=p.published,
-                   text=p.text, start=p.start, end=p.end, score=round(p.score, 4), quote=quote)
+        return cls(n=citation.n, quote=quote, **cls.fields_of(citation.passage))
 
 
-class PassageOut(BaseModel):
+class PassageOut(ArticleSpan):
     """A retrieved passage, best first, with the rank each retriever gave it."""
 
     chunk_id: str
-    doc_id: str
-    title: str
-    source: str | None
-    published: str | None
-    text: str
-    start: int
-    end: int
-    score: float
     ranks: dict[str, int] = Field(default_factory=dict)
 
     @classmethod
     def of(cls, p: Passage) -> PassageOut:
-        return cls(chunk_id=p.chunk_id, doc_id=p.doc_id, title=p.title, source=p.source, published=p.published,
-                   text=p.text, start=p.start, end=p.end, score=round(p.score, 4), ranks=dict(p.ranks))
+        return cls(chunk_id=p.chunk_id, ranks=dict(p.ranks), **cls.fields_of(p))
 
 
 class AnswerOut(BaseModel):

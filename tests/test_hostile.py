@@ -80,9 +80,12 @@ def test_health_answers_while_a_one_line_article_is_cleaned(tmp_path: Path) -> N
                 assert http.get("/health").status_code == 200
                 slowest = max(slowest, time.perf_counter() - started)
                 time.sleep(0.2)
-        worker.join()
+            worker.join()
+            answer = http.post("/ask", json={"question": "What does the one line report say about Zorbton?"}).json()
     assert result["response"].status_code == 201, result["response"].text
     assert slowest < 5.0, f"/health took {slowest:.1f} s during the upload"
+    # a "sentence" with no punctuation is quoted in pieces of at most 1,000 characters, never the whole line
+    assert len(answer["answer"]) <= 2 * 1000 + 20 and len(json.dumps(answer)) < 60_000, len(answer["answer"])
 
 
 # ---- 2. bracketed numbers in article text are never citations ----

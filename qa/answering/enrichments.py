@@ -8,15 +8,36 @@ from qa.sources.article import Article
 SENTENCE_VECTORS = "sentence"
 
 
+MAX_SENTENCE_CHARS = 1000  # longer "sentences" (a page with no punctuation) are cut at a space before this
+
+
+def _bounded(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """A sentence span cut into pieces of at most MAX_SENTENCE_CHARS (at the last space before the limit), so
+    no quoted answer, embedded text or stored turn is the whole of a 2 MB line."""
+    pieces: list[tuple[int, int]] = []
+    while end - start > MAX_SENTENCE_CHARS:
+        cut = text.rfind(" ", start + 1, start + MAX_SENTENCE_CHARS)
+        cut = cut if cut > start else start + MAX_SENTENCE_CHARS
+        pieces.append((start, cut))
+        start = cut
+        while start < end and text[start] == " ":
+            start += 1
+    if end > start:
+        pieces.append((start, end))
+    return pieces
+
+
 def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Sentence offsets (punkt, shipped with llama-index), never crossing a paragraph break."""
+    """Sentence offsets (punkt, shipped with llama-index), never crossing a paragraph break, none longer
+    than MAX_SENTENCE_CHARS."""
     from llama_index.core.utils import globals_helper
 
     tokenizer = globals_helper.punkt_tokenizer
     spans: list[tuple[int, int]] = []
     offset = 0
     for paragraph in text.split("\n\n"):
-        spans.extend((offset + s, offset + e) for s, e in tokenizer.span_tokenize(paragraph))
+        for s, e in tokenizer.span_tokenize(paragraph):
+            spans.extend(_bounded(text, offset + s, offset + e))
         offset += len(paragraph) + 2
     return spans
 
