@@ -286,7 +286,7 @@ def test_documents_dialog_lists_filters_uploads_deletes_and_restricts(page: Page
                 "buffer": b"Marmalade festival in Zorbton\n\nZORBTON, March 3, 2017 - The Zorbton marmalade "
                           b"festival was held in the Quillfield market hall on Friday, organisers said.\n"}])
     dialog.get_by_role("button", name="Upload").click()
-    expect(dialog.locator("#documents-status")).to_contain_text("1 article indexed.")
+    expect(dialog.locator("#documents-status")).to_contain_text("1 article indexed.", timeout=90_000)
     dialog.get_by_label("Outlet").select_option("")
     expect(rows).to_have_count(6)
     dialog.get_by_role("button", name="Delete Marmalade festival in Zorbton").click()
