@@ -596,6 +596,27 @@ function closePanel() {
   if (ui.panel.open) ui.panel.close();
 }
 
+/** Keep Tab inside a modal dialog: a native modal makes the page inert, but Tab can still leave the document. */
+function trapFocus(dialog) {
+  dialog.addEventListener("keydown", (event) => {
+    if (event.key !== "Tab") return;
+    const focusable = [...dialog.querySelectorAll("button, a[href], input, select, textarea, [tabindex='0']")]
+      .filter((el) => !el.disabled && el.offsetParent !== null);
+    if (!focusable.length) return;
+    const first = focusable[0];
+    const last = focusable[focusable.length - 1];
+    if (event.shiftKey && (document.activeElement === first || !dialog.contains(document.activeElement))) {
+      event.preventDefault();
+      last.focus();
+    } else if (!event.shiftKey && document.activeElement === last) {
+      event.preventDefault();
+      first.focus();
+    }
+  });
+}
+trapFocus(ui.panel);
+trapFocus(ui.documents);
+
 ui.panel.addEventListener("close", () => {
   state.panelRequest += 1;
   delete ui.panel.dataset.state;
