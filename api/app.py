@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from api.clients import ClientToken, ClientTokens, WriteKey
-from api.models import AskIn, FeedbackIn, IngestPathsIn, RenameIn
+from api.models import AskIn, FeedbackIn, IngestPathsIn, IngestUrlsIn, RenameIn
 from qa.config import Settings, load_settings
 from qa.contract import (
     AnswerOut,
@@ -38,6 +38,7 @@ from qa.contract import (
     FeedbackOut,
     HealthOut,
     IngestReportOut,
+    JobOut,
     dump,
 )
 from qa.conversations.feedback import Feedback
@@ -52,7 +53,8 @@ log = logging.getLogger("qa.api")
 ERROR_DESCRIPTIONS = {
     400: "Malformed request",
     401: "Missing or invalid API key",
-    403: "Server-side path outside QA_INGEST_ROOT, or path ingest disabled",
+    403: "Server-side path outside QA_INGEST_ROOT, path ingest disabled, or a URL that may not be fetched "
+         "(not http(s), or a loopback/private/reserved host)",
     404: "Unknown document, or a conversation that does not exist or is not this client's",
     409: "The index was built with another embedding model",
     413: "Request body too large",
@@ -125,7 +127,7 @@ def _sse(event: str, data: Any) -> str:
 def _report_response(report: IngestReportOut) -> JSONResponse:
     """201 when something was written, 200 when all was already indexed, 422 when every file failed (409 when
     one failed because its document id already holds another file's article)."""
-    ok = report.added or report.replaced or report.unchanged
+    ok = report.added or report.replaced or report.unchanged or report.duplicate
     clash = any(e.status == 409 for e in report.failed)
     status = 201 if (report.added or report.replaced) else (200 if ok else (409 if clash else 422))
     if not ok:
@@ -363,6 +365,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     async def ingest_path(body: IngestPathsIn, service: ServiceDep) -> JSONResponse:
         return _report_response(await run_in_threadpool(service.ingest_under_root, body.paths))
+
+    @app.post(
+        "/documents/ingest-url", summary="Fetch and ingest feeds, sitemaps and article pages",
+        description="Answers 202 with a job (poll GET /jobs/{job_id} for progress and the report), or, with "
+                    "`\"wait\": true`, the report itself when the ingest is over (like POST /documents). Every URL "
+                    "is vetted before anything is fetched: text that is not a URL refuses the request with 400; one "
+                    "that is not http(s) or is on a loopback, private, "
+                    "link-local, multicast or reserved address refuses the request with 403 (unless "
+                    "QA_FETCH_ALLOW_PRIVATE=true); redirects are vetted hop by hop.",
+        status_code=202, response_model=JobOut, dependencies=[Depends(require_api_key)],
+        responses={**INGEST_RESPONSES, 202: {"model": JobOut, "description": "The ingest runs as this job"}},
+    )
+    async def ingest_url(body: IngestUrlsIn, service: ServiceDep) -> JSONResponse:
+        if body.wait:
+            return _report_response(await run_in_threadpool(service.ingest_urls, body.urls))
+        job_id = await run_in_threadpool(service.ingest_urls_job, body.urls)
+        job = await run_in_threadpool(service.job, job_id)
+        return JSONResponse(dump(job), status_code=202, headers={"Location": f"/jobs/{job_id}"})
+
+    @app.get("/jobs/{job_id}", summary="Progress and report of an ingest job", response_model=JobOut,
+             responses=READ_ERRORS)
+    def get_job(job_id: str, service: ServiceDep) -> JobOut:
+        return service.job(job_id)
 
     @app.delete(
         "/documents/{doc_id}", summary="Remove an article from the index", status_code=200,

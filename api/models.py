@@ -66,6 +66,19 @@ class IngestPathsIn(BaseModel):
     )
 
 
+class IngestUrlsIn(BaseModel):
+    """Feeds (RSS/Atom), sitemaps (or sitemap indexes) and article pages to fetch and ingest."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    urls: list[Annotated[str, Field(min_length=1, max_length=4096)]] = Field(
+        ..., min_length=1, max_length=100,
+        description="http(s) URLs; one on a loopback/private/reserved host refuses the whole request (403) "
+                    "unless QA_FETCH_ALLOW_PRIVATE=true.",
+    )
+    wait: bool = Field(False, description="Answer with the report when the ingest is over, instead of 202 and a job.")
+
+
 class RenameIn(BaseModel):
     """A conversation's new title."""
 

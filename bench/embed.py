@@ -23,16 +23,22 @@ from qa.indexing.indexer import EMBED_GROUP_TEXTS
 from qa.sources.article import Article
 
 
-def ingest_groups(articles: list[Article], chunker: Chunker) -> list[list[str]]:
-    """The texts of each embed() call the Indexer makes for these articles."""
+def ingest_groups(articles: list[Article], chunker: Chunker, sentences: bool = True) -> list[list[str]]:
+    """The texts of each embed() call the Indexer makes for these articles: chunks, and sentences unless they
+    are pooled from the chunk pass (`sentences=False`; they still count towards a group's size, as there)."""
     groups: list[list[str]] = []
     group: list[str] = []
+    size = 0
     for article in articles:
-        group.extend(article.text[c.start : c.end] for c in chunker.chunks(article))
-        group.extend(article.text[s:e] for s, e in sentence_spans(article.text))
-        if len(group) >= EMBED_GROUP_TEXTS:
+        chunks = [article.text[c.start : c.end] for c in chunker.chunks(article)]
+        spans = sentence_spans(article.text)
+        group.extend(chunks)
+        if sentences:
+            group.extend(article.text[s:e] for s, e in spans)
+        size += len(chunks) + len(spans)
+        if size >= EMBED_GROUP_TEXTS:
             groups.append(group)
-            group = []
+            group, size = [], 0
     if group:
         groups.append(group)
     return groups

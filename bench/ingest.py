@@ -43,6 +43,14 @@ class InterleavingEmbedder:
         self.calls = 0
         self.slices: list[tuple[float, float]] = []  # when each bare-loop slice ran
 
+    alone = 0  # sentences embedded alone although pooling was on (no chunk held them whole)
+    pooled = False  # True: the Indexer pools sentence vectors, so each group is one embed_with_spans() call
+
+    def _step(self) -> None:
+        started = time.perf_counter()
+        self.bare.step()
+        self.slices.append((started, time.perf_counter()))
+
     def embed(self, texts: list[str]) -> np.ndarray:
         wall, cpu = time.perf_counter(), time.process_time()
         out = legacy_embed(self.inner, texts) if self.legacy else self.inner.embed(texts)
@@ -50,9 +58,20 @@ class InterleavingEmbedder:
         self.cpu += time.process_time() - cpu
         self.texts += len(texts)
         self.calls += 1
-        started = time.perf_counter()
-        self.bare.step()
-        self.slices.append((started, time.perf_counter()))
+        if self.pooled:  # with pooling, embed() only takes the few sentences no chunk holds whole
+            self.alone += len(texts)
+        else:
+            self._step()
+        return out
+
+    def embed_with_spans(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> Any:
+        wall, cpu = time.perf_counter(), time.process_time()
+        out = self.inner.embed_with_spans(texts, spans)
+        self.seconds += time.perf_counter() - wall
+        self.cpu += time.process_time() - cpu
+        self.texts += len(texts)
+        self.calls += 1
+        self._step()
         return out
 
     def __getattr__(self, name: str) -> Any:
@@ -87,6 +106,9 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="keep the data folder here (for bench.latency)")
     parser.add_argument("--legacy-embedder", action="store_true",
                         help="embed as qa/embeddings.py did before the padding fix (bench.embed.legacy_embed)")
+    parser.add_argument("--sentence-vectors", choices=["separate", "pooled"], default=None,
+                        help="QA_SENTENCE_VECTORS for this run (default: the setting's default); with pooled, the"
+                             " bare loop runs over the chunks alone")
     parser.add_argument("--name", default=None, help="results file name under bench/results/")
     args = parser.parse_args()
 
@@ -94,7 +116,9 @@ def main() -> None:
     data_dir = args.keep or workdir / "data"
     if args.keep and args.keep.exists():
         shutil.rmtree(args.keep)
-    settings = bench_settings(data_dir, chroma_url=args.chroma_url)
+    settings = bench_settings(data_dir, chroma_url=args.chroma_url,
+                              **({"sentence_vectors": args.sentence_vectors} if args.sentence_vectors else {}))
+    pooled = settings.sentence_vectors == "pooled"
     if args.chroma_url:
         from qa.service import reset_index
 
@@ -106,10 +130,11 @@ def main() -> None:
 
     print("preparing the bare loop's texts (the same chunking and sentence split as ingest) ...", flush=True)
     articles = [a for a in bbc_articles(args.limit) if isinstance(a, Article)]
-    groups = ingest_groups(articles, pipeline.indexer.chunker)
+    groups = ingest_groups(articles, pipeline.indexer.chunker, sentences=not pooled)
     texts = [t for g in groups for t in g]
     bare = Interleaved(BareLoop(embedder, settings.embed_batch_size), texts, len(groups))
     counting = InterleavingEmbedder(embedder, bare, legacy=args.legacy_embedder)
+    counting.pooled = pooled
     pipeline.indexer.embedder = counting
     writes = TimedWrites(pipeline.indexer._write_group)
     pipeline.indexer._write_group = writes  # type: ignore[method-assign]
@@ -123,7 +148,7 @@ def main() -> None:
     first_wall = time.perf_counter() - wall - bare.wall
     first_cpu = time.process_time() - cpu - bare.cpu
     bare.finish()
-    if counting.texts != len(texts):
+    if counting.texts - counting.alone != len(texts):
         print(f"warning: the pipeline embedded {counting.texts} texts, the bare loop {len(texts)}")
     added = len(report.added)
     print(f"first ingest: {added} articles, {report.chunks_written} chunks, {counting.texts} texts in "
@@ -138,6 +163,7 @@ def main() -> None:
     result = {
         "store": "server" if args.chroma_url else "embedded", "indexer": "pipelined",
         "embedder": "legacy (before the padding fix)" if args.legacy_embedder else "current",
+        "sentence_vectors": settings.sentence_vectors, "sentences_embedded_alone": counting.alone,
         "articles": added, "failed": len(report.failed), "chunks": report.chunks_written,
         "texts_embedded": counting.texts, "tokens_embedded": bare.tokens, "embed_calls": counting.calls,
         "batch_size": settings.embed_batch_size,

@@ -128,20 +128,22 @@ def bulk_put(docs: Any, batch: list[tuple[Any, str, list[Any], dict[str, Any], s
         for article, fingerprint, chunks, enrichments, embed_model in batch:
             published = article.published.isoformat() if article.published else None
             source_key, day = (article.source or "").casefold(), day_number(published)
-            docs._add_counts(db, 1, len(chunks))
+            analysed = [indexed_terms(article.text[c.start : c.end]) for c in chunks]
+            docs._add_counts(db, 1, len(chunks), sum(map(len, analysed)))
             db.execute(
                 "INSERT INTO documents (doc_id, title, source, published, url, path, text, content_hash, n_chunks,"
                 " embed_model) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (article.doc_id, article.title, article.source, published, article.url, article.path,
                  article.text, fingerprint, len(chunks), embed_model),
             )
-            for c in chunks:
+            for c, chunk_terms in zip(chunks, analysed, strict=True):
                 cursor = db.execute(
-                    'INSERT INTO chunks (chunk_id, doc_id, idx, start, "end", source_key, day) VALUES (?,?,?,?,?,?,?)',
-                    (c.chunk_id, c.doc_id, c.idx, c.start, c.end, source_key, day),
+                    'INSERT INTO chunks (chunk_id, doc_id, idx, start, "end", source_key, day, n_terms)'
+                    " VALUES (?,?,?,?,?,?,?,?)",
+                    (c.chunk_id, c.doc_id, c.idx, c.start, c.end, source_key, day, len(chunk_terms)),
                 )
                 db.execute("INSERT INTO chunk_terms(rowid, terms) VALUES (?, ?)",
-                           (cursor.lastrowid, indexed_terms(article.text[c.start : c.end])))
+                           (cursor.lastrowid, " ".join(chunk_terms)))
             for kind, rows in enrichments.items():
                 vectors = rows.vectors.astype(np.float16)
                 db.executemany(
@@ -327,7 +329,7 @@ def replicate(folder: Path, source: Path, chunks: int, spans: bool = True) -> di
         for doc_id, text in db.execute("SELECT doc_id, text FROM documents").fetchall():
             rows = db.execute('SELECT id, start, "end" FROM chunks WHERE doc_id=?', (doc_id,)).fetchall()
             db.executemany("INSERT INTO temp.base_terms VALUES (?, ?)",
-                           [(i, indexed_terms(text[s:e])) for i, s, e in rows])
+                           [(i, " ".join(indexed_terms(text[s:e]))) for i, s, e in rows])
     out["analyse_source_s"] = round(t.seconds, 1)
     top = db.execute("SELECT MAX(id) FROM chunks").fetchone()[0]
     with Stopwatch() as t:
@@ -338,9 +340,9 @@ def replicate(folder: Path, source: Path, chunks: int, spans: bool = True) -> di
                     " embed_model) SELECT doc_id || ?, title, source, published, url, path, text, content_hash,"
                     " n_chunks, embed_model FROM documents WHERE doc_id NOT LIKE '%-r%'", (f"-r{k}",))
                 tx.execute(
-                    'INSERT INTO chunks (id, chunk_id, doc_id, idx, start, "end", source_key, day) SELECT id + ?,'
-                    " doc_id || ? || substr(chunk_id, length(doc_id) + 1), doc_id || ?, idx, start, \"end\","
-                    " source_key, day FROM chunks WHERE id <= ?", (k * top, f"-r{k}", f"-r{k}", top))
+                    'INSERT INTO chunks (id, chunk_id, doc_id, idx, start, "end", source_key, day, n_terms) SELECT'
+                    " id + ?, doc_id || ? || substr(chunk_id, length(doc_id) + 1), doc_id || ?, idx, start,"
+                    " \"end\", source_key, day, n_terms FROM chunks WHERE id <= ?", (k * top, f"-r{k}", f"-r{k}", top))
                 tx.execute("INSERT INTO chunk_terms(rowid, terms) SELECT id + ?, terms FROM temp.base_terms",
                            (k * top,))
                 if spans:
@@ -351,6 +353,7 @@ def replicate(folder: Path, source: Path, chunks: int, spans: bool = True) -> di
         with docs._tx() as tx:
             tx.execute("UPDATE meta SET value=(SELECT COUNT(*) FROM documents) WHERE key='documents'")
             tx.execute("UPDATE meta SET value=(SELECT COUNT(*) FROM chunks) WHERE key='chunks'")
+            tx.execute("UPDATE meta SET value=(SELECT SUM(n_terms) FROM chunks) WHERE key='terms'")
         db.execute("DROP TABLE temp.base_terms")
     out["docstore_fill_s"] = round(t.seconds, 1)
     out["documents"], out["chunks"] = docs.count()
@@ -385,6 +388,31 @@ def interleaved_adds(folders: list[Path], rounds: int = 20) -> dict[str, Any]:
                 samples[str(folder)][kind].append((time.perf_counter() - started) * 1000)
     return {str(folder): {"chunks": docs.count()[1], **{k: percentiles(v) for k, v in samples[str(folder)].items()}}
             for folder, docs, _ in stores}
+
+
+def keyword_probe(folder: Path, queries: int = 100) -> dict[str, Any]:
+    """Where an FTS5 keyword query spends its time: ranking every matching row vs only counting them."""
+    from bench.latency import bbc_questions
+    from qa.lexicon import terms
+    from qa.store.sqlite import SQLiteStore
+
+    def match_expression(query: str) -> str:
+        return " OR ".join(f'"{t}"' for t in dict.fromkeys(terms(query))) or '""'
+
+    docs = SQLiteStore(folder / "data" / "docstore.sqlite")
+    conn = docs._conn()
+    questions = bbc_questions(queries)
+    expressions = [match_expression(q) for q in questions]
+    count = "SELECT count(*) FROM chunk_terms WHERE chunk_terms MATCH ?"
+    matches = sorted(conn.execute(count, (e,)).fetchone()[0] for e in expressions)
+    return {
+        "chunks": docs.count()[1], "matches_median": matches[len(matches) // 2],
+        "keyword_search_ms": _timed(lambda i: docs.keyword_search(questions[i], 30), queries),
+        "fts_rank_limit_30_ms": _timed(lambda i: conn.execute(
+            "SELECT rowid, rank FROM chunk_terms WHERE chunk_terms MATCH ? ORDER BY rank LIMIT 30",
+            (expressions[i],)).fetchall(), queries),
+        "fts_count_only_ms": _timed(lambda i: conn.execute(count, (expressions[i],)).fetchone(), queries),
+    }
 
 
 def _timed(fn: Any, n: int, budget_s: float = 90.0) -> dict[str, float]:
@@ -461,12 +489,19 @@ def main() -> None:
                         help="copies get no sentence-vector rows (see replicate)")
     parser.add_argument("--keep", type=Path, default=None, help="build the data folders here and keep them")
     parser.add_argument("--measure", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--probe-keyword", type=Path, default=None,
+                        help="a size folder: FTS5 ranking vs counting the matches of the benchmark's questions")
     parser.add_argument("--interleave", default=None,
                         help="comma-separated size folders (kept with --keep): add-one-article in each in turn")
     parser.add_argument("--name", default="scale")
     args = parser.parse_args()
     if args.measure:
         print(json.dumps(measure(args.measure)))
+        return
+    if args.probe_keyword:
+        probe = keyword_probe(args.probe_keyword)
+        print(probe, flush=True)
+        print(f"saved {save(args.name, {'keyword_probe': probe})}")
         return
     if args.interleave:
         result = interleaved_adds([Path(f) for f in args.interleave.split(",")])

@@ -53,50 +53,140 @@ def _service(settings: Settings) -> Service:
         raise _fail(str(exc)) from None
 
 
-@app.command()
-def ingest(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders (default: seeds/).")] = None,
-    reset: Annotated[bool, typer.Option(help="Delete the whole index first (e.g. after changing model).")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-) -> None:
-    """Clean, chunk, embed and index articles; unchanged articles are skipped."""
+_EVERY = {"s": 1, "m": 60, "h": 3600}
+
+
+def _interval(text: str) -> float:
+    """'15m', '30s', '1h' or plain seconds -> seconds."""
+    text = text.strip().lower()
+    unit = _EVERY.get(text[-1:])
+    number = text[:-1] if unit else text
+    try:
+        seconds = float(number) * (unit or 1)
+    except ValueError:
+        raise _fail(f"--every: '{text}' is not an interval like 30s, 15m or 1h", 2) from None
+    if not 1 <= seconds <= 7 * 86400:
+        raise _fail("--every must be between 1 second and 7 days", 2)
+    return seconds
+
+
+def _print_urls(report: IngestReportOut) -> None:
+    """One line per URL of a web ingest."""
+    for line in report.urls:
+        if line.status == "failed":
+            err.print(f"[yellow]failed[/yellow]     {line.url}: {line.error}", highlight=False)
+        elif line.status == "duplicate":
+            out.print(f"duplicate  {line.url} (a copy of {line.of})", highlight=False)
+        else:
+            out.print(f"{line.status:<10} {line.url} ({line.doc_id})", highlight=False)
+
+
+def _run_ingest(service: Service, sources: list, as_json: bool) -> IngestReportOut:
     from rich.progress import Progress
 
-    from qa.sources import FileSource, open_targets
+    from qa.sources.urls import UrlSource
+
+    reports = []
+    with Progress(console=err, transient=True, disable=as_json) as bar:
+        task = bar.add_task("reading", total=None)
+        total = 0
+        for source in sources:
+            if isinstance(source, UrlSource):
+                service.bind(source)
+            total += source.count()  # a feed or sitemap is read here, to know how many articles it lists
+        bar.update(task, total=total, description="ingesting")
+        for source in sources:
+            reports.append(service.ingest(source, progress=lambda _name: bar.advance(task)))
+    return _merge(reports)
+
+
+@app.command()
+def ingest(
+    targets: Annotated[list[str] | None, typer.Argument(
+        help="Files, folders, or URLs of RSS/Atom feeds, sitemaps and articles (default: seeds/).")] = None,
+    reset: Annotated[bool, typer.Option(help="Delete the whole index first (e.g. after changing model).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    follow: Annotated[bool, typer.Option(help="Re-read the targets (feeds) every --every until interrupted.")] = False,
+    every: Annotated[str, typer.Option(help="Interval between --follow rounds: 30s, 15m, 1h.")] = "15m",
+    rounds: Annotated[int, typer.Option(help="With --follow: stop after this many rounds (0: never).")] = 0,
+) -> None:
+    """Clean, chunk, embed and index articles from files, folders, feeds, sitemaps and pages; unchanged ones are
+    skipped, syndicated copies of indexed articles are recorded on them instead of indexed again."""
+    from qa.sources import FileSource, UrlSource, open_targets
+    from qa.sources.fetch import FetchRefused, InvalidUrl
 
     settings = _settings()
-    sources = open_targets([str(p) for p in (paths or [DEFAULT_SEEDS])], settings)
-    missing = [str(p) for s in sources if isinstance(s, FileSource) for p in s.paths if not p.exists()]
-    if missing:
-        raise _fail(f"no such file or folder: {', '.join(missing)}", 2)
+    interval = _interval(every) if follow else 0.0
+    given = targets or [str(DEFAULT_SEEDS)]
+
+    def opened() -> list:
+        sources = open_targets(given, settings)
+        missing = [str(p) for s in sources if isinstance(s, FileSource) for p in s.paths if not p.exists()]
+        if missing:
+            raise _fail(f"no such file or folder: {', '.join(missing)}", 2)
+        try:
+            for source in sources:
+                if isinstance(source, UrlSource):
+                    source.check()
+        except (FetchRefused, InvalidUrl) as exc:
+            raise _fail(str(exc), 2) from None
+        return sources
+
+    sources = opened()
     if reset:
         from qa.service import reset_index
 
         reset_index(settings)
     service = _service(settings)
+    if follow:
+        _follow(service, opened, interval, rounds)
+        return
     started = time.perf_counter()
-    reports = []
     try:
-        with Progress(console=err, transient=True, disable=as_json) as bar:
-            task = bar.add_task("ingesting", total=sum(s.count() for s in sources))
-            for source in sources:
-                reports.append(service.ingest(source, progress=lambda _name: bar.advance(task)))
+        report = _run_ingest(service, sources, as_json)
     except QAError as exc:
         raise _fail(str(exc)) from None
-    report = _merge(reports)
     elapsed = time.perf_counter() - started
     if as_json:
         out.print_json(json.dumps({**report.model_dump(mode="json", exclude_none=True), "seconds": round(elapsed, 2)}))
     else:
+        _print_urls(report)
         out.print(
             f"added {len(report.added)}, replaced {len(report.replaced)}, unchanged {len(report.unchanged)}, "
-            f"failed {len(report.failed)} documents; {report.chunks_written} chunks written, "
-            f"{report.chunks_total} in the index ({elapsed:.1f} s)"
+            f"failed {len(report.failed)}, duplicate {len(report.duplicate)} documents; "
+            f"{report.chunks_written} chunks written, {report.chunks_total} in the index ({elapsed:.1f} s)"
         )
+        urls = {u.url for u in report.urls}
         for failure in report.failed:
-            err.print(f"[yellow]skipped[/yellow] {failure.file}: {failure.error}", highlight=False)
-    if report.failed and not (report.added or report.replaced or report.unchanged):
+            if failure.file not in urls:  # a URL's failure is already on its line
+                err.print(f"[yellow]skipped[/yellow] {failure.file}: {failure.error}", highlight=False)
+    if report.failed and not (report.added or report.replaced or report.unchanged or report.duplicate):
         raise typer.Exit(1)
+
+
+def _follow(service: Service, opened: object, interval: float, rounds: int) -> None:
+    """Re-ingest the targets every `interval` seconds, one log line per round, until Ctrl-C (or `rounds`)."""
+    done = 0
+    try:
+        while True:
+            started = time.perf_counter()
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            try:
+                report = _run_ingest(service, opened(), True)  # type: ignore[operator]
+                line = (f"{stamp} round {done + 1}: added {len(report.added)}, replaced {len(report.replaced)}, "
+                        f"unchanged {len(report.unchanged)}, duplicate {len(report.duplicate)}, "
+                        f"failed {len(report.failed)} ({time.perf_counter() - started:.1f} s)")
+                out.print(line, highlight=False)
+                for failure in report.failed:
+                    err.print(f"  failed {failure.file}: {failure.error}", highlight=False)
+            except QAError as exc:  # e.g. the vector store is down: log it and try again next round
+                err.print(f"{stamp} round {done + 1} failed: {exc}", highlight=False)
+            done += 1
+            if rounds and done >= rounds:
+                return
+            time.sleep(max(0.0, interval - (time.perf_counter() - started)))
+    except KeyboardInterrupt:
+        err.print(f"stopped after {done} rounds", highlight=False)
 
 
 def _merge(reports: list[IngestReportOut]) -> IngestReportOut:
@@ -107,6 +197,8 @@ def _merge(reports: list[IngestReportOut]) -> IngestReportOut:
         merged.replaced += report.replaced
         merged.unchanged += report.unchanged
         merged.failed += report.failed
+        merged.duplicate += report.duplicate
+        merged.urls += report.urls
         merged.chunks_written += report.chunks_written
         merged.chunks_total = report.chunks_total
     return merged

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     answer_mode: Literal["auto", "extractive", "llm"] = Field(
         "auto", description="auto uses the LLM when one is configured, else extractive."
     )
+    sentence_vectors: Literal["separate", "pooled"] = Field(
+        "separate", description="Sentence vectors: each embedded alone, or pooled from the chunk pass (faster ingest)."
+    )
     refusal_threshold: float = Field(0.58, description="Minimum evidence score to answer (extractive).")
     max_answer_sentences: int = Field(2, ge=1, le=5, description="Sentences in an extractive answer.")
 
@@ -57,6 +60,14 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(2000, ge=10, description="Longest accepted question.")
     ingest_root: Path | None = Field(None, description="Folder the server may ingest paths from.")
     history_turns: int = Field(10, ge=1, le=100, description="Turns of a conversation kept as context.")
+
+    fetch_allow_private: bool = Field(False, description="Fetch URLs on loopback/private/link-local hosts too.")
+    fetch_connect_timeout: float = Field(5.0, gt=0, le=120, description="Seconds to connect to a web host.")
+    fetch_timeout: float = Field(15.0, gt=0, le=600, description="Seconds a web host may stay silent mid-response.")
+    fetch_total_timeout: float = Field(30.0, gt=0, le=3600, description="Seconds one fetch may take in all.")
+    fetch_per_host: int = Field(2, ge=1, le=32, description="Requests in flight to one host at a time.")
+    fetch_concurrency: int = Field(8, ge=1, le=64, description="Pages fetched at once.")
+    fetch_max_urls: int = Field(1000, ge=1, le=100_000, description="Articles read from one feed or sitemap.")
 
     @property
     def llm_configured(self) -> bool:

@@ -23,6 +23,14 @@ class QuoteOut(BaseModel):
     end: int
 
 
+class CopyOut(BaseModel):
+    """Where else an article was published: a syndicated copy recognised at ingest and not indexed itself."""
+
+    url: str
+    source: str | None = Field(description="The outlet (site name, else the feed's title, else the host).")
+    published: str | None
+
+
 class ArticleSpan(BaseModel):
     """A stretch of an article exactly as it stands, with its offsets and the article's metadata."""
 
@@ -46,6 +54,7 @@ class CitationOut(ArticleSpan):
 
     n: int
     quote: QuoteOut | None = None
+    also_at: list[CopyOut] = Field(default_factory=list, description="Other outlets that ran the same story.")
 
     @classmethod
     def of(cls, citation: Citation) -> CitationOut:
@@ -137,6 +146,8 @@ class DocumentOut(BaseModel):
     text: str
     n_chunks: int
     indexed_at: str
+    author: str | None = None
+    also_at: list[CopyOut] = Field(default_factory=list, description="Syndicated copies of this article.")
 
 
 class FailedFile(BaseModel):
@@ -146,8 +157,25 @@ class FailedFile(BaseModel):
                                          "the article of another file name (delete that one first, or rename)")
 
 
+class DuplicateOut(BaseModel):
+    """An article not indexed because it is a syndicated copy of `of` (listed in that article's also_at)."""
+
+    doc_id: str
+    of: str
+
+
+class UrlOutcomeOut(BaseModel):
+    """What became of one URL of a web ingest (a feed's or sitemap's articles each get one)."""
+
+    url: str
+    status: Literal["added", "replaced", "unchanged", "duplicate", "failed"]
+    doc_id: str | None = None
+    of: str | None = Field(None, description="For a duplicate: the article it copies.")
+    error: str | None = Field(None, description="For a failure: why, in one line.")
+
+
 class IngestReportOut(BaseModel):
-    """What an ingest did (POST /documents, POST /documents/ingest-path, `qa ingest --json`)."""
+    """What an ingest did (POST /documents, POST /documents/ingest-path, `qa ingest --json`, a job's report)."""
 
     added: list[str]
     replaced: list[str]
@@ -155,7 +183,26 @@ class IngestReportOut(BaseModel):
     failed: list[FailedFile]
     chunks_written: int
     chunks_total: int
+    duplicate: list[DuplicateOut] = Field(default_factory=list)
+    urls: list[UrlOutcomeOut] = Field(default_factory=list, description="Web ingests: one entry per URL.")
     error: str | None = Field(None, description="Set (with status 422) when no input could be used.")
+
+
+class JobProgress(BaseModel):
+    done: int
+    total: int | None
+
+
+class JobOut(BaseModel):
+    """A long-running ingest (POST /documents/ingest-url answers 202 with one): poll GET /jobs/{job_id}."""
+
+    job_id: str
+    kind: str
+    status: Literal["running", "done", "failed"]
+    created: str
+    progress: JobProgress
+    report: IngestReportOut | None = None
+    error: str | None = None
 
 
 class DeletedOut(BaseModel):

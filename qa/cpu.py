@@ -16,7 +16,16 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+LARGE_CHARS = 100_000  # inputs above this go to the worker; smaller ones prepare in a fraction of a second
 log = logging.getLogger("qa.cpu")
+
+
+def import_modules(names: tuple[str, ...]) -> None:
+    """Run in the worker to import what its calls need before the first one arrives."""
+    import importlib
+
+    for name in names:
+        importlib.import_module(name)
 
 
 class CpuPool:
@@ -44,6 +53,18 @@ class CpuPool:
             with self._lock:
                 self._pool = None
             return fn(*args)
+
+    def run_if_large(self, fn: Callable[..., T], *args: Any) -> T:
+        """fn(*args) in the worker when an argument (bytes, text, or an object's `.text`) is over
+        LARGE_CHARS; in-process otherwise, where a normal article takes milliseconds and pays no pickling."""
+        sizes = [len(a) for a in args if isinstance(a, bytes | str)]
+        sizes += [len(a.text) for a in args if isinstance(getattr(a, "text", None), str)]
+        return self.run(fn, *args) if max(sizes, default=0) > LARGE_CHARS else fn(*args)
+
+    def warm(self, modules: tuple[str, ...]) -> None:
+        """Start the worker and import `modules` in it, in the background: the first upload does not wait for
+        a process to spawn and import llama-index (seconds on a loaded machine)."""
+        threading.Thread(target=self.run, args=(import_modules, modules), daemon=True, name="cpu-warm").start()
 
     def close(self) -> None:
         with self._lock:

@@ -21,26 +21,33 @@ from qa.contract import (
     ConversationOut,
     ConversationSummary,
     ConversationTurnOut,
+    CopyOut,
     DocumentOut,
     FeedbackOut,
     HealthOut,
     IngestReportOut,
+    JobOut,
     PassageOut,
     SourcesEvent,
     StreamError,
     TokenEvent,
+    UrlOutcomeOut,
 )
 from qa.conversations import LOCAL_CLIENT, ConversationStore, LLMRewriter, OfflineRewriter, QuestionRewriter, Turn
 from qa.conversations.feedback import Feedback, FeedbackStore
 from qa.cpu import CpuPool
 from qa.embedding import build_embedder
-from qa.errors import AnswererUnavailable, BadRequest, NotFound, StoreUnavailable
+from qa.errors import AnswererUnavailable, BadRequest, NotFound, QAError, StoreUnavailable
 from qa.indexing.chunking import Chunker
 from qa.indexing.indexer import Indexer, IngestReport
 from qa.indexing.progress import IngestProgress
+from qa.jobs import JobStore
 from qa.retrieval import Filters, Retrieval, Retriever, build_retriever
-from qa.sources import FileSource, Source, UploadSource
+from qa.sources import FileSource, Source, UploadSource, UrlSource
+from qa.sources.fetch import Fetcher
 from qa.sources.files import resolve_under_root
+from qa.sources.urls import fetch_policy
+from qa.sources.web import SQLiteValidatorCache
 from qa.store import DocumentStore, VectorIndex
 from qa.store.chroma import ChromaIndex
 from qa.store.layout import DataLayout
@@ -95,10 +102,13 @@ class Service:
     rewriter: QuestionRewriter
     conversations: ConversationStore
     feedback: FeedbackStore
+    layout: DataLayout
+    jobs: JobStore
+    fetcher: Fetcher  # shared by every web ingest of this process, so QA_FETCH_PER_HOST holds across jobs
     cpu: CpuPool | None = None  # the server's worker process for parsing and chunking; None: in-process
 
     def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return self.cpu.run(fn, *args) if self.cpu else fn(*args)
+        return self.cpu.run_if_large(fn, *args) if self.cpu else fn(*args)
 
     def close(self) -> None:
         """Stop the worker process (the HTTP app's shutdown)."""
@@ -127,11 +137,18 @@ class Service:
 
         assert isinstance(answer, Answer)
         prepared.timings["answer"] = _ms(time.perf_counter() - answering)
-        result = AnswerOut.of(prepared.question, prepared.standalone, prepared.conversation_id, answer,
-                              prepared.retrieval.passages, prepared.timings)
+        result = self._with_copies(AnswerOut.of(prepared.question, prepared.standalone, prepared.conversation_id,
+                                                answer, prepared.retrieval.passages, prepared.timings))
         turn = Turn(prepared.question, prepared.standalone, answer.text, result.model_dump_json())
         self.conversations.add(prepared.conversation_id, turn, prepared.client)
         result.timings_ms["total"] = _ms(time.perf_counter() - prepared.started)  # the stored copy lacks it
+        return result
+
+    def _with_copies(self, result: AnswerOut) -> AnswerOut:
+        """Fill each citation's "also reported by" from the store's syndicated copies as they are now."""
+        copies = self.docs.copies_of(c.doc_id for c in result.citations)
+        for citation in result.citations:
+            citation.also_at = [CopyOut.model_validate(c) for c in copies.get(citation.doc_id, [])]
         return result
 
     def ask(
@@ -179,7 +196,7 @@ class Service:
         turns = []
         for turn in data.pop("turns"):  # type: ignore[attr-defined]
             try:
-                answer = AnswerOut.model_validate(turn["answer"]) if turn["answer"] else None
+                answer = self._with_copies(AnswerOut.model_validate(turn["answer"])) if turn["answer"] else None
             except ValidationError:  # stored by a version with another contract: show the text alone
                 answer = None
             turns.append(ConversationTurnOut(**{**turn, "answer": answer}))
@@ -200,8 +217,59 @@ class Service:
     # ---- documents ----------------------------------------------------------------------------------------
 
     def ingest(self, source: Source, progress: Callable[[str], None] | None = None) -> IngestReportOut:
-        """Ingest what a source yields: new articles added, changed ones replaced, bad inputs reported."""
+        """Ingest what a source yields: new articles added, changed ones replaced, bad inputs reported. A web
+        source is bound to the store first, and keeps the validators of what landed once the ingest is over."""
+        if isinstance(source, UrlSource):
+            return self._ingest_urls(source, progress)
         return self._report(self.indexer.ingest(source.articles(), progress))
+
+    def bind(self, source: UrlSource) -> UrlSource:
+        """Connect a web source to this service's validator cache and document store (idempotent)."""
+        if source.web is None:
+            source.bind(SQLiteValidatorCache(self.layout.web_cache),
+                        lambda doc_id: self.docs.content_hash(doc_id) is not None)
+        return source
+
+    def _ingest_urls(self, source: UrlSource, progress: Callable[[str], None] | None) -> IngestReportOut:
+        self.bind(source)
+        try:
+            report = self.indexer.ingest(source.articles(), progress)
+            kept = dict(report.duplicate)
+            source.remember(kept, {*report.added, *report.replaced, *report.unchanged})
+        finally:
+            source.close()
+        out = self._report(report)
+        failed = {f.name: f.reason for f in report.failed}
+        statuses = {**{d: "added" for d in report.added}, **{d: "replaced" for d in report.replaced},
+                    **{d: "unchanged" for d in report.unchanged}, **{d: "duplicate" for d in kept}}
+        for line in source.lines:
+            if line.same_as is not None:
+                status, error = "unchanged", None
+            elif line.reason is not None or line.doc_id is None:
+                status, error = "failed", line.reason
+            else:
+                status = statuses.get(line.doc_id, "failed")
+                error = None if status != "failed" else failed.get(line.url, "not indexed")
+            out.urls.append(UrlOutcomeOut(url=line.url, status=status, doc_id=line.doc_id, error=error,
+                                          of=kept.get(line.doc_id or "") or line.same_as))
+        return out
+
+    def ingest_urls(self, urls: list[str], progress: Callable[[str], None] | None = None,
+                    counted: Callable[[int], None] | None = None) -> IngestReportOut:
+        """Ingest feeds, sitemaps and article URLs (HTTP API and `qa ingest URL`). Every URL is vetted first:
+        FetchRefused (403) for one that may not be fetched, before anything is."""
+        if not urls:
+            raise BadRequest("urls is empty")
+        source = self.bind(UrlSource(urls, self.settings, self.fetcher))
+        try:
+            source.check()
+            total = source.count()
+        except BaseException:
+            source.close()
+            raise
+        if counted:
+            counted(total)
+        return self.ingest(source, progress)
 
     def ingest_paths(self, paths: list[Path], progress: Callable[[str], None] | None = None) -> IngestReportOut:
         """Ingest files and folders from disk (the CLI path)."""
@@ -215,6 +283,31 @@ class Service:
     def ingest_files(self, files: list[tuple[str, bytes]], meta: dict[str, dict] | None = None) -> IngestReportOut:
         """Ingest uploaded files; each file name becomes the document id."""
         return self.ingest(UploadSource(files, self.settings.max_upload_bytes, meta or {}, run=self._run))
+
+    def ingest_urls_job(self, urls: list[str]) -> str:
+        """Start ingest_urls on a thread as a job (after vetting every URL); returns its id for GET /jobs."""
+        if not urls:
+            raise BadRequest("urls is empty")
+        UrlSource(urls, self.settings, self.fetcher).check()
+        job_id = self.jobs.create("ingest-url")
+        done = 0
+
+        def work(update: Callable[[int, int | None], None]) -> dict:
+            def advanced(_name: str) -> None:
+                nonlocal done
+                done += 1
+                update(done, None)
+
+            return self.ingest_urls(urls, advanced, lambda total: update(0, total)).model_dump(mode="json")
+
+        self.jobs.run(job_id, work, lambda exc: str(exc) if isinstance(exc, QAError) else "internal error")
+        return job_id
+
+    def job(self, job_id: str) -> JobOut:
+        found = self.jobs.get(job_id)
+        if found is None:
+            raise NotFound(f"no job with id '{job_id[:100]}'")
+        return JobOut.model_validate(found)
 
     @staticmethod
     def _report(report: IngestReport) -> IngestReportOut:
@@ -257,6 +350,8 @@ def build_service(settings: Settings, cpu_worker: bool = False) -> Service:
     """Create every stage from settings; nothing here reads globals or downloads anything. With `cpu_worker`
     (the HTTP server) parsing and chunking run in a worker process, off the server's GIL."""
     cpu = CpuPool() if cpu_worker else None
+    if cpu:
+        cpu.warm(("qa.sources.uploads", "qa.sources.files", "qa.indexing.indexer", "qa.answering.enrichments"))
     layout = DataLayout(settings.data_dir).create()
     embedder = build_embedder(settings)
     vectors = ChromaIndex(embedder.model_name, settings.collection, layout.chroma, settings.chroma_url)
@@ -270,12 +365,15 @@ def build_service(settings: Settings, cpu_worker: bool = False) -> Service:
     answerer = AnswerChain([build_answerer(name, context) for name in chain_names(settings)])
     chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
     indexer = Indexer(vectors, docs, embedder, chunker, layout.ingest_lock, answerer.enrichments,
-                      IngestProgress(layout.ingest_progress), run=cpu.run if cpu else None)
+                      IngestProgress(layout.ingest_progress), run=cpu.run_if_large if cpu else None)
     retriever = build_retriever(settings, vectors, docs, embedder)
     rewriter: QuestionRewriter = LLMRewriter(llm.complete) if llm and settings.use_llm else OfflineRewriter()
     conversations = ConversationStore(layout.conversations, settings.history_turns)
     feedback = FeedbackStore(layout.conversations)
-    return Service(settings, docs, vectors, indexer, retriever, answerer, rewriter, conversations, feedback, cpu)
+    jobs = JobStore(layout.jobs)
+    fetcher = Fetcher(fetch_policy(settings))
+    return Service(settings, docs, vectors, indexer, retriever, answerer, rewriter, conversations, feedback, layout,
+                   jobs, fetcher, cpu)
 
 
 def reset_index(settings: Settings) -> None:

@@ -142,7 +142,8 @@ def test_a_store_from_before_the_fts_index_is_migrated(seeded_dir: Path, tmp_pat
     data_dir = tmp_path / "data"
     shutil.copytree(seeded_dir, data_dir)
     new = sqlite3.connect(data_dir / "docstore.sqlite")
-    docs = new.execute("SELECT * FROM documents").fetchall()
+    docs = new.execute("SELECT doc_id, title, source, published, url, path, text, content_hash, n_chunks, embed_model,"
+                       " indexed_at FROM documents").fetchall()  # the old release's columns (no `author`)
     chunks = new.execute('SELECT chunk_id, doc_id, idx, start, "end" FROM chunks').fetchall()
     spans = new.execute('SELECT doc_id, start, "end", vector FROM spans WHERE kind=\'sentence\'').fetchall()
     new.close()
@@ -156,6 +157,7 @@ def test_a_store_from_before_the_fts_index_is_migrated(seeded_dir: Path, tmp_pat
     old.close()
     service = build_service(make_settings(data_dir))
     assert service.docs.count() == (5, len(chunks))
+    assert service.get_document(docs[0][0]).author is None  # the column added since, empty for old articles
     assert sum(_fts_rows(service).values()) == len(chunks)
     result = service.ask(QUESTION)
     assert "59 Tomahawk" in result.answer and not result.refused

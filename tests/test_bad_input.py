@@ -252,6 +252,35 @@ def test_bad_ingest_path_requests(client: TestClient, body: Any, status: int, fr
     assert_clear_error(client.post("/documents/ingest-path", json=body), status, fragment)
 
 
+INGEST_URL_CASES = [
+    ("empty", {"urls": []}, 422, "urls"),
+    ("not-a-list", {"urls": "http://example.org/feed"}, 422, "urls"),
+    ("not-strings", {"urls": [1]}, 422, "urls"),
+    ("too-many", {"urls": ["http://example.org/"] * 101}, 422, "urls"),
+    ("too-long", {"urls": ["http://example.org/" + "a" * 4097]}, 422, "urls"),
+    ("unknown-field", {"urls": ["http://example.org/"], "depth": 3}, 422, "depth"),
+    ("wait-not-bool", {"urls": ["http://example.org/"], "wait": "soon"}, 422, "wait"),
+    ("ftp", {"urls": ["ftp://example.org/feed.xml"]}, 403, "only http and https"),
+    ("file", {"urls": ["file:///etc/passwd"]}, 403, "only http and https"),
+    ("no-scheme", {"urls": ["example.org/feed.xml"]}, 403, "only http and https"),
+    ("not-a-url", {"urls": ["https://example.org/a", "\u00c4\u00d3\u0012[\U0001860f{\u0004"], "wait": True}, 400,
+     "not a valid URL"),
+    ("no-host", {"urls": ["http:///feed.xml"]}, 400, "has no host"),
+    ("loopback", {"urls": ["http://127.0.0.1:8000/documents"]}, 403, "private or reserved"),
+    ("localhost", {"urls": ["http://localhost/"]}, 403, "private or reserved"),
+    ("metadata", {"urls": ["http://169.254.169.254/latest/meta-data/"]}, 403, "private or reserved"),
+    ("ipv6-loopback", {"urls": ["http://[::1]/"], "wait": True}, 403, "private or reserved"),
+    ("one-of-many", {"urls": ["https://example.org/a", "http://10.0.0.1/feed"]}, 403, "10.0.0.1"),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "fragment"), [c[1:] for c in INGEST_URL_CASES],
+                         ids=[c[0] for c in INGEST_URL_CASES])
+def test_bad_ingest_url_requests(client: TestClient, body: Any, status: int, fragment: str) -> None:
+    tried("POST /documents/ingest-url")
+    assert_clear_error(client.post("/documents/ingest-url", json=body), status, fragment)
+
+
 def test_nothing_was_half_written(client: TestClient, data_dir: Path) -> None:
     """After every bad request above, the index holds exactly the seeds, consistent across all stores."""
     assert {d["doc_id"] for d in client.get("/documents").json()["documents"]} == SEED_IDS

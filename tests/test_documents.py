@@ -91,12 +91,27 @@ def test_files_in_subfolders_keep_their_folder_in_the_id(tmp_path: Path) -> None
 
 
 def test_html_is_parsed_not_regexed() -> None:
+    """HTML goes through trafilatura (then the line cleaning): script, navigation, footer and the READ MORE
+    line go, entities are decoded. (Paragraphs of real length: on a page with a few words in all, trafilatura
+    keeps the menu too.)"""
     html = b"""<html><head><title>Site | Talks</title><script>alert(1)</script></head><body>
-    <nav>Home News</nav><article><h1>Lavrov meets Tillerson</h1><p>First &amp; foremost paragraph.</p>
-    <p>READ MORE: something else</p><p>Second paragraph.</p></article></body></html>"""
+    <nav><a href=/>Home</a> <a href=/news>News</a></nav><article><h1>Lavrov meets Tillerson</h1>
+    <p>First &amp; foremost, the two ministers met in Moscow on Wednesday for talks that lasted more than five
+    hours.</p><p>READ MORE: something else</p><p>Second paragraph: both sides said the talks had been frank and
+    useful.</p></article><footer>Copyright 2017 Site</footer></body></html>"""
     article = parse_article("talks.html", html)
     assert article.title == "Lavrov meets Tillerson"
-    assert article.text == "Lavrov meets Tillerson\n\nFirst & foremost paragraph.\n\nSecond paragraph."
+    assert article.text == (
+        "Lavrov meets Tillerson\n\nFirst & foremost, the two ministers met in Moscow on Wednesday for talks that "
+        "lasted more than five hours.\n\nSecond paragraph: both sides said the talks had been frank and useful."
+    )
+
+
+def test_html_without_article_text_is_refused() -> None:
+    html = b"<html><head><title>Site</title></head><body><nav><a href=/>Home</a> <a href=/news>News</a></nav>" \
+        b"</body></html>"
+    with pytest.raises(BadDocument, match=r"menu\.html: no article text found in the page"):
+        parse_article("menu.html", html)
 
 
 def test_dates_and_datelines() -> None:

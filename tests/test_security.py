@@ -61,6 +61,8 @@ def test_every_write_needs_the_key_and_learns_nothing_without_it(
         ("DELETE", "/documents/does-not-exist", {}),  # 401, not 404: no probing for ids
         ("POST", "/documents/ingest-path", {"json": {"paths": ["harbour.txt"]}}),
         ("POST", "/documents/ingest-path", {"json": {"paths": ["../outside/secret.txt"]}}),  # 401, not 403
+        ("POST", "/documents/ingest-url", {"json": {"urls": ["http://127.0.0.1:9/feed.xml"]}}),  # 401, not 403
+        ("POST", "/documents/ingest-url", {"json": {"urls": ["https://example.org/feed.xml"], "wait": True}}),
     ]
     bad_headers = [
         {}, {"Authorization": ""}, {"Authorization": "Bearer"}, {"Authorization": "Bearer "},

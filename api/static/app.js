@@ -225,6 +225,19 @@ function plainText(result) {
   return `${text}\n\nSources:\n${lines.join("\n")}`;
 }
 
+/** "Also reported by" under a citation: the outlets that ran the same story (links only for http(s) URLs). */
+function alsoReportedBy(copies) {
+  if (!copies || !copies.length) return null;
+  const items = [];
+  copies.forEach((copy, i) => {
+    if (i) items.push(", ");
+    const label = copy.source || copy.url;
+    const href = safeUrl(copy.url);
+    items.push(href ? h("a", { href, rel: "noopener noreferrer nofollow", target: "_blank" }, label) : label);
+  });
+  return h("p", { class: "also-at" }, "also reported by ", ...items);
+}
+
 function quoteOf(cite) {
   return (cite.quote && cite.quote.text) || cite.text || "";
 }
@@ -235,7 +248,8 @@ function sourceItem(group) {
     h("span", { class: "source-meta" }, metaLine(group)));
   button.addEventListener("click", () => openDocument(group.cites[0], button));
   const quotes = [...new Set(group.cites.map(quoteOf).filter(Boolean))];
-  return h("li", {}, button, ...quotes.map((q) => h("blockquote", {}, q.length > 240 ? `${q.slice(0, 240)}…` : q)));
+  return h("li", {}, button, ...quotes.map((q) => h("blockquote", {}, q.length > 240 ? `${q.slice(0, 240)}…` : q)),
+    alsoReportedBy(group.also_at));
 }
 
 function passageItem(passage) {

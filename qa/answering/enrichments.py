@@ -43,9 +43,13 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 
 
 class SentenceVectors:
-    """Every sentence of the article, embedded at ingest and stored as `sentence` spans."""
+    """Every sentence of the article, embedded at ingest and stored as `sentence` spans: pooled from the
+    chunk's forward pass (`in_chunk`, no second pass over the text) or each sentence embedded alone."""
 
     kind = SENTENCE_VECTORS
+
+    def __init__(self, in_chunk: bool = False) -> None:
+        self.in_chunk = in_chunk
 
     def spans(self, article: Article) -> list[tuple[int, int]]:
         return sentence_spans(article.text)

@@ -37,13 +37,13 @@ class ExtractiveAnswerer:
     """
 
     name = "extractive"
-    enrichments = (SentenceVectors(),)
 
     def __init__(
         self, docs: DocumentStore, embed: Callable[[list[str]], np.ndarray], refusal_threshold: float,
         gazetteer: Gazetteer, max_sentences: int = 2, keyword_weight: float = 0.35,
-        passages_considered: int = 5, margin: float = 0.08,
+        passages_considered: int = 5, margin: float = 0.08, sentences: SentenceVectors | None = None,
     ) -> None:
+        self.enrichments = (sentences or SentenceVectors(),)
         self.docs = docs
         self.embed = embed
         self.threshold = refusal_threshold
@@ -111,4 +111,5 @@ def build(context: AnswerContext) -> ExtractiveAnswerer:
     """The registry's factory: sentence vectors from the SQL store, the question embedded by the embedder."""
     settings = context.settings
     return ExtractiveAnswerer(context.docs, context.embedder.embed, settings.refusal_threshold, Gazetteer(),
-                              settings.max_answer_sentences)
+                              settings.max_answer_sentences,
+                              sentences=SentenceVectors(in_chunk=settings.sentence_vectors == "pooled"))

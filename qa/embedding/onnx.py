@@ -58,6 +58,32 @@ def _batches(lengths: list[int], max_size: int) -> list[list[int]]:
     return batches
 
 
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.clip(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12, None)
+
+
+def _span_states(encoding: Any, states: np.ndarray, spans: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of the token states lying inside each character span of one encoded text, L2-normalised, and
+    whether the span was whole inside the kept tokens (False when truncation cut it, or it holds no token)."""
+    real = [t for t, special in enumerate(encoding.special_tokens_mask) if not special]
+    vectors = np.zeros((len(spans), states.shape[-1]), dtype=np.float32)
+    whole = np.zeros(len(spans), dtype=bool)
+    if not real:
+        return vectors, whole
+    starts = np.array([encoding.offsets[t][0] for t in real])
+    ends = np.array([encoding.offsets[t][1] for t in real])
+    summed = np.concatenate([np.zeros((1, states.shape[-1]), np.float32), np.cumsum(states[real], axis=0)])
+    kept_end = ends[-1]
+    for j, (start, end) in enumerate(spans):
+        first = int(np.searchsorted(starts, start, side="left"))  # first token starting inside the span
+        last = int(np.searchsorted(ends, end, side="right"))  # one past the last token ending inside it
+        if end > kept_end or last <= first:
+            continue
+        vectors[j] = (summed[last] - summed[first]) / (last - first)
+        whole[j] = True
+    return _unit(vectors), whole
+
+
 class OnnxMiniLMEmbedding:
     """Mean-pooled, L2-normalised MiniLM sentence embeddings on onnxruntime (384 dimensions)."""
 
@@ -81,7 +107,8 @@ class OnnxMiniLMEmbedding:
         """One forward pass: texts -> (n, 384) float32 unit vectors (padding only to the batch's longest)."""
         return self._run(self._tokenizer.encode_batch(texts))
 
-    def _run(self, encodings: list[Any]) -> np.ndarray:
+    def _forward(self, encodings: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """One batch through the model: (last hidden states (n, width, 384), attention mask (n, width))."""
         width = max(len(e.ids) for e in encodings)
         ids = np.zeros((len(encodings), width), dtype=np.int64)
         mask = np.zeros((len(encodings), width), dtype=np.int64)
@@ -92,9 +119,16 @@ class OnnxMiniLMEmbedding:
             ["last_hidden_state"],
             {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
         )[0]
+        return hidden, mask
+
+    @staticmethod
+    def _pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-        return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        return _unit(pooled)
+
+    def _run(self, encodings: list[Any]) -> np.ndarray:
+        return self._pool(*self._forward(encodings))
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Embed any number of texts in batches of similar token length, so little is spent on padding.
@@ -110,3 +144,29 @@ class OnnxMiniLMEmbedding:
         for idx in _batches([len(e.ids) for e in encodings], self.embed_batch_size):
             out[idx] = self._run([encodings[i] for i in idx])
         return out
+
+    def embed_with_spans(
+        self, texts: list[str], spans: list[list[tuple[int, int]]]
+    ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+        """embed(texts), and from the same forward pass a vector for each character span of each text: the
+        mean of the contextual token states inside the span (tokenizer offsets map characters to tokens).
+
+        Returns (text vectors, span vectors per text, `whole` flags per text): a span cut by the 256-token
+        truncation, or holding no token, gets a zero vector and whole=False, for the caller to embed alone.
+        Text vectors are exactly embed()'s; the spans cost no model time, only a cumulative sum per text.
+        """
+        if len(spans) != len(texts):
+            raise ValueError("spans must hold one list per text")
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        span_vectors = [np.zeros((len(s), self.dimension), dtype=np.float32) for s in spans]
+        whole = [np.zeros(len(s), dtype=bool) for s in spans]
+        if not texts:
+            return vectors, span_vectors, whole
+        encodings = self._tokenizer.encode_batch(texts)
+        for idx in _batches([len(e.ids) for e in encodings], self.embed_batch_size):
+            hidden, mask = self._forward([encodings[i] for i in idx])
+            vectors[idx] = self._pool(hidden, mask)
+            for row, i in enumerate(idx):
+                if spans[i]:
+                    span_vectors[i], whole[i] = _span_states(encodings[i], hidden[row], spans[i])
+        return vectors, span_vectors, whole

@@ -13,9 +13,15 @@ from qa.sources.article import Article
 
 
 class Enrichment(Protocol):
-    """Spans of each article embedded at ingest and stored under `kind` (e.g. sentence vectors)."""
+    """Spans of each article embedded at ingest and stored under `kind` (e.g. sentence vectors).
+
+    `in_chunk` asks for each span's vector to be pooled from the forward pass of a chunk that holds the span
+    whole (its contextual token states, averaged), instead of a second pass that embeds the span alone; a
+    span no chunk holds whole is embedded alone. Embedders that cannot pool (the API one) embed spans alone.
+    """
 
     kind: str
+    in_chunk: bool
 
     def spans(self, article: Article) -> list[tuple[int, int]]:
         """Character spans of the article text to embed, in order."""

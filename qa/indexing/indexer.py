@@ -19,6 +19,7 @@ import fcntl
 import functools
 import hashlib
 import unicodedata
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -29,12 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from qa.embedding import Embedder
+from qa.embedding import Embedder, SpanEmbedder
 from qa.errors import BadDocument, DocumentIdTaken, NotIndexed
 from qa.indexing import Enrichment
 from qa.indexing.chunking import Chunker
 from qa.indexing.progress import IngestProgress
-from qa.sources.article import Article
+from qa.sources.article import Article, Unchanged
+from qa.sources.dedupe import NearDuplicates, Signature, signature
 from qa.store import ChunkRow, DocumentStore, SpanRows, VectorIndex
 from qa.store.sqlite import day_number
 
@@ -50,6 +52,7 @@ class IngestReport:
     replaced: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     failed: list[BadDocument] = field(default_factory=list)
+    duplicate: list[tuple[str, str]] = field(default_factory=list)  # (copy's doc id, the kept article's id)
     chunks_written: int = 0
     chunks_total: int = 0
 
@@ -58,6 +61,7 @@ class IngestReport:
         return {
             "added": self.added, "replaced": self.replaced, "unchanged": self.unchanged,
             "failed": [{"file": e.name, "error": e.reason, "status": e.status_code} for e in self.failed],
+            "duplicate": [{"doc_id": copy, "of": kept} for copy, kept in self.duplicate],
             "chunks_written": self.chunks_written, "chunks_total": self.chunks_total,
         }
 
@@ -96,6 +100,10 @@ def _metadata(doc_id: str, source: str | None, published: date | str | None) -> 
     return {"doc_id": doc_id, "source": (source or "").casefold(), "published_day": day}
 
 
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+
+
 @dataclass(eq=False)
 class _Group:
     """Changed articles embedded and written together, and the progress names (input order) waiting for that."""
@@ -105,11 +113,14 @@ class _Group:
     )
     names: list[str] = field(default_factory=list)
     texts: int = 0
+    signatures: dict[str, Signature] = field(default_factory=dict)
 
     def add(
-        self, article: Article, chunks: list[ChunkRow], spans: dict[str, list[tuple[int, int]]], existed: bool
+        self, article: Article, chunks: list[ChunkRow], spans: dict[str, list[tuple[int, int]]], existed: bool,
+        sig: Signature,
     ) -> None:
         self.articles.append((article, chunks, spans, existed))
+        self.signatures[article.doc_id] = sig
         self.names.append(article.doc_id)
         self.texts += len(chunks) + sum(len(s) for s in spans.values())
 
@@ -183,6 +194,8 @@ class Indexer:
         self.enrichments = list(enrichments)
         self.progress = progress or IngestProgress(lock_path.with_name("ingest-progress.json"))
         self.run = run or _in_process  # where chunking and enrichment spans are computed (CPU-bound)
+        self._near: NearDuplicates | None = None  # syndicated-copy index, see _near_duplicates
+        self._near_rows: dict[str, int] = {}
 
     @property
     def embed_model(self) -> str:
@@ -204,7 +217,7 @@ class Indexer:
     def fingerprint(self, article: Article) -> str:
         """What decides whether an article must be re-indexed: its content, how it is chunked, and which
         enrichments it carries (an answerer that needs another one makes the next ingest re-index)."""
-        kinds = ",".join(sorted(e.kind for e in self.enrichments))
+        kinds = ",".join(sorted(f"{e.kind}{':in-chunk' if self._pools(e) else ''}" for e in self.enrichments))
         return hashlib.sha256(f"{article.content_hash}|{self.chunker.signature}|{kinds}".encode()).hexdigest()
 
     def check_model(self) -> None:
@@ -243,11 +256,46 @@ class Indexer:
         with self._writer():
             self.repair()
 
+    def _near_duplicates(self, batch: dict[str, Signature]) -> NearDuplicates:
+        """The signatures of every indexed article plus those of this batch's articles (which may not have landed
+        yet). Kept between ingests in this process and brought up to date from the store each time (another
+        process may have written): only signatures whose row changed are loaded again, since adding one to the
+        LSH index costs 0.7-2.6 ms (64 bands; `python -m bench.dedupe`). Articles indexed before signatures
+        were kept get one now."""
+        if self._near is None:
+            self._near, self._near_rows = NearDuplicates(), {}
+        near, loaded = self._near, self._near_rows
+        rows = self.docs.signature_rows()
+        for doc_id in [d for d in near.ids() if d not in rows]:  # deleted since (here or by another process)
+            near.remove(doc_id)
+            loaded.pop(doc_id, None)
+        changed = [d for d, row in rows.items() if loaded.get(d) != row]
+        for doc_id, data in self.docs.get_signatures(changed).items():
+            near.add(doc_id, Signature.from_bytes(data))
+            loaded[doc_id] = rows[doc_id]
+        for doc in self.docs.list_documents():
+            doc_id = doc["doc_id"]
+            if doc_id not in rows and doc_id not in batch:
+                document = self.docs.get_document(doc_id)
+                if document is not None:
+                    sig = signature(document["text"])
+                    self.docs.put_signature(doc_id, sig.to_bytes())
+                    near.add(doc_id, sig)
+        for doc_id, sig in batch.items():
+            near.add(doc_id, sig)
+            loaded[doc_id] = -1  # not stored yet: its row is loaded next time, whatever it is
+        return near
+
     def ingest(
-        self, items: Iterable[Article | BadDocument], progress: Callable[[str], None] | None = None
+        self, items: Iterable[Article | BadDocument | Unchanged], progress: Callable[[str], None] | None = None
     ) -> IngestReport:
-        """Add new articles, replace changed ones, skip unchanged ones; bad files are reported, not fatal."""
+        """Add new articles, replace changed ones, skip unchanged ones; bad files are reported, not fatal. A new
+        article marked `dedupe` whose text is a near-duplicate of an indexed one (or of one earlier in the batch)
+        is not indexed: it is recorded as a copy of that article (`also_at`), once the batch has landed."""
         report = IngestReport()
+        batch_signatures: dict[str, Signature] = {}
+        near: NearDuplicates | None = None
+        copies: list[tuple[str, str, str | None, str | None, str]] = []
         # Leaving `writes` waits for the write in flight (even when this thread raises), so the lock is never
         # released, nor ingest() left, while a group is half written.
         with self._writer(), _GroupWrites(self._write_group, report, progress) as writes:
@@ -258,6 +306,10 @@ class Indexer:
             seen: set[str] = set()
             for item in items:
                 writes.land(wait=False)  # report a finished write now; raise its error before embedding more
+                if isinstance(item, Unchanged):
+                    report.unchanged.append(item.doc_id)
+                    writes.skipped(item.doc_id, group)
+                    continue
                 if not isinstance(item, BadDocument) and item.doc_id in seen:  # two files, one id: keep the first
                     item = BadDocument(item.path or item.doc_id, f"same document id '{item.doc_id}' as an earlier file")
                 if isinstance(item, BadDocument):
@@ -280,21 +332,44 @@ class Indexer:
                     report.unchanged.append(item.doc_id)
                     writes.skipped(item.doc_id, group)
                     continue
+                sig = signature(item.text)
+                if item.dedupe and known is None:
+                    near = near or self._near_duplicates(batch_signatures)
+                    match = near.match(sig, exclude=item.doc_id)
+                    if match is not None:
+                        published = item.published.isoformat() if item.published else None
+                        copies.append((match[0], item.url or item.doc_id, item.source, published, item.doc_id))
+                        report.duplicate.append((item.doc_id, match[0]))
+                        writes.skipped(item.doc_id, group)
+                        continue
+                batch_signatures[item.doc_id] = sig
+                if near is not None:
+                    near.add(item.doc_id, sig)
                 chunks, spans = self.run(prepare_article, item, self.chunker.chunk_size, self.chunker.chunk_overlap,
                                          self.enrichments)
-                group.add(item, chunks, spans, existed=known is not None)
+                group.add(item, chunks, spans, existed=known is not None, sig=sig)
                 if group.texts >= EMBED_GROUP_TEXTS:
                     writes.submit(group, self._embed(group))
                     group = _Group()
             if group.articles:
                 writes.submit(group, self._embed(group))
             writes.land()
+            if copies:
+                self.docs.add_copies(copies)
         report.chunks_total = self.docs.count()[1]
         return report
 
+    def _pools(self, enrichment: Enrichment) -> bool:
+        """Whether this enrichment's vectors come from the chunks' forward pass (see Enrichment.in_chunk)."""
+        return enrichment.in_chunk and isinstance(self.embedder, SpanEmbedder)
+
     def _embed(self, group: _Group) -> np.ndarray:
         """The group's texts (each article's chunks, then its spans) embedded in slices of PROGRESS_TEXTS, so
-        batches stay full and the progress file says how far a large article is."""
+        batches stay full and the progress file says how far a large article is. Spans of `in_chunk`
+        enrichments are pooled from the chunks' pass instead (_embed_pooled)."""
+        pooled = {e.kind for e in self.enrichments if self._pools(e)}
+        if pooled:
+            return self._embed_pooled(group, pooled)
         texts: list[str] = []
         owners: list[str] = []
         for article, chunks, spans, _ in group.articles:
@@ -308,6 +383,42 @@ class Indexer:
             self.progress.update(owners[start], start, len(texts), force=start == 0)
             parts.append(self.embedder.embed(texts[start : start + PROGRESS_TEXTS]))
         return np.concatenate(parts) if parts else self.embedder.embed(texts)
+
+    def _embed_pooled(self, group: _Group, pooled: set[str]) -> np.ndarray:
+        """Chunks embedded once with every pooled span they hold whole; a span held whole by two overlapping
+        chunks gets the mean of both (renormalised); spans no chunk holds, and other enrichments, alone."""
+        chunk_texts: list[str] = []
+        chunk_spans: list[list[tuple[int, int]]] = []
+        owners: list[list[tuple[int, str, int]]] = []  # per chunk: (article, kind, span index) of each span
+        for a, (article, chunks, spans, _) in enumerate(group.articles):
+            inside = sorted((s, e, kind, j) for kind in pooled for j, (s, e) in enumerate(spans[kind]))
+            starts = [s for s, _, _, _ in inside]
+            for chunk in chunks:
+                chunk_texts.append(article.text[chunk.start : chunk.end])
+                held = [x for x in inside[bisect_left(starts, chunk.start):bisect_right(starts, chunk.end)]
+                        if x[1] <= chunk.end]
+                chunk_spans.append([(s - chunk.start, e - chunk.start) for s, e, _, _ in held])
+                owners.append([(a, kind, j) for _, _, kind, j in held])
+        chunk_vectors, span_vectors, whole = self.embedder.embed_with_spans(chunk_texts, chunk_spans)  # type: ignore[attr-defined]
+        sums: dict[tuple[int, str, int], np.ndarray] = {}
+        for c, keys in enumerate(owners):
+            for k, key in enumerate(keys):
+                if whole[c][k]:
+                    sums[key] = sums[key] + span_vectors[c][k] if key in sums else span_vectors[c][k].copy()
+        alone = [(a, kind, j) for a, (_, _, spans, _) in enumerate(group.articles) for kind in spans
+                 for j in range(len(spans[kind])) if (a, kind, j) not in sums]
+        if alone:
+            texts = [group.articles[a][0].text[slice(*group.articles[a][2][kind][j])] for a, kind, j in alone]
+            sums.update(zip(alone, self.embedder.embed(texts), strict=True))
+        out: list[np.ndarray] = []
+        at = 0
+        for a, (_, chunks, spans, _) in enumerate(group.articles):
+            out.append(chunk_vectors[at : at + len(chunks)])
+            at += len(chunks)
+            for kind, kind_spans in spans.items():
+                rows = np.array([sums[(a, kind, j)] for j in range(len(kind_spans))], dtype=np.float32)
+                out.append(_unit(rows.reshape(len(kind_spans), chunk_vectors.shape[1])))
+        return np.concatenate(out)
 
     def _write_group(self, group: _Group, vectors: np.ndarray) -> None:
         """Store an embedded group (on the writer thread): one Chroma upsert instead of one per article, each
@@ -342,7 +453,8 @@ class Indexer:
             if existed:  # so a replaced article never drops out of dense search (a new one has none to drop)
                 self.store.delete_doc(article.doc_id, keep={c.chunk_id for c in chunks})
         for (article, chunks, _, _), rows in zip(group.articles, enrichment_rows, strict=True):
-            self.docs.put(article, self.fingerprint(article), chunks, rows, self.embed_model)
+            sig = group.signatures[article.doc_id].to_bytes()
+            self.docs.put(article, self.fingerprint(article), chunks, rows, self.embed_model, sig)
 
     def delete(self, doc_id: str) -> bool:
         """Remove an article from every store; False when it was not indexed."""

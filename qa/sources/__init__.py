@@ -1,5 +1,6 @@
-"""Stage 1, sources: where articles come from (files and folders, uploads). Each source yields Articles, or
-the BadDocument that says why one input could not be used, so one bad input never stops a batch.
+"""Stage 1, sources: where articles come from (files and folders, uploads, the web). Each source yields
+Articles, or the BadDocument that says why one input could not be used, so one bad input never stops a batch
+(the web source also yields Unchanged for a page its server answered 304 Not Modified for).
 
 May import: qa.errors, qa.lexicon, qa.config. Nothing from store, indexing, retrieval or answering.
 Adding a source = a module here with a class that follows `Source`, and a line in SOURCE_TYPES.
@@ -14,11 +15,13 @@ from typing import Protocol
 
 from qa.config import Settings
 from qa.errors import BadDocument
-from qa.sources.article import Article
+from qa.sources.article import Article, Unchanged
 from qa.sources.files import FileSource
 from qa.sources.uploads import UploadSource
+from qa.sources.urls import UrlSource, is_url, open_urls
 
-__all__ = ["SOURCE_TYPES", "Article", "FileSource", "Source", "SourceType", "UploadSource", "open_targets"]
+__all__ = ["SOURCE_TYPES", "Article", "FileSource", "Source", "SourceType", "UploadSource", "UrlSource",
+           "open_targets"]
 
 
 class Source(Protocol):
@@ -30,7 +33,7 @@ class Source(Protocol):
         """How many inputs articles() will yield (a progress bar's total)."""
         ...
 
-    def articles(self) -> Iterator[Article | BadDocument]:
+    def articles(self) -> Iterator[Article | BadDocument | Unchanged]:
         """Each input as an Article, or the BadDocument saying why it cannot be used."""
         ...
 
@@ -50,6 +53,7 @@ def _open_files(targets: Sequence[str], settings: Settings) -> Source:
 
 # The first type that claims a target opens it; files take whatever no other type claims.
 SOURCE_TYPES: list[SourceType] = [
+    SourceType("web", is_url, open_urls),  # feeds, sitemaps and article pages (qa.sources.urls)
     SourceType("files", lambda _target: True, _open_files),
 ]
 

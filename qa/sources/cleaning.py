@@ -1,6 +1,7 @@
 """Turn the bytes of an article file into clean, citable text with metadata and a stable id.
 
-Shared by every source (files, uploads); imports only qa.errors, qa.lexicon and qa.sources.article.
+Shared by every source (files, uploads, web); imports only qa.errors, qa.lexicon, qa.sources.article and
+qa.sources.extract (trafilatura, for HTML).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from qa.errors import BadDocument
 from qa.lexicon import DATE_PATTERN, WEEKDAY_WORD_PATTERN, parse_date
 from qa.sources.article import Article
+from qa.sources.extract import extract_html
 from qa.sources.sanitize import neutralise_citations, normalise, refuse_nul
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm")
@@ -127,20 +129,6 @@ def decode(name: str, data: bytes) -> str:
     return normalise(text)
 
 
-def _html_to_text(html: str) -> tuple[str | None, str]:
-    from bs4 import BeautifulSoup
-
-    soup = BeautifulSoup(html, "html.parser")
-    for tag in soup(["script", "style", "noscript", "nav", "footer", "header", "aside", "figure", "form"]):
-        tag.decompose()
-    title_tag = soup.find("h1") or soup.find("title")
-    title = title_tag.get_text(" ", strip=True) if title_tag else None
-    root = soup.find("article") or soup.body or soup
-    blocks = [el.get_text(" ", strip=True) for el in root.find_all(["h1", "h2", "h3", "p", "li", "blockquote"])]
-    text = "\n".join(b for b in blocks if b) or root.get_text("\n", strip=True)
-    return title, text
-
-
 def _one_line(value: object) -> str:
     """Whitespace (newlines included) collapsed: a title is one line wherever it is shown or quoted, and
     never carries a bracketed number that could pass for a citation."""
@@ -148,28 +136,31 @@ def _one_line(value: object) -> str:
 
 
 def parse_article(name: str, data: bytes, meta: dict | None = None, doc_id: str | None = None) -> Article:
-    """Decode, clean and describe one article; raises BadDocument with the reason it cannot be used."""
+    """Decode, clean and describe one article; raises BadDocument with the reason it cannot be used. An HTML file
+    goes through trafilatura first (main text and the page's metadata; the manifest's metadata wins)."""
     meta = meta or {}
     raw = decode(name, data)
-    html_title = None
+    page = None
     if name.lower().endswith((".html", ".htm")):
-        html_title, raw = _html_to_text(raw)
+        page = extract_html(raw, meta.get("url"))
+        if page is None:
+            raise BadDocument(name, "no article text found in the page")
+        raw = page.text
     text, removed, dateline = clean_text(normalise(raw))
     text = neutralise_citations(text)
     if not text:
         raise BadDocument(name, "no article text left after cleaning")
     first_line = text.split("\n", 1)[0].lstrip("# ").strip()
-    title = _one_line(meta.get("title")) or _one_line(html_title) or _one_line(first_line[:200])
-    published = parse_date(str(meta["published"])) if meta.get("published") else dateline
+    title = _one_line(meta.get("title")) or _one_line(page and page.title) or _one_line(first_line[:200])
+    published = parse_date(str(meta["published"])) if meta.get("published") else (page and page.published) or dateline
     return Article(
         doc_id=doc_id or meta.get("id") or safe_doc_id(name),
         title=title,
         text=text,
-        source=meta.get("source"),
+        source=meta.get("source") or (page and page.site_name) or None,
         published=published,
-        url=meta.get("url"),
+        url=meta.get("url") or (page and page.canonical_url) or None,
         path=name,
         removed=tuple(removed),
+        author=_one_line(meta.get("author")) or (page and page.author) or None,
     )
-
-

@@ -34,6 +34,15 @@ class DataLayout:
         return self.root / "ingest-progress.json"
 
     @property
+    def web_cache(self) -> Path:
+        """ETag / Last-Modified of every fetched URL, and the entries of every feed read."""
+        return self.root / "web.sqlite"
+
+    @property
+    def jobs(self) -> Path:
+        return self.root / "jobs.sqlite"
+
+    @property
     def ingest_lock(self) -> Path:
         return self.root / "ingest.lock"
 

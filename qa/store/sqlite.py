@@ -38,7 +38,17 @@ from qa.store import ChunkRow, SpanRows, SqlFilter, StoredChunk
 DOCUMENTS_TABLE = """CREATE TABLE IF NOT EXISTS documents (
   doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT, published TEXT, url TEXT, path TEXT,
   text TEXT NOT NULL, content_hash TEXT NOT NULL, n_chunks INTEGER NOT NULL, embed_model TEXT NOT NULL,
-  indexed_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
+  indexed_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, author TEXT
+)"""
+# MinHash signature of each article's text, for recognising syndicated copies (qa.sources.dedupe)
+# (`seq` grows with every write and is never reused, so a process can tell which signatures changed)
+SIGNATURES_TABLE = """CREATE TABLE IF NOT EXISTS signatures (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, doc_id TEXT NOT NULL UNIQUE, signature BLOB NOT NULL
+)"""
+# Copies of an indexed article found elsewhere and not indexed themselves: its `also_at` list
+COPIES_TABLE = """CREATE TABLE IF NOT EXISTS copies (
+  doc_id TEXT NOT NULL, url TEXT NOT NULL, source TEXT, published TEXT, copy_id TEXT NOT NULL,
+  PRIMARY KEY (doc_id, url)
 )"""
 CHUNKS_TABLE = """CREATE TABLE IF NOT EXISTS chunks (
   id INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL UNIQUE, doc_id TEXT NOT NULL, idx INTEGER NOT NULL,
@@ -61,6 +71,9 @@ SCHEMA = ";\n".join([
     # put() and delete() remove an article's spans by doc_id; the primary key starts with kind, so without
     # this index that DELETE scans every span row (3 per chunk: a full read of the table per article at 1M)
     "CREATE INDEX IF NOT EXISTS spans_doc ON spans(doc_id)",
+    SIGNATURES_TABLE,
+    COPIES_TABLE,
+    "CREATE INDEX IF NOT EXISTS copies_copy ON copies(copy_id)",
     "CREATE TABLE IF NOT EXISTS pending (doc_id TEXT PRIMARY KEY)",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 ]) + ";"
@@ -91,6 +104,7 @@ class SQLiteStore:
         self._local = threading.local()
         self._migrate_legacy()
         self._conn().executescript(SCHEMA)
+        self._add_columns()
         self._init_meta()
 
     # ---- connection and transactions --------------------------------------------------------------------
@@ -153,6 +167,12 @@ class SQLiteStore:
                 db.execute("DROP TABLE sentences")
             db.execute("DELETE FROM meta WHERE key IN ('generation', 'analyzer')")
 
+    def _add_columns(self) -> None:
+        """Columns added since a store was created: `author` (web articles and HTML pages name one)."""
+        conn = self._conn()
+        if "author" not in {r[1] for r in conn.execute("PRAGMA table_info(documents)")}:
+            conn.execute("ALTER TABLE documents ADD COLUMN author TEXT")
+
     def _init_meta(self) -> None:
         """Row counts kept in `meta` (count() is asked on every /health; COUNT(*) reads the whole table), and
         the keyword index rebuilt when it was made by another analyzer (or never)."""
@@ -213,10 +233,10 @@ class SQLiteStore:
 
     def put(
         self, article: Article, fingerprint: str, chunks: list[ChunkRow], enrichments: dict[str, SpanRows],
-        embed_model: str,
+        embed_model: str, signature: bytes | None = None,
     ) -> None:
-        """Replace one article: its document row, chunks, keyword-index rows and enrichment rows, in one
-        transaction that also clears its pending mark."""
+        """Replace one article: its document row, chunks, keyword-index rows, enrichment rows and text
+        signature, in one transaction that also clears its pending mark (its recorded copies stay)."""
         published = article.published.isoformat() if article.published else None
         source_key, day = (article.source or "").casefold(), day_number(published)
         with self._tx() as db:
@@ -226,10 +246,12 @@ class SQLiteStore:
                              sum(map(len, analysed)) - terms_removed)
             db.execute(
                 "INSERT INTO documents (doc_id, title, source, published, url, path, text, content_hash, n_chunks,"
-                " embed_model) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                " embed_model, author) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (article.doc_id, article.title, article.source, published, article.url, article.path,
-                 article.text, fingerprint, len(chunks), embed_model),
+                 article.text, fingerprint, len(chunks), embed_model, article.author),
             )
+            if signature is not None:
+                db.execute("INSERT INTO signatures (doc_id, signature) VALUES (?, ?)", (article.doc_id, signature))
             for c, chunk_terms in zip(chunks, analysed, strict=True):
                 cursor = db.execute(
                     'INSERT INTO chunks (chunk_id, doc_id, idx, start, "end", source_key, day, n_terms)'
@@ -247,9 +269,11 @@ class SQLiteStore:
             db.execute("DELETE FROM pending WHERE doc_id=?", (article.doc_id,))
 
     def delete(self, doc_id: str) -> bool:
-        """Remove an article and everything derived from it; False when it was not there."""
+        """Remove an article and everything derived from it, the copies recorded for it included; False when
+        it was not there."""
         with self._tx() as db:
             docs_removed, chunks_removed, terms_removed = self._delete(db, doc_id)
+            db.execute("DELETE FROM copies WHERE doc_id=?", (doc_id,))
             db.execute("DELETE FROM pending WHERE doc_id=?", (doc_id,))
             if docs_removed:
                 self._add_counts(db, -docs_removed, -chunks_removed, -terms_removed)
@@ -266,6 +290,7 @@ class SQLiteStore:
         docs = db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,)).rowcount
         removed = db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,)).rowcount
         db.execute("DELETE FROM spans WHERE doc_id=?", (doc_id,))
+        db.execute("DELETE FROM signatures WHERE doc_id=?", (doc_id,))
         return docs, removed, sum(n for *_, n in chunks)
 
     @staticmethod
@@ -276,7 +301,7 @@ class SQLiteStore:
     def reset(self) -> None:
         """Delete every article (the index is being rebuilt, e.g. for another embedding model)."""
         with self._tx() as db:
-            for table in ("documents", "chunks", "spans", "pending"):
+            for table in ("documents", "chunks", "spans", "pending", "signatures", "copies"):
                 db.execute(f"DELETE FROM {table}")
             db.execute("INSERT INTO chunk_terms(chunk_terms) VALUES ('delete-all')")
             db.execute("UPDATE meta SET value='0' WHERE key IN ('documents', 'chunks', 'terms')")
@@ -299,11 +324,67 @@ class SQLiteStore:
         return [dict(r) for r in rows]
 
     def get_document(self, doc_id: str) -> dict | None:
-        row = self._conn().execute(
-            "SELECT doc_id, title, source, published, url, text, n_chunks, indexed_at FROM documents"
+        """One article with its metadata and `also_at`, the copies recorded for it (oldest first)."""
+        conn = self._conn()
+        row = conn.execute(
+            "SELECT doc_id, title, source, published, url, author, text, n_chunks, indexed_at FROM documents"
             " WHERE doc_id=?", (doc_id,),
         ).fetchone()
-        return dict(row) if row else None
+        if row is None:
+            return None
+        copies = conn.execute("SELECT url, source, published FROM copies WHERE doc_id=? ORDER BY rowid", (doc_id,))
+        return {**dict(row), "also_at": [dict(c) for c in copies]}
+
+    # ---- syndicated copies --------------------------------------------------------------------------------
+
+    def signatures(self) -> list[tuple[str, bytes]]:
+        """Every indexed article's text signature."""
+        return [(r[0], r[1]) for r in self._conn().execute("SELECT doc_id, signature FROM signatures")]
+
+    def signature_rows(self) -> dict[str, int]:
+        """Each signature's sequence number, new whenever the article is written again (to reload only those)."""
+        return {r[0]: r[1] for r in self._conn().execute("SELECT doc_id, seq FROM signatures")}
+
+    def get_signatures(self, doc_ids: Iterable[str]) -> dict[str, bytes]:
+        ids = list(doc_ids)
+        found: dict[str, bytes] = {}
+        for at in range(0, len(ids), 500):
+            part = ids[at : at + 500]
+            marks = ",".join("?" * len(part))
+            found.update((r[0], r[1]) for r in self._conn().execute(
+                f"SELECT doc_id, signature FROM signatures WHERE doc_id IN ({marks})", part))
+        return found
+
+    def put_signature(self, doc_id: str, data: bytes) -> None:
+        """Store the signature of an article indexed before signatures were kept."""
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM documents WHERE doc_id=?", (doc_id,)).fetchone():
+                db.execute("INSERT OR REPLACE INTO signatures (doc_id, signature) VALUES (?, ?)", (doc_id, data))
+
+    def add_copies(self, copies: list[tuple[str, str, str | None, str | None, str]]) -> int:
+        """Record copies as (kept doc id, url, source, published, copy's doc id), for kept articles that are
+        still indexed (one transaction); returns how many were recorded."""
+        recorded = 0
+        with self._tx() as db:
+            for kept, url, source, published, copy_id in copies:
+                if db.execute("SELECT 1 FROM documents WHERE doc_id=?", (kept,)).fetchone():
+                    db.execute("INSERT OR REPLACE INTO copies VALUES (?,?,?,?,?)",
+                               (kept, url, source, published, copy_id))
+                    recorded += 1
+        return recorded
+
+    def copies_of(self, doc_ids: Iterable[str]) -> dict[str, list[dict]]:
+        """`also_at` of several articles at once (for citations)."""
+        ids = list(dict.fromkeys(doc_ids))
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        found: dict[str, list[dict]] = {}
+        for r in self._conn().execute(
+            f"SELECT doc_id, url, source, published FROM copies WHERE doc_id IN ({marks}) ORDER BY rowid", ids
+        ):
+            found.setdefault(r[0], []).append({"url": r[1], "source": r[2], "published": r[3]})
+        return found
 
     def get_chunks(self, chunk_ids: Iterable[str]) -> dict[str, StoredChunk]:
         """Chunks with their text and article metadata, for the ids that still exist."""

@@ -1,0 +1,151 @@
+"""Articles from URLs (feeds, sitemaps, pages): the Source behind `qa ingest URL` and POST /documents/ingest-url."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from qa.config import Settings
+from qa.errors import BadDocument
+from qa.sources.article import Article, Unchanged
+from qa.sources.cleaning import clean_text
+from qa.sources.fetch import Fetcher, FetchFailed, FetchPolicy, InvalidUrl
+from qa.sources.web import (
+    SQLiteValidatorCache,
+    ValidatorCache,
+    WebFailure,
+    WebPage,
+    WebSource,
+    WebUnchanged,
+)
+
+
+def is_url(target: str) -> bool:
+    """A command-line target that names a URL rather than a file (anything with a scheme, so that
+    `ftp://...` or `file://...` reach the URL source and are refused there, instead of being looked up as files)."""
+    head, sep, _ = target.partition("://")
+    return bool(sep) and head.isascii() and head.replace("+", "").replace("-", "").replace(".", "").isalnum()
+
+
+def page_article(page: WebPage) -> Article:
+    """A fetched page as an Article: trafilatura's text through the shared cleaning; the title falls back to the
+    first line, as for files."""
+    text, removed, dateline = clean_text(page.text)
+    if not text:
+        raise BadDocument(page.url, "no article text left after cleaning")
+    title = page.title or " ".join(text.split("\n", 1)[0].split())[:200]
+    return Article(
+        doc_id=page.doc_id, title=title, text=text, source=page.source, published=page.published or dateline,
+        url=page.url, author=page.author, removed=tuple(removed), dedupe=True,
+    )
+
+
+def fetch_policy(settings: Settings) -> FetchPolicy:
+    """The fetch limits from settings (the size cap is the upload cap, QA_MAX_UPLOAD_BYTES)."""
+    return FetchPolicy(
+        max_bytes=settings.max_upload_bytes, allow_private=settings.fetch_allow_private,
+        connect_timeout=settings.fetch_connect_timeout, read_timeout=settings.fetch_timeout,
+        total_timeout=settings.fetch_total_timeout, per_host=settings.fetch_per_host,
+    )
+
+
+@dataclass(frozen=True)
+class UrlLine:
+    """One line of the report per URL: what became of it."""
+
+    url: str
+    doc_id: str | None
+    reason: str | None = None
+    same_as: str | None = None  # another URL of this batch that is the same article (same canonical URL)
+
+
+class UrlSource:
+    """The URLs asked for, expanded (feeds and sitemaps into their articles) when first counted. The service
+    binds it to the store (`bind`) before it is counted or read; `check` needs only the settings."""
+
+    name = "web"
+
+    def __init__(self, urls: Sequence[str], settings: Settings, fetcher: Fetcher | None = None) -> None:
+        self.urls = list(urls)
+        self.settings = settings
+        self._own_fetcher = fetcher is None  # a shared one (the server's) keeps its per-host limits across ingests
+        self.fetcher = fetcher or Fetcher(fetch_policy(settings))
+        self.web: WebSource | None = None
+        self.pages: dict[str, WebPage] = {}  # doc id -> page, for the validators after the ingest
+        self.lines: list[UrlLine] = []
+        self._expanded: tuple[list, list] | None = None
+
+    def check(self) -> None:
+        """Refuse the whole batch if any URL asked for is not a URL (InvalidUrl, 400) or may not be fetched
+        (FetchRefused, 403); a URL that merely fails (an unknown host) is reported on its own line later."""
+        for url in self.urls:
+            try:
+                self.fetcher.check_url(url)
+            except InvalidUrl:
+                raise
+            except FetchFailed:
+                continue
+
+    def bind(self, cache: ValidatorCache, known: Callable[[str], bool]) -> UrlSource:
+        self.web = WebSource(self.fetcher, cache, self.settings.fetch_concurrency, self.settings.fetch_max_urls,
+                             known)
+        return self
+
+    def _expand(self) -> tuple[list, list]:
+        if self.web is None:
+            raise RuntimeError("UrlSource used before bind()")
+        if self._expanded is None:
+            self._expanded = self.web.expand_all(self.urls)
+        return self._expanded
+
+    def count(self) -> int:
+        early, targets = self._expand()
+        return len(early) + len(targets)
+
+    def articles(self) -> Iterator[Article | BadDocument | Unchanged]:
+        early, targets = self._expand()
+        assert self.web is not None
+        first_url: dict[str, str] = {}
+        for item in [*early, *self.web.fetch_all(targets)]:
+            if isinstance(item, WebFailure):
+                self.lines.append(UrlLine(item.url, None, item.reason))
+                yield BadDocument(item.url, item.reason)
+            elif isinstance(item, WebUnchanged):
+                self.lines.append(UrlLine(item.url, item.doc_id))
+                yield Unchanged(item.doc_id, item.url)
+            else:
+                try:
+                    article = page_article(item)
+                except BadDocument as exc:
+                    self.lines.append(UrlLine(item.asked_url or item.url, None, exc.reason))
+                    yield exc
+                    continue
+                asked = item.asked_url or item.url
+                if article.doc_id in first_url:  # two URLs, one article (a redirect, a tracking parameter)
+                    self.lines.append(UrlLine(asked, article.doc_id, same_as=first_url[article.doc_id]))
+                    continue
+                first_url[article.doc_id] = asked
+                self.pages[article.doc_id] = item
+                self.lines.append(UrlLine(asked, article.doc_id))
+                yield article
+
+    def remember(self, kept: dict[str, str], indexed: set[str]) -> None:
+        """After the ingest: keep the validators of every page that is now safely indexed (`indexed` doc ids)
+        or recorded as a copy (`kept`: copy doc id -> the kept article's id)."""
+        if self.web is None:
+            return
+        for doc_id, page in self.pages.items():
+            if doc_id in kept:
+                self.web.remember(page, kept[doc_id])
+            elif doc_id in indexed:
+                self.web.remember(page)
+
+    def close(self) -> None:
+        if self._own_fetcher:
+            self.fetcher.close()
+        if self.web is not None and isinstance(self.web.cache, SQLiteValidatorCache):
+            self.web.cache.close()
+
+
+def open_urls(targets: Sequence[str], settings: Settings) -> UrlSource:
+    return UrlSource(targets, settings)

@@ -1,0 +1,116 @@
+"""Sentence vectors pooled from the chunk's forward pass: the real ONNX embedder, real Chroma and SQLite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa.embedding.onnx import MAX_TOKENS, OnnxMiniLMEmbedding
+from qa.service import Service, build_service
+from qa.sources.files import load_articles
+from tests.conftest import make_settings
+from tests.support import SEEDS
+
+TEXT = ("The council met on Monday. It voted to close the old bridge for repairs. "
+        "Traffic will use the ferry until March.")
+
+
+@pytest.fixture(scope="module")
+def embedder() -> OnnxMiniLMEmbedding:
+    return OnnxMiniLMEmbedding()
+
+
+def _token_mean(embedder: OnnxMiniLMEmbedding, text: str, start: int, end: int) -> np.ndarray:
+    """The mean of the last hidden states of the tokens inside text[start:end], found character by character."""
+    encoding = embedder._tokenizer.encode(text)
+    hidden, _ = embedder._forward([encoding])
+    rows = [t for t, (s, e) in enumerate(encoding.offsets)
+            if not encoding.special_tokens_mask[t] and s >= start and e <= end]
+    vector = hidden[0, rows].mean(axis=0)
+    return vector / np.linalg.norm(vector)
+
+
+def test_text_vectors_are_embeds_and_spans_are_their_tokens_mean(embedder: OnnxMiniLMEmbedding) -> None:
+    texts = [TEXT, "A second, shorter text about the ferry."]
+    spans = [[(0, 26), (27, 72), (73, len(TEXT))], []]
+    vectors, span_vectors, whole = embedder.embed_with_spans(texts, spans)
+    np.testing.assert_allclose(vectors, embedder.embed(texts), atol=1e-6)
+    assert whole[0].tolist() == [True, True, True] and len(whole[1]) == 0
+    for (start, end), vector in zip(spans[0], span_vectors[0], strict=True):
+        np.testing.assert_allclose(vector, _token_mean(embedder, TEXT, start, end), atol=1e-5)
+    assert np.allclose(np.linalg.norm(span_vectors[0], axis=1), 1.0, atol=1e-5)
+    # contextual: the same sentence pooled in its text is not the sentence embedded alone, but close to it
+    alone = embedder.embed([TEXT[27:72]])[0]
+    assert 0.5 < float(span_vectors[0][1] @ alone) < 0.999
+
+
+def test_a_span_cut_by_truncation_is_not_whole(embedder: OnnxMiniLMEmbedding) -> None:
+    long = " ".join(f"Word{i} is here." for i in range(MAX_TOKENS))  # far more than 256 tokens
+    tail = (len(long) - len("Word255 is here."), len(long))
+    _, span_vectors, whole = embedder.embed_with_spans([long], [[(0, 13), tail]])
+    assert whole[0].tolist() == [True, False]
+    assert not span_vectors[0][1].any()
+    with pytest.raises(ValueError):
+        embedder.embed_with_spans([long], [])
+
+
+def stored_sentences(service: Service) -> dict[tuple[str, int, int], np.ndarray]:
+    rows = service.docs._conn().execute("""SELECT doc_id, start, "end", vector FROM spans WHERE kind='sentence'""")
+    return {(d, s, e): np.frombuffer(v, dtype=np.float16).astype(np.float32) for d, s, e, v in rows}
+
+
+def expected_pooled(service: Service, doc_id: str, start: int, end: int) -> np.ndarray:
+    """The rule, computed chunk by chunk: mean of the sentence's pooled vectors in every chunk holding it whole
+    (and not cut by truncation), renormalised; the sentence embedded alone when there is none."""
+    embedder = service.indexer.embedder
+    text = service.docs.get_document(doc_id)["text"]
+    rows = service.docs._conn().execute('SELECT start, "end" FROM chunks WHERE doc_id=?', (doc_id,)).fetchall()
+    found = []
+    for chunk_start, chunk_end in rows:
+        if chunk_start <= start and end <= chunk_end:
+            _, vectors, whole = embedder.embed_with_spans([text[chunk_start:chunk_end]],
+                                                          [[(start - chunk_start, end - chunk_start)]])
+            if whole[0][0]:
+                found.append(vectors[0][0])
+    if not found:
+        return embedder.embed([text[start:end]])[0]
+    vector = np.sum(found, axis=0)
+    return vector / np.linalg.norm(vector)
+
+
+def test_ingest_pools_sentences_from_the_chunk_pass(tmp_path: Path) -> None:
+    """One forward pass over the chunks gives every sentence a vector; only sentences that no chunk holds whole
+    are embedded alone; the stored vector of each sentence is the one its chunks give it (no shifted slices)."""
+    service = build_service(make_settings(tmp_path / "pooled", chunk_size=600, chunk_overlap=64,
+                                          sentence_vectors="pooled"))
+    alone: list[list[str]] = []
+    embed = service.indexer.embedder.embed
+    service.indexer.embedder.embed = lambda texts: (alone.append(texts), embed(texts))[1]  # type: ignore[method-assign]
+    report = service.indexer.ingest(load_articles([SEEDS]))
+    assert len(report.added) == 5
+    stored = stored_sentences(service)
+    assert len(stored) > 100
+    # 600-token chunks exceed the model's 256: their tail sentences can only be embedded alone
+    assert 0 < sum(len(t) for t in alone) < len(stored)
+    for (doc_id, start, end), vector in stored.items():
+        expected = expected_pooled(service, doc_id, start, end)
+        assert float(vector @ expected) > 0.999, (doc_id, start, end)
+
+
+def test_separate_sentence_vectors_and_switching_re_indexes(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    separate = build_service(make_settings(data, sentence_vectors="separate"))
+    first = separate.indexer.ingest(load_articles([SEEDS]))
+    assert len(first.added) == 5
+    stored = stored_sentences(separate)
+    texts = {key: separate.docs.get_document(key[0])["text"][key[1] : key[2]] for key in stored}
+    fresh = separate.indexer.embedder.embed(list(texts.values()))
+    cosine = (np.stack(list(stored.values())) * fresh).sum(axis=1)
+    assert cosine.min() > 0.999  # each sentence embedded alone, as before pooling
+    assert len(separate.indexer.ingest(load_articles([SEEDS])).unchanged) == 5
+    pooled = build_service(make_settings(data, sentence_vectors="pooled"))
+    again = pooled.indexer.ingest(load_articles([SEEDS]))
+    assert len(again.replaced) == 5  # the vectors are derived differently: the fingerprint says so
+    assert stored_sentences(pooled).keys() == stored.keys()
