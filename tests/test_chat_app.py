@@ -192,9 +192,11 @@ def test_stop_cancels_the_stream_and_keeps_no_half_answer(page: Page, slow_llm: 
     expect(page.locator("#ask-status")).to_contain_text("press Stop")
     axe(page, "streaming")
     screenshot(page, "streaming")
+    box.fill("why " * 600)  # typed while the answer streams: still said to be too long once it ends
     abandoned = llm.abandoned
     stop.click()
     expect(answer).to_have_attribute("data-state", "stopped")
+    expect(page.locator("#ask-status")).to_contain_text("399 characters over the limit of 2000")
     expect(answer.locator(".stopped-label")).to_have_text("Stopped")
     expect(answer.get_by_role("button", name="Retry")).to_be_visible()
     expect(page.get_by_role("button", name="Ask")).to_be_visible()
@@ -227,6 +229,7 @@ def test_retry_after_an_error_keeps_the_question_and_says_it_in_words(page: Page
     refused.get_by_role("button", name="Retry").click()
     expect(turns).to_have_count(3)
     expect(turns.nth(2).locator(".question")).to_have_text("Who won the 2018 FIFA World Cup?")
+    expect(turns.nth(2).locator("article.answer")).to_have_attribute("data-state", "refused")
 
     page.get_by_label("Your question").fill("why " * 600)
     expect(page.locator("#counter")).to_have_text("2399 / 2000")

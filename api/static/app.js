@@ -437,7 +437,10 @@ function setBusy(busy) {
   ui.send.hidden = busy;
   ui.stop.hidden = !busy;
   ui.chat.toggleAttribute("data-busy", busy);
-  if (!busy) ui.askStatus.textContent = HINT;
+  if (!busy) {
+    ui.askStatus.textContent = HINT;
+    updateCounter(); // a question typed while the answer streamed may be over the limit: keep saying so
+  }
 }
 
 async function ask(question) {
