@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fake_llm import FakeLLM, Reply
+from tests.conftest import LLMServer
+from tests.fake_llm import Reply
 from tests.support import CHROMIUM, ROOT, api_server
 
 if not CHROMIUM.exists():
@@ -55,16 +56,6 @@ def server(data_dir: Path) -> Iterator[str]:
     """One server for the module, extractive answers, with an API key so the page must ask for it."""
     with api_server(data_dir, QA_API_KEY=KEY) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def slow_llm(seeded_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, FakeLLM]]:
-    """A server whose answers come from a slow OpenAI-protocol model (the only fake: a hosted LLM)."""
-    target = tmp_path_factory.mktemp("chat-app-llm") / "data"
-    shutil.copytree(seeded_dir, target)
-    with FakeLLM() as llm, api_server(target, QA_LLM_BASE_URL=llm.url, OPENAI_API_KEY="test",
-                                      QA_LLM_FALLBACK="false") as url:
-        yield url, llm
 
 
 def screenshot(page: Page, name: str) -> None:
@@ -175,8 +166,9 @@ def test_conversations_survive_reload_reopen_rename_and_delete(page: Page, serve
     assert all(c["title"] != "Shayrat strike" for c in conversations(page))
 
 
-def test_stop_cancels_the_stream_and_keeps_no_half_answer(page: Page, slow_llm: tuple[str, FakeLLM]) -> None:
-    url, llm = slow_llm
+def test_stop_cancels_the_stream_and_keeps_no_half_answer(page: Page, llm_server: LLMServer) -> None:
+    url, llm = llm_server.url, llm_server.llm
+    llm.replies.clear()
     llm.replies.append(Reply(" ".join(f"word{i}" for i in range(300)) + " [1]", word_delay=0.05))
     page.goto(url)
     box = page.get_by_label("Your question")

@@ -20,9 +20,9 @@ from api.app import create_app
 from eval.dataset import load_dataset
 from qa.conversations import ConversationStore, Turn
 from qa.conversations.store import RESULT_CHARS
-from tests.conftest import make_settings
-from tests.fake_llm import FakeLLM, Reply
-from tests.support import ROOT, api_server, qa_env
+from tests.conftest import LLMServer, make_settings
+from tests.fake_llm import Reply
+from tests.support import ROOT, qa_env
 
 FIRST = "Who did Trump fire?"
 FOLLOW = "What was he investigating?"
@@ -126,35 +126,32 @@ def test_an_old_turns_table_gains_the_answer_column(tmp_path: Path) -> None:
     assert store.get("c1", "me")["turns"][0]["answer"] is None
 
 
-def test_a_client_that_disconnects_stops_the_llm_and_stores_no_half_answer(
-    seeded_dir: Path, tmp_path: Path
-) -> None:
-    data_dir = tmp_path / "data"
-    shutil.copytree(seeded_dir, data_dir)
+def test_a_client_that_disconnects_stops_the_llm_and_stores_no_half_answer(llm_server: LLMServer) -> None:
+    llm = llm_server.llm
+    llm.replies.clear()
     words = " ".join(f"word{i}" for i in range(200)) + " [1]"
-    with FakeLLM() as llm:
-        llm.replies.append(Reply(words, word_delay=0.05))  # 10 s of streaming unless abandoned
-        with api_server(data_dir, QA_LLM_BASE_URL=llm.url, OPENAI_API_KEY="test", QA_LLM_FALLBACK="false") as url:
-            client = httpx.Client(base_url=url, timeout=30)
-            received = ""
-            started = time.monotonic()
-            with client.stream("POST", "/chat", json={"question": FIRST}) as response:
-                for text in response.iter_text():
-                    received += text
-                    if received.count("event: token") >= 3:
-                        break  # the reader presses Stop: the connection is closed here
-            cid = json.loads(received.split("event: sources\ndata: ", 1)[1].split("\n", 1)[0])["conversation_id"]
-            deadline = time.monotonic() + 8
-            while not llm.abandoned and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert llm.abandoned == 1, "the server kept reading the LLM after the client left"
-            assert time.monotonic() - started < 8  # well before the 10 s the full reply takes
-            token = response.headers["x-qa-client"]
-            again = client.get(f"/conversations/{cid}", headers={"X-QA-Client": token})
-            assert again.status_code == 404  # the first turn never finished: no conversation, no half answer
-            assert client.get("/conversations", headers={"X-QA-Client": token}).json() == {"conversations": []}
-    with sqlite3.connect(data_dir / "conversations.sqlite") as db:
-        assert db.execute("SELECT COUNT(*) FROM turns").fetchone()[0] == 0
+    llm.replies.append(Reply(words, word_delay=0.05))  # 10 s of streaming unless abandoned
+    abandoned = llm.abandoned
+    client = httpx.Client(base_url=llm_server.url, timeout=30)
+    received = ""
+    started = time.monotonic()
+    with client.stream("POST", "/chat", json={"question": FIRST}) as response:
+        for text in response.iter_text():
+            received += text
+            if received.count("event: token") >= 3:
+                break  # the reader presses Stop: the connection is closed here
+    cid = json.loads(received.split("event: sources\ndata: ", 1)[1].split("\n", 1)[0])["conversation_id"]
+    deadline = time.monotonic() + 8
+    while llm.abandoned == abandoned and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert llm.abandoned == abandoned + 1, "the server kept reading the LLM after the client left"
+    assert time.monotonic() - started < 8  # well before the 10 s the full reply takes
+    token = response.headers["x-qa-client"]
+    again = client.get(f"/conversations/{cid}", headers={"X-QA-Client": token})
+    assert again.status_code == 404  # the first turn never finished: no conversation, no half answer
+    assert client.get("/conversations", headers={"X-QA-Client": token}).json() == {"conversations": []}
+    with sqlite3.connect(llm_server.data_dir / "conversations.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM turns WHERE conversation_id = ?", (cid,)).fetchone()[0] == 0
 
 
 def test_feedback_is_stored_and_exported_as_eval_items(app: object, data_dir: Path, tmp_path: Path) -> None:
