@@ -319,7 +319,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return service.get_conversation(conversation_id, request.state.client)
 
     @app.patch("/conversations/{conversation_id}", summary="Rename one of the caller's conversations",
-               response_model=ConversationSummary, responses=_errors(400, 404, 422))
+               response_model=ConversationSummary, responses=_errors(400, 404, 413, 422))
     def rename_conversation(conversation_id: str, body: RenameIn, service: ServiceDep,
                             request: Request) -> ConversationSummary:
         return service.rename_conversation(conversation_id, request.state.client, body.title)
@@ -331,7 +331,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return DeletedOut(deleted=conversation_id)
 
     @app.post("/feedback", summary="Rate an answer (thumbs up or down, optional note)", status_code=201,
-              response_model=FeedbackOut, responses=_errors(404, 422))
+              response_model=FeedbackOut, responses=_errors(400, 404, 413, 422))
     def feedback(body: FeedbackIn, service: ServiceDep, request: Request) -> FeedbackOut:
         return service.add_feedback(Feedback(
             rating=body.rating, question=body.question, answer=body.answer, refused=body.refused, note=body.note,
