@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import LLMServer
 from tests.fake_llm import Reply
+from tests.page_checks import axe
 from tests.support import CHROMIUM, ROOT, api_server
 
 if not CHROMIUM.exists():
@@ -28,7 +29,6 @@ from playwright.sync_api import Dialog, Locator, Page, expect
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = ROOT / "test-artifacts"
-AXE = ROOT / "tests" / "js" / "node_modules" / "axe-core" / "axe.min.js"
 FINISHED = re.compile(r"^(done|refused|error|stopped)$")
 KEY = "page-test-key"
 SHAYRAT = "Where is the Shayrat Airbase?"
@@ -63,18 +63,13 @@ def screenshot(page: Page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"app-{name}.png"))
 
 
-def axe(page: Page, state: str) -> None:
-    """No serious or critical axe-core violation in this state (axe runs through the DevTools protocol, so the
-    page's CSP does not block it)."""
-    if not AXE.exists():
-        pytest.fail(f"{AXE} is missing: run `npm ci` in tests/js")
-    if not page.evaluate("typeof window.axe === 'object'"):
-        page.evaluate(AXE.read_text("utf-8") + "\n;true")
-    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})"
-                           ".then(r => r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,"
-                           " nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))})))")
-    bad = [v for v in result if v["impact"] in ("serious", "critical")]
-    assert not bad, f"axe violations while {state}: {json.dumps(bad, indent=1)}"
+def small_targets(page: Page) -> list[dict[str, Any]]:
+    """Visible controls under 24x24 px (WCAG 2.2 target size)."""
+    return page.evaluate("""() => [...document.querySelectorAll('button, a, input, select, textarea, summary')]
+        .filter(e => e.offsetParent !== null)
+        .map(e => ({name: e.getAttribute('aria-label') || e.textContent.trim().slice(0, 30),
+                    w: e.getBoundingClientRect().width, h: e.getBoundingClientRect().height}))
+        .filter(r => r.w < 24 || r.h < 24)""")
 
 
 def ask(page: Page, question: str) -> Locator:
@@ -209,6 +204,7 @@ def test_retry_after_an_error_keeps_the_question_and_says_it_in_words(page: Page
     expect(answer).to_have_attribute("data-state", "error")
     message = answer.locator(".error-message")
     expect(message).to_have_text("The server had a problem answering. Try again in a moment.")
+    screenshot(page, "error")
     expect(page.get_by_label("Your question")).to_have_value(SHAYRAT)
     page.unroute("**/chat")
     answer.get_by_role("button", name="Retry").click()
@@ -271,6 +267,7 @@ def test_documents_dialog_lists_filters_uploads_deletes_and_restricts(page: Page
     expect(row).to_contain_text("characters")
     axe(page, "documents open")
     screenshot(page, "documents")
+    assert not small_targets(page)
 
     outlet = first["source"]
     dialog.get_by_label("Outlet").select_option(outlet)
@@ -302,6 +299,18 @@ def test_documents_dialog_lists_filters_uploads_deletes_and_restricts(page: Page
     with page.expect_request("**/chat") as request:
         ask(page, SHAYRAT)
     assert "filters" not in request.value.post_data_json
+
+    page.get_by_role("button", name="Documents").click()
+    dialog.get_by_label("Outlet").select_option("")
+    days = sorted(d["published"] for d in listed if d["published"])
+    since, until = days[1], days[-2]
+    dialog.get_by_label("From").fill(since)
+    dialog.get_by_label("To").fill(until)
+    expect(rows).to_have_count(sum(bool(d["published"]) and since <= d["published"] <= until for d in listed))
+    dialog.get_by_role("button", name="Ask about these").click()
+    with page.expect_request("**/chat") as request:
+        ask(page, SHAYRAT)
+    assert request.value.post_data_json["filters"] == {"published_from": since, "published_to": until}
 
 
 def test_feedback_is_stored_with_its_note(page: Page, server: str, data_dir: Path) -> None:
@@ -378,18 +387,15 @@ def test_accessibility_in_every_state(page: Page, server: str) -> None:
 
     answer = answered(page)
     axe(page, "answered")
-    small = page.evaluate("""() => [...document.querySelectorAll('button, a, input, select, textarea, summary')]
-        .filter(e => e.offsetParent !== null)
-        .map(e => ({name: e.getAttribute('aria-label') || e.textContent.trim().slice(0, 30),
-                    w: e.getBoundingClientRect().width, h: e.getBoundingClientRect().height}))
-        .filter(r => r.w < 24 || r.h < 24)""")
-    assert not small, small
+    screenshot(page, "answered")
+    assert not small_targets(page)
 
     marker = answer.locator("button.cite").first
     marker.click()
     panel = page.get_by_role("dialog")
     expect(panel).to_have_attribute("data-state", "ready")
     axe(page, "article open")
+    screenshot(page, "article-open")
     for _ in range(6):  # Tab never leaves the modal panel
         page.keyboard.press("Tab")
         assert page.evaluate("document.getElementById('doc-panel').contains(document.activeElement)")
