@@ -234,7 +234,7 @@ class ConversationTurnOut(BaseModel):
 
 
 class ConversationOut(ConversationSummary):
-    """One conversation with its kept turns (the last QA_HISTORY_TURNS), oldest first."""
+    """One conversation with its kept turns (the last QA_CONVERSATION_TURNS), oldest first."""
 
     turns: list[ConversationTurnOut]
 

@@ -54,10 +54,13 @@ class ConversationStore:
     that does not exist and one that belongs to another client get the same NotFound, so nothing leaks.
     """
 
-    def __init__(self, path: Path, max_turns: int) -> None:
+    def __init__(self, path: Path, max_turns: int, kept_turns: int | None = None) -> None:
+        """`max_turns`: the last turns given as context; `kept_turns` (default `max_turns`): the turns kept for
+        reopening a conversation, older ones deleted."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.max_turns = max_turns
+        self.kept_turns = max_turns if kept_turns is None else kept_turns
         self._local = threading.local()
         self._db().executescript(
             "CREATE TABLE IF NOT EXISTS turns (conversation_id TEXT NOT NULL, idx INTEGER NOT NULL,"
@@ -175,7 +178,7 @@ class ConversationStore:
             db.execute(
                 "DELETE FROM turns WHERE conversation_id=? AND idx <= (SELECT MAX(idx) FROM turns"
                 " WHERE conversation_id=?) - ?",
-                (conversation_id, conversation_id, self.max_turns),
+                (conversation_id, conversation_id, self.kept_turns),
             )
         except BaseException:
             db.execute("ROLLBACK")
