@@ -314,7 +314,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return service.list_conversations(request.state.client)
 
     @app.get("/conversations/{conversation_id}", summary="One of the caller's conversations with its turns",
-             response_model=ConversationOut, responses=_errors(404))
+             response_model=ConversationOut, responses=_errors(404, 422))
     def get_conversation(conversation_id: str, service: ServiceDep, request: Request) -> ConversationOut:
         return service.get_conversation(conversation_id, request.state.client)
 
@@ -325,7 +325,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return service.rename_conversation(conversation_id, request.state.client, body.title)
 
     @app.delete("/conversations/{conversation_id}", summary="Delete one of the caller's conversations",
-                response_model=DeletedOut, responses=_errors(404))
+                response_model=DeletedOut, responses=_errors(404, 422))
     def delete_conversation(conversation_id: str, service: ServiceDep, request: Request) -> DeletedOut:
         service.delete_conversation(conversation_id, request.state.client)
         return DeletedOut(deleted=conversation_id)
