@@ -155,6 +155,7 @@ def test_conversations_survive_reload_reopen_rename_and_delete(page: Page, serve
     assert any(c["title"] == "Shayrat strike" for c in conversations(page))
 
     page.once("dialog", lambda d: d.accept())
+    expect(nav.get_by_role("button", name="Delete “Shayrat strike”").locator("svg")).to_have_count(1)
     nav.get_by_role("button", name="Delete “Shayrat strike”").click()
     expect(nav.get_by_role("button", name="Shayrat strike", exact=True)).to_have_count(0)
     expect(page.locator("#log > li")).to_have_count(0)  # the open conversation was the deleted one
@@ -316,6 +317,8 @@ def test_documents_dialog_lists_filters_uploads_deletes_and_restricts(page: Page
 def test_feedback_is_stored_with_its_note(page: Page, server: str, data_dir: Path) -> None:
     page.goto(server)
     answer = answered(page)
+    for name in ("Good answer", "Bad answer"):  # drawn icons: an emoji is a box without a colour-emoji font
+        expect(answer.get_by_role("button", name=name).locator("svg")).to_have_count(1)
     answer.get_by_role("button", name="Bad answer").click()
     expect(answer.get_by_role("button", name="Bad answer")).to_have_attribute("aria-pressed", "true")
     answer.get_by_label("Note (optional)").fill("the second source is off-topic")

@@ -39,6 +39,27 @@ function h(tag, attrs = {}, ...children) {
   return node;
 }
 
+/** Drawn icons: emoji need a colour-emoji font, which many systems (and headless browsers) lack. */
+const ICONS = {
+  up: "M2 10h4v11H2zM8 21h9.5a2 2 0 0 0 2-1.7l1.2-7A2 2 0 0 0 18.7 10H14V5.5A2.5 2.5 0 0 0 11.5 3L8 10z",
+  down: "M2 3h4v11H2zM8 3h9.5a2 2 0 0 1 2 1.7l1.2 7A2 2 0 0 1 18.7 14H14v4.5a2.5 2.5 0 0 1-2.5 2.5L8 14z",
+  trash: "M9 3h6l1 2h4v2H4V5h4zM6 8h12l-1 13H7zm3 2v9h2v-9zm4 0v9h2v-9z",
+};
+
+function icon(name) {
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("focusable", "false");
+  svg.setAttribute("class", "icon");
+  const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+  path.setAttribute("d", ICONS[name]);
+  path.setAttribute("fill", "currentColor");
+  path.setAttribute("fill-rule", "evenodd");
+  svg.append(path);
+  return svg;
+}
+
 function formatDate(published) {
   if (!published) return null;
   const date = new Date(`${published}T00:00:00Z`);
@@ -317,8 +338,8 @@ function feedbackControls(question, result) {
       send.disabled = false;
     }
   });
-  const box = h("div", { class: "feedback" }, thumb("up", "Good answer", "👍"), thumb("down", "Bad answer", "👎"),
-    form, status);
+  const box = h("div", { class: "feedback" }, thumb("up", "Good answer", icon("up")),
+    thumb("down", "Bad answer", icon("down")), form, status);
   return box;
 }
 
@@ -655,7 +676,7 @@ function historyItem(conversation) {
   const rename = h("button", { type: "button", class: "secondary small", "aria-label": `Rename “${conversation.title}”`,
     title: "Rename" }, "✎");
   const remove = h("button", { type: "button", class: "secondary small", "aria-label": `Delete “${conversation.title}”`,
-    title: "Delete" }, "🗑");
+    title: "Delete" }, icon("trash"));
   open.addEventListener("click", () => openConversation(conversation.id));
   rename.addEventListener("click", async () => {
     const title = window.prompt("New name for this conversation:", conversation.title);
