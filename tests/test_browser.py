@@ -151,7 +151,8 @@ def test_answer_citation_follow_up_and_refusal(page: Page, server: str) -> None:
 
 
 def test_article_text_is_never_run_as_html(page: Page, server: str) -> None:
-    uploaded = httpx.post(f"{server}/documents", files={"files": ("zorbton.txt", EVIL.encode(), "text/plain")})
+    uploaded = httpx.post(f"{server}/documents", files={"files": ("zorbton.txt", EVIL.encode(), "text/plain")},
+                          timeout=60)  # indexing it took over httpx's default 5 s at load 9
     assert uploaded.status_code == 201, uploaded.text
     try:
         page.add_init_script(
