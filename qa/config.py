@@ -60,7 +60,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(2_000_000, ge=1, description="Largest accepted article file.")
     max_question_chars: int = Field(2000, ge=10, description="Longest accepted question.")
     ingest_root: Path | None = Field(None, description="Folder the server may ingest paths from.")
-    history_turns: int = Field(10, ge=1, le=100, description="Turns of a conversation kept as context.")
+    history_turns: int = Field(10, ge=1, le=100, description="Last turns of a conversation given as context.")
+    conversation_turns: int = Field(200, ge=1, le=10_000,
+                                    description="Turns of a conversation kept for reopening it (older ones deleted).")
 
     fetch_allow_private: bool = Field(False, description="Fetch URLs on loopback/private/link-local hosts too.")
     fetch_connect_timeout: float = Field(5.0, gt=0, le=120, description="Seconds to connect to a web host.")
