@@ -328,6 +328,30 @@ def db_upgrade() -> None:
     out.print(f"schema version {version}; " + (f"applied {shown}" if applied else "already up to date"))
 
 
+feedback_app = typer.Typer(no_args_is_help=True, help="Readers' thumbs up/down on answers.")
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("export")
+def feedback_export(
+    folder: Annotated[Path, typer.Argument(help="Folder to write questions.jsonl and review.jsonl into.")],
+) -> None:
+    """Write the feedback as eval items: `qa eval --data FOLDER` asks the thumbs-up ones again."""
+    from qa.conversations.feedback import export
+    from qa.service import feedback_store
+
+    settings = _settings()
+    try:
+        rows = feedback_store(settings).all()
+    except QAError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        items, review = export(rows, folder)
+    except OSError as exc:
+        raise _fail(f"cannot write {folder}: {exc.strerror or exc}") from None
+    out.print(f"{items} eval item(s) in {folder / 'questions.jsonl'}, {review} to review in {folder / 'review.jsonl'}")
+
+
 from eval.command import eval_command  # noqa: E402 - registered last, the module imports lazily
 
 app.command("eval")(eval_command)

@@ -8,7 +8,6 @@ or in PostgreSQL when QA_DATABASE_URL is set (any replica answers for any job). 
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 import uuid
@@ -16,6 +15,8 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
+
+from qa.sqlite_local import ThreadLocalSQLite
 
 STALE_SECONDS = 60.0
 HEARTBEAT_SECONDS = 5.0
@@ -47,17 +48,8 @@ class JobStore:
     def __init__(self, path: Path, keep: int = 200) -> None:
         self.path = path
         self.keep = keep
-        self._local = threading.local()
+        self._db = ThreadLocalSQLite(path)
         self._db().execute(_SCHEMA)
-
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            self._local.db = db
-        return db
 
     def _execute(self, sql: str, params: Sequence[Any]) -> list[tuple]:
         return self._db().execute(sql, params).fetchall()

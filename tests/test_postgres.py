@@ -27,6 +27,7 @@ import pytest
 
 from api.clients import ClientTokens
 from qa.conversations import Turn
+from qa.conversations.feedback import Feedback
 from qa.errors import NotFound, StoreUnavailable
 from qa.retrieval.filters import Filters, sql_where
 from qa.service import Service, build_service
@@ -223,7 +224,8 @@ def test_crash_between_chroma_delete_and_sql_commit_is_repaired(fresh: Callable[
 
 
 def test_conversations_jobs_progress_and_token_key_are_shared(fresh: Callable[..., Service]) -> None:
-    """What a second process (on PostgreSQL: a replica with its own data folder) must see of the first's."""
+    """What a second process on the same stores must see of the first's: conversations (owners, reopen,
+    rename, delete), feedback, jobs, the running ingest's progress, the client-token key."""
     a, b = fresh(history_turns=2), fresh(history_turns=2)
     # conversations: ids issued by the store, owned by the client that started them
     first = a.conversations.resolve_id(None, "alice")
@@ -240,6 +242,26 @@ def test_conversations_jobs_progress_and_token_key_are_shared(fresh: Callable[..
     listed = a.conversations.list_for("alice")
     assert [(c["id"], c["title"]) for c in listed] == [(second, "Later"), (first, "Who did Trump fire?")]
     assert listed[0]["created"] >= listed[1]["created"] and a.conversations.list_for("bob") == []
+    b.conversations.add(second, Turn("Again", "Again", "y", json.dumps({"answer": "y", "passages": []})), "alice")
+    reopened = a.conversations.get(second, "alice")
+    assert [(t["question"], t["answer"]) for t in reopened["turns"]] == [("Later", None),
+                                                                         ("Again", {"answer": "y", "passages": []})]
+    assert b.conversations.rename(second, "alice", "  Renamed\n ")["title"] == "Renamed"
+    assert a.conversations.list_for("alice")[0]["title"] == "Renamed"
+    for call in (lambda: a.conversations.get(second, "bob"), lambda: a.conversations.delete(second, "bob")):
+        with pytest.raises(NotFound):
+            call()
+    b.conversations.delete(second, "alice")
+    with pytest.raises(NotFound):
+        a.conversations.resolve_id(second, "alice")
+    assert [c["id"] for c in a.conversations.list_for("alice")] == [first]
+
+    # readers' feedback: given through one, exported from the other
+    a.feedback.add(Feedback("up", "Who did Trump fire?", "Comey.", conversation_id=first, client="alice",
+                            evidence=("fired FBI Director James Comey",), doc_ids=("d1",)))
+    [rating] = b.feedback.all()
+    assert (rating["rating"], rating["question"], rating["evidence"], rating["refused"]) == (
+        "up", "Who did Trump fire?", ["fired FBI Director James Comey"], False)
 
     # jobs: started by one process, polled through the other
     release = threading.Event()

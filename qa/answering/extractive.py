@@ -10,7 +10,7 @@ import numpy as np
 from qa.answering import Answer, AnswerContext, Citation, Quote
 from qa.answering.answer_types import Expectation
 from qa.answering.citations import last_sentence, refusal_text, tokens_of
-from qa.answering.enrichments import SENTENCE_VECTORS, SentenceVectors
+from qa.answering.enrichments import SENTENCE_VECTORS, LazySentenceVectors, SentenceVectors
 from qa.lexicon import Gazetteer, neutralise_citations, question_terms, terms
 from qa.retrieval import Retrieval
 from qa.store import DocumentStore
@@ -44,6 +44,7 @@ class ExtractiveAnswerer:
         passages_considered: int = 5, margin: float = 0.08, sentences: SentenceVectors | None = None,
     ) -> None:
         self.enrichments = (sentences or SentenceVectors(),)
+        self.on_use = None if self.enrichments[0].at_ingest else LazySentenceVectors(embed)
         self.docs = docs
         self.embed = embed
         self.threshold = refusal_threshold
@@ -57,7 +58,7 @@ class ExtractiveAnswerer:
         """Every sentence of the top passages, scored against the question, best first."""
         q_terms = question_terms(question)
         query_vector = retrieval.query_vector if question == retrieval.query else self.embed([question])[0]
-        found: list[_Candidate] = []
+        sentences: list[tuple[int, int, int, str, np.ndarray]] = []
         seen: set[tuple[str, int]] = set()
         for index, passage in enumerate(retrieval.passages[: self.passages_considered]):
             for start, end, vector in self.docs.spans_in(SENTENCE_VECTORS, passage.doc_id, passage.start, passage.end):
@@ -67,11 +68,18 @@ class ExtractiveAnswerer:
                 text = passage.text[start - passage.start : end - passage.start]
                 if len(text.split()) < MIN_SENTENCE_WORDS or text.strip() == passage.title.strip():
                     continue  # headlines and cross-heads restate topics; they do not answer
-                overlap = len(q_terms & set(terms(text))) / len(q_terms) if q_terms else 0.0
-                dense = float(np.dot(vector, query_vector))
-                typed = expect.met_by(text, passage.text, self.gazetteer)
-                score = dense + self.keyword_weight * overlap - (0.0 if typed else 0.25)
-                found.append(_Candidate(index, start, end, text, score, typed))
+                sentences.append((index, start, end, text, vector))
+        if self.on_use is not None and sentences:  # vectors made on first use (QA_SENTENCE_VECTORS=lazy)
+            made = self.on_use.vectors([text for _, _, _, text, _ in sentences])
+            sentences = [(i, s, e, t, v) for (i, s, e, t, _), v in zip(sentences, made, strict=True)]
+        found: list[_Candidate] = []
+        for index, start, end, text, vector in sentences:
+            passage = retrieval.passages[index]
+            overlap = len(q_terms & set(terms(text))) / len(q_terms) if q_terms else 0.0
+            dense = float(np.dot(vector, query_vector))
+            typed = expect.met_by(text, passage.text, self.gazetteer)
+            score = dense + self.keyword_weight * overlap - (0.0 if typed else 0.25)
+            found.append(_Candidate(index, start, end, text, score, typed))
         found.sort(key=lambda c: (-c.score, c.passage_index, c.start))
         return found
 
@@ -112,4 +120,5 @@ def build(context: AnswerContext) -> ExtractiveAnswerer:
     settings = context.settings
     return ExtractiveAnswerer(context.docs, context.embedder.embed, settings.refusal_threshold, Gazetteer(),
                               settings.max_answer_sentences,
-                              sentences=SentenceVectors(in_chunk=settings.sentence_vectors == "pooled"))
+                              sentences=SentenceVectors(in_chunk=settings.sentence_vectors == "pooled",
+                                                        at_ingest=settings.sentence_vectors != "lazy"))

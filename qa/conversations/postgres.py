@@ -5,11 +5,24 @@ before this store is used."""
 
 from __future__ import annotations
 
+import json
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from qa.conversations.store import LOCAL_CLIENT, Turn, bounded, check_id, new_id, title_of
-from qa.errors import NotFound
+from qa.conversations.store import (
+    CONVERSATION_ID,
+    LOCAL_CLIENT,
+    TITLE_CHARS,
+    Turn,
+    bounded,
+    bounded_result,
+    check_id,
+    new_id,
+    title_of,
+)
+from qa.errors import BadRequest, NotFound
+
+_CREATED = "to_char(created AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"  # as SQLite's strftime
 
 
 class Connections(Protocol):
@@ -22,9 +35,12 @@ class PostgresConversationStore:
     """Turns per conversation in PostgreSQL, bounded to the last `max_turns`; an id that does not exist and
     one that belongs to another client get the same NotFound."""
 
-    def __init__(self, database: Connections, max_turns: int) -> None:
+    def __init__(self, database: Connections, max_turns: int, kept_turns: int | None = None) -> None:
+        """`max_turns`: the last turns given as context; `kept_turns` (default `max_turns`): the turns kept for
+        reopening a conversation, older ones deleted."""
         self.db = database
         self.max_turns = max_turns
+        self.kept_turns = max_turns if kept_turns is None else kept_turns
 
     def resolve_id(self, conversation_id: str | None, client: str = LOCAL_CLIENT) -> str:
         """A new id when none is given; else the given one, if it exists and belongs to `client`."""
@@ -41,10 +57,55 @@ class PostgresConversationStore:
         """A client's conversations, newest first (id, created, title)."""
         with self.db.connection() as conn:
             rows = conn.execute(
-                "SELECT id, to_char(created AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), title"
-                " FROM conversations WHERE client=%s ORDER BY created DESC, seq DESC", (client,),
+                f"SELECT id, {_CREATED}, title FROM conversations WHERE client=%s ORDER BY created DESC, seq DESC",
+                (client,),
             ).fetchall()
         return [{"id": r[0], "created": r[1], "title": r[2]} for r in rows]
+
+    def _owned(self, conn: Any, conversation_id: str, client: str) -> tuple[str, str]:
+        """(created, title) of a conversation of `client`; NotFound for a malformed, unknown or foreign id."""
+        row = None
+        if CONVERSATION_ID.match(conversation_id):
+            row = conn.execute(f"SELECT {_CREATED}, title FROM conversations WHERE id=%s AND client=%s",
+                               (conversation_id, client)).fetchone()
+        if row is None:
+            raise NotFound("no such conversation")
+        return row[0], row[1]
+
+    def get(self, conversation_id: str, client: str) -> dict[str, object]:
+        """One of `client`'s conversations with its kept turns, oldest first; NotFound for another client's."""
+        with self.db.connection() as conn:
+            created, title = self._owned(conn, conversation_id, client)
+            rows = conn.execute(
+                "SELECT question, answer, result, to_char(created AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')"
+                " FROM turns WHERE conversation_id=%s ORDER BY idx", (conversation_id,),
+            ).fetchall()
+        turns = []
+        for question, answer, result, turn_created in rows:
+            try:
+                parsed = json.loads(result) if result else None
+            except ValueError:
+                parsed = None
+            turns.append({"question": question, "answer_text": answer, "answer": parsed, "created": turn_created})
+        return {"id": conversation_id, "created": created, "title": title, "turns": turns}
+
+    def rename(self, conversation_id: str, client: str, title: str) -> dict[str, str]:
+        """Give one of `client`'s conversations a new title (whitespace collapsed, at most TITLE_CHARS)."""
+        title = " ".join(title.split())[:TITLE_CHARS]
+        if not title:
+            raise BadRequest("title is empty")
+        with self.db.connection() as conn:
+            created, _ = self._owned(conn, conversation_id, client)
+            conn.execute("UPDATE conversations SET title=%s WHERE id=%s AND client=%s",
+                         (title, conversation_id, client))
+        return {"id": conversation_id, "created": created, "title": title}
+
+    def delete(self, conversation_id: str, client: str) -> None:
+        """Remove one of `client`'s conversations and all its turns (one transaction)."""
+        with self.db.connection() as conn:
+            self._owned(conn, conversation_id, client)
+            conn.execute("DELETE FROM turns WHERE conversation_id=%s", (conversation_id,))
+            conn.execute("DELETE FROM conversations WHERE id=%s AND client=%s", (conversation_id, client))
 
     def history(self, conversation_id: str) -> list[Turn]:
         with self.db.connection() as conn:
@@ -62,13 +123,13 @@ class PostgresConversationStore:
             conn.execute("INSERT INTO conversations (id, client, title) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
                          (conversation_id, client, title_of(turn.question)))
             conn.execute(
-                "INSERT INTO turns (conversation_id, idx, question, standalone, answer) VALUES (%s,"
-                " (SELECT COALESCE(MAX(idx), -1) + 1 FROM turns WHERE conversation_id=%s), %s, %s, %s)",
+                "INSERT INTO turns (conversation_id, idx, question, standalone, answer, result) VALUES (%s,"
+                " (SELECT COALESCE(MAX(idx), -1) + 1 FROM turns WHERE conversation_id=%s), %s, %s, %s, %s)",
                 (conversation_id, conversation_id, bounded(turn.question), bounded(turn.standalone),
-                 bounded(turn.answer)),
+                 bounded(turn.answer), bounded_result(turn.result)),
             )
             conn.execute(
                 "DELETE FROM turns WHERE conversation_id=%s AND idx <= (SELECT MAX(idx) FROM turns"
                 " WHERE conversation_id=%s) - %s",
-                (conversation_id, conversation_id, self.max_turns),
+                (conversation_id, conversation_id, self.kept_turns),
             )

@@ -95,6 +95,14 @@ CREATE TABLE ingest_progress (
   started DOUBLE PRECISION NOT NULL, updated DOUBLE PRECISION NOT NULL
 );
 """),
+    (3, "turns keep their answer object, readers' feedback", """
+ALTER TABLE turns ADD COLUMN result TEXT;
+CREATE TABLE feedback (
+  id BIGSERIAL PRIMARY KEY, rating TEXT NOT NULL, question TEXT NOT NULL, answer TEXT NOT NULL,
+  refused INTEGER NOT NULL, note TEXT, conversation_id TEXT, client TEXT NOT NULL, evidence TEXT NOT NULL,
+  doc_ids TEXT NOT NULL, created TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
+);
+"""),
 ]
 
 
