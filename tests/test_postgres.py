@@ -506,6 +506,19 @@ def test_replicas_share_one_corpus_conversations_and_jobs(replicas: Replicas) ->
     assert third.status_code == 200 and third.json()["standalone_question"] != "When did that happen?"
     stranger = _ask(c, "What was he investigating?", conversation)  # no token: a new client
     assert stranger.status_code == 404 and stranger.json() == {"error": "no such conversation"}
+    owner = {"X-QA-Client": token}
+    reopened = httpx.get(f"{b}/conversations/{conversation}", headers=owner, timeout=30).json()
+    assert [t["question"] for t in reopened["turns"]] == ["Who did Trump fire?", "What was he investigating?",
+                                                          "When did that happen?"]
+    assert reopened["turns"][2]["answer"]["conversation_id"] == conversation  # the answer object, as C gave it
+    assert httpx.get(f"{a}/conversations/{conversation}", timeout=30).status_code == 404  # not a stranger's
+    rating = {"rating": "up", "question": "Who did Trump fire?", "answer": first.json()["answer"],
+              "conversation_id": conversation}
+    assert httpx.post(f"{c}/feedback", json=rating, headers=owner, timeout=30).status_code == 201
+    assert httpx.patch(f"{a}/conversations/{conversation}", json={"title": "Comey"}, headers=owner,
+                       timeout=30).json()["title"] == "Comey"
+    listed = httpx.get(f"{c}/conversations", headers=owner, timeout=30).json()["conversations"]
+    assert [(x["id"], x["title"]) for x in listed] == [(conversation, "Comey")]
 
     # an ingest job started through A is followed through B
     page = replicas.web.url("/ledger/2026/02/27/council-budget.html")
