@@ -4,18 +4,46 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 
-from qa.answering import Answer, AnswerContext, Citation, Quote
-from qa.answering.answer_types import Expectation
-from qa.answering.citations import last_sentence, refusal_text, tokens_of
+from qa.answering import Answer, AnswerContext, Citation, Disagreement, Quote
+from qa.answering.answer_types import AnswerType, Expectation
+from qa.answering.citations import REFUSAL_PREFIX, last_sentence, refusal_text, tokens_of
 from qa.answering.enrichments import SENTENCE_VECTORS, SentenceVectors
+from qa.answering.news import (
+    Stated,
+    asks_latest,
+    describe,
+    disagreement,
+    is_correction,
+    is_uncertain,
+    kind_of,
+    numbers_in,
+    published_day,
+    question_form,
+    reason_strength,
+    source_label,
+    split_parts,
+    superseded,
+    values_in,
+    yes_no_lead,
+)
 from qa.lexicon import Gazetteer, neutralise_citations, question_terms, terms
 from qa.retrieval import Retrieval
 from qa.store import DocumentStore
 
 MIN_SENTENCE_WORDS = 5
+# How far below the best score a later report may be and still lead a question about the latest state; how
+# far another article's sentence may be and still count as an earlier figure or the other side of a
+# disagreement. A correction and a sentence giving a reason (why questions) are ranked up by these.
+LATEST_MARGIN = 0.25
+VALUES_MARGIN = 0.15
+CORRECTION_BONUS = 0.1
+REASON_BONUS = 0.15
+WHY_MARGIN = 0.6
+YES_NO_OVERLAP = 0.5
 
 
 @dataclass
@@ -26,6 +54,40 @@ class _Candidate:
     text: str
     score: float
     typed: bool
+    day: date | None = None
+    overlap: float = 0.0
+
+    def label(self, retrieval: Retrieval) -> str:
+        return source_label(retrieval.passages[self.passage_index])
+
+
+class _Citer:
+    """Numbers passages as they are first quoted, across the parts of one answer."""
+
+    def __init__(self, retrieval: Retrieval) -> None:
+        self.retrieval = retrieval
+        self.numbers: dict[int, int] = {}
+        self.citations: list[Citation] = []
+
+    def cite(self, cand: _Candidate) -> int:
+        if cand.passage_index not in self.numbers:
+            self.numbers[cand.passage_index] = len(self.numbers) + 1
+            self.citations.append(Citation(self.numbers[cand.passage_index],
+                                           self.retrieval.passages[cand.passage_index],
+                                           Quote(cand.text, cand.start, cand.end)))
+        return self.numbers[cand.passage_index]
+
+    def quote(self, cand: _Candidate) -> str:
+        # an article's own "[3]" would read as a citation of passage 3: quoted as "(3)" (same length)
+        return f"{neutralise_citations(cand.text)} [{self.cite(cand)}]"
+
+
+@dataclass
+class _Part:
+    text: str | None  # None: this part is refused
+    confidence: float | None
+    disagreements: list[Disagreement]
+    uncertain: bool = False
 
 
 class ExtractiveAnswerer:
@@ -33,7 +95,11 @@ class ExtractiveAnswerer:
 
     Sentence vectors are computed at ingest time, so a query costs one embedding (the question's) plus a dot
     product per candidate sentence. Deterministic for a given index. The expected answer type comes from the
-    last sentence of the question, which in a conversation is the follow-up actually asked.
+    last sentence of the question, which in a conversation is the follow-up actually asked. News rules
+    (qa.answering.news): for questions whose answer changes over time the latest report leads and a differing
+    earlier figure is shown as earlier; a correction wins over what it corrects; differing values from two
+    articles are named as a disagreement; yes/no questions open with Yes/No, why questions quote a reason, and
+    a question with several parts is answered part by part.
     """
 
     name = "extractive"
@@ -57,9 +123,11 @@ class ExtractiveAnswerer:
         """Every sentence of the top passages, scored against the question, best first."""
         q_terms = question_terms(question)
         query_vector = retrieval.query_vector if question == retrieval.query else self.embed([question])[0]
+        form = question_form(expect.question)
         found: list[_Candidate] = []
         seen: set[tuple[str, int]] = set()
         for index, passage in enumerate(retrieval.passages[: self.passages_considered]):
+            day = published_day(passage)
             for start, end, vector in self.docs.spans_in(SENTENCE_VECTORS, passage.doc_id, passage.start, passage.end):
                 if (passage.doc_id, start) in seen:
                     continue
@@ -71,40 +139,137 @@ class ExtractiveAnswerer:
                 dense = float(np.dot(vector, query_vector))
                 typed = expect.met_by(text, passage.text, self.gazetteer)
                 score = dense + self.keyword_weight * overlap - (0.0 if typed else 0.25)
-                found.append(_Candidate(index, start, end, text, score, typed))
+                if form == "why":
+                    strength = reason_strength(text)
+                    typed = typed and strength > 0
+                    score += REASON_BONUS * (strength == 2)
+                elif form == "yes-no":
+                    typed = typed and overlap >= YES_NO_OVERLAP
+                if is_correction(text):
+                    score += CORRECTION_BONUS
+                found.append(_Candidate(index, start, end, text, score, typed, day, overlap))
+        found = _without_corrected(found)
         found.sort(key=lambda c: (-c.score, c.passage_index, c.start))
         return found
 
     def answer(self, question: str, retrieval: Retrieval) -> Answer:
-        expect = Expectation.of(last_sentence(question))  # in a conversation: the follow-up actually asked
+        asked = last_sentence(question)  # in a conversation: the follow-up actually asked
+        context = question.strip()[: len(question.strip()) - len(asked)].strip()
+        parts = split_parts(asked)
+        citer = _Citer(retrieval)
+        if len(parts) == 1:
+            part = self._part(question, asked, retrieval, citer)
+            if part.text is None:
+                return Answer(refusal_text(question), True, confidence=part.confidence)
+            return Answer(part.text, part.uncertain, citer.citations, confidence=part.confidence,
+                          disagreements=part.disagreements)
+        texts: list[str] = []
+        found: list[Disagreement] = []
+        answered = [self._part(f"{context} {p}".strip(), p, retrieval, citer) for p in parts]
+        for text, part in zip(parts, answered, strict=True):
+            texts.append(part.text if part.text is not None else f"{REFUSAL_PREFIX} “{text.rstrip('?')}”.")
+            found += part.disagreements
+        if all(p.text is None for p in answered):
+            return Answer(refusal_text(question), True, confidence=max((p.confidence or 0.0) for p in answered))
+        confidence = min(p.confidence or 0.0 for p in answered if p.text is not None)
+        return Answer(" ".join(texts), False, citer.citations, confidence=round(confidence, 4), disagreements=found)
+
+    def _part(self, question: str, asked: str, retrieval: Retrieval, citer: _Citer) -> _Part:
+        """One question (or one part of a multi-part question): its answer text, or None to refuse."""
+        expect = Expectation.of(asked)
         ranked = self.candidates(question, retrieval, expect)
-        if expect.strict:
+        form = question_form(asked)
+        if expect.strict or form in ("why", "yes-no"):
             ranked = [c for c in ranked if c.typed]  # only a sentence with the asked kind of answer can answer
         best = ranked[0] if ranked else None
         if best is None or best.score < self.threshold:
-            return Answer(refusal_text(question), True, confidence=round(best.score, 4) if best else None)
+            return _Part(None, round(best.score, 4) if best else None, [])
+        confidence = round(best.score, 4)
+        if form == "why":  # a sentence giving a reason outright beats one whose "after" or "over" may
+            outright = [c for c in ranked if reason_strength(c.text) == 2 and c.overlap > 0
+                        and c.score >= best.score - WHY_MARGIN]
+            best = outright[0] if outright else best
+        latest = asks_latest(asked)
+        if latest:  # of the reports about as good as the best, the latest leads
+            pool = [c for c in ranked if c.score >= max(self.threshold, best.score - LATEST_MARGIN)]
+            best = max(pool, key=lambda c: (c.day or date.min, c.score))
+        parts = [citer.quote(best)]
+        if latest:
+            parts[0] += f" ({best.label(retrieval)})"
+        if form == "yes-no":
+            uncertain = is_uncertain(best.text) and not is_correction(best.text)
+            lead = "The articles don't say for certain." if uncertain else yes_no_lead(asked, best.text)
+            text = f"{lead} {' '.join(parts)}"
+            return _Part(text, confidence, [], uncertain)
         chosen = [best]
-        for cand in ranked[1:]:
+        for cand in ranked if form != "why" else []:  # why: the reason alone
             if len(chosen) >= self.max_sentences or cand.score < best.score - self.margin:
                 break
-            if cand.typed:
-                chosen.append(cand)
-        numbers: dict[int, int] = {}
-        citations: list[Citation] = []
-        parts: list[str] = []
-        for cand in chosen:
-            if cand.passage_index not in numbers:
-                numbers[cand.passage_index] = len(numbers) + 1
-                citations.append(Citation(numbers[cand.passage_index], retrieval.passages[cand.passage_index],
-                                          Quote(cand.text, cand.start, cand.end)))
-            # an article's own "[3]" would read as a citation of passage 3: quoted as "(3)" (same length)
-            parts.append(f"{neutralise_citations(cand.text)} [{numbers[cand.passage_index]}]")
-        return Answer(" ".join(parts), False, citations, confidence=round(best.score, 4))
+            if cand is best or not cand.typed or (latest and (cand.day or date.min) < (best.day or date.min)):
+                continue
+            chosen.append(cand)
+            parts.append(citer.quote(cand))
+        found: list[Disagreement] = []
+        if expect.wanted is not AnswerType.ANY:
+            stated = self._values(ranked, best, expect, asked, citer, latest)
+            if latest and stated:
+                shown = " and ".join(f"{s.shown} [{s.n}] ({source_label(s.passage)})" for s in stated[1:])
+                parts.append(f"Earlier reports said {shown}.")
+            elif stated:
+                found = [disagreement(asked.rstrip("?").strip(), kind_of(expect.wanted), stated)]
+                parts.append(describe(found[0]))
+        return _Part(" ".join(parts), confidence, found)
+
+    def _values(self, ranked: list[_Candidate], best: _Candidate, expect: Expectation, asked: str,
+                citer: _Citer, latest: bool) -> list[Stated]:
+        """The lead sentence's value of the asked kind, then the differing values other articles give about as
+        well: earlier figures (latest questions) or the other sides of a disagreement. [] when no other differs."""
+        def values(cand: _Candidate) -> list[tuple[str, str]]:
+            return values_in(cand.text, expect.wanted, asked, cand.day, self.gazetteer)
+
+        own = values(best)
+        if not own:
+            return []
+        keys = {key for _, key in own}
+        lead = Stated(own[0][0], own[0][1], citer.cite(best), citer.retrieval.passages[best.passage_index])
+        found: list[Stated] = []
+        for cand in ranked:  # one that could answer alone, or about as good as the lead
+            if cand.score < min(self.threshold, best.score - VALUES_MARGIN):
+                break
+            passage = citer.retrieval.passages[cand.passage_index]
+            if not cand.typed or passage.doc_id in {lead.passage.doc_id, *(s.passage.doc_id for s in found)}:
+                continue
+            if latest and not (cand.day and best.day and cand.day < best.day):
+                continue  # for the latest state only an earlier report is "earlier"
+            if is_correction(best.text):
+                continue  # a correction settles the value: the others are not a disagreement
+            theirs = values(cand)
+            if not theirs or theirs[0][1] in keys:
+                continue
+            keys.add(theirs[0][1])
+            found.append(Stated(theirs[0][0], theirs[0][1], citer.cite(cand), passage))
+        return [lead, *found] if found else []
 
     def stream(self, question: str, retrieval: Retrieval) -> Iterator[str | Answer]:
         result = self.answer(question, retrieval)
         yield from tokens_of(result.text)
         yield result
+
+
+def _without_corrected(found: list[_Candidate]) -> list[_Candidate]:
+    """Sentences stating a value that a later (or same-day) correction sets right are not quoted."""
+    wrong: list[tuple[set[str], date | None, str]] = [
+        (superseded(c.text), c.day, c.text) for c in found if is_correction(c.text)]
+    if not wrong:
+        return found
+    kept = []
+    for cand in found:
+        keys = {key for _, key in numbers_in(cand.text, set())}
+        if any(keys & bad and text != cand.text and (day is None or cand.day is None or cand.day <= day)
+               for bad, day, text in wrong):
+            continue
+        kept.append(cand)
+    return kept
 
 
 def build(context: AnswerContext) -> ExtractiveAnswerer:
