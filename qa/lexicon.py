@@ -317,11 +317,66 @@ OPPOSITE_STATES = (
     ("reject", "accept"), ("reject", "approv"), ("lost", "won"), ("los", "win"), ("strik", "return to work"),
     ("alive", "dead"), ("rose", "fell"), ("increas", "decreas"),
 )
+# Past forms that do not share a stem with the verb a "did ..." question uses ("Did X meet Y?" -> "X met Y").
+IRREGULAR_PAST = {
+    "meet": "met", "give": "gave given", "take": "took taken", "go": "went gone", "make": "made", "hold": "held",
+    "win": "won", "lose": "lost", "leave": "left", "send": "sent", "tell": "told", "see": "saw seen",
+    "find": "found", "buy": "bought", "sell": "sold", "fight": "fought", "speak": "spoke spoken",
+    "begin": "began begun", "come": "came", "know": "knew known", "break": "broke broken", "bring": "brought",
+    "keep": "kept", "pay": "paid", "lead": "led", "rise": "rose risen", "fall": "fell fallen", "shoot": "shot",
+    "strike": "struck", "flee": "fled", "seek": "sought", "choose": "chose chosen", "write": "wrote written",
+    "drive": "drove driven", "get": "got", "run": "ran", "say": "said", "think": "thought", "feel": "felt",
+    "stand": "stood", "sit": "sat", "build": "built", "spend": "spent", "withdraw": "withdrew withdrawn",
+    "die": "dead death deaths", "kill": "dead death deaths",
+}
+
+
+# Words that place a question in time ("Is the road *still* closed?") without being what it asks about.
+TIME_ADVERBS = words("still now currently yet already anymore again so far today")
+
+
+def predicate_terms(question: str) -> list[set[str]]:
+    """What a yes/no or why question asks about beyond the names it mentions, word by word in question order
+    ("Did Lavrov invite Trump to visit Moscow?" -> [{invit}, {visit}]), each with its irregular past forms
+    ("meet" -> {meet, met}). Numbers and years are left out: they place the question, they are not asked."""
+    names = {t for w in capitalised_words(" " + question) for t in terms(w)}
+    asked = question_terms(question) - names - set(terms(" ".join(TIME_ADVERBS)))
+    found: list[set[str]] = []
+    for word in re.findall(r"[a-z]+", question.lower()):
+        stem = terms(word)
+        if not stem or stem[0] not in asked or any(stem[0] in f for f in found):
+            continue
+        opposites = {b for a, b in OPPOSITE_STATES if word.startswith(a)} | {
+            a for a, b in OPPOSITE_STATES if word.startswith(b)}  # "closed?" is answered by "reopened"
+        found.append({stem[0], *terms(IRREGULAR_PAST.get(word, "")), *(t for o in opposites for t in terms(o))})
+    return found
+
+
+def speaks_of(predicate: list[set[str]], sentence_terms: set[str], strict: bool) -> bool:
+    """Whether a sentence speaks of what a question asks: of any asked term; strictly (yes/no questions),
+    of the first one (usually the verb: "Did Lavrov *invite* Trump?") or of more than half of them."""
+    if not predicate:
+        return True
+    shared = sum(1 for forms in predicate if forms & sentence_terms)
+    if not strict:
+        return shared > 0
+    return bool(predicate[0] & sentence_terms) or shared > len(predicate) / 2
+
+
 # Follow-ups that lean on the previous turn without a pronoun: "What did Russia do in response?",
 # "What happened then?", "What about Iran?", "And the other one?"
 FOLLOW_UP_CUE_PATTERN = (
     r"\b(?:in (?:response|return|reaction|retaliation|turn)|then|after that|afterwards|next|what about|"
     r"how about|and what|the other(?: one)?|instead|as well|too|also|else|the same)\b"
+)
+# Follow-ups that ask what came next: their answer is not what the previous turn already quoted.
+SEQUENCE_CUE_PATTERN = r"\b(?:in (?:response|return|reaction|retaliation|turn)|then|after that|afterwards|next)\b"
+# "What about Iran?" asks the previous question again about something else.
+WHAT_ABOUT_PATTERN = r"^\W*(?:and\s+)?(?:what|how)\s+about\s+(?P<topic>.+?)\W*$"
+# How a question opens, i.e. what kind of answer it wants ("How many", "When", "Which minister").
+QUESTION_OPENING_PATTERN = (
+    r"^\W*(?:how (?:many|much|long|old|far)|when|where|who|whom|what time|which \w+|on which \w+|in which \w+|"
+    r"what (?:date|day|year|number))\b"
 )
 # Parts of a multi-part question: "How many died, and has the port reopened?" splits before the second
 # question word or auxiliary.

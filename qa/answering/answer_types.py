@@ -110,6 +110,7 @@ def soft_types() -> frozenset[AnswerType]:
     return frozenset({AnswerType.ANY, AnswerType.ENTITY})
 
 
+_WHERE_Q = re.compile(r"^\W*where\b", re.I)
 _ATTRIBUTION = re.compile(r"\baccording to (?:the )?((?:[A-Z][\w’'-]*\s?)+)")
 
 
@@ -216,19 +217,21 @@ class Expectation:
     counted: list[str]
     kind: Asked | None
     outcome: bool
+    where: bool = False  # "where ...?" needs a place the question does not name
 
     @classmethod
     def of(cls, question: str) -> Expectation:
         return cls(question, expected_type(question), attributed_to(question), counted_nouns(question),
-                   asked_kind(question), asks_outcome(question))
+                   asked_kind(question), asks_outcome(question), bool(_WHERE_Q.search(question)))
 
     @property
     def strict(self) -> bool:
         """Whether only a sentence that meets the expectation may answer (else it is only ranked lower)."""
-        return self.wanted not in soft_types() or self.kind is not None or self.outcome
+        return self.wanted not in soft_types() or self.kind is not None or self.outcome or self.where
 
-    def met_by(self, sentence: str, passage: str, gazetteer: Gazetteer) -> bool:
-        """Whether the sentence (from this passage) holds the kind of answer the question asks for."""
+    def met_by(self, sentence: str, passage: str, gazetteer: Gazetteer, outlet: str | None = None) -> bool:
+        """Whether the sentence (from this passage, published by `outlet`) holds the kind of answer the question
+        asks for. "According to the AFP piece" is met by the passage's text or by its outlet."""
         asked = self.question
         return (
             satisfies(sentence, self.wanted)
@@ -236,7 +239,9 @@ class Expectation:
             and same_casualties(sentence, asked)
             and (self.wanted is not AnswerType.DURATION or duration_of_asked_meeting(sentence, asked))
             and (not self.outcome or reports_outcome(sentence))
-            and (self.source is None or self.source.lower() in passage.lower())
+            and (self.source is None or self.source.lower() in passage.lower()
+                 or (outlet is not None and self.source.lower() in outlet.lower()))
+            and (not self.where or names_beyond(sentence, asked))
             and (  # a specific kind of name is checked by kind; any other "who/which" by any new name
                 names_a_new(gazetteer, sentence, self.kind, asked) if self.kind is not None
                 else self.wanted is not AnswerType.ENTITY or names_beyond(sentence, asked)

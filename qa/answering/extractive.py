@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -14,6 +15,7 @@ from qa.answering.citations import REFUSAL_PREFIX, last_sentence, refusal_text, 
 from qa.answering.enrichments import SENTENCE_VECTORS, SentenceVectors
 from qa.answering.news import (
     Stated,
+    about_topic,
     asks_latest,
     describe,
     disagreement,
@@ -24,17 +26,27 @@ from qa.answering.news import (
     published_day,
     question_form,
     reason_strength,
+    resolve_what_about,
     source_label,
     split_parts,
     superseded,
     values_in,
     yes_no_lead,
 )
-from qa.lexicon import Gazetteer, neutralise_citations, question_terms, terms
+from qa.lexicon import (
+    SEQUENCE_CUE_PATTERN,
+    Gazetteer,
+    neutralise_citations,
+    predicate_terms,
+    question_terms,
+    speaks_of,
+    terms,
+)
 from qa.retrieval import Retrieval
 from qa.store import DocumentStore
 
 MIN_SENTENCE_WORDS = 5
+_SEQUENCE = re.compile(SEQUENCE_CUE_PATTERN, re.I)
 # How far below the best score a later report may be and still lead a question about the latest state; how
 # far another article's sentence may be and still count as an earlier figure or the other side of a
 # disagreement. A correction and a sentence giving a reason (why questions) are ranked up by these.
@@ -43,7 +55,7 @@ VALUES_MARGIN = 0.15
 CORRECTION_BONUS = 0.1
 REASON_BONUS = 0.15
 WHY_MARGIN = 0.6
-YES_NO_OVERLAP = 0.5
+SAME_SUBJECT_TERMS = 2
 
 
 @dataclass
@@ -122,8 +134,13 @@ class ExtractiveAnswerer:
     def candidates(self, question: str, retrieval: Retrieval, expect: Expectation) -> list[_Candidate]:
         """Every sentence of the top passages, scored against the question, best first."""
         q_terms = question_terms(question)
+        # in a conversation the follow-up's own words weigh again: the earlier turn only says what it is about
+        follow_up = question_terms(last_sentence(question)) if last_sentence(question) != question.strip() else set()
         query_vector = retrieval.query_vector if question == retrieval.query else self.embed([question])[0]
         form = question_form(expect.question)
+        # yes/no and why: the evidence must speak of what is asked, not only of who is involved
+        predicate = predicate_terms(expect.question) if form in ("why", "yes-no") else []
+        topic = about_topic(question)  # "What about Iran?": the evidence speaks of Iran
         found: list[_Candidate] = []
         seen: set[tuple[str, int]] = set()
         for index, passage in enumerate(retrieval.passages[: self.passages_considered]):
@@ -137,14 +154,18 @@ class ExtractiveAnswerer:
                     continue  # headlines and cross-heads restate topics; they do not answer
                 overlap = len(q_terms & set(terms(text))) / len(q_terms) if q_terms else 0.0
                 dense = float(np.dot(vector, query_vector))
-                typed = expect.met_by(text, passage.text, self.gazetteer)
+                typed = expect.met_by(text, passage.text, self.gazetteer, passage.source)
                 score = dense + self.keyword_weight * overlap - (0.0 if typed else 0.25)
+                if follow_up:
+                    score += self.keyword_weight * len(follow_up & set(terms(text))) / len(follow_up)
+                if topic and not topic & set(terms(text)):
+                    typed = False
+                if predicate:
+                    typed = typed and speaks_of(predicate, set(terms(text)), strict=form == "yes-no")
                 if form == "why":
                     strength = reason_strength(text)
                     typed = typed and strength > 0
                     score += REASON_BONUS * (strength == 2)
-                elif form == "yes-no":
-                    typed = typed and overlap >= YES_NO_OVERLAP
                 if is_correction(text):
                     score += CORRECTION_BONUS
                 found.append(_Candidate(index, start, end, text, score, typed, day, overlap))
@@ -152,9 +173,19 @@ class ExtractiveAnswerer:
         found.sort(key=lambda c: (-c.score, c.passage_index, c.start))
         return found
 
+    def already_quoted(self, context: str, retrieval: Retrieval) -> set[tuple[int, int]]:
+        """The sentences the previous turn would have quoted (its question is the context of a standalone
+        follow-up): a follow-up asking what came next ("What did Russia do in response?") is not answered
+        by them again."""
+        if not context:
+            return set()
+        previous = Expectation.of(last_sentence(context))
+        ranked = [c for c in self.candidates(context, retrieval, previous) if c.typed or not previous.strict]
+        return {(c.passage_index, c.start) for c in ranked[: self.max_sentences]}
+
     def answer(self, question: str, retrieval: Retrieval) -> Answer:
-        asked = last_sentence(question)  # in a conversation: the follow-up actually asked
-        context = question.strip()[: len(question.strip()) - len(asked)].strip()
+        asked = resolve_what_about(question)  # in a conversation: the follow-up actually asked
+        context = question.strip()[: len(question.strip()) - len(last_sentence(question))].strip()
         parts = split_parts(asked)
         citer = _Citer(retrieval)
         if len(parts) == 1:
@@ -179,8 +210,12 @@ class ExtractiveAnswerer:
         expect = Expectation.of(asked)
         ranked = self.candidates(question, retrieval, expect)
         form = question_form(asked)
-        if expect.strict or form in ("why", "yes-no"):
+        if expect.strict or form in ("why", "yes-no") or about_topic(question):
             ranked = [c for c in ranked if c.typed]  # only a sentence with the asked kind of answer can answer
+        if _SEQUENCE.search(asked):
+            context = question.strip()[: len(question.strip()) - len(last_sentence(question))].strip()
+            quoted = self.already_quoted(context, retrieval)
+            ranked = [c for c in ranked if (c.passage_index, c.start) not in quoted]
         best = ranked[0] if ranked else None
         if best is None or best.score < self.threshold:
             return _Part(None, round(best.score, 4) if best else None, [])
@@ -244,7 +279,7 @@ class ExtractiveAnswerer:
             if is_correction(best.text):
                 continue  # a correction settles the value: the others are not a disagreement
             theirs = values(cand)
-            if not theirs or theirs[0][1] in keys:
+            if not theirs or theirs[0][1] in keys or not _same_subject(best.text, cand.text):
                 continue
             keys.add(theirs[0][1])
             found.append(Stated(theirs[0][0], theirs[0][1], citer.cite(cand), passage))
@@ -254,6 +289,15 @@ class ExtractiveAnswerer:
         result = self.answer(question, retrieval)
         yield from tokens_of(result.text)
         yield result
+
+
+def _same_subject(first: str, second: str) -> bool:
+    """Two sentences report the same thing when they share two content words besides their figures ("The
+    ferry was carrying 212 passengers and crew" / "The ferry had 180 passengers and crew on board")."""
+    def words_of(text: str) -> set[str]:
+        return {t for t in terms(text) if not any(ch.isdigit() for ch in t)}
+
+    return len(words_of(first) & words_of(second)) >= SAME_SUBJECT_TERMS
 
 
 def _without_corrected(found: list[_Candidate]) -> list[_Candidate]:

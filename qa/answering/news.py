@@ -24,17 +24,20 @@ from qa.lexicon import (
     OPPOSITE_STATES,
     PART_OPENERS,
     PART_SPLIT_PATTERN,
+    QUESTION_OPENING_PATTERN,
     STRONG_REASON_PATTERN,
     TIME_PATTERN,
     UNCERTAIN_PATTERN,
     WEAK_REASON_PATTERN,
     WEEKDAY_PATTERN,
+    WHAT_ABOUT_PATTERN,
     WHY_PATTERN,
     YES_NO_PATTERN,
     Gazetteer,
     Kind,
     parse_date,
     question_words,
+    terms,
 )
 from qa.retrieval import Passage
 
@@ -47,6 +50,8 @@ _CORRECTION = re.compile(CORRECTION_PATTERN, re.I)
 _UNCERTAIN = re.compile(UNCERTAIN_PATTERN, re.I)
 _NEGATION = re.compile(NEGATION_PATTERN, re.I)
 _PART_SPLIT = re.compile(PART_SPLIT_PATTERN, re.I)
+_WHAT_ABOUT = re.compile(WHAT_ABOUT_PATTERN, re.I)
+_OPENING = re.compile(QUESTION_OPENING_PATTERN, re.I)
 _PART_OPENER = re.compile(rf"^\W*(?:{'|'.join(sorted(PART_OPENERS))})\b", re.I)
 _TIME = re.compile(TIME_PATTERN, re.I)
 _SENTENCE = re.compile(r"[^.!?]+(?:[.!?](?!\d)[^.!?\s]*)*[.!?]?")
@@ -82,6 +87,27 @@ def split_parts(question: str) -> list[str]:
     parts = [p.strip(" ,;") for p in _PART_SPLIT.split(question.strip())]
     whole = len(parts) > 1 and all(len(p.split()) >= 3 and _PART_OPENER.match(p) for p in parts)
     return parts if whole else [question.strip()]  # "According to Tillerson, who ...?" is one question
+
+
+def resolve_what_about(question: str) -> str:
+    """The question actually asked by "What about X?" at the end of a standalone question: the previous
+    question's opening with X ("How many homes did the fire destroy? What about residents?" -> "How many
+    residents?"). Any other question is returned as its last sentence."""
+    sentences = [s for s in re.split(r"(?<=[?.!])\s+", question.strip()) if s]
+    asked = sentences[-1] if sentences else question
+    match = _WHAT_ABOUT.match(asked)
+    if not match or len(sentences) < 2:
+        return asked
+    opening = _OPENING.match(sentences[-2])
+    topic = match.group("topic")
+    return f"{opening.group(0).strip()} {topic}?" if opening else f"What about {topic}?"
+
+
+def about_topic(question: str) -> set[str]:
+    """The terms of X in "What about X?" (the evidence must speak of X); empty for other questions."""
+    sentences = [s for s in re.split(r"(?<=[?.!])\s+", question.strip()) if s]
+    match = _WHAT_ABOUT.match(sentences[-1]) if sentences else None
+    return set(terms(match.group("topic"))) if match else set()
 
 
 def reason_strength(sentence: str) -> int:
