@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from qa.answering import Disagreement, DisagreementValue
-from qa.answering.answer_types import AnswerType, without_reporting_days
+from qa.answering.answer_types import AnswerType, satisfies, without_reporting_days
 from qa.lexicon import (
     CORRECTION_PATTERN,
     CURRENT_STATE_PATTERN,
@@ -61,6 +61,7 @@ _NUMBER = re.compile(
 )
 _DAY_MENTION = re.compile(rf"\b(?:{DATE_PATTERN}|{MONTH_WORD_PATTERN} \d{{1,2}}\b|\d{{1,2}} {MONTH_WORD_PATTERN}|"
                           rf"{WEEKDAY_PATTERN}|yesterday|today)")
+_CURRENCY = re.compile(r"[$€£]|euro|dollar|pound|million|billion", re.I)
 _MODIFIER = re.compile(r"^(?:at least|more than|fewer than|less than|about|around|some|nearly|almost|over|up to|"
                        r"roughly) ")
 
@@ -213,7 +214,9 @@ def values_in(sentence: str, wanted: AnswerType, question: str, published: date 
               gazetteer: Gazetteer | None = None) -> list[tuple[str, str]]:
     """The values of the asked kind a sentence gives: figures, clock times, days or new names of people."""
     asked = question_words(question)
-    if wanted in (AnswerType.NUMBER, AnswerType.MONEY, AnswerType.DURATION):
+    if wanted is AnswerType.MONEY:  # "40 million euros", not the "7" of "7 votes to 2"
+        return [(shown, key) for shown, key in numbers_in(sentence, asked) if _CURRENCY.search(shown)]
+    if wanted in (AnswerType.NUMBER, AnswerType.DURATION):
         return numbers_in(sentence, asked)
     if wanted is AnswerType.TIME:
         return times_in(sentence)
@@ -287,8 +290,10 @@ def passage_disagreements(question: str, wanted: AnswerType, cited: list[tuple[i
     for n, passage in cited:
         best: tuple[int, Stated] | None = None
         for sentence in sentences_of(passage.text):
+            if not satisfies(sentence, wanted):
+                continue
             values = values_in(sentence, wanted, question, published_day(passage))
-            overlap = len(relevant & set(question_words(sentence)))
+            overlap = len(relevant & set(terms(sentence)))
             if values and overlap and (best is None or overlap > best[0]):
                 best = (overlap, Stated(values[0][0], values[0][1], n, passage))
         if best and all(s.passage.doc_id != passage.doc_id for s in stated):
