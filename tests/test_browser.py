@@ -101,6 +101,7 @@ def test_answer_citation_follow_up_and_refusal(page: Page, server: str) -> None:
     result = done_event(first_response.value)
     expect(answer.locator(".answer-text")).to_have_text(result["answer"])
     expect(answer.locator("details.sources[open] li")).to_have_count(len(result["citations"]))
+    expect(answer.locator(".as-of")).to_have_text(result["as_of"]["text"])  # e.g. "as of 11 Apr 2017"
 
     citation = next(c for c in result["citations"] if c["n"] == 1)
     cited = citation.get("quote") or citation

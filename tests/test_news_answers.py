@@ -18,6 +18,7 @@ from qa.service import Service, build_service
 from tests.conftest import make_settings
 from tests.fake_llm import FakeLLM, Reply
 from tests.support import ROOT
+from tests.test_answers import assert_citations_exact
 
 CORPUS = ROOT / "eval" / "news" / "corpus"
 
@@ -36,11 +37,9 @@ def news(news_dir: Path) -> Service:
 
 
 def ask(service: Service, question: str, conversation_id: str | None = None) -> dict:
-    return service.ask(question, conversation_id=conversation_id).model_dump(mode="json")
-
-
-def cited_texts(result: dict) -> str:
-    return " ".join(c["quote"]["text"] for c in result["citations"] if c["quote"])
+    result = service.ask(question, conversation_id=conversation_id).model_dump(mode="json")
+    assert_citations_exact(service, result)  # every [n] cited, every quote exact and shown in the answer
+    return result
 
 
 def test_the_latest_report_leads_and_the_earlier_figure_is_shown_as_earlier(news: Service) -> None:

@@ -131,6 +131,19 @@ function alsoReportedBy(copies) {
   return h("p", { class: "also-at" }, "also reported by ", ...items);
 }
 
+/** The "as of" line (dates of the cited sources) and the values the cited sources disagree on. */
+function timeAndDisagreementNodes(result) {
+  const nodes = [];
+  if (result.as_of && result.as_of.text) nodes.push(h("p", { class: "as-of" }, result.as_of.text));
+  for (const found of result.disagreements || []) {
+    const sides = (found.values || []).map((v) => h("li", {},
+      `[${v.n}] ${v.value} — ${[v.source, formatDate(v.published)].filter(Boolean).join(", ") || "unknown source"}`));
+    nodes.push(h("div", { class: "disagreement", role: "note" },
+      h("p", { class: "disagreement-label" }, `Sources disagree: ${found.about}`), h("ul", {}, ...sides)));
+  }
+  return nodes;
+}
+
 function addTurn(question) {
   const text = h("p", { class: "answer-text" });
   const status = h("p", { class: "answer-status" }, "Searching the articles…");
@@ -174,6 +187,7 @@ function addTurn(question) {
           h("ol", {}, ...citations.map((c) => sourceItem(c, `[${c.n}] `)))));
       }
       if (result.notice) answer.append(h("p", { class: "notice" }, result.notice));
+      answer.append(...timeAndDisagreementNodes(result));
       settle(result.refused ? "refused" : "done");
     },
     fail(message) { follow(() => this.showError(message)); },

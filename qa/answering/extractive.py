@@ -89,6 +89,20 @@ class _Citer:
                                            Quote(cand.text, cand.start, cand.end)))
         return self.numbers[cand.passage_index]
 
+    def cite_value(self, cand: _Candidate, shown: str) -> int:
+        """Cite a passage for one figure of a sentence (an earlier figure, one side of a disagreement): the
+        quote is the figure itself, with its offsets, so it stands in the answer text as quoted."""
+        if cand.passage_index in self.numbers:
+            return self.numbers[cand.passage_index]
+        raw = shown.split(" (")[0]
+        at = cand.text.find(raw)
+        if at < 0:
+            return self.cite(cand)
+        self.numbers[cand.passage_index] = len(self.numbers) + 1
+        self.citations.append(Citation(self.numbers[cand.passage_index], self.retrieval.passages[cand.passage_index],
+                                       Quote(raw, cand.start + at, cand.start + at + len(raw))))
+        return self.numbers[cand.passage_index]
+
     def quote(self, cand: _Candidate) -> str:
         # an article's own "[3]" would read as a citation of passage 3: quoted as "(3)" (same length)
         return f"{neutralise_citations(cand.text)} [{self.cite(cand)}]"
@@ -281,8 +295,10 @@ class ExtractiveAnswerer:
             theirs = values(cand)
             if not theirs or theirs[0][1] in keys or not _same_subject(best.text, cand.text):
                 continue
+            if {key for _, key in theirs} & {key for _, key in own}:
+                continue  # it also gives the lead's value: not another side
             keys.add(theirs[0][1])
-            found.append(Stated(theirs[0][0], theirs[0][1], citer.cite(cand), passage))
+            found.append(Stated(theirs[0][0], theirs[0][1], citer.cite_value(cand, theirs[0][0]), passage))
         return [lead, *found] if found else []
 
     def stream(self, question: str, retrieval: Retrieval) -> Iterator[str | Answer]:
