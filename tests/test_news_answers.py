@@ -159,3 +159,36 @@ def test_llm_latest_state_is_an_update_not_a_disagreement(news_dir: Path, llm: F
     llm.replies.append(Reply("112 homes [1]; earlier reports said 30 [2]."))
     result = service.ask("How many homes has the Ardmoor wildfire destroyed?").model_dump(mode="json")
     assert result["disagreements"] == [] and re.search(r"\[1\]", result["answer"])
+
+
+# --- the rules on their own (no index) --------------------------------------------------------------------
+
+def test_news_rules_read_questions_and_sentences() -> None:
+    from datetime import date
+
+    from qa.answering.news import (
+        asks_latest,
+        days_in,
+        question_form,
+        resolve_what_about,
+        says_no,
+        split_parts,
+        superseded,
+    )
+    from qa.conversations.rewrite import is_follow_up
+
+    assert split_parts("How many died, and has the port reopened?") == ["How many died", "has the port reopened?"]
+    assert split_parts("According to Tillerson, who was behind the attack?") == [
+        "According to Tillerson, who was behind the attack?"]
+    assert question_form("Did X meet Y?") == "yes-no" and question_form("Why did it sink?") == "why"
+    assert asks_latest("How many people died?") and not asks_latest("How much will the bridge cost?")
+    assert says_no("Is the road still closed?", "The road reopened on Friday.")
+    assert says_no("Did the airport close?", "The airport did not close.")
+    assert not says_no("Has the port reopened?", "The port reopened on Thursday.")
+    assert superseded("Skyway cancelled 120 flights, not 80 as reported earlier.") == {"80"}
+    assert superseded("An earlier version of this article said 7 votes to 2; the vote was 6 to 3.") == {"7", "2"}
+    assert days_in("The fire started on Saturday.", date(2026, 8, 3)) == [("Saturday (1 Aug 2026)", "2026-08-01")]
+    assert days_in("Officials said on Monday that it grew.", date(2026, 8, 3)) == []  # when it was said
+    assert resolve_what_about("How many homes burned? What about residents?") == "How many residents?"
+    assert is_follow_up("What did Russia do in response?") and is_follow_up("What about Iran?")
+    assert not is_follow_up("How many people died in the Syrian conflict since 2011?")

@@ -155,10 +155,6 @@ def duration_of_asked_meeting(sentence: str, question: str) -> bool:
 _OUTCOME_Q = re.compile(
     r"(?<!as a )\b(result|outcome|verdict|decided|decide|decisions?|agreed?|concluded?|won|win)\b", re.I
 )
-_UPCOMING = re.compile(
-    r"\b(?:is|are|was|were)\s+(?:scheduled|expected|set|due|going|planning)\s+to\b|\bplans?\s+to\b|\bwill\b|"
-    r"\bahead of\b|\bupcoming\b", re.I,
-)
 _OUTCOME_DONE = re.compile(
     r"\b(won|voted|decided|agreed|approved|rejected|adopted|passed|vetoed|concluded|elected|ruled|signed)\b", re.I
 )
@@ -170,8 +166,9 @@ def asks_outcome(question: str) -> bool:
 
 
 def reports_outcome(sentence: str) -> bool:
-    """A sentence announcing an event (scheduled to vote, ahead of talks) cannot tell how it turned out."""
-    return bool(_OUTCOME_DONE.search(sentence)) or not _UPCOMING.search(sentence)
+    """Only a sentence reporting an outcome (won, voted, decided, agreed, approved, ...) tells how something
+    turned out; one announcing the event (scheduled to vote, ahead of talks) or describing it does not."""
+    return bool(_OUTCOME_DONE.search(sentence))
 
 
 def counted_nouns(question: str) -> list[str]:
