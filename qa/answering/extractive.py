@@ -259,7 +259,7 @@ class ExtractiveAnswerer:
             chosen.append(cand)
             parts.append(citer.quote(cand))
         found: list[Disagreement] = []
-        if expect.wanted is not AnswerType.ANY:
+        if expect.wanted not in (AnswerType.ANY, AnswerType.ENTITY):  # names: too unreliable without a reader
             stated = self._values(ranked, best, expect, asked, citer, latest)
             if latest and stated:
                 shown = " and ".join(f"{s.shown} [{s.n}] ({source_label(s.passage)})" for s in stated[1:])
@@ -280,6 +280,7 @@ class ExtractiveAnswerer:
         if not own:
             return []
         keys = {key for _, key in own}
+        asked_terms = set().union(*predicate_terms(asked))  # what is asked beyond the names it mentions
         lead = Stated(own[0][0], own[0][1], citer.cite(best), citer.retrieval.passages[best.passage_index])
         found: list[Stated] = []
         for cand in ranked:  # one that could answer alone, or about as good as the lead
@@ -293,7 +294,7 @@ class ExtractiveAnswerer:
             if is_correction(best.text):
                 continue  # a correction settles the value: the others are not a disagreement
             theirs = values(cand)
-            if not theirs or theirs[0][1] in keys or not _same_subject(best.text, cand.text):
+            if not theirs or theirs[0][1] in keys or not _same_subject(best.text, cand.text, asked_terms):
                 continue
             if {key for _, key in theirs} & {key for _, key in own}:
                 continue  # it also gives the lead's value: not another side
@@ -307,13 +308,16 @@ class ExtractiveAnswerer:
         yield result
 
 
-def _same_subject(first: str, second: str) -> bool:
+def _same_subject(first: str, second: str, asked: set[str]) -> bool:
     """Two sentences report the same thing when they share two content words besides their figures ("The
-    ferry was carrying 212 passengers and crew" / "The ferry had 180 passengers and crew on board")."""
+    ferry was carrying 212 passengers and crew" / "The ferry had 180 passengers and crew on board"), one of
+    them a word of what the question asks (not only a name: "Syrian jets ... on April 4" is another event
+    than "the strike, which took place on April 7")."""
     def words_of(text: str) -> set[str]:
         return {t for t in terms(text) if not any(ch.isdigit() for ch in t)}
 
-    return len(words_of(first) & words_of(second)) >= SAME_SUBJECT_TERMS
+    shared = words_of(first) & words_of(second)
+    return len(shared) >= SAME_SUBJECT_TERMS and bool(shared & asked)
 
 
 def _without_corrected(found: list[_Candidate]) -> list[_Candidate]:
