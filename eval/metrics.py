@@ -303,7 +303,8 @@ def _block(records: list[dict[str, Any]], k: int, prefix: str = "") -> dict[str,
         "citation_precision": mean(r["scores"]["citation_precision"] for r in answered),
         "citation_recall": mean(r["scores"]["citation_recall"] for r in answered),
     })
-    block["behaviour_ok"] = mean(r["scores"].get("behaviour_ok") for r in records)
+    if any(r["scores"].get("behaviour_ok") is not None for r in records):  # only sets with `expect` (eval/news)
+        block["behaviour_ok"] = mean(r["scores"].get("behaviour_ok") for r in records)
     refusal = refusal_scores([r["refused"] for r in records], [r["answerable"] for r in records])
     block["answer_coverage"] = refusal["answer_coverage"]
     if any(not r["answerable"] for r in records):
