@@ -6,7 +6,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,20 +23,25 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from api.clients import ClientToken, ClientTokens, WriteKey
-from api.models import AskIn, IngestPathsIn, IngestUrlsIn
+from api.models import AskIn, FeedbackIn, IngestPathsIn, IngestUrlsIn, RenameIn
 from qa.config import Settings, load_settings
 from qa.contract import (
     AnswerOut,
+    ConversationList,
+    ConversationOut,
+    ConversationSummary,
     DeletedOut,
     DocumentList,
     DocumentOut,
     DocumentSummary,
     ErrorOut,
+    FeedbackOut,
     HealthOut,
     IngestReportOut,
     JobOut,
     dump,
 )
+from qa.conversations.feedback import Feedback
 from qa.errors import QAError
 from qa.service import Service, build_service
 from qa.store.layout import DataLayout
@@ -161,6 +166,34 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
+class SecurityHeaders:
+    """nosniff everywhere and the page's CSP outside the API docs. Plain ASGI, not `@app.middleware("http")`:
+    Starlette's BaseHTTPMiddleware sits between a streamed response and the client, so a client that leaves
+    a /chat stream was never seen by the stream (it ran to the end, LLM request included)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        csp = not scope["path"].startswith(("/docs", "/redoc", "/openapi", "/static-offline-docs"))
+
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                if b"x-content-type-options" not in names:
+                    headers.append((b"x-content-type-options", b"nosniff"))
+                if csp and b"content-security-policy" not in names:
+                    headers.append((b"content-security-policy", CSP.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The ASGI app; settings default to the environment (QA_*), read when the app is created."""
     settings = settings or load_settings()
@@ -181,7 +214,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # /docs and /redoc are served with Swagger UI and ReDoc assets from the fastapi-offline package: no CDN.
     app = FastAPIOffline(title="News QA", version="0.1.0", lifespan=lifespan)
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "POST", "PATCH", "DELETE"],
                            allow_headers=["Authorization", "Content-Type"])
 
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes * 4 + 65_536)
@@ -191,13 +225,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(WriteKey, key=api_key, unauthorized=lambda: _error(401, _Unauthorized().args[0]))
     app.add_middleware(ClientToken, tokens=ClientTokens(DataLayout(settings.data_dir).create().client_key))
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Any) -> Any:
-        response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        if not request.url.path.startswith(("/docs", "/redoc", "/openapi", "/static-offline-docs")):
-            response.headers.setdefault("Content-Security-Policy", CSP)
-        return response
+    app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(QAError)
     async def qa_error(_request: Request, exc: QAError) -> JSONResponse:
@@ -259,21 +287,56 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                 client=request.state.client)
         first = next(events)  # validation and retrieval happen here, so their errors get a proper status
 
-        def body_stream() -> Iterator[str]:
-            yield _sse(*first)
+        async def body_stream() -> AsyncIterator[str]:
+            """Each event is produced in a worker thread. When the client goes away, Starlette cancels this
+            generator between events: `finally` then closes the service's stream, which closes the LLM request;
+            a turn is stored only with the `done` event, so a stopped answer leaves no half answer behind."""
             try:
-                for event in events:
+                yield _sse(*first)
+                while (event := await run_in_threadpool(next, events, None)) is not None:
                     yield _sse(*event)
             except QAError as exc:
                 yield _sse("error", {"error": str(exc), "status": exc.status_code})
             except Exception:
                 log.exception("stream failed")
                 yield _sse("error", {"error": "internal error", "status": 500})
+            finally:
+                events.close()  # the thread has returned (cancellation waits for it), so this cannot race
 
         return StreamingResponse(
             body_stream(), media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
+
+    @app.get("/conversations", summary="The caller's conversations, newest first", response_model=ConversationList,
+             responses=_errors())
+    def list_conversations(service: ServiceDep, request: Request) -> ConversationList:
+        return service.list_conversations(request.state.client)
+
+    @app.get("/conversations/{conversation_id}", summary="One of the caller's conversations with its turns",
+             response_model=ConversationOut, responses=_errors(404, 422))
+    def get_conversation(conversation_id: str, service: ServiceDep, request: Request) -> ConversationOut:
+        return service.get_conversation(conversation_id, request.state.client)
+
+    @app.patch("/conversations/{conversation_id}", summary="Rename one of the caller's conversations",
+               response_model=ConversationSummary, responses=_errors(400, 404, 413, 422))
+    def rename_conversation(conversation_id: str, body: RenameIn, service: ServiceDep,
+                            request: Request) -> ConversationSummary:
+        return service.rename_conversation(conversation_id, request.state.client, body.title)
+
+    @app.delete("/conversations/{conversation_id}", summary="Delete one of the caller's conversations",
+                response_model=DeletedOut, responses=_errors(404, 422))
+    def delete_conversation(conversation_id: str, service: ServiceDep, request: Request) -> DeletedOut:
+        service.delete_conversation(conversation_id, request.state.client)
+        return DeletedOut(deleted=conversation_id)
+
+    @app.post("/feedback", summary="Rate an answer (thumbs up or down, optional note)", status_code=201,
+              response_model=FeedbackOut, responses=_errors(400, 404, 413, 422))
+    def feedback(body: FeedbackIn, service: ServiceDep, request: Request) -> FeedbackOut:
+        return service.add_feedback(Feedback(
+            rating=body.rating, question=body.question, answer=body.answer, refused=body.refused, note=body.note,
+            conversation_id=body.conversation_id, client=request.state.client, evidence=tuple(body.evidence),
+            doc_ids=tuple(body.doc_ids)))
 
     @app.get("/documents", summary="List indexed articles", response_model=DocumentList, responses=_errors())
     def list_documents(service: ServiceDep) -> DocumentList:

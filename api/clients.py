@@ -20,7 +20,7 @@ from typing import Any
 COOKIE = "qa_client"
 HEADER = "x-qa-client"
 # Routes that read or write conversations; only they get (and need) a client token.
-CONVERSATION_PATHS = ("/ask", "/chat", "/conversations")
+CONVERSATION_PATHS = ("/ask", "/chat", "/conversations", "/feedback")
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 WRITE_PATHS = ("/documents",)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -77,3 +77,30 @@ class IngestUrlsIn(BaseModel):
                     "unless QA_FETCH_ALLOW_PRIVATE=true.",
     )
     wait: bool = Field(False, description="Answer with the report when the ingest is over, instead of 202 and a job.")
+
+
+class RenameIn(BaseModel):
+    """A conversation's new title."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(..., min_length=1, max_length=1000, description="Shown in the list (kept to 200 characters).")
+
+
+class FeedbackIn(BaseModel):
+    """A reader's rating of one answer, with an optional note."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rating: Literal["up", "down"]
+    question: str = Field(..., min_length=1, max_length=20_000)
+    answer: str = Field("", max_length=50_000, description="The answer text that was rated.")
+    conversation_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    note: str | None = Field(None, max_length=2000)
+    refused: bool = False
+    doc_ids: list[Annotated[str, Field(max_length=300)]] = Field(
+        default_factory=list, max_length=50, description="The articles the answer cited."
+    )
+    evidence: list[Annotated[str, Field(min_length=1, max_length=5000)]] = Field(
+        default_factory=list, max_length=50, description="The quotes the answer cited."
+    )

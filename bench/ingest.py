@@ -106,9 +106,9 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="keep the data folder here (for bench.latency)")
     parser.add_argument("--legacy-embedder", action="store_true",
                         help="embed as qa/embeddings.py did before the padding fix (bench.embed.legacy_embed)")
-    parser.add_argument("--sentence-vectors", choices=["separate", "pooled"], default=None,
-                        help="QA_SENTENCE_VECTORS for this run (default: the setting's default); with pooled, the"
-                             " bare loop runs over the chunks alone")
+    parser.add_argument("--sentence-vectors", choices=["separate", "pooled", "lazy"], default=None,
+                        help="QA_SENTENCE_VECTORS for this run (default: the setting's default); with pooled or"
+                             " lazy, the bare loop runs over the chunks alone")
     parser.add_argument("--name", default=None, help="results file name under bench/results/")
     args = parser.parse_args()
 
@@ -130,7 +130,8 @@ def main() -> None:
 
     print("preparing the bare loop's texts (the same chunking and sentence split as ingest) ...", flush=True)
     articles = [a for a in bbc_articles(args.limit) if isinstance(a, Article)]
-    groups = ingest_groups(articles, pipeline.indexer.chunker, sentences=not pooled)
+    chunks_only = settings.sentence_vectors in ("pooled", "lazy")  # no sentence is embedded at ingest alone
+    groups = ingest_groups(articles, pipeline.indexer.chunker, sentences=not chunks_only)
     texts = [t for g in groups for t in g]
     bare = Interleaved(BareLoop(embedder, settings.embed_batch_size), texts, len(groups))
     counting = InterleavingEmbedder(embedder, bare, legacy=args.legacy_embedder)

@@ -235,7 +235,7 @@ def timed_process(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
             "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "output": payload}
 
 
-SENTENCE_VECTORS = ("pooled", "separate")  # QA_SENTENCE_VECTORS values; `qa-<value>` is a system here
+SENTENCE_VECTORS = ("pooled", "separate", "lazy")  # QA_SENTENCE_VECTORS values; `qa-<value>` is a system here
 QA_VARIANTS = {f"qa-{mode}": {"QA_SENTENCE_VECTORS": mode} for mode in SENTENCE_VECTORS}
 
 

@@ -303,6 +303,27 @@ def serve(
                 timeout_worker_healthcheck=30)
 
 
+feedback_app = typer.Typer(no_args_is_help=True, help="Readers' thumbs up/down on answers.")
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("export")
+def feedback_export(
+    folder: Annotated[Path, typer.Argument(help="Folder to write questions.jsonl and review.jsonl into.")],
+) -> None:
+    """Write the feedback as eval items: `qa eval --data FOLDER` asks the thumbs-up ones again."""
+    from qa.conversations.feedback import FeedbackStore, export
+    from qa.store.layout import DataLayout
+
+    settings = _settings()
+    rows = FeedbackStore(DataLayout(settings.data_dir).create().conversations).all()
+    try:
+        items, review = export(rows, folder)
+    except OSError as exc:
+        raise _fail(f"cannot write {folder}: {exc.strerror or exc}") from None
+    out.print(f"{items} eval item(s) in {folder / 'questions.jsonl'}, {review} to review in {folder / 'review.jsonl'}")
+
+
 from eval.command import eval_command  # noqa: E402 - registered last, the module imports lazily
 
 app.command("eval")(eval_command)

@@ -37,8 +37,9 @@ class Settings(BaseSettings):
     answer_mode: Literal["auto", "extractive", "llm"] = Field(
         "auto", description="auto uses the LLM when one is configured, else extractive."
     )
-    sentence_vectors: Literal["separate", "pooled"] = Field(
-        "separate", description="Sentence vectors: each embedded alone, or pooled from the chunk pass (faster ingest)."
+    sentence_vectors: Literal["separate", "pooled", "lazy"] = Field(
+        "lazy", description="Sentence vectors: each embedded alone at ingest, pooled from the chunk pass at "
+        "ingest, or (lazy) embedded when an answer first reads them and kept in memory (ingest embeds only chunks).",
     )
     refusal_threshold: float = Field(0.58, description="Minimum evidence score to answer (extractive).")
     max_answer_sentences: int = Field(2, ge=1, le=5, description="Sentences in an extractive answer.")
@@ -59,7 +60,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(2_000_000, ge=1, description="Largest accepted article file.")
     max_question_chars: int = Field(2000, ge=10, description="Longest accepted question.")
     ingest_root: Path | None = Field(None, description="Folder the server may ingest paths from.")
-    history_turns: int = Field(10, ge=1, le=100, description="Turns of a conversation kept as context.")
+    history_turns: int = Field(10, ge=1, le=100, description="Last turns of a conversation given as context.")
+    conversation_turns: int = Field(200, ge=1, le=10_000,
+                                    description="Turns of a conversation kept for reopening it (older ones deleted).")
 
     fetch_allow_private: bool = Field(False, description="Fetch URLs on loopback/private/link-local hosts too.")
     fetch_connect_timeout: float = Field(5.0, gt=0, le=120, description="Seconds to connect to a web host.")

@@ -274,6 +274,43 @@ class DeletedOut(BaseModel):
     deleted: str
 
 
+class ConversationSummary(BaseModel):
+    """One of the caller's conversations (GET /conversations, PATCH /conversations/{id})."""
+
+    id: str
+    created: str = Field(description="When its first question was asked (UTC, ISO 8601).")
+    title: str = Field(description="The first question, unless renamed.")
+
+
+class ConversationList(BaseModel):
+    """The caller's conversations, newest first."""
+
+    conversations: list[ConversationSummary]
+
+
+class ConversationTurnOut(BaseModel):
+    """A kept turn: the question and the answer object as it was given (null for turns stored before answer
+    objects were kept, or too large to keep; `answer_text` is always there)."""
+
+    question: str
+    answer_text: str
+    answer: AnswerOut | None = None
+    created: str
+
+
+class ConversationOut(ConversationSummary):
+    """One conversation with its kept turns (the last QA_CONVERSATION_TURNS), oldest first."""
+
+    turns: list[ConversationTurnOut]
+
+
+class FeedbackOut(BaseModel):
+    """A stored rating of an answer (POST /feedback)."""
+
+    id: int
+    rating: Literal["up", "down"]
+
+
 class IngestProgressOut(BaseModel):
     """The ingest holding the writer lock: texts (chunks and sentences) embedded so far in its current group."""
 

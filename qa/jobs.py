@@ -7,13 +7,14 @@ process stopped (its heartbeat is older than STALE_SECONDS) is reported as faile
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from qa.sqlite_local import ThreadLocalSQLite
 
 STALE_SECONDS = 60.0
 HEARTBEAT_SECONDS = 5.0
@@ -32,18 +33,9 @@ class JobStore:
     def __init__(self, path: Path, keep: int = 200) -> None:
         self.path = path
         self.keep = keep
-        self._local = threading.local()
+        self._db = ThreadLocalSQLite(path)
         with self._db() as db:
             db.execute(_SCHEMA)
-
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            self._local.db = db
-        return db
 
     def create(self, kind: str, total: int | None = None) -> str:
         job_id = uuid.uuid4().hex

@@ -11,12 +11,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from qa.answering import AnswerChain, AnswerContext, build_answerer, chain_names
 from qa.config import Settings
 from qa.contract import (
     AnswerOut,
+    ConversationList,
+    ConversationOut,
+    ConversationSummary,
+    ConversationTurnOut,
     CopyOut,
     DocumentOut,
+    FeedbackOut,
     HealthOut,
     IngestReportOut,
     JobOut,
@@ -27,6 +34,7 @@ from qa.contract import (
     UrlOutcomeOut,
 )
 from qa.conversations import LOCAL_CLIENT, ConversationStore, LLMRewriter, OfflineRewriter, QuestionRewriter, Turn
+from qa.conversations.feedback import Feedback, FeedbackStore
 from qa.cpu import CpuPool
 from qa.embedding import build_embedder
 from qa.errors import AnswererUnavailable, BadRequest, NotFound, QAError, StoreUnavailable
@@ -93,6 +101,7 @@ class Service:
     answerer: AnswerChain
     rewriter: QuestionRewriter
     conversations: ConversationStore
+    feedback: FeedbackStore
     layout: DataLayout
     jobs: JobStore
     fetcher: Fetcher  # shared by every web ingest of this process, so QA_FETCH_PER_HOST holds across jobs
@@ -128,12 +137,16 @@ class Service:
 
         assert isinstance(answer, Answer)
         prepared.timings["answer"] = _ms(time.perf_counter() - answering)
-        self.conversations.add(prepared.conversation_id, Turn(prepared.question, prepared.standalone, answer.text),
-                               prepared.client)
-        prepared.timings["total"] = _ms(time.perf_counter() - prepared.started)
-        result = AnswerOut.of(prepared.question, prepared.standalone, prepared.conversation_id, answer,
-                              prepared.retrieval.passages, prepared.timings)
-        copies = self.docs.copies_of(c.doc_id for c in result.citations)  # "also reported by" under a citation
+        result = self._with_copies(AnswerOut.of(prepared.question, prepared.standalone, prepared.conversation_id,
+                                                answer, prepared.retrieval.passages, prepared.timings))
+        turn = Turn(prepared.question, prepared.standalone, answer.text, result.model_dump_json())
+        self.conversations.add(prepared.conversation_id, turn, prepared.client)
+        result.timings_ms["total"] = _ms(time.perf_counter() - prepared.started)  # the stored copy lacks it
+        return result
+
+    def _with_copies(self, result: AnswerOut) -> AnswerOut:
+        """Fill each citation's "also reported by" from the store's syndicated copies as they are now."""
+        copies = self.docs.copies_of(c.doc_id for c in result.citations)
         for citation in result.citations:
             citation.also_at = [CopyOut.model_validate(c) for c in copies.get(citation.doc_id, [])]
         return result
@@ -152,7 +165,9 @@ class Service:
         self, question: str, k: int | None = None, filters: Filters | None = None,
         conversation_id: str | None = None, client: str = LOCAL_CLIENT,
     ) -> Iterator[StreamEvent]:
-        """The same answer as ask(), as events: sources, then tokens, then done (or error)."""
+        """The same answer as ask(), as events: sources, then tokens, then done (or error). A turn is stored only
+        when `done` is produced: a caller that stops reading (closes this generator) leaves no half answer, and
+        closing it closes the answerer's stream, so the LLM request is abandoned too."""
         prepared = self._prepare(question, k, filters, conversation_id, client)
         yield "sources", SourcesEvent(
             question=prepared.question, standalone_question=prepared.standalone,
@@ -168,6 +183,36 @@ class Service:
                 yield "done", self._result(prepared, item, answering)
         except AnswererUnavailable as error:
             yield "error", StreamError(error=str(error), status=error.status_code)
+
+    # ---- conversations ------------------------------------------------------------------------------------
+
+    def list_conversations(self, client: str) -> ConversationList:
+        """The client's conversations, newest first."""
+        return ConversationList(conversations=[ConversationSummary(**c) for c in self.conversations.list_for(client)])
+
+    def get_conversation(self, conversation_id: str, client: str) -> ConversationOut:
+        """One of the client's conversations with its turns (NotFound for anyone else's)."""
+        data = self.conversations.get(conversation_id, client)
+        turns = []
+        for turn in data.pop("turns"):  # type: ignore[attr-defined]
+            try:
+                answer = self._with_copies(AnswerOut.model_validate(turn["answer"])) if turn["answer"] else None
+            except ValidationError:  # stored by a version with another contract: show the text alone
+                answer = None
+            turns.append(ConversationTurnOut(**{**turn, "answer": answer}))
+        return ConversationOut(**data, turns=turns)  # type: ignore[arg-type]
+
+    def rename_conversation(self, conversation_id: str, client: str, title: str) -> ConversationSummary:
+        return ConversationSummary(**self.conversations.rename(conversation_id, client, title))
+
+    def delete_conversation(self, conversation_id: str, client: str) -> None:
+        self.conversations.delete(conversation_id, client)
+
+    def add_feedback(self, item: Feedback) -> FeedbackOut:
+        """Keep a reader's rating (exported as eval items by `qa feedback export`)."""
+        if item.conversation_id is not None:
+            self.conversations.get(item.conversation_id, item.client)  # only one's own conversation: else 404
+        return FeedbackOut(id=self.feedback.add(item), rating=item.rating)  # type: ignore[arg-type]
 
     # ---- documents ----------------------------------------------------------------------------------------
 
@@ -323,11 +368,12 @@ def build_service(settings: Settings, cpu_worker: bool = False) -> Service:
                       IngestProgress(layout.ingest_progress), run=cpu.run_if_large if cpu else None)
     retriever = build_retriever(settings, vectors, docs, embedder)
     rewriter: QuestionRewriter = LLMRewriter(llm.complete) if llm and settings.use_llm else OfflineRewriter()
-    conversations = ConversationStore(layout.conversations, settings.history_turns)
+    conversations = ConversationStore(layout.conversations, settings.history_turns, settings.conversation_turns)
+    feedback = FeedbackStore(layout.conversations)
     jobs = JobStore(layout.jobs)
     fetcher = Fetcher(fetch_policy(settings))
-    return Service(settings, docs, vectors, indexer, retriever, answerer, rewriter, conversations, layout, jobs,
-                   fetcher, cpu)
+    return Service(settings, docs, vectors, indexer, retriever, answerer, rewriter, conversations, feedback, layout,
+                   jobs, fetcher, cpu)
 
 
 def reset_index(settings: Settings) -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,8 @@ import pytest
 
 from qa.config import Settings
 from qa.service import Service, build_service
-from tests.support import CHROMIUM, SEEDS
+from tests.fake_llm import FakeLLM
+from tests.support import CHROMIUM, SEEDS, api_server
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
@@ -58,3 +60,23 @@ def copy_seeded(seeded_dir: Path, tmp_path: Path) -> Callable[..., Service]:
         return build_service(make_settings(data_dir, **overrides))
 
     return make
+
+
+@dataclass
+class LLMServer:
+    """`qa serve` on a copy of the seeds whose answers come from a scripted OpenAI-protocol model."""
+
+    url: str
+    llm: FakeLLM
+    data_dir: Path
+
+
+@pytest.fixture(scope="session")
+def llm_server(seeded_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LLMServer]:
+    """One LLM-backed server for the session (starting one costs seconds): tests queue their own replies and
+    must not rely on what other tests stored in it."""
+    data_dir = tmp_path_factory.mktemp("llm-server") / "data"
+    shutil.copytree(seeded_dir, data_dir)
+    with FakeLLM() as llm, api_server(data_dir, QA_LLM_BASE_URL=llm.url, OPENAI_API_KEY="test",
+                                      QA_LLM_FALLBACK="false") as url:
+        yield LLMServer(url, llm, data_dir)

@@ -5,7 +5,6 @@ This is the only fake in the suite: it stands in for a hosted LLM at its network
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
@@ -22,6 +21,7 @@ class Reply:
     status: int = 200
     delay: float = 0.0
     garbage: bool = False
+    word_delay: float = 0.0  # a pause between streamed words (a slow model)
 
 
 class FakeLLM:
@@ -30,6 +30,7 @@ class FakeLLM:
     def __init__(self) -> None:
         self.replies: deque[Reply] = deque()
         self.requests: list[dict] = []
+        self.abandoned = 0  # streamed replies whose reader closed the connection before the end
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -42,8 +43,10 @@ class FakeLLM:
                 reply = fake.replies.popleft() if fake.replies else Reply("The articles don't say.")
                 if reply.delay:
                     time.sleep(reply.delay)
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
+                try:
                     fake.respond(self, body, reply)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout, or stopped reading)
+                    fake.abandoned += 1
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -69,6 +72,8 @@ class FakeLLM:
                          "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
                 handler.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 handler.wfile.flush()
+                if reply.word_delay:
+                    time.sleep(reply.word_delay)
             end = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": model,
                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
             handler.wfile.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())

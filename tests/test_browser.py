@@ -100,7 +100,8 @@ def test_answer_citation_follow_up_and_refusal(page: Page, server: str) -> None:
     expect(marker).to_have_text("[1]")
     result = done_event(first_response.value)
     expect(answer.locator(".answer-text")).to_have_text(result["answer"])
-    expect(answer.locator("details.sources[open] li")).to_have_count(len(result["citations"]))
+    # one source per article (issue 15): two passages of one article are one entry
+    expect(answer.locator("details.sources[open] li")).to_have_count(len({c["doc_id"] for c in result["citations"]}))
     expect(answer.locator(".as-of")).to_have_text(result["as_of"]["text"])  # e.g. "as of 11 Apr 2017"
 
     citation = next(c for c in result["citations"] if c["n"] == 1)
@@ -151,7 +152,8 @@ def test_answer_citation_follow_up_and_refusal(page: Page, server: str) -> None:
 
 
 def test_article_text_is_never_run_as_html(page: Page, server: str) -> None:
-    uploaded = httpx.post(f"{server}/documents", files={"files": ("zorbton.txt", EVIL.encode(), "text/plain")})
+    uploaded = httpx.post(f"{server}/documents", files={"files": ("zorbton.txt", EVIL.encode(), "text/plain")},
+                          timeout=60)  # indexing it took over httpx's default 5 s at load 9
     assert uploaded.status_code == 201, uploaded.text
     try:
         page.add_init_script(
@@ -218,7 +220,7 @@ SSE_FAILURE = (
 @pytest.mark.parametrize(
     ("failure", "message"),
     [
-        ("http-500", "HTTP 500"),
+        ("http-500", "The server had a problem answering"),  # in words, not a status code (issue 15)
         ("error-event", "the language model is unavailable"),
         ("network", "Could not reach the server"),
     ],
@@ -250,7 +252,7 @@ def test_rejected_question_shows_error_then_recovers(page: Page, server: str) ->
     page.goto(server)
     answer = ask(page, "why " * 600)  # over the server's 2,000-character limit: a real 400 before streaming
     expect(answer).to_have_attribute("data-state", "error")
-    expect(answer.locator(".error-message")).to_contain_text("HTTP 400")
+    expect(answer.locator(".error-message")).to_contain_text("The question was not accepted")
     expect(answer.locator(".error-message")).to_contain_text("longer than")
     answer = ask(page, "Where is the Shayrat Airbase?")
     expect(answer).to_have_attribute("data-state", "done")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from qa.conversations import Turn, offline_standalone
+from qa.conversations import LOCAL_CLIENT, Turn, offline_standalone
 from qa.service import Service
 
 COMEY_PROBE = "who was leading a probe into whether the Republican billionaire’s campaign aides colluded"
@@ -47,13 +47,24 @@ def test_history_survives_a_restart(copy_seeded: Callable[..., Service]) -> None
 
 
 def test_history_is_bounded(copy_seeded: Callable[..., Service]) -> None:
-    pipeline = copy_seeded(history_turns=2)
+    pipeline = copy_seeded(history_turns=2, conversation_turns=3)
     conversation = pipeline.conversations
     for i in range(5):
         conversation.add("c1", Turn(f"q{i}", f"q{i}", f"a{i}"))
-    assert [t.question for t in conversation.history("c1")] == ["q3", "q4"]
+    assert [t.question for t in conversation.history("c1")] == ["q3", "q4"]  # the context
     rows = conversation._db().execute("SELECT COUNT(*) FROM turns WHERE conversation_id='c1'").fetchone()[0]
-    assert rows == 2
+    assert rows == 3  # kept for reopening the conversation
+
+
+def test_a_conversation_reopens_with_more_turns_than_its_context(copy_seeded: Callable[..., Service]) -> None:
+    pipeline = copy_seeded()
+    assert pipeline.settings.conversation_turns > pipeline.settings.history_turns
+    first = pipeline.ask("Who did Trump fire?")
+    for i in range(pipeline.settings.history_turns + 1):
+        pipeline.ask(f"What was he investigating? ({i})", conversation_id=first.conversation_id)
+    turns = pipeline.get_conversation(first.conversation_id, LOCAL_CLIENT).turns
+    assert len(turns) == pipeline.settings.history_turns + 2
+    assert turns[0].question == "Who did Trump fire?" and turns[0].answer is not None
 
 
 def test_offline_rule() -> None:

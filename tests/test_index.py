@@ -117,8 +117,8 @@ def test_passage_text_is_the_article_slice(pipeline: Service) -> None:
 # group is embedded. Small groups (EMBED_GROUP_TEXTS patched to 10: two ~9-text bulletins) make several groups.
 
 
-def _fresh(tmp_path: Path, name: str = "data") -> Service:
-    return build_service(make_settings(tmp_path / name))
+def _fresh(tmp_path: Path, name: str = "data", **overrides: object) -> Service:
+    return build_service(make_settings(tmp_path / name, **overrides))
 
 
 def _articles(folder: Path) -> list[Article]:
@@ -183,11 +183,11 @@ def test_pipelined_groups_write_what_one_group_writes(tmp_path: Path, monkeypatc
         shutil.copy(SEEDS / seed, folder / seed)
     ids = [a.doc_id for a in _articles(folder)]
     monkeypatch.setattr(qa.indexing.indexer, "EMBED_GROUP_TEXTS", 10**6)
-    single = _fresh(tmp_path, "single")
+    single = _fresh(tmp_path, "single", sentence_vectors="separate")  # sentence vectors made at ingest too
     single_groups = _group_spy(single, monkeypatch)
     single_report = single.ingest_paths([folder])
     monkeypatch.setattr(qa.indexing.indexer, "EMBED_GROUP_TEXTS", 10)
-    piped = _fresh(tmp_path, "piped")
+    piped = _fresh(tmp_path, "piped", sentence_vectors="separate")
     piped_groups = _group_spy(piped, monkeypatch)
     progress: list[str] = []
     report = piped.ingest_paths([folder], progress=progress.append)

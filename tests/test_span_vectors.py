@@ -11,7 +11,7 @@ from qa.embedding.onnx import MAX_TOKENS, OnnxMiniLMEmbedding
 from qa.service import Service, build_service
 from qa.sources.files import load_articles
 from tests.conftest import make_settings
-from tests.support import SEEDS
+from tests.support import ROOT, SEEDS
 
 TEXT = ("The council met on Monday. It voted to close the old bridge for repairs. "
         "Traffic will use the ferry until March.")
@@ -114,3 +114,52 @@ def test_separate_sentence_vectors_and_switching_re_indexes(tmp_path: Path) -> N
     again = pooled.indexer.ingest(load_articles([SEEDS]))
     assert len(again.replaced) == 5  # the vectors are derived differently: the fingerprint says so
     assert stored_sentences(pooled).keys() == stored.keys()
+
+
+def test_lazy_sentence_vectors_embed_only_chunks_at_ingest_and_answer_the_same(tmp_path: Path) -> None:
+    """QA_SENTENCE_VECTORS=lazy (the default): an ingest embeds nothing but the chunks and stores the same
+    sentence spans without vectors; answers to every eval question are the ones ingest-time vectors give."""
+    import json
+
+    separate = build_service(make_settings(tmp_path / "separate", sentence_vectors="separate"))
+    assert len(separate.indexer.ingest(load_articles([SEEDS])).added) == 5
+    lazy = build_service(make_settings(tmp_path / "lazy", sentence_vectors="lazy"))
+    embedded: list[str] = []
+    embed = lazy.indexer.embedder.embed
+    lazy.indexer.embedder.embed = lambda texts: (embedded.extend(texts), embed(texts))[1]  # type: ignore[method-assign]
+    report = lazy.indexer.ingest(load_articles([SEEDS]))
+    assert len(report.added) == 5
+    lazy.indexer.embedder.embed = embed  # type: ignore[method-assign]
+    chunks = lazy.docs._conn().execute('SELECT doc_id, start, "end" FROM chunks').fetchall()
+    texts = {d: lazy.docs.get_document(d)["text"] for d, _, _ in chunks}
+    assert sorted(embedded) == sorted(texts[d][s:e] for d, s, e in chunks)  # chunks only, each once
+    rows = lazy.docs._conn().execute("""SELECT doc_id, start, "end", length(vector) FROM spans""").fetchall()
+    assert {r[:3] for r in rows} == set(stored_sentences(separate)) and {r[3] for r in rows} == {0}
+
+    questions = [json.loads(line)["question"] for line in (ROOT / "eval/data/questions.jsonl").open()]
+    cache = lazy.answerer.answerers[0].on_use  # type: ignore[attr-defined]
+    for question in questions:
+        got, want = lazy.ask(question), separate.ask(question)
+        assert (got.answer, got.refused) == (want.answer, want.refused), question
+    assert 0 < len(cache._cache) < len(rows)  # only the sentences of passages that were read
+    before = len(cache._cache)
+    lazy.ask(questions[0])
+    assert len(cache._cache) == before  # a second read costs no embedding
+
+
+def test_lazy_cache_is_bounded_and_embeds_each_text_once() -> None:
+    from qa.answering.enrichments import LazySentenceVectors
+
+    calls: list[list[str]] = []
+
+    def embed(texts: list[str]) -> np.ndarray:
+        calls.append(texts)
+        return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
+
+    cache = LazySentenceVectors(embed, capacity=3)
+    first = cache.vectors(["a", "bb", "a"])
+    assert calls == [["a", "bb"]] and [v.tolist() for v in first] == [[1, 1], [2, 1], [1, 1]]
+    cache.vectors(["bb", "ccc", "dddd"])  # "a" is the least recently used: evicted
+    assert calls[-1] == ["ccc", "dddd"] and list(cache._cache) == ["bb", "ccc", "dddd"]
+    cache.vectors(["a"])
+    assert calls[-1] == ["a"]

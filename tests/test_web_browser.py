@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from qa.service import build_service
 from tests.conftest import make_settings
+from tests.page_checks import axe
 from tests.support import CHROMIUM, api_server
 from tests.web_server import WebServer
 
@@ -37,6 +39,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, WebS
 def test_citation_shows_the_other_outlets(page: Page, server: tuple[str, WebServer]) -> None:
     url, web = server
     expect.set_options(timeout=15_000)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=url)
     page.goto(url)
     box = page.get_by_label("Your question")
     box.fill("When did the Harbour Bridge reopen?")
@@ -49,3 +52,13 @@ def test_citation_shows_the_other_outlets(page: Page, server: tuple[str, WebServ
     expect(links).to_have_count(2)
     assert links.nth(0).get_attribute("href") == web.url("/tribune/news/bridge-back-open.html")
     assert links.nth(1).get_attribute("href") == web.url("/courier/stories/bridge-open-again")
+    axe(page, "answered, with also reported by")
+
+    answer.get_by_role("button", name="Copy").click()  # a web article's source line ends with its URL
+    expect(answer.locator(".copy-status")).to_have_text("Copied the answer and its sources.")
+    sources = page.evaluate("navigator.clipboard.readText()").split("\n\nSources:\n")[1].splitlines()
+    cited = answer.locator("details.sources li button.source").first.get_attribute("data-doc-id")
+    article = httpx.get(f"{url}/documents/{cited}").json()
+    assert article["url"] and article["published"]
+    assert sources[0].startswith(f"[1] {article['title']}, {article['source']}, ")
+    assert sources[0].endswith(f" {article['published'][:4]}, {article['url']}")  # "…, 3 Mar 2025, <url>"

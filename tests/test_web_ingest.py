@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from qa.conversations import LOCAL_CLIENT
 from qa.service import Service, build_service
 from qa.sources.fetch import FetchRefused
 from tests.conftest import make_settings
@@ -64,6 +65,9 @@ def test_feeds_copies_rerun_edit_and_delete(web: WebServer, tmp_path: Path) -> N
     answer = service.ask("When did the Harbour Bridge reopen?")
     cited = [c for c in answer.citations if c.doc_id == bridge.doc_id]
     assert cited and [c.source for c in cited[0].also_at] == ["Coastal Tribune", "Valley Courier"]
+    reopened = service.get_conversation(answer.conversation_id, LOCAL_CLIENT).turns[0].answer
+    assert reopened is not None  # a reopened conversation shows the same "also reported by"
+    assert [c.also_at for c in reopened.citations] == [c.also_at for c in answer.citations]
 
     # the same feeds again: conditional requests, nothing re-read, nothing written
     hits_before = web.not_modified[BRIDGE]

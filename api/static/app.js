@@ -1,14 +1,30 @@
 // The chat page: POSTs /chat, reads its server-sent events with a stream reader (EventSource cannot POST),
-// and renders answers with clickable citations. All server data reaches the DOM as text nodes, never HTML.
+// and renders answers with clickable citations; keeps a list of the reader's conversations, a Documents dialog
+// and per-answer actions (copy, retry, feedback). All server data reaches the DOM as text nodes, never HTML.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
   chat: $("chat"), intro: $("intro"), log: $("log"), form: $("ask-form"), question: $("question"),
-  send: $("send"), newChat: $("new-chat"), panel: $("doc-panel"), docTitle: $("doc-title"),
-  docMeta: $("doc-meta"), docStatus: $("doc-status"), docText: $("doc-text"), docClose: $("doc-close"),
+  send: $("send"), stop: $("stop"), newChat: $("new-chat"), counter: $("counter"), askStatus: $("ask-status"),
+  panel: $("doc-panel"), docTitle: $("doc-title"), docMeta: $("doc-meta"), docStatus: $("doc-status"),
+  docText: $("doc-text"), docClose: $("doc-close"),
+  history: $("history"), historyList: $("history-list"), historyEmpty: $("history-empty"),
+  historyToggle: $("history-toggle"), corpus: $("corpus"), examples: $("examples"), exampleList: $("example-list"),
+  filterChip: $("filter-chip"), filterText: $("filter-text"), filterClear: $("filter-clear"),
+  documents: $("documents"), openDocuments: $("open-documents"), documentsClose: $("documents-close"),
+  documentsRows: $("documents-rows"), documentsCaption: $("documents-caption"), documentsStatus: $("documents-status"),
+  filterSource: $("filter-source"), filterFrom: $("filter-from"), filterTo: $("filter-to"), askThese: $("ask-these"),
+  uploadForm: $("upload-form"), uploadFiles: $("upload-files"),
 };
-const state = { conversationId: null, controller: null, docs: new Map(), panelRequest: 0, opener: null };
+const DATE_LOCALE = "en-GB"; // "11 Apr 2017": day before month, unambiguous
+const HINT = "Enter to send, Shift+Enter for a new line.";
+const CONVERSATION_KEY = "qa.conversation";
+const API_KEY = "qa.apiKey"; // sessionStorage only: forgotten when the tab closes
+const state = {
+  conversationId: null, controller: null, stopped: false, docs: new Map(), panelRequest: 0, opener: null,
+  documents: [], maxChars: 2000, filters: null,
+};
 
 /** Build an element; attributes are set as attributes, string children become text nodes. */
 function h(tag, attrs = {}, ...children) {
@@ -23,16 +39,101 @@ function h(tag, attrs = {}, ...children) {
   return node;
 }
 
+/** Drawn icons: emoji need a colour-emoji font, which many systems (and headless browsers) lack. */
+const ICONS = {
+  up: "M2 10h4v11H2zM8 21h9.5a2 2 0 0 0 2-1.7l1.2-7A2 2 0 0 0 18.7 10H14V5.5A2.5 2.5 0 0 0 11.5 3L8 10z",
+  down: "M2 3h4v11H2zM8 3h9.5a2 2 0 0 1 2 1.7l1.2 7A2 2 0 0 1 18.7 14H14v4.5a2.5 2.5 0 0 1-2.5 2.5L8 14z",
+  trash: "M9 3h6l1 2h4v2H4V5h4zM6 8h12l-1 13H7zm3 2v9h2v-9zm4 0v9h2v-9z",
+};
+
+function icon(name) {
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("focusable", "false");
+  svg.setAttribute("class", "icon");
+  const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+  path.setAttribute("d", ICONS[name]);
+  path.setAttribute("fill", "currentColor");
+  path.setAttribute("fill-rule", "evenodd");
+  svg.append(path);
+  return svg;
+}
+
 function formatDate(published) {
   if (!published) return null;
   const date = new Date(`${published}T00:00:00Z`);
   if (Number.isNaN(date.getTime())) return published;
-  return date.toLocaleDateString(undefined, { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" });
+  return date.toLocaleDateString(DATE_LOCALE, { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" });
 }
 
 function metaLine(item) {
   const parts = [item.source, formatDate(item.published)].filter(Boolean);
   return parts.length ? parts.join(" · ") : "Unknown source";
+}
+
+// ---- talking to the server ---------------------------------------------------------------------------
+
+/** What went wrong, in words a reader can act on (never a bare status code). */
+function describeFailure(status, detail) {
+  const said = detail ? `: ${detail}` : ".";
+  if (status === 400 || status === 422) return `The question was not accepted${said}`;
+  if (status === 401) return "This server needs its API key for that, and the key was missing or wrong.";
+  if (status === 404) return `That is no longer on the server${said}`;
+  if (status === 409) return `That clashes with what is indexed${said}`;
+  if (status === 413) return "That is larger than the server accepts.";
+  if (status === 503) {
+    return `A service the answer needs is unavailable right now${detail ? ` (${detail})` : ""}. Try again in a moment.`;
+  }
+  if (status >= 500) return "The server had a problem answering. Try again in a moment.";
+  return `The request failed${said}`;
+}
+
+async function errorMessage(response) {
+  let detail = "";
+  try {
+    const body = await response.json();
+    if (body && typeof body.error === "string") detail = body.error;
+  } catch { /* not JSON */ }
+  return describeFailure(response.status, response.status >= 500 && response.status !== 503 ? "" : detail);
+}
+
+/** fetch + JSON; a network failure or an error status becomes an Error with a readable message. */
+async function api(path, options = {}) {
+  let response;
+  try {
+    response = await fetch(path, { ...options, headers: { Accept: "application/json", ...(options.headers || {}) } });
+  } catch {
+    throw new Error("Could not reach the server. Check the connection and try again.");
+  }
+  if (!response.ok) {
+    const error = new Error(await errorMessage(response));
+    error.status = response.status;
+    throw error;
+  }
+  return response.json();
+}
+
+/** A write to /documents: sends the API key kept for this tab; asks for it once when the server wants one. */
+async function writeDocuments(path, options) {
+  const send = () => {
+    const key = sessionStorage.getItem(API_KEY);
+    return api(path, { ...options, headers: key ? { Authorization: `Bearer ${key}` } : {} });
+  };
+  try {
+    return await send();
+  } catch (error) {
+    if (error.status !== 401) throw error;
+    const key = window.prompt("This server needs its API key to change documents. API key:");
+    if (!key) throw new Error("Not changed: the server needs its API key.");
+    sessionStorage.setItem(API_KEY, key.trim());
+    try {
+      return await send();
+    } catch (again) {
+      if (again.status === 401) sessionStorage.removeItem(API_KEY);
+      throw again;
+    }
+  }
 }
 
 // ---- server-sent events over fetch -------------------------------------------------------------------
@@ -72,50 +173,77 @@ async function* sseEvents(response) {
   if (last) yield last;
 }
 
-async function errorMessage(response) {
-  let detail = response.statusText || "request failed";
-  try {
-    const body = await response.json();
-    if (body && typeof body.error === "string") detail = body.error;
-  } catch { /* not JSON: keep the status text */ }
-  return `The server could not answer (HTTP ${response.status}): ${detail}`;
+// ---- citations: one source per article -----------------------------------------------------------------
+
+/** Citations grouped by article, numbered in order of first use: [{number, doc_id, title, ..., cites: [...]}].
+ *  `numberOf` maps a citation's n to its article's number, so two passages of one article share a number. */
+function groupCitations(citations) {
+  const groups = new Map();
+  const numberOf = new Map();
+  for (const citation of [...citations].sort((a, b) => a.n - b.n)) {
+    let group = groups.get(citation.doc_id);
+    if (!group) {
+      group = { ...citation, number: groups.size + 1, cites: [] };
+      groups.set(citation.doc_id, group);
+    }
+    group.cites.push(citation);
+    numberOf.set(citation.n, group.number);
+  }
+  return { groups: [...groups.values()], numberOf };
 }
 
-// ---- one question and its answer ---------------------------------------------------------------------
+/** The sentence an [n] marker follows: the text since the previous marker, cut at the last sentence end. */
+function sentenceBefore(answer, markerAt, previousEnd) {
+  const before = answer.slice(previousEnd, markerAt).trim();
+  const pieces = before.split(/(?<=[.!?…]["”’)]?)\s+(?=\S)/);
+  let sentence = pieces[pieces.length - 1] || before;
+  if (/^[.,;:!?)\]]*$/.test(sentence) && pieces.length > 1) sentence = pieces[pieces.length - 2];
+  return sentence.replace(/^["“‘(]+/, "").replace(/[\s"”’]+$/, "");
+}
 
-function citeButton(citation) {
+function citeButton(citation, number, sentence) {
+  const ref = { ...citation, sentence };
   const button = h("button", {
     type: "button", class: "cite", "data-n": citation.n, "data-doc-id": citation.doc_id,
-    "aria-label": `Source ${citation.n}: ${citation.title || citation.doc_id}`,
-  }, `[${citation.n}]`);
-  button.addEventListener("click", () => openDocument(citation, button));
+    "aria-label": `Source ${number}: ${citation.title || citation.doc_id}`,
+  }, `[${number}]`);
+  button.addEventListener("click", () => openDocument(ref, button));
   return button;
 }
 
-/** The final answer text with every [n] that has a citation turned into a marker button. */
-function answerNodes(answer, citations) {
+/** The final answer text with every [n] that has a citation turned into a marker button showing its article's
+ *  number; each marker remembers the sentence it follows, which is what it highlights. */
+function answerNodes(answer, citations, numberOf) {
   const byN = new Map(citations.map((c) => [c.n, c]));
   const nodes = [];
   const marker = /\[(\d+)\]/g;
   let last = 0;
+  let sentenceFrom = 0;
   for (let m = marker.exec(answer); m; m = marker.exec(answer)) {
     const citation = byN.get(Number(m[1]));
     if (!citation) continue;
-    nodes.push(document.createTextNode(answer.slice(last, m.index)), citeButton(citation));
+    const sentence = sentenceBefore(answer, m.index, sentenceFrom);
+    nodes.push(document.createTextNode(answer.slice(last, m.index)),
+      citeButton(citation, numberOf.get(citation.n), sentence));
     last = marker.lastIndex;
+    if (!/^\s*\[\d+\]/.test(answer.slice(last))) sentenceFrom = last; // "… text [1][2]": both mark one sentence
   }
   nodes.push(document.createTextNode(answer.slice(last)));
   return nodes;
 }
 
-function sourceItem(ref, label) {
-  const button = h("button", { type: "button", class: "source", "data-doc-id": ref.doc_id },
-    h("span", { class: "source-title" }, `${label}${ref.title || ref.doc_id}`),
-    h("span", { class: "source-meta" }, metaLine(ref)));
-  const excerpt = (ref.quote && ref.quote.text) || ref.text || "";
-  const snippet = excerpt.length > 240 ? `${excerpt.slice(0, 240)}…` : excerpt;
-  button.addEventListener("click", () => openDocument(ref, button));
-  return h("li", {}, button, snippet ? h("blockquote", {}, snippet) : null, alsoReportedBy(ref.also_at));
+/** The answer as plain text: markers renumbered per article, then the numbered sources. */
+function plainText(result) {
+  const { groups, numberOf } = groupCitations(result.citations || []);
+  const text = String(result.answer || "").replace(/\[(\d+)\]/g, (all, n) => (
+    numberOf.has(Number(n)) ? `[${numberOf.get(Number(n))}]` : all));
+  if (!groups.length) return text;
+  const lines = groups.map((g) => {
+    const doc = state.documents.find((d) => d.doc_id === g.doc_id) || {};
+    const parts = [g.title || g.doc_id, g.source, formatDate(g.published), doc.url].filter(Boolean);
+    return `[${g.number}] ${parts.join(", ")}`;
+  });
+  return `${text}\n\nSources:\n${lines.join("\n")}`;
 }
 
 /** "Also reported by" under a citation: the outlets that ran the same story (links only for http(s) URLs). */
@@ -131,20 +259,106 @@ function alsoReportedBy(copies) {
   return h("p", { class: "also-at" }, "also reported by ", ...items);
 }
 
-/** The "as of" line (dates of the cited sources) and the values the cited sources disagree on. */
-function timeAndDisagreementNodes(result) {
+function quoteOf(cite) {
+  return (cite.quote && cite.quote.text) || cite.text || "";
+}
+
+function sourceItem(group) {
+  const button = h("button", { type: "button", class: "source", "data-doc-id": group.doc_id },
+    h("span", { class: "source-title" }, `[${group.number}] ${group.title || group.doc_id}`),
+    h("span", { class: "source-meta" }, metaLine(group)));
+  button.addEventListener("click", () => openDocument(group.cites[0], button));
+  const quotes = [...new Set(group.cites.map(quoteOf).filter(Boolean))];
+  return h("li", {}, button, ...quotes.map((q) => h("blockquote", {}, q.length > 240 ? `${q.slice(0, 240)}…` : q)),
+    alsoReportedBy(group.also_at));
+}
+
+function passageItem(passage) {
+  const button = h("button", { type: "button", class: "source", "data-doc-id": passage.doc_id },
+    h("span", { class: "source-title" }, passage.title || passage.doc_id),
+    h("span", { class: "source-meta" }, metaLine(passage)));
+  button.addEventListener("click", () => openDocument(passage, button));
+  const text = passage.text || "";
+  return h("li", {}, button, text ? h("blockquote", {}, text.length > 240 ? `${text.slice(0, 240)}…` : text) : null);
+}
+
+// ---- one question and its answer ---------------------------------------------------------------------
+
+async function copyText(text) {
+  if (navigator.clipboard && window.isSecureContext) {
+    await navigator.clipboard.writeText(text);
+    return;
+  }
+  const area = h("textarea", { class: "visually-hidden", "aria-hidden": "true" });
+  area.value = text;
+  document.body.append(area);
+  area.select();
+  const ok = document.execCommand("copy");
+  area.remove();
+  if (!ok) throw new Error("copy refused");
+}
+
+/** Thumbs up/down with an optional note, sent once to POST /feedback. */
+function feedbackControls(question, result) {
+  const note = h("input", { type: "text", maxlength: "2000", class: "feedback-note" });
+  const noteId = `note-${Math.random().toString(36).slice(2)}`;
+  note.id = noteId;
+  const status = h("span", { class: "feedback-status", role: "status" });
+  const send = h("button", { type: "button", class: "secondary small" }, "Send feedback");
+  const form = h("div", { class: "feedback-form", hidden: "" },
+    h("label", { for: noteId }, "Note (optional)"), note, send);
+  let rating = null;
+  const thumb = (value, label, glyph) => {
+    const button = h("button", { type: "button", class: "secondary small thumb", "aria-label": label,
+      "aria-pressed": "false", title: label }, glyph);
+    button.addEventListener("click", () => {
+      rating = value;
+      for (const b of box.querySelectorAll(".thumb")) b.setAttribute("aria-pressed", String(b === button));
+      form.hidden = false;
+      note.focus();
+    });
+    return button;
+  };
+  send.addEventListener("click", async () => {
+    const cites = result.citations || [];
+    const body = {
+      rating, question, answer: String(result.answer || "").slice(0, 50_000), refused: Boolean(result.refused),
+      note: note.value.trim() || null, evidence: cites.map(quoteOf).filter(Boolean).slice(0, 50),
+      doc_ids: [...new Set(cites.map((c) => c.doc_id))].slice(0, 50),
+    };
+    if (result.conversation_id) body.conversation_id = result.conversation_id;
+    send.disabled = true;
+    try {
+      await api("/feedback", { method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(body) });
+      form.hidden = true;
+      status.textContent = "Thanks, your feedback was saved.";
+    } catch (error) {
+      status.textContent = error.message;
+      send.disabled = false;
+    }
+  });
+  const box = h("div", { class: "feedback" }, thumb("up", "Good answer", icon("up")),
+    thumb("down", "Bad answer", icon("down")), form, status);
+  return box;
+}
+
+/** The "as of" line (dates of the cited sources) and the values the cited sources disagree on, each with the
+ * source number the page shows for its citation. */
+function timeAndDisagreementNodes(result, numberOf) {
   const nodes = [];
   if (result.as_of && result.as_of.text) nodes.push(h("p", { class: "as-of" }, result.as_of.text));
   for (const found of result.disagreements || []) {
     const sides = (found.values || []).map((v) => h("li", {},
-      `[${v.n}] ${v.value} — ${[v.source, formatDate(v.published)].filter(Boolean).join(", ") || "unknown source"}`));
+      `[${numberOf.get(v.n) || v.n}] ${v.value} — ` +
+      ([v.source, formatDate(v.published)].filter(Boolean).join(", ") || "unknown source")));
     nodes.push(h("div", { class: "disagreement", role: "note" },
       h("p", { class: "disagreement-label" }, `Sources disagree: ${found.about}`), h("ul", {}, ...sides)));
   }
   return nodes;
 }
 
-function addTurn(question) {
+function addTurn(question, { retry } = {}) {
   const text = h("p", { class: "answer-text" });
   const status = h("p", { class: "answer-status" }, "Searching the articles…");
   const answer = h("article", { class: "answer", "data-state": "streaming", "aria-busy": "true" }, status, text);
@@ -166,29 +380,64 @@ function addTurn(question) {
     answer.setAttribute("aria-busy", "false");
     status.remove();
   };
+  const actions = (result, canRetry) => {
+    const bar = h("div", { class: "answer-actions" });
+    if (result) {
+      const copy = h("button", { type: "button", class: "secondary small" }, "Copy");
+      const copied = h("span", { class: "copy-status", role: "status" });
+      copy.addEventListener("click", async () => {
+        try {
+          await copyText(plainText(result));
+          copied.textContent = "Copied the answer and its sources.";
+        } catch {
+          copied.textContent = "The browser did not allow copying.";
+        }
+      });
+      bar.append(copy, copied);
+    }
+    if (canRetry) {
+      const again = h("button", { type: "button", class: "secondary small" }, "Retry");
+      again.addEventListener("click", () => {
+        if (state.controller) return;
+        if (answer.dataset.state !== "refused") turn.remove(); // nothing of a failed turn is kept
+        ask(question);
+      });
+      bar.append(again);
+    }
+    if (result) bar.append(feedbackControls(question, result));
+    answer.append(bar);
+  };
   return {
+    element: turn,
     searched(count) { status.textContent = `Reading ${count} passage${count === 1 ? "" : "s"}…`; },
     token(chunk) { follow(() => streamed.appendData(chunk)); },
     finish(result) { follow(() => this.render(result)); },
     render(result) {
       const citations = result.citations || [];
       const passages = result.passages || [];
-      text.replaceChildren(...answerNodes(result.answer || "", citations));
+      const { groups, numberOf } = groupCitations(citations);
+      text.replaceChildren(...answerNodes(result.answer || "", citations, numberOf));
       if (result.refused) {
         answer.prepend(h("p", { class: "refusal-label" }, "Not found in the articles"));
         if (passages.length) {
           answer.append(h("details", { class: "sources nearest" },
             h("summary", {}, `Nearest passages (${passages.length})`),
-            h("ol", {}, ...passages.map((p) => sourceItem(p, "")))));
+            h("ol", {}, ...passages.map(passageItem))));
         }
-      } else if (citations.length) {
+      } else if (groups.length) {
         answer.append(h("details", { class: "sources", open: "" },
-          h("summary", {}, `Sources (${citations.length})`),
-          h("ol", {}, ...citations.map((c) => sourceItem(c, `[${c.n}] `)))));
+          h("summary", {}, `Sources (${groups.length})`),
+          h("ol", {}, ...groups.map(sourceItem))));
       }
       if (result.notice) answer.append(h("p", { class: "notice" }, result.notice));
-      answer.append(...timeAndDisagreementNodes(result));
+      answer.append(...timeAndDisagreementNodes(result, numberOf));
       settle(result.refused ? "refused" : "done");
+      actions(result, Boolean(result.refused) && retry !== false);
+    },
+    /** A kept turn whose answer object was not stored: its text alone. */
+    renderText(answerText) {
+      text.textContent = answerText;
+      settle("done");
     },
     fail(message) { follow(() => this.showError(message)); },
     showError(message) {
@@ -197,6 +446,14 @@ function addTurn(question) {
       text.after(h("p", { class: "error-message" }, message));
       if (!streamed.length) text.remove();
       settle("error");
+      actions(null, true);
+    },
+    stopped() {
+      answer.prepend(h("p", { class: "stopped-label" }, "Stopped"));
+      text.after(h("p", { class: "notice" }, "You stopped this answer; it was not saved."));
+      if (!streamed.length) text.remove();
+      settle("stopped");
+      actions(null, true);
     },
   };
 }
@@ -204,20 +461,34 @@ function addTurn(question) {
 function setConversation(id) {
   state.conversationId = id || null;
   ui.chat.dataset.conversationId = state.conversationId || "";
+  if (state.conversationId) sessionStorage.setItem(CONVERSATION_KEY, state.conversationId);
+  else sessionStorage.removeItem(CONVERSATION_KEY);
+  for (const item of ui.historyList.querySelectorAll("[data-id]")) {
+    const open = item.querySelector(".history-open");
+    if (item.dataset.id === state.conversationId) open.setAttribute("aria-current", "true");
+    else open.removeAttribute("aria-current");
+  }
 }
 
 function setBusy(busy) {
-  ui.send.disabled = busy;
+  ui.send.hidden = busy;
+  ui.stop.hidden = !busy;
   ui.chat.toggleAttribute("data-busy", busy);
+  if (!busy) {
+    ui.askStatus.textContent = HINT;
+    updateCounter(); // a question typed while the answer streamed may be over the limit: keep saying so
+  }
 }
 
 async function ask(question) {
   const turn = addTurn(question);
   const controller = new AbortController();
   state.controller = controller;
+  state.stopped = false;
   setBusy(true);
   const body = { question };
   if (state.conversationId) body.conversation_id = state.conversationId;
+  if (state.filters) body.filters = state.filters;
   try {
     let response;
     try {
@@ -233,22 +504,29 @@ async function ask(question) {
     let finished = false;
     for await (const { event, data } of sseEvents(response)) {
       if (event === "sources") {
-        setConversation(data.conversation_id);
         turn.searched((data.passages || []).length);
       } else if (event === "token") {
         turn.token(String(data.text ?? ""));
       } else if (event === "done") {
-        setConversation(data.conversation_id);
+        const isNew = data.conversation_id !== state.conversationId;
+        setConversation(data.conversation_id); // only a finished turn makes the conversation exist
         turn.finish(data);
         finished = true;
+        if (isNew) loadHistory();
       } else if (event === "error") {
-        throw new Error(`The server failed while answering: ${data.error || "unknown error"}`);
+        const status = Number(data.status) || 500;
+        throw new Error(describeFailure(status, status === 503 ? data.error : ""));
       }
     }
     if (!finished) throw new Error("The answer stopped before it was complete. Try again.");
   } catch (error) {
-    if (controller.signal.aborted) return; // "New chat" cancelled this turn
-    turn.fail(error instanceof SyntaxError ? "The server sent a malformed reply." : error.message);
+    if (controller.signal.aborted) {
+      if (state.stopped) turn.stopped(); // the reader pressed Stop; "New chat" just drops the turn
+    } else {
+      turn.fail(error instanceof SyntaxError ? "The server sent a malformed reply." : error.message);
+      if (!ui.question.value.trim()) ui.question.value = question; // the question stays, to edit or resend
+      updateCounter();
+    }
   } finally {
     if (state.controller === controller) {
       state.controller = null;
@@ -257,7 +535,14 @@ async function ask(question) {
   }
 }
 
-// ---- the article panel -------------------------------------------------------------------------------
+function stopAnswer() {
+  if (!state.controller) return;
+  state.stopped = true;
+  state.controller.abort();
+  ui.question.focus();
+}
+
+// ---- the article panel (a modal dialog) --------------------------------------------------------------
 
 /** Python counts code points, JavaScript strings count UTF-16 units: convert an offset. */
 function toUnits(text, codePoints) {
@@ -281,11 +566,24 @@ function locate(text, start, end, expected) {
   return at >= 0 ? [at, at + expected.length] : null;
 }
 
-/** The article with the passage in a tinted span and the quoted words (or the whole passage) in <mark>. */
+/** Where the sentence a marker follows stands in the article: inside the cited passage first, else anywhere. */
+function locateSentence(text, passage, sentence) {
+  if (!sentence || sentence.length < 8) return null;
+  const from = passage ? passage[0] : 0;
+  let at = text.indexOf(sentence, from);
+  if (at < 0 || (passage && at > passage[1])) at = text.indexOf(sentence);
+  return at >= 0 ? [at, at + sentence.length] : null;
+}
+
+/** The article with the passage in a tinted span and the marked words in <mark>: the sentence the clicked
+ *  marker follows when it is in the article, else the citation's quote, else the whole passage. */
 function highlighted(text, ref) {
   const passage = locate(text, ref.start, ref.end, ref.text);
   const quote = ref.quote ? locate(text, ref.quote.start, ref.quote.end, ref.quote.text) : null;
-  const marked = quote || passage;
+  const quoteText = quote ? text.slice(...quote) : "";
+  let sentence = locateSentence(text, passage, ref.sentence);
+  if (sentence && quote && quoteText.includes(ref.sentence)) sentence = quote; // the quote is that sentence
+  const marked = sentence || quote || passage;
   if (!marked) return { nodes: [document.createTextNode(text)], mark: null };
   const outer = passage && passage[0] <= marked[0] && marked[1] <= passage[1] ? passage : marked;
   const mark = h("mark", {}, text.slice(marked[0], marked[1]));
@@ -297,9 +595,7 @@ function highlighted(text, ref) {
 
 async function fetchDocument(docId) {
   if (state.docs.has(docId)) return state.docs.get(docId);
-  const response = await fetch(`/documents/${encodeURIComponent(docId)}`, { headers: { Accept: "application/json" } });
-  if (!response.ok) throw new Error(await errorMessage(response));
-  const doc = await response.json();
+  const doc = await api(`/documents/${encodeURIComponent(docId)}`);
   state.docs.set(docId, doc);
   return doc;
 }
@@ -316,7 +612,7 @@ function safeUrl(url) {
 async function openDocument(ref, opener) {
   const request = ++state.panelRequest;
   state.opener = opener;
-  ui.panel.hidden = false;
+  if (!ui.panel.open) ui.panel.showModal(); // modal: the rest of the page is inert, Tab stays inside
   ui.panel.dataset.state = "loading";
   ui.panel.setAttribute("aria-busy", "true");
   document.body.classList.add("panel-open");
@@ -324,13 +620,13 @@ async function openDocument(ref, opener) {
   ui.docMeta.textContent = metaLine(ref);
   ui.docStatus.textContent = "Loading the article…";
   ui.docText.replaceChildren();
-  ui.panel.focus({ preventScroll: true });
+  ui.docClose.focus({ preventScroll: true });
   let doc;
   try {
     doc = await fetchDocument(ref.doc_id);
   } catch (error) {
     if (request !== state.panelRequest) return;
-    ui.docStatus.textContent = error instanceof TypeError ? "Could not reach the server." : error.message;
+    ui.docStatus.textContent = error.message;
     ui.panel.dataset.state = "error";
     ui.panel.setAttribute("aria-busy", "false");
     return;
@@ -351,12 +647,301 @@ async function openDocument(ref, opener) {
 }
 
 function closePanel() {
+  if (ui.panel.open) ui.panel.close();
+}
+
+/** Keep Tab inside a modal dialog: a native modal makes the page inert, but Tab can still leave the document. */
+function trapFocus(dialog) {
+  dialog.addEventListener("keydown", (event) => {
+    if (event.key !== "Tab") return;
+    const focusable = [...dialog.querySelectorAll("button, a[href], input, select, textarea, [tabindex='0']")]
+      .filter((el) => !el.disabled && el.offsetParent !== null);
+    if (!focusable.length) return;
+    const first = focusable[0];
+    const last = focusable[focusable.length - 1];
+    if (event.shiftKey && (document.activeElement === first || !dialog.contains(document.activeElement))) {
+      event.preventDefault();
+      last.focus();
+    } else if (!event.shiftKey && document.activeElement === last) {
+      event.preventDefault();
+      first.focus();
+    }
+  });
+}
+trapFocus(ui.panel);
+trapFocus(ui.documents);
+
+ui.panel.addEventListener("close", () => {
   state.panelRequest += 1;
-  ui.panel.hidden = true;
   delete ui.panel.dataset.state;
   document.body.classList.remove("panel-open");
   if (state.opener && state.opener.isConnected) state.opener.focus();
   state.opener = null;
+});
+
+// ---- conversations -----------------------------------------------------------------------------------
+
+function clearChat() {
+  state.docs.clear();
+  ui.log.replaceChildren();
+  ui.intro.hidden = false;
+}
+
+function historyItem(conversation) {
+  const open = h("button", { type: "button", class: "history-open" }, conversation.title);
+  const rename = h("button", { type: "button", class: "secondary small", "aria-label": `Rename “${conversation.title}”`,
+    title: "Rename" }, "✎");
+  const remove = h("button", { type: "button", class: "secondary small", "aria-label": `Delete “${conversation.title}”`,
+    title: "Delete" }, icon("trash"));
+  open.addEventListener("click", () => openConversation(conversation.id));
+  rename.addEventListener("click", async () => {
+    const title = window.prompt("New name for this conversation:", conversation.title);
+    if (title === null || !title.trim()) return;
+    try {
+      await api(`/conversations/${encodeURIComponent(conversation.id)}`, {
+        method: "PATCH", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ title }) });
+      await loadHistory();
+    } catch (error) {
+      ui.askStatus.textContent = error.message;
+    }
+  });
+  remove.addEventListener("click", async () => {
+    if (!window.confirm(`Delete the conversation “${conversation.title}”?`)) return;
+    try {
+      await api(`/conversations/${encodeURIComponent(conversation.id)}`, { method: "DELETE" });
+      if (state.conversationId === conversation.id) startNewChat();
+      await loadHistory();
+      ui.question.focus();
+    } catch (error) {
+      ui.askStatus.textContent = error.message;
+    }
+  });
+  const item = h("li", { "data-id": conversation.id }, open, h("span", { class: "history-actions" }, rename, remove));
+  if (conversation.id === state.conversationId) open.setAttribute("aria-current", "true");
+  return item;
+}
+
+async function loadHistory() {
+  try {
+    const { conversations } = await api("/conversations");
+    ui.historyList.replaceChildren(...conversations.map(historyItem));
+    ui.historyEmpty.hidden = conversations.length > 0;
+  } catch (error) {
+    ui.historyEmpty.hidden = false;
+    ui.historyEmpty.textContent = `Could not load your conversations. ${error.message}`;
+  }
+}
+
+async function openConversation(id) {
+  if (state.controller) stopAnswer();
+  let conversation;
+  try {
+    conversation = await api(`/conversations/${encodeURIComponent(id)}`);
+  } catch (error) {
+    if (error.status === 404) {
+      setConversation(null);
+      loadHistory();
+    }
+    ui.askStatus.textContent = error.message;
+    return;
+  }
+  closePanel();
+  clearChat();
+  setConversation(conversation.id);
+  for (const kept of conversation.turns) {
+    const turn = addTurn(kept.question);
+    if (kept.answer) turn.render(kept.answer);
+    else turn.renderText(kept.answer_text);
+  }
+  setHistoryOpen(false);
+  ui.question.focus();
+}
+
+function startNewChat() {
+  if (state.controller) state.controller.abort();
+  state.controller = null;
+  setBusy(false);
+  setConversation(null);
+  clearChat();
+  closePanel();
+  ui.question.focus();
+}
+
+function setHistoryOpen(open) {
+  ui.historyToggle.setAttribute("aria-expanded", String(open));
+  document.body.classList.toggle("history-open", open);
+}
+
+// ---- what is indexed: the empty state and the Documents dialog ---------------------------------------
+
+function dateRange(documents) {
+  const dates = documents.map((d) => d.published).filter(Boolean).sort();
+  if (!dates.length) return "";
+  const short = (iso) => new Date(`${iso}T00:00:00Z`).toLocaleDateString(DATE_LOCALE,
+    { day: "numeric", month: "short", timeZone: "UTC" });
+  const year = dates[dates.length - 1].slice(0, 4);
+  const first = dates[0].slice(0, 4) === year ? short(dates[0]) : formatDate(dates[0]);
+  return dates.length > 1 && dates[0] !== dates[dates.length - 1]
+    ? `${first} – ${short(dates[dates.length - 1])} ${year}` : formatDate(dates[0]);
+}
+
+function outlets(documents) {
+  return [...new Set(documents.map((d) => d.source).filter(Boolean))].sort();
+}
+
+function corpusLine(documents) {
+  if (!documents.length) return "No articles are indexed yet: add some with Documents.";
+  const names = outlets(documents);
+  const shown = names.length > 4 ? `${names.slice(0, 4).join(", ")}, …` : names.join(", ");
+  const count = `${documents.length} article${documents.length === 1 ? "" : "s"}`;
+  return [names.length ? `${count} from ${shown}` : count, dateRange(documents)].filter(Boolean).join(" · ");
+}
+
+/** Example questions from the corpus: each of a few article titles, asked about. */
+function exampleQuestions(documents) {
+  return documents.filter((d) => d.title).slice(0, 4)
+    .map((d) => `What do the articles say about “${d.title.replace(/[.?!]+$/, "")}”?`);
+}
+
+function renderCorpus() {
+  const documents = state.documents;
+  ui.corpus.textContent = corpusLine(documents);
+  const examples = exampleQuestions(documents);
+  ui.examples.hidden = examples.length === 0;
+  ui.exampleList.replaceChildren(...examples.map((question) => {
+    const button = h("button", { type: "button", class: "example" }, question);
+    button.addEventListener("click", () => submitQuestion(question));
+    return h("li", {}, button);
+  }));
+  const chosen = ui.filterSource.value;
+  ui.filterSource.replaceChildren(h("option", { value: "" }, "All outlets"),
+    ...outlets(documents).map((name) => h("option", { value: name }, name)));
+  ui.filterSource.value = chosen;
+  renderDocumentRows();
+}
+
+async function loadDocuments() {
+  try {
+    state.documents = (await api("/documents")).documents;
+  } catch (error) {
+    ui.corpus.textContent = `Could not list the indexed articles. ${error.message}`;
+    return;
+  }
+  renderCorpus();
+}
+
+function chosenFilters() {
+  const filters = {};
+  if (ui.filterSource.value) filters.source = ui.filterSource.value;
+  if (ui.filterFrom.value) filters.published_from = ui.filterFrom.value;
+  if (ui.filterTo.value) filters.published_to = ui.filterTo.value;
+  return Object.keys(filters).length ? filters : null;
+}
+
+function matches(doc, filters) {
+  if (!filters) return true;
+  if (filters.source && doc.source !== filters.source) return false;
+  if (filters.published_from && !(doc.published && doc.published >= filters.published_from)) return false;
+  if (filters.published_to && !(doc.published && doc.published <= filters.published_to)) return false;
+  return true;
+}
+
+function size(chars) {
+  return chars >= 1000 ? `${(chars / 1000).toFixed(1)}k characters` : `${chars} characters`;
+}
+
+function renderDocumentRows() {
+  const filters = chosenFilters();
+  const shown = state.documents.filter((d) => matches(d, filters));
+  ui.documentsCaption.textContent = `${shown.length} of ${state.documents.length} indexed articles`;
+  ui.documentsRows.replaceChildren(...shown.map((doc) => {
+    const remove = h("button", { type: "button", class: "secondary small",
+      "aria-label": `Delete ${doc.title || doc.doc_id}` }, "Delete");
+    remove.addEventListener("click", () => deleteDocument(doc));
+    return h("tr", { "data-doc-id": doc.doc_id }, h("td", {}, doc.title || doc.doc_id), h("td", {}, doc.source || "—"),
+      h("td", {}, formatDate(doc.published) || "—"), h("td", {}, size(doc.chars || 0)), h("td", {}, remove));
+  }));
+}
+
+async function deleteDocument(doc) {
+  if (!window.confirm(`Delete “${doc.title || doc.doc_id}” from the index?`)) return;
+  try {
+    await writeDocuments(`/documents/${encodeURIComponent(doc.doc_id)}`, { method: "DELETE" });
+    ui.documentsStatus.textContent = `Deleted “${doc.title || doc.doc_id}”.`;
+    state.docs.delete(doc.doc_id);
+  } catch (error) {
+    ui.documentsStatus.textContent = error.message;
+  }
+  await loadDocuments();
+  ui.uploadFiles.focus();
+}
+
+async function upload(event) {
+  event.preventDefault();
+  const files = [...ui.uploadFiles.files];
+  if (!files.length) {
+    ui.documentsStatus.textContent = "Choose one or more files first.";
+    return;
+  }
+  const form = new FormData();
+  for (const file of files) form.append("files", file, file.name);
+  ui.documentsStatus.textContent = `Uploading ${files.length} file${files.length === 1 ? "" : "s"}…`;
+  try {
+    const report = await writeDocuments("/documents", { method: "POST", body: form });
+    const done = [...report.added, ...report.replaced, ...report.unchanged].length;
+    const failed = report.failed.map((f) => `${f.file}: ${f.error}`);
+    ui.documentsStatus.textContent = [`${done} article${done === 1 ? "" : "s"} indexed.`, ...failed].join(" ");
+    ui.uploadForm.reset();
+  } catch (error) {
+    ui.documentsStatus.textContent = error.message;
+  }
+  await loadDocuments();
+}
+
+function describeFilters(filters) {
+  const parts = [];
+  if (filters.source) parts.push(filters.source);
+  if (filters.published_from || filters.published_to) {
+    parts.push(`${formatDate(filters.published_from) || "…"} – ${formatDate(filters.published_to) || "…"}`);
+  }
+  return `Asking only about: ${parts.join(", ")}`;
+}
+
+function setFilters(filters) {
+  state.filters = filters;
+  ui.filterChip.hidden = !filters;
+  ui.filterText.textContent = filters ? describeFilters(filters) : "";
+}
+
+// ---- the question box --------------------------------------------------------------------------------
+
+function updateCounter() {
+  const used = [...ui.question.value.trim()].length;
+  ui.counter.textContent = `${used} / ${state.maxChars}`;
+  ui.counter.classList.toggle("over", used > state.maxChars);
+  if (used > state.maxChars) {
+    ui.askStatus.textContent = `The question is ${used - state.maxChars} characters over the limit of ${state.maxChars}.`;
+  } else if (!state.controller && ui.askStatus.textContent.includes("over the limit")) {
+    ui.askStatus.textContent = HINT;
+  }
+}
+
+function submitQuestion(question) {
+  if (state.controller) {
+    ui.askStatus.textContent = "An answer is still being written: wait for it, or press Stop.";
+    return;
+  }
+  ui.question.value = "";
+  updateCounter();
+  ask(question);
+}
+
+async function loadLimits() {
+  try {
+    const health = await api("/health");
+    if (Number.isInteger(health.max_question_chars)) state.maxChars = health.max_question_chars;
+  } catch { /* keep the default; /health is 503 while the store is down, with no body we need */ }
+  updateCounter();
 }
 
 // ---- wiring ------------------------------------------------------------------------------------------
@@ -364,9 +949,7 @@ function closePanel() {
 ui.form.addEventListener("submit", (event) => {
   event.preventDefault();
   const question = ui.question.value.trim();
-  if (!question || state.controller) return;
-  ui.question.value = "";
-  ask(question);
+  if (question) submitQuestion(question);
 });
 
 ui.question.addEventListener("keydown", (event) => {
@@ -375,20 +958,39 @@ ui.question.addEventListener("keydown", (event) => {
     ui.form.requestSubmit();
   }
 });
-
+ui.question.addEventListener("input", updateCounter);
+ui.stop.addEventListener("click", stopAnswer);
 ui.newChat.addEventListener("click", () => {
-  if (state.controller) state.controller.abort();
-  state.controller = null;
-  setBusy(false);
-  setConversation(null);
-  state.docs.clear();
-  ui.log.replaceChildren();
-  ui.intro.hidden = false;
-  closePanel();
+  startNewChat();
+  loadHistory(); // the previous conversation stays in the list
+});
+ui.historyToggle.addEventListener("click", () => {
+  setHistoryOpen(ui.historyToggle.getAttribute("aria-expanded") !== "true");
+});
+ui.docClose.addEventListener("click", closePanel);
+
+ui.openDocuments.addEventListener("click", () => {
+  ui.documents.showModal();
+  loadDocuments();
+});
+ui.documentsClose.addEventListener("click", () => ui.documents.close());
+ui.documents.addEventListener("close", () => ui.openDocuments.focus());
+for (const field of [ui.filterSource, ui.filterFrom, ui.filterTo]) field.addEventListener("change", renderDocumentRows);
+ui.askThese.addEventListener("click", () => {
+  setFilters(chosenFilters());
+  ui.documents.close();
   ui.question.focus();
 });
+ui.filterClear.addEventListener("click", () => {
+  setFilters(null);
+  ui.question.focus();
+});
+ui.uploadForm.addEventListener("submit", upload);
 
-ui.docClose.addEventListener("click", closePanel);
-document.addEventListener("keydown", (event) => {
-  if (event.key === "Escape" && !ui.panel.hidden) closePanel();
+ui.question.focus();
+loadLimits();
+loadDocuments();
+loadHistory().then(() => {
+  const kept = sessionStorage.getItem(CONVERSATION_KEY);
+  if (kept && !ui.log.children.length) openConversation(kept);
 });

@@ -1,7 +1,14 @@
-"""Ingest-time data the extractive answerer declares: a vector for every sentence, so answering a question
-costs one embedding (the question's) and a dot product per candidate sentence."""
+"""Data the extractive answerer declares: a vector for every sentence, so answering a question costs one
+embedding (the question's) and a dot product per candidate sentence. The vectors are made at ingest
+(`separate`, `pooled`) or on first use and kept in memory (`lazy`)."""
 
 from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+
+import numpy as np
 
 from qa.sources.article import Article
 
@@ -43,13 +50,51 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 
 
 class SentenceVectors:
-    """Every sentence of the article, embedded at ingest and stored as `sentence` spans: pooled from the
-    chunk's forward pass (`in_chunk`, no second pass over the text) or each sentence embedded alone."""
+    """Every sentence of the article, stored as `sentence` spans: embedded at ingest, pooled from the chunk's
+    forward pass (`in_chunk`, no second pass over the text) or each sentence alone; or, with `at_ingest`
+    False, stored without vectors for LazySentenceVectors to embed when an answer first reads them."""
 
     kind = SENTENCE_VECTORS
 
-    def __init__(self, in_chunk: bool = False) -> None:
+    def __init__(self, in_chunk: bool = False, at_ingest: bool = True) -> None:
         self.in_chunk = in_chunk
+        self.at_ingest = at_ingest
 
     def spans(self, article: Article) -> list[tuple[int, int]]:
         return sentence_spans(article.text)
+
+
+class LazySentenceVectors:
+    """Sentence vectors embedded on first use and kept in memory, most recently used first (a bounded LRU
+    keyed by the sentence text, so a sentence shared by syndicated copies is embedded once).
+
+    Each sentence is embedded alone, as `separate` does at ingest, and rounded through float16 as the store
+    keeps vectors, so answers are the same as with vectors made at ingest; an ingest then embeds only the
+    chunks, and a question pays for the sentences of the passages no earlier question read (tens of short
+    texts). Each process keeps its own cache; nothing is written to the stores on the read path.
+    """
+
+    def __init__(self, embed: Callable[[list[str]], np.ndarray], capacity: int = 50_000) -> None:
+        self.embed = embed
+        self.capacity = capacity
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def vectors(self, texts: list[str]) -> list[np.ndarray]:
+        """One vector per text, embedding (in one batch) only those not in the cache."""
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            for text in texts:
+                vector = self._cache.get(text)
+                if vector is not None:
+                    self._cache.move_to_end(text)
+                    found[text] = vector
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        if missing:
+            made = self.embed(missing).astype(np.float16).astype(np.float32)
+            with self._lock:
+                for text, vector in zip(missing, made, strict=True):
+                    found[text] = self._cache[text] = vector
+                while len(self._cache) > self.capacity:
+                    self._cache.popitem(last=False)
+        return [found[t] for t in texts]

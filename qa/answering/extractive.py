@@ -12,7 +12,7 @@ import numpy as np
 from qa.answering import Answer, AnswerContext, Citation, Disagreement, Quote
 from qa.answering.answer_types import AnswerType, Expectation
 from qa.answering.citations import REFUSAL_PREFIX, last_sentence, refusal_text, tokens_of
-from qa.answering.enrichments import SENTENCE_VECTORS, SentenceVectors
+from qa.answering.enrichments import SENTENCE_VECTORS, LazySentenceVectors, SentenceVectors
 from qa.answering.news import (
     Stated,
     about_topic,
@@ -136,6 +136,7 @@ class ExtractiveAnswerer:
         passages_considered: int = 5, margin: float = 0.08, sentences: SentenceVectors | None = None,
     ) -> None:
         self.enrichments = (sentences or SentenceVectors(),)
+        self.on_use = None if self.enrichments[0].at_ingest else LazySentenceVectors(embed)
         self.docs = docs
         self.embed = embed
         self.threshold = refusal_threshold
@@ -155,10 +156,9 @@ class ExtractiveAnswerer:
         # yes/no and why: the evidence must speak of what is asked, not only of who is involved
         predicate = predicate_terms(expect.question) if form in ("why", "yes-no") else []
         topic = about_topic(question)  # "What about Iran?": the evidence speaks of Iran
-        found: list[_Candidate] = []
+        sentences: list[tuple[int, int, int, str, np.ndarray]] = []
         seen: set[tuple[str, int]] = set()
         for index, passage in enumerate(retrieval.passages[: self.passages_considered]):
-            day = published_day(passage)
             for start, end, vector in self.docs.spans_in(SENTENCE_VECTORS, passage.doc_id, passage.start, passage.end):
                 if (passage.doc_id, start) in seen:
                     continue
@@ -166,23 +166,31 @@ class ExtractiveAnswerer:
                 text = passage.text[start - passage.start : end - passage.start]
                 if len(text.split()) < MIN_SENTENCE_WORDS or text.strip() == passage.title.strip():
                     continue  # headlines and cross-heads restate topics; they do not answer
-                overlap = len(q_terms & set(terms(text))) / len(q_terms) if q_terms else 0.0
-                dense = float(np.dot(vector, query_vector))
-                typed = expect.met_by(text, passage.text, self.gazetteer, passage.source)
-                score = dense + self.keyword_weight * overlap - (0.0 if typed else 0.25)
-                if follow_up:
-                    score += self.keyword_weight * len(follow_up & set(terms(text))) / len(follow_up)
-                if topic and not topic & set(terms(text)):
-                    typed = False
-                if predicate:
-                    typed = typed and speaks_of(predicate, set(terms(text)), strict=form == "yes-no")
-                if form == "why":
-                    strength = reason_strength(text)
-                    typed = typed and strength > 0
-                    score += REASON_BONUS * (strength == 2)
-                if is_correction(text):
-                    score += CORRECTION_BONUS
-                found.append(_Candidate(index, start, end, text, score, typed, day, overlap))
+                sentences.append((index, start, end, text, vector))
+        if self.on_use is not None and sentences:  # vectors made on first use (QA_SENTENCE_VECTORS=lazy)
+            made = self.on_use.vectors([text for _, _, _, text, _ in sentences])
+            sentences = [(i, s, e, t, v) for (i, s, e, t, _), v in zip(sentences, made, strict=True)]
+        found: list[_Candidate] = []
+        for index, start, end, text, vector in sentences:
+            passage = retrieval.passages[index]
+            day = published_day(passage)
+            overlap = len(q_terms & set(terms(text))) / len(q_terms) if q_terms else 0.0
+            dense = float(np.dot(vector, query_vector))
+            typed = expect.met_by(text, passage.text, self.gazetteer, passage.source)
+            score = dense + self.keyword_weight * overlap - (0.0 if typed else 0.25)
+            if follow_up:
+                score += self.keyword_weight * len(follow_up & set(terms(text))) / len(follow_up)
+            if topic and not topic & set(terms(text)):
+                typed = False
+            if predicate:
+                typed = typed and speaks_of(predicate, set(terms(text)), strict=form == "yes-no")
+            if form == "why":
+                strength = reason_strength(text)
+                typed = typed and strength > 0
+                score += REASON_BONUS * (strength == 2)
+            if is_correction(text):
+                score += CORRECTION_BONUS
+            found.append(_Candidate(index, start, end, text, score, typed, day, overlap))
         found = _without_corrected(found)
         found.sort(key=lambda c: (-c.score, c.passage_index, c.start))
         return found
@@ -341,4 +349,5 @@ def build(context: AnswerContext) -> ExtractiveAnswerer:
     settings = context.settings
     return ExtractiveAnswerer(context.docs, context.embedder.embed, settings.refusal_threshold, Gazetteer(),
                               settings.max_answer_sentences,
-                              sentences=SentenceVectors(in_chunk=settings.sentence_vectors == "pooled"))
+                              sentences=SentenceVectors(in_chunk=settings.sentence_vectors == "pooled",
+                                                        at_ingest=settings.sentence_vectors != "lazy"))

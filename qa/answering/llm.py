@@ -122,13 +122,15 @@ class ChatModel:
         return content
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int = 400) -> Iterator[str]:
+        """Deltas of the reply; closing this generator (the reader went away) closes the HTTP response."""
         try:
-            for chunk in self.client.chat.completions.create(
+            with self.client.chat.completions.create(
                 model=self.model, messages=messages, temperature=0, max_tokens=max_tokens, stream=True
-            ):
-                delta = _delta(chunk)
-                if delta:
-                    yield delta
+            ) as chunks:
+                for chunk in chunks:
+                    delta = _delta(chunk)
+                    if delta:
+                        yield delta
         except _service_errors() as exc:
             raise _unavailable(exc) from exc
 

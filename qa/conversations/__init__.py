@@ -1,5 +1,5 @@
 """Stage 6, conversations: the turns of each conversation (SQLite) and the rewriting of follow-ups into
-standalone questions (offline rule, or the LLM when configured).
+standalone questions (offline rule, or the LLM when configured); readers' feedback on answers (feedback.py).
 
 May import: qa.errors, qa.config. The LLM rewriter gets a `complete` callable from the service; it does not
 import the answering stage.

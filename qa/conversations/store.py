@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import sqlite3
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from qa.errors import BadRequest, NotFound
+from qa.sqlite_local import ThreadLocalSQLite
 
 CONVERSATION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 LOCAL_CLIENT = "local"  # the owner of conversations started in-process (CLI, `qa eval` without --url)
 TITLE_CHARS = 200
 STORED_CHARS = 4000  # each of a turn's question, standalone question and answer is kept to this many characters
+RESULT_CHARS = 100_000  # a turn's answer object (JSON, to re-show it with its citations) is kept up to this size
 
 
 def _bounded(text: str) -> str:
@@ -28,6 +30,21 @@ class Turn:
     question: str
     standalone: str
     answer: str
+    result: str | None = None  # the answer object as JSON, so the turn can be shown again with its citations
+
+
+def _bounded_result(result: str | None) -> str | None:
+    """The answer object if it fits RESULT_CHARS; else the same without its passages; else nothing (the turn
+    is then shown again as its answer text alone)."""
+    if result is None or len(result) <= RESULT_CHARS:
+        return result
+    try:
+        data = json.loads(result)
+    except ValueError:
+        return None
+    data["passages"] = []
+    smaller = json.dumps(data, ensure_ascii=False)
+    return smaller if len(smaller) <= RESULT_CHARS else None
 
 
 class ConversationStore:
@@ -37,11 +54,14 @@ class ConversationStore:
     that does not exist and one that belongs to another client get the same NotFound, so nothing leaks.
     """
 
-    def __init__(self, path: Path, max_turns: int) -> None:
+    def __init__(self, path: Path, max_turns: int, kept_turns: int | None = None) -> None:
+        """`max_turns`: the last turns given as context; `kept_turns` (default `max_turns`): the turns kept for
+        reopening a conversation, older ones deleted."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.max_turns = max_turns
-        self._local = threading.local()
+        self.kept_turns = max_turns if kept_turns is None else kept_turns
+        self._db = ThreadLocalSQLite(path)
         self._db().executescript(
             "CREATE TABLE IF NOT EXISTS turns (conversation_id TEXT NOT NULL, idx INTEGER NOT NULL,"
             " question TEXT NOT NULL, standalone TEXT NOT NULL, answer TEXT NOT NULL,"
@@ -50,15 +70,13 @@ class ConversationStore:
             " created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), title TEXT NOT NULL);"
             "CREATE INDEX IF NOT EXISTS conversations_client ON conversations(client, created)"
         )
-
-    def _db(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across crashes, no fsync per turn
-            self._local.conn = conn
-        return conn
+        columns = {row[1] for row in self._db().execute("PRAGMA table_info(turns)")}
+        if "result" not in columns:  # a data folder from before turns kept their answer object
+            try:
+                self._db().execute("ALTER TABLE turns ADD COLUMN result TEXT")
+            except sqlite3.OperationalError as exc:  # another worker added it first
+                if "duplicate column" not in str(exc):
+                    raise
 
     def resolve_id(self, conversation_id: str | None, client: str = LOCAL_CLIENT) -> str:
         """A new id when none is given; else the given one, if it exists and belongs to `client`."""
@@ -79,6 +97,55 @@ class ConversationStore:
         ).fetchall()
         return [{"id": r[0], "created": r[1], "title": r[2]} for r in rows]
 
+    def _owned(self, conversation_id: str, client: str) -> tuple[str, str]:
+        """(created, title) of a conversation of `client`; NotFound for a malformed, unknown or foreign id."""
+        row = None
+        if CONVERSATION_ID.match(conversation_id):
+            row = self._db().execute("SELECT created, title FROM conversations WHERE id=? AND client=?",
+                                     (conversation_id, client)).fetchone()
+        if row is None:
+            raise NotFound("no such conversation")
+        return row[0], row[1]
+
+    def get(self, conversation_id: str, client: str) -> dict[str, object]:
+        """One of `client`'s conversations with its kept turns, oldest first (each with its answer object when
+        it was stored); NotFound for another client's."""
+        created, title = self._owned(conversation_id, client)
+        rows = self._db().execute(
+            "SELECT question, answer, result, created FROM turns WHERE conversation_id=? ORDER BY idx",
+            (conversation_id,),
+        ).fetchall()
+        turns = []
+        for question, answer, result, turn_created in rows:
+            try:
+                parsed = json.loads(result) if result else None
+            except ValueError:
+                parsed = None
+            turns.append({"question": question, "answer_text": answer, "answer": parsed, "created": turn_created})
+        return {"id": conversation_id, "created": created, "title": title, "turns": turns}
+
+    def rename(self, conversation_id: str, client: str, title: str) -> dict[str, str]:
+        """Give one of `client`'s conversations a new title (whitespace collapsed, at most TITLE_CHARS)."""
+        title = " ".join(title.split())[:TITLE_CHARS]
+        if not title:
+            raise BadRequest("title is empty")
+        created, _ = self._owned(conversation_id, client)
+        self._db().execute("UPDATE conversations SET title=? WHERE id=? AND client=?", (title, conversation_id, client))
+        return {"id": conversation_id, "created": created, "title": title}
+
+    def delete(self, conversation_id: str, client: str) -> None:
+        """Remove one of `client`'s conversations and all its turns."""
+        self._owned(conversation_id, client)
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM turns WHERE conversation_id=?", (conversation_id,))
+            db.execute("DELETE FROM conversations WHERE id=? AND client=?", (conversation_id, client))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
     def history(self, conversation_id: str) -> list[Turn]:
         rows = self._db().execute(
             "SELECT question, standalone, answer FROM turns WHERE conversation_id=? ORDER BY idx DESC LIMIT ?",
@@ -94,15 +161,15 @@ class ConversationStore:
             db.execute("INSERT OR IGNORE INTO conversations (id, client, title) VALUES (?, ?, ?)",
                        (conversation_id, client, " ".join(turn.question.split())[:TITLE_CHARS]))
             db.execute(
-                "INSERT INTO turns (conversation_id, idx, question, standalone, answer) VALUES (?,"
-                " (SELECT COALESCE(MAX(idx), -1) + 1 FROM turns WHERE conversation_id=?), ?, ?, ?)",
+                "INSERT INTO turns (conversation_id, idx, question, standalone, answer, result) VALUES (?,"
+                " (SELECT COALESCE(MAX(idx), -1) + 1 FROM turns WHERE conversation_id=?), ?, ?, ?, ?)",
                 (conversation_id, conversation_id, _bounded(turn.question), _bounded(turn.standalone),
-                 _bounded(turn.answer)),
+                 _bounded(turn.answer), _bounded_result(turn.result)),
             )
             db.execute(
                 "DELETE FROM turns WHERE conversation_id=? AND idx <= (SELECT MAX(idx) FROM turns"
                 " WHERE conversation_id=?) - ?",
-                (conversation_id, conversation_id, self.max_turns),
+                (conversation_id, conversation_id, self.kept_turns),
             )
         except BaseException:
             db.execute("ROLLBACK")

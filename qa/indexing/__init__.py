@@ -18,10 +18,13 @@ class Enrichment(Protocol):
     `in_chunk` asks for each span's vector to be pooled from the forward pass of a chunk that holds the span
     whole (its contextual token states, averaged), instead of a second pass that embeds the span alone; a
     span no chunk holds whole is embedded alone. Embedders that cannot pool (the API one) embed spans alone.
+    `at_ingest` False stores only the spans (with empty vectors): the answerer embeds them when it first reads
+    them, so an ingest embeds nothing but the chunks.
     """
 
     kind: str
     in_chunk: bool
+    at_ingest: bool
 
     def spans(self, article: Article) -> list[tuple[int, int]]:
         """Character spans of the article text to embed, in order."""

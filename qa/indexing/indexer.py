@@ -217,7 +217,7 @@ class Indexer:
     def fingerprint(self, article: Article) -> str:
         """What decides whether an article must be re-indexed: its content, how it is chunked, and which
         enrichments it carries (an answerer that needs another one makes the next ingest re-index)."""
-        kinds = ",".join(sorted(f"{e.kind}{':in-chunk' if self._pools(e) else ''}" for e in self.enrichments))
+        kinds = ",".join(sorted(f"{e.kind}{self._how(e)}" for e in self.enrichments))
         return hashlib.sha256(f"{article.content_hash}|{self.chunker.signature}|{kinds}".encode()).hexdigest()
 
     def check_model(self) -> None:
@@ -361,7 +361,16 @@ class Indexer:
 
     def _pools(self, enrichment: Enrichment) -> bool:
         """Whether this enrichment's vectors come from the chunks' forward pass (see Enrichment.in_chunk)."""
-        return enrichment.in_chunk and isinstance(self.embedder, SpanEmbedder)
+        return enrichment.at_ingest and enrichment.in_chunk and isinstance(self.embedder, SpanEmbedder)
+
+    def _how(self, enrichment: Enrichment) -> str:
+        """How an enrichment's vectors are made, as its fingerprint records it."""
+        return ":in-chunk" if self._pools(enrichment) else ("" if enrichment.at_ingest else ":on-use")
+
+    @property
+    def _deferred(self) -> set[str]:
+        """Kinds whose spans are stored without vectors (embedded by the answerer on first use)."""
+        return {e.kind for e in self.enrichments if not e.at_ingest}
 
     def _embed(self, group: _Group) -> np.ndarray:
         """The group's texts (each article's chunks, then its spans) embedded in slices of PROGRESS_TEXTS, so
@@ -372,11 +381,13 @@ class Indexer:
             return self._embed_pooled(group, pooled)
         texts: list[str] = []
         owners: list[str] = []
+        deferred = self._deferred
         for article, chunks, spans, _ in group.articles:
             before = len(texts)
             texts.extend(article.text[c.start : c.end] for c in chunks)
-            for kind_spans in spans.values():
-                texts.extend(article.text[s:e] for s, e in kind_spans)
+            for kind, kind_spans in spans.items():
+                if kind not in deferred:
+                    texts.extend(article.text[s:e] for s, e in kind_spans)
             owners.extend([article.doc_id] * (len(texts) - before))
         parts: list[np.ndarray] = []
         for start in range(0, len(texts), PROGRESS_TEXTS):
@@ -405,8 +416,9 @@ class Indexer:
             for k, key in enumerate(keys):
                 if whole[c][k]:
                     sums[key] = sums[key] + span_vectors[c][k] if key in sums else span_vectors[c][k].copy()
+        deferred = self._deferred
         alone = [(a, kind, j) for a, (_, _, spans, _) in enumerate(group.articles) for kind in spans
-                 for j in range(len(spans[kind])) if (a, kind, j) not in sums]
+                 if kind not in deferred for j in range(len(spans[kind])) if (a, kind, j) not in sums]
         if alone:
             texts = [group.articles[a][0].text[slice(*group.articles[a][2][kind][j])] for a, kind, j in alone]
             sums.update(zip(alone, self.embedder.embed(texts), strict=True))
@@ -416,6 +428,8 @@ class Indexer:
             out.append(chunk_vectors[at : at + len(chunks)])
             at += len(chunks)
             for kind, kind_spans in spans.items():
+                if kind in deferred:
+                    continue
                 rows = np.array([sums[(a, kind, j)] for j in range(len(kind_spans))], dtype=np.float32)
                 out.append(_unit(rows.reshape(len(kind_spans), chunk_vectors.shape[1])))
         return np.concatenate(out)
@@ -435,6 +449,7 @@ class Indexer:
         metadatas: list[dict[str, str | int]] = []
         chunk_vectors: list[np.ndarray] = []
         enrichment_rows: list[dict[str, SpanRows]] = []
+        deferred = self._deferred
         at = 0
         for article, chunks, spans, _ in group.articles:
             self.docs.mark_pending(article.doc_id)
@@ -445,6 +460,9 @@ class Indexer:
             at += len(chunks)
             rows: dict[str, SpanRows] = {}
             for kind, kind_spans in spans.items():
+                if kind in deferred:  # spans only: the answerer embeds them when it first reads them
+                    rows[kind] = SpanRows(kind_spans, np.empty((len(kind_spans), 0), dtype=np.float32))
+                    continue
                 rows[kind] = SpanRows(kind_spans, vectors[at : at + len(kind_spans)])
                 at += len(kind_spans)
             enrichment_rows.append(rows)

@@ -6,8 +6,6 @@ import calendar
 import hashlib
 import json
 import re
-import sqlite3
-import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from qa.sources.extract import Extracted, extract_html
 from qa.sources.fetch import Fetched, Fetcher, FetchFailed, FetchRefused
+from qa.sqlite_local import ThreadLocalSQLite
 
 FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/rdf+xml", "application/feed+json")
 XML_TYPES = ("application/xml", "text/xml")
@@ -125,19 +124,10 @@ class SQLiteValidatorCache:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._local = threading.local()
+        self._db = ThreadLocalSQLite(path)
         with self._db() as db:
             db.execute("CREATE TABLE IF NOT EXISTS validators (url TEXT PRIMARY KEY, etag TEXT, "
                        "last_modified TEXT, doc_id TEXT, entries TEXT)")
-
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            self._local.db = db
-        return db
 
     def get(self, url: str) -> tuple[str | None, str | None, str | None, list[dict] | None] | None:
         row = self._db().execute("SELECT etag, last_modified, doc_id, entries FROM validators WHERE url = ?",
@@ -157,10 +147,7 @@ class SQLiteValidatorCache:
         self._db().execute("DELETE FROM validators WHERE doc_id = ?", (doc_id,))
 
     def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        self._db.close_thread()
 
 
 def _kind(fetched: Fetched) -> str:

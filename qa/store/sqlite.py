@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import sqlite3
-import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -33,6 +32,7 @@ import numpy as np
 
 from qa.lexicon import ANALYZER_VERSION, terms
 from qa.sources.article import Article
+from qa.sqlite_local import ThreadLocalSQLite
 from qa.store import ChunkRow, SpanRows, SqlFilter, StoredChunk
 
 DOCUMENTS_TABLE = """CREATE TABLE IF NOT EXISTS documents (
@@ -101,7 +101,7 @@ class SQLiteStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
+        self._conn = ThreadLocalSQLite(path, rows=True)
         self._migrate_legacy()
         self._conn().executescript(SCHEMA)
         self._add_columns()
@@ -109,22 +109,9 @@ class SQLiteStore:
 
     # ---- connection and transactions --------------------------------------------------------------------
 
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.row_factory = sqlite3.Row
-            self._local.conn = conn
-        return conn
-
     def close_thread(self) -> None:
         """Close the calling thread's connection (a worker thread about to end: its own would linger until GC)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            self._local.conn = None
-            conn.close()
+        self._conn.close_thread()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

@@ -1,0 +1,93 @@
+"""Readers' ratings of answers, kept in SQLite beside the conversations, and their export as eval items."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+NOTE_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """One thumbs up or down on an answer, with what was asked, answered and cited."""
+
+    rating: str  # "up" or "down"
+    question: str
+    answer: str = ""
+    refused: bool = False
+    note: str | None = None
+    conversation_id: str | None = None
+    client: str = ""
+    evidence: tuple[str, ...] = field(default_factory=tuple)  # the quotes the answer cited
+    doc_ids: tuple[str, ...] = field(default_factory=tuple)
+
+
+class FeedbackStore:
+    """A `feedback` table in the conversations database (one file per data folder, shared by workers)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        with self._db() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS feedback (id INTEGER PRIMARY KEY AUTOINCREMENT, rating TEXT NOT NULL,"
+                " question TEXT NOT NULL, answer TEXT NOT NULL, refused INTEGER NOT NULL, note TEXT,"
+                " conversation_id TEXT, client TEXT NOT NULL, evidence TEXT NOT NULL, doc_ids TEXT NOT NULL,"
+                " created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))"
+            )
+
+    def _db(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=30)
+
+    def add(self, item: Feedback) -> int:
+        """Store a rating; returns its id."""
+        note = (item.note or "").strip()[:NOTE_CHARS] or None
+        with self._db() as db:
+            cursor = db.execute(
+                "INSERT INTO feedback (rating, question, answer, refused, note, conversation_id, client, evidence,"
+                " doc_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (item.rating, item.question, item.answer, int(item.refused), note, item.conversation_id, item.client,
+                 json.dumps(list(item.evidence)), json.dumps(list(item.doc_ids))),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def all(self) -> list[dict[str, Any]]:
+        with self._db() as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute("SELECT * FROM feedback ORDER BY id").fetchall()
+        return [{**dict(r), "refused": bool(r["refused"]), "evidence": json.loads(r["evidence"]),
+                 "doc_ids": json.loads(r["doc_ids"])} for r in rows]
+
+
+def as_eval_items(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(eval items, items to review) in eval/data's questions.jsonl format.
+
+    A thumbs-up on an answer becomes an answerable item whose evidence is what the answer quoted; a thumbs-up
+    on a refusal an unanswerable one. A thumbs-down says the answer was wrong but not what is right, so it
+    goes to the review list for a person to write the gold answer and evidence."""
+    items, review = [], []
+    for row in rows:
+        item: dict[str, Any] = {"id": f"fb{row['id']:04d}", "question": row["question"],
+                                "kind": f"feedback-{row['rating']}", "rated_answer": row["answer"],
+                                "note": row["note"], "created": row["created"]}
+        if row["rating"] == "up" and row["refused"]:
+            items.append({**item, "answerable": False})
+        elif row["rating"] == "up" and row["evidence"]:
+            items.append({**item, "answerable": True, "evidence": row["evidence"], "doc_ids": row["doc_ids"]})
+        else:
+            review.append({**item, "cited_evidence": row["evidence"], "cited_doc_ids": row["doc_ids"]})
+    return items, review
+
+
+def export(rows: list[dict[str, Any]], folder: Path) -> tuple[int, int]:
+    """Write folder/questions.jsonl (loadable by `qa eval --data folder`) and folder/review.jsonl."""
+    items, review = as_eval_items(rows)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, lines in (("questions.jsonl", items), ("review.jsonl", review)):
+        text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+        (folder / name).write_text(text, "utf-8")
+    return len(items), len(review)

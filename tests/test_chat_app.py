@@ -1,0 +1,438 @@
+"""The chat page as a chat app (issue 15), in Debian's headless Chromium against the real `qa serve`:
+conversation history, Stop, Retry, Copy, the Documents dialog, the empty state, feedback, citations per
+article, and accessibility (axe-core from the npm registry, in tests/js/) in every state."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import LLMServer
+from tests.fake_llm import Reply
+from tests.page_checks import axe
+from tests.support import CHROMIUM, ROOT, api_server
+
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium chromium-driver)", allow_module_level=True)
+pytest.importorskip("pytest_playwright", reason="pip install playwright pytest-playwright (never `playwright install`)")
+
+from playwright.sync_api import Dialog, Locator, Page, expect
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = ROOT / "test-artifacts"
+FINISHED = re.compile(r"^(done|refused|error|stopped)$")
+KEY = "page-test-key"
+SHAYRAT = "Where is the Shayrat Airbase?"
+
+
+@pytest.fixture(autouse=True)
+def _page_checks(page: Page) -> Iterator[None]:
+    """Generous waits (a busy CI box) and no uncaught JavaScript error in any test."""
+    expect.set_options(timeout=15_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+@pytest.fixture(scope="module")
+def data_dir(seeded_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("chat-app") / "data"
+    shutil.copytree(seeded_dir, target)
+    return target
+
+
+@pytest.fixture(scope="module")
+def server(data_dir: Path) -> Iterator[str]:
+    """One server for the module, extractive answers, with an API key so the page must ask for it."""
+    with api_server(data_dir, QA_API_KEY=KEY) as url:
+        yield url
+
+
+def screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"app-{name}.png"))
+
+
+def small_targets(page: Page) -> list[dict[str, Any]]:
+    """Visible controls under 24x24 px (WCAG 2.2 target size)."""
+    return page.evaluate("""() => [...document.querySelectorAll('button, a, input, select, textarea, summary')]
+        .filter(e => e.offsetParent !== null)
+        .map(e => ({name: e.getAttribute('aria-label') || e.textContent.trim().slice(0, 30),
+                    w: e.getBoundingClientRect().width, h: e.getBoundingClientRect().height}))
+        .filter(r => r.w < 24 || r.h < 24)""")
+
+
+def ask(page: Page, question: str) -> Locator:
+    turns = page.locator("#log > li.turn")
+    before = turns.count()
+    box = page.get_by_label("Your question")
+    box.fill(question)
+    box.press("Enter")
+    expect(turns).to_have_count(before + 1)
+    answer = turns.nth(before).locator("article.answer")
+    expect(answer).to_have_attribute("data-state", FINISHED)
+    return answer
+
+
+def answered(page: Page, question: str = SHAYRAT) -> Locator:
+    answer = ask(page, question)
+    expect(answer).to_have_attribute("data-state", "done")
+    return answer
+
+
+def conversations(page: Page) -> list[dict[str, Any]]:
+    """The page's own list, as the server holds it (the request carries the page's cookie)."""
+    return page.evaluate("fetch('/conversations').then(r => r.json())")["conversations"]
+
+
+def test_empty_state_says_what_is_indexed_and_asks_an_example(page: Page, server: str) -> None:
+    page.goto(server)
+    expect(page.get_by_label("Your question")).to_be_focused()
+    expect(page.locator("#corpus")).to_have_text(re.compile(r"^5 articles from .+ · \d+ \w+ – \d+ \w+ 2017$"))
+    for outlet in {d["source"] for d in httpx.get(f"{server}/documents").json()["documents"] if d["source"]}:
+        expect(page.locator("#corpus")).to_contain_text(outlet)
+    assert httpx.get(f"{server}/static/favicon.svg").status_code == 200
+    assert page.evaluate("document.querySelector('link[rel=icon]').href").endswith("/static/favicon.svg")
+    expect(page.locator("#counter")).to_have_text("0 / 2000")
+    page.get_by_label("Your question").fill("Shayrat")
+    expect(page.locator("#counter")).to_have_text("7 / 2000")
+    page.get_by_label("Your question").fill("")
+    examples = page.locator("#example-list button")
+    expect(examples.first).to_be_visible()
+    axe(page, "empty")
+    screenshot(page, "empty")
+    question = examples.first.text_content()
+    examples.first.click()
+    turn = page.locator("#log > li.turn").first
+    expect(turn.locator(".question")).to_have_text(question or "")
+    expect(turn.locator("article.answer")).to_have_attribute("data-state", re.compile("^(done|refused)$"))
+
+
+def test_conversations_survive_reload_reopen_rename_and_delete(page: Page, server: str) -> None:
+    page.goto(server)
+    first = answered(page)
+    citations_before = first.locator("details.sources li").count()
+    ask(page, "When did it happen?")
+    nav = page.get_by_role("navigation", name="Conversations")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    expect(nav.get_by_role("button", name=SHAYRAT, exact=True)).to_be_visible()
+
+    page.get_by_role("button", name="New chat").click()
+    expect(page.locator("#log > li")).to_have_count(0)
+    answered(page, "Who did Trump fire?")
+    page.reload()
+    expect(nav.get_by_role("button", name="Who did Trump fire?", exact=True)).to_be_visible()  # newest first
+    titles = [c["title"] for c in conversations(page)]
+    assert titles[:2] == ["Who did Trump fire?", SHAYRAT]
+    expect(nav.locator(".history-open")).to_have_text(titles)
+    expect(page.locator("#log > li.turn")).to_have_count(1)  # the open conversation came back on reload
+
+    nav.get_by_role("button", name=SHAYRAT, exact=True).click()
+    turns = page.locator("#log > li.turn")
+    expect(turns).to_have_count(2)
+    expect(turns.nth(0).locator(".question")).to_have_text(SHAYRAT)
+    expect(turns.nth(1).locator(".question")).to_have_text("When did it happen?")
+    expect(turns.nth(0).locator("details.sources li")).to_have_count(citations_before)
+    turns.nth(0).locator("button.cite").first.click()
+    expect(page.locator("#doc-panel")).to_have_attribute("data-state", "ready")
+    expect(page.locator("#doc-panel mark")).to_have_count(1)
+    page.keyboard.press("Escape")
+    screenshot(page, "reopened")
+
+    page.once("dialog", lambda d: d.accept("Shayrat strike"))
+    nav.get_by_role("button", name=f"Rename “{SHAYRAT}”").click()
+    expect(nav.get_by_role("button", name="Shayrat strike", exact=True)).to_be_visible()
+    assert any(c["title"] == "Shayrat strike" for c in conversations(page))
+
+    page.once("dialog", lambda d: d.accept())
+    expect(nav.get_by_role("button", name="Delete “Shayrat strike”").locator("svg")).to_have_count(1)
+    nav.get_by_role("button", name="Delete “Shayrat strike”").click()
+    expect(nav.get_by_role("button", name="Shayrat strike", exact=True)).to_have_count(0)
+    expect(page.locator("#log > li")).to_have_count(0)  # the open conversation was the deleted one
+    assert all(c["title"] != "Shayrat strike" for c in conversations(page))
+
+
+def test_stop_cancels_the_stream_and_keeps_no_half_answer(page: Page, llm_server: LLMServer) -> None:
+    url, llm = llm_server.url, llm_server.llm
+    llm.replies.clear()
+    llm.replies.append(Reply(" ".join(f"word{i}" for i in range(300)) + " [1]", word_delay=0.05))
+    page.goto(url)
+    box = page.get_by_label("Your question")
+    box.fill(SHAYRAT)
+    box.press("Enter")
+    answer = page.locator("#log article.answer").first
+    expect(answer.locator(".answer-text")).to_contain_text("word3")
+    stop = page.get_by_role("button", name="Stop")
+    expect(stop).to_be_visible()
+    expect(page.get_by_role("button", name="Ask")).to_be_hidden()
+    box.fill("Another question")
+    box.press("Enter")  # while streaming: said, not silently ignored
+    expect(page.locator("#ask-status")).to_contain_text("press Stop")
+    axe(page, "streaming")
+    screenshot(page, "streaming")
+    box.fill("why " * 600)  # typed while the answer streams: still said to be too long once it ends
+    abandoned = llm.abandoned
+    stop.click()
+    expect(answer).to_have_attribute("data-state", "stopped")
+    expect(page.locator("#ask-status")).to_contain_text("399 characters over the limit of 2000")
+    expect(answer.locator(".stopped-label")).to_have_text("Stopped")
+    expect(answer.get_by_role("button", name="Retry")).to_be_visible()
+    expect(page.get_by_role("button", name="Ask")).to_be_visible()
+    page.wait_for_function("() => true")
+    for _ in range(100):
+        if llm.abandoned > abandoned:
+            break
+        page.wait_for_timeout(50)
+    assert llm.abandoned == abandoned + 1, "the server went on reading the model after Stop"
+    assert conversations(page) == []  # the stopped first turn was never stored
+    expect(page.locator("#chat")).to_have_attribute("data-conversation-id", "")
+
+
+def test_retry_after_an_error_keeps_the_question_and_says_it_in_words(page: Page, server: str) -> None:
+    page.route("**/chat", lambda route: route.fulfill(status=500, json={"error": "internal error"}))
+    page.goto(server)
+    answer = ask(page, SHAYRAT)
+    expect(answer).to_have_attribute("data-state", "error")
+    message = answer.locator(".error-message")
+    expect(message).to_have_text("The server had a problem answering. Try again in a moment.")
+    screenshot(page, "error")
+    expect(page.get_by_label("Your question")).to_have_value(SHAYRAT)
+    page.unroute("**/chat")
+    answer.get_by_role("button", name="Retry").click()
+    turns = page.locator("#log > li.turn")
+    expect(turns).to_have_count(1)  # the failed turn is replaced
+    expect(turns.first.locator("article.answer")).to_have_attribute("data-state", "done")
+
+    refused = ask(page, "Who won the 2018 FIFA World Cup?")
+    expect(refused).to_have_attribute("data-state", "refused")
+    refused.get_by_role("button", name="Retry").click()
+    expect(turns).to_have_count(3)
+    expect(turns.nth(2).locator(".question")).to_have_text("Who won the 2018 FIFA World Cup?")
+    expect(turns.nth(2).locator("article.answer")).to_have_attribute("data-state", "refused")
+
+    page.get_by_label("Your question").fill("why " * 600)
+    expect(page.locator("#counter")).to_have_text("2399 / 2000")
+    expect(page.locator("#ask-status")).to_contain_text("399 characters over the limit of 2000")
+    long = ask(page, "why " * 600)
+    expect(long.locator(".error-message")).to_contain_text("The question was not accepted: question is longer than")
+    assert "HTTP" not in (long.locator(".error-message").text_content() or "")
+
+
+def test_copy_gives_the_answer_with_numbered_sources(page: Page, server: str) -> None:
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server)
+    page.goto(server)
+    with page.expect_response("**/chat") as response:
+        answer = answered(page)
+    done = next(json.loads(f.split("data: ", 1)[1]) for f in response.value.text().split("\n\n")
+                if f.startswith("event: done"))
+    answer.get_by_role("button", name="Copy").click()
+    expect(answer.locator(".copy-status")).to_have_text("Copied the answer and its sources.")
+    copied = page.evaluate("navigator.clipboard.readText()")
+    text, sources = copied.split("\n\nSources:\n")
+    assert text == answer.locator(".answer-text").text_content()
+    first = done["citations"][0]
+    line = sources.splitlines()[0]
+    assert line.startswith(f"[1] {first['title']}, {first['source']}, ") and "2017" in line
+    assert len(sources.splitlines()) == len({c["doc_id"] for c in done["citations"]})
+
+
+def test_documents_dialog_lists_filters_uploads_deletes_and_restricts(page: Page, server: str) -> None:
+    prompts: list[str] = []
+
+    def on_dialog(dialog: Dialog) -> None:
+        prompts.append(dialog.type)
+        dialog.accept(KEY if dialog.type == "prompt" else None)
+
+    page.on("dialog", on_dialog)
+    page.goto(server)
+    page.get_by_role("button", name="Documents").click()
+    dialog = page.get_by_role("dialog", name="Documents")
+    expect(dialog).to_be_visible()
+    rows = dialog.locator("tbody tr")
+    expect(rows).to_have_count(5)
+    listed = httpx.get(f"{server}/documents").json()["documents"]
+    first = listed[0]
+    row = dialog.locator(f"tr[data-doc-id='{first['doc_id']}']")
+    expect(row).to_contain_text(first["title"])
+    expect(row).to_contain_text(first["source"])
+    expect(row).to_contain_text("characters")
+    axe(page, "documents open")
+    screenshot(page, "documents")
+    assert not small_targets(page)
+
+    outlet = first["source"]
+    dialog.get_by_label("Outlet").select_option(outlet)
+    expect(rows).to_have_count(sum(d["source"] == outlet for d in listed))
+
+    dialog.get_by_label("Add articles").set_input_files(
+        files=[{"name": "zorbton.txt", "mimeType": "text/plain",
+                "buffer": b"Marmalade festival in Zorbton\n\nZORBTON, March 3, 2017 - The Zorbton marmalade "
+                          b"festival was held in the Quillfield market hall on Friday, organisers said.\n"}])
+    dialog.get_by_role("button", name="Upload").click()
+    expect(dialog.locator("#documents-status")).to_contain_text("1 article indexed.", timeout=90_000)
+    dialog.get_by_label("Outlet").select_option("")
+    expect(rows).to_have_count(6)
+    dialog.get_by_role("button", name="Delete Marmalade festival in Zorbton").click()
+    expect(dialog.locator("#documents-status")).to_contain_text("Deleted")
+    expect(rows).to_have_count(5)
+    assert prompts.count("prompt") == 1  # the key was asked once, then kept for the tab
+    assert page.evaluate("sessionStorage.getItem('qa.apiKey')") == KEY
+    assert page.evaluate("localStorage.length") == 0
+
+    dialog.get_by_label("Outlet").select_option(outlet)
+    dialog.get_by_role("button", name="Ask about these").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#filter-chip")).to_contain_text(outlet)
+    with page.expect_request("**/chat") as request:
+        ask(page, SHAYRAT)
+    assert request.value.post_data_json["filters"] == {"source": outlet}
+    page.get_by_role("button", name="Clear filter").click()
+    with page.expect_request("**/chat") as request:
+        ask(page, SHAYRAT)
+    assert "filters" not in request.value.post_data_json
+
+    page.get_by_role("button", name="Documents").click()
+    dialog.get_by_label("Outlet").select_option("")
+    days = sorted(d["published"] for d in listed if d["published"])
+    since, until = days[1], days[-2]
+    dialog.get_by_label("From").fill(since)
+    dialog.get_by_label("To").fill(until)
+    expect(rows).to_have_count(sum(bool(d["published"]) and since <= d["published"] <= until for d in listed))
+    dialog.get_by_role("button", name="Ask about these").click()
+    with page.expect_request("**/chat") as request:
+        ask(page, SHAYRAT)
+    assert request.value.post_data_json["filters"] == {"published_from": since, "published_to": until}
+
+
+def test_feedback_is_stored_with_its_note(page: Page, server: str, data_dir: Path) -> None:
+    page.goto(server)
+    answer = answered(page)
+    for name in ("Good answer", "Bad answer"):  # drawn icons: an emoji is a box without a colour-emoji font
+        expect(answer.get_by_role("button", name=name).locator("svg")).to_have_count(1)
+    answer.get_by_role("button", name="Bad answer").click()
+    expect(answer.get_by_role("button", name="Bad answer")).to_have_attribute("aria-pressed", "true")
+    answer.get_by_label("Note (optional)").fill("the second source is off-topic")
+    answer.get_by_role("button", name="Send feedback").click()
+    expect(answer.locator(".feedback-status")).to_have_text("Thanks, your feedback was saved.")
+    with sqlite3.connect(data_dir / "conversations.sqlite") as db:
+        rows = db.execute("SELECT rating, question, note FROM feedback").fetchall()
+    assert ("down", SHAYRAT, "the second source is off-topic") in rows
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?])\s+", text) if 40 < len(s) < 300 and "[" not in s]
+
+
+def test_each_marker_highlights_its_sentence_and_one_article_is_one_source(page: Page, server: str) -> None:
+    docs = httpx.get(f"{server}/documents").json()["documents"]
+    a, b = (httpx.get(f"{server}/documents/{d['doc_id']}").json() for d in docs[:2])
+    one, two = _sentences(a["text"])[:2]
+    three = _sentences(b["text"])[0]
+
+    def cite(n: int, doc: dict[str, Any], sentence: str) -> dict[str, Any]:
+        start = doc["text"].index(sentence)
+        return {"n": n, "doc_id": doc["doc_id"], "title": doc["title"], "source": doc["source"],
+                "published": doc["published"], "text": sentence, "start": start, "end": start + len(sentence),
+                "score": 0.1, "quote": {"text": sentence, "start": start, "end": start + len(sentence)}}
+
+    # Two sentences of article A carry [1] (the second is not the citation's quote); [2] is another passage of
+    # A; [3] is article B. The page must show two sources and highlight, for each marker, its own sentence.
+    citations = [cite(1, a, one), cite(2, a, two), cite(3, b, three)]
+    text = f"{one} [1] {two} [1] {two} [2] {three} [3]"
+    done = {"question": "q", "standalone_question": "q", "answer": text, "refused": False, "citations": citations,
+            "passages": [], "conversation_id": "x" * 32, "mode": "llm", "notice": None, "timings_ms": {}}
+    body = f"event: sources\ndata: {json.dumps({'passages': []})}\n\nevent: done\ndata: {json.dumps(done)}\n\n"
+    page.route("**/chat", lambda route: route.fulfill(status=200, content_type="text/event-stream", body=body))
+    page.goto(server)
+    answer = answered(page, "anything")
+    markers = answer.locator(".answer-text button.cite")
+    expect(markers).to_have_text(["[1]", "[1]", "[1]", "[2]"])
+    sources = answer.locator("details.sources li")
+    expect(sources).to_have_count(2)
+    expect(sources.first.locator("blockquote")).to_have_count(2)  # one source, both quotes
+    expect(sources.first).to_contain_text(a["title"])
+    panel = page.locator("#doc-panel")
+    for index, sentence in ((0, one), (1, two), (2, two), (3, three)):
+        markers.nth(index).click()
+        expect(panel).to_have_attribute("data-state", "ready")
+        expect(panel.locator("mark")).to_have_text(sentence)
+        page.keyboard.press("Escape")
+        expect(markers.nth(index)).to_be_focused()
+
+
+def test_accessibility_in_every_state(page: Page, server: str) -> None:
+    page.goto(server)
+    box = page.get_by_label("Your question")
+    expect(box).to_be_focused()
+    colours = page.evaluate("""() => {
+        const s = getComputedStyle(document.activeElement);
+        return {outline: s.outlineColor, border: s.borderTopColor,
+                page: getComputedStyle(document.querySelector('.ask')).backgroundColor,
+                field: s.backgroundColor};
+    }""")
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Tab")  # keyboard focus: the ring is drawn
+    focused = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert focused == "solid"
+    assert _contrast(colours["outline"], colours["page"]) >= 3, colours
+    assert _contrast(colours["border"], colours["page"]) >= 3, colours
+    assert _contrast(colours["border"], colours["field"]) >= 3, colours
+
+    answer = answered(page)
+    axe(page, "answered")
+    screenshot(page, "answered")
+    assert not small_targets(page)
+
+    marker = answer.locator("button.cite").first
+    marker.click()
+    panel = page.get_by_role("dialog")
+    expect(panel).to_have_attribute("data-state", "ready")
+    axe(page, "article open")
+    screenshot(page, "article-open")
+    for _ in range(6):  # Tab never leaves the modal panel
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.getElementById('doc-panel').contains(document.activeElement)")
+    page.get_by_role("button", name="Close article").click()
+    expect(marker).to_be_focused()
+
+    page.set_viewport_size({"width": 360, "height": 740})
+    axe(page, "phone")
+    marker.click()
+    expect(panel).to_have_attribute("data-state", "ready")
+    box_ = panel.bounding_box()
+    assert box_ is not None and box_["width"] <= 360
+    axe(page, "phone, article open")
+    screenshot(page, "phone-article")
+    page.get_by_role("button", name="Close article").click()
+    expect(marker).to_be_focused()
+    page.keyboard.press("Tab")  # after closing, Tab goes on in the page, not into a hidden panel
+    assert not page.evaluate("document.getElementById('doc-panel').contains(document.activeElement)")
+    page.get_by_role("button", name="History").click()
+    expect(page.get_by_role("navigation", name="Conversations")).to_be_visible()
+    axe(page, "phone, conversations open")
+    screenshot(page, "phone-history")
+
+
+def _rgb(colour: str) -> tuple[float, ...]:
+    values = [float(v) for v in re.findall(r"[\d.]+", colour)[:3]]
+    return tuple(values)
+
+
+def _contrast(one: str, two: str) -> float:
+    def luminance(colour: str) -> float:
+        channels = [c / 255 for c in _rgb(colour)]
+        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    high, low = sorted((luminance(one), luminance(two)), reverse=True)
+    return (high + 0.05) / (low + 0.05)

@@ -1,0 +1,186 @@
+"""The conversation history API (issue 15): list, read, rename and delete one's own conversations; a client
+that disconnects from /chat stops the work and leaves no half answer; feedback stored and exported."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from eval.dataset import load_dataset
+from qa.conversations import ConversationStore, Turn
+from qa.conversations.store import RESULT_CHARS
+from tests.conftest import LLMServer, make_settings
+from tests.fake_llm import Reply
+from tests.support import ROOT, qa_env
+
+FIRST = "Who did Trump fire?"
+FOLLOW = "What was he investigating?"
+
+
+@pytest.fixture(scope="module")
+def data_dir(seeded_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("conversations") / "data"
+    shutil.copytree(seeded_dir, target)
+    return target
+
+
+@pytest.fixture(scope="module")
+def app(data_dir: Path) -> Iterator[object]:
+    application = create_app(make_settings(data_dir, answer_mode="extractive"))
+    with TestClient(application):
+        yield application
+
+
+def _client(app: object) -> TestClient:
+    return TestClient(app)  # type: ignore[arg-type]
+
+
+def test_list_is_own_conversations_newest_first_titled_by_first_question(app: object) -> None:
+    alice, bob = _client(app), _client(app)
+    first = alice.post("/ask", json={"question": FIRST}).json()["conversation_id"]
+    alice.post("/ask", json={"question": FOLLOW, "conversation_id": first})
+    second = alice.post("/ask", json={"question": "  Where is   the Shayrat Airbase?"}).json()["conversation_id"]
+    bob.post("/ask", json={"question": "Who is Sergei Lavrov?"})
+    listed = alice.get("/conversations")
+    assert listed.status_code == 200
+    rows = listed.json()["conversations"]
+    assert [r["id"] for r in rows][:2] == [second, first]
+    assert rows[0]["title"] == "Where is the Shayrat Airbase?" and rows[1]["title"] == FIRST
+    assert all(r["title"] != "Who is Sergei Lavrov?" for r in rows)
+    assert [r["title"] for r in bob.get("/conversations").json()["conversations"]] == ["Who is Sergei Lavrov?"]
+    assert _client(app).get("/conversations").json() == {"conversations": []}  # a new client has none
+
+
+def test_a_conversation_comes_back_with_every_turn_and_its_citations(app: object) -> None:
+    alice = _client(app)
+    asked = alice.post("/ask", json={"question": FIRST}).json()
+    with alice.stream("POST", "/chat", json={"question": FOLLOW, "conversation_id": asked["conversation_id"]}) as r:
+        frames = r.read().decode().split("\n\n")
+    done = next(json.loads(f.split("data: ", 1)[1]) for f in frames if f.startswith("event: done"))
+    got = alice.get(f"/conversations/{asked['conversation_id']}")
+    assert got.status_code == 200
+    body = got.json()
+    assert body["title"] == FIRST and [t["question"] for t in body["turns"]] == [FIRST, FOLLOW]
+    for turn, given in zip(body["turns"], (asked, done), strict=True):
+        assert turn["answer_text"] == given["answer"]
+        stored = dict(turn["answer"])
+        assert stored.pop("timings_ms").keys() <= given["timings_ms"].keys()
+        assert stored == {k: v for k, v in given.items() if k != "timings_ms"}  # citations, quotes, offsets
+    assert body["turns"][0]["answer"]["citations"], "the first answer cites its article"
+
+
+def test_rename_and_delete_only_ones_own(app: object) -> None:
+    alice, mallory = _client(app), _client(app)
+    cid = alice.post("/ask", json={"question": FIRST}).json()["conversation_id"]
+    for request in (lambda c: c.get(f"/conversations/{cid}"),
+                    lambda c: c.patch(f"/conversations/{cid}", json={"title": "mine now"}),
+                    lambda c: c.delete(f"/conversations/{cid}")):
+        stolen = request(mallory)
+        assert stolen.status_code == 404 and stolen.json() == {"error": "no such conversation"}
+    renamed = alice.patch(f"/conversations/{cid}", json={"title": "  Comey \n firing "})
+    assert renamed.status_code == 200 and renamed.json()["title"] == "Comey firing"
+    assert alice.get(f"/conversations/{cid}").json()["title"] == "Comey firing"
+    assert alice.patch(f"/conversations/{cid}", json={"title": "   "}).status_code == 400
+    assert alice.patch(f"/conversations/{cid}", json={}).status_code == 422
+    assert alice.delete(f"/conversations/{cid}").json() == {"deleted": cid}
+    assert alice.get(f"/conversations/{cid}").status_code == 404
+    assert cid not in [c["id"] for c in alice.get("/conversations").json()["conversations"]]
+    assert alice.post("/ask", json={"question": FOLLOW, "conversation_id": cid}).status_code == 404
+    assert alice.get("/conversations/not%20an%20id").status_code == 404
+
+
+def test_stored_answer_objects_are_bounded(tmp_path: Path) -> None:
+    store = ConversationStore(tmp_path / "c.sqlite", max_turns=5)
+    small = json.dumps({"answer": "a", "passages": [{"text": "p"}]})
+    huge = json.dumps({"answer": "a", "passages": [{"text": "x" * RESULT_CHARS}]})
+    enormous = json.dumps({"answer": "y" * RESULT_CHARS, "passages": []})
+    for n, result in enumerate((small, huge, enormous)):
+        store.add("c1", Turn(f"q{n}", f"q{n}", "a", result), client="me")
+    turns = store.get("c1", "me")["turns"]
+    assert turns[0]["answer"] == json.loads(small)
+    assert turns[1]["answer"] == {"answer": "a", "passages": []}  # passages dropped to fit
+    assert turns[2]["answer"] is None and turns[2]["answer_text"] == "a"  # too big even so: the text alone
+    with sqlite3.connect(tmp_path / "c.sqlite") as db:
+        assert max(len(r[0] or "") for r in db.execute("SELECT result FROM turns")) <= RESULT_CHARS
+
+
+def test_an_old_turns_table_gains_the_answer_column(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE turns (conversation_id TEXT NOT NULL, idx INTEGER NOT NULL, question TEXT NOT NULL,"
+                   " standalone TEXT NOT NULL, answer TEXT NOT NULL, created TEXT NOT NULL DEFAULT"
+                   " CURRENT_TIMESTAMP, PRIMARY KEY (conversation_id, idx))")
+    store = ConversationStore(path, max_turns=5)
+    store.add("c1", Turn("q", "q", "a"), client="me")
+    assert store.get("c1", "me")["turns"][0]["answer"] is None
+
+
+def test_a_client_that_disconnects_stops_the_llm_and_stores_no_half_answer(llm_server: LLMServer) -> None:
+    llm = llm_server.llm
+    llm.replies.clear()
+    words = " ".join(f"word{i}" for i in range(200)) + " [1]"
+    llm.replies.append(Reply(words, word_delay=0.05))  # 10 s of streaming unless abandoned
+    abandoned = llm.abandoned
+    client = httpx.Client(base_url=llm_server.url, timeout=30)
+    received = ""
+    started = time.monotonic()
+    with client.stream("POST", "/chat", json={"question": FIRST}) as response:
+        for text in response.iter_text():
+            received += text
+            if received.count("event: token") >= 3:
+                break  # the reader presses Stop: the connection is closed here
+    cid = json.loads(received.split("event: sources\ndata: ", 1)[1].split("\n", 1)[0])["conversation_id"]
+    deadline = time.monotonic() + 8
+    while llm.abandoned == abandoned and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert llm.abandoned == abandoned + 1, "the server kept reading the LLM after the client left"
+    assert time.monotonic() - started < 8  # well before the 10 s the full reply takes
+    token = response.headers["x-qa-client"]
+    again = client.get(f"/conversations/{cid}", headers={"X-QA-Client": token})
+    assert again.status_code == 404  # the first turn never finished: no conversation, no half answer
+    assert client.get("/conversations", headers={"X-QA-Client": token}).json() == {"conversations": []}
+    with sqlite3.connect(llm_server.data_dir / "conversations.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM turns WHERE conversation_id = ?", (cid,)).fetchone()[0] == 0
+
+
+def test_feedback_is_stored_and_exported_as_eval_items(app: object, data_dir: Path, tmp_path: Path) -> None:
+    alice = _client(app)
+    asked = alice.post("/ask", json={"question": FIRST}).json()
+    quotes = [(c["quote"] or c)["text"] for c in asked["citations"]]
+    up = alice.post("/feedback", json={"rating": "up", "question": FIRST, "answer": asked["answer"],
+                                       "conversation_id": asked["conversation_id"], "evidence": quotes,
+                                       "doc_ids": [c["doc_id"] for c in asked["citations"]]})
+    assert up.status_code == 201 and up.json()["rating"] == "up"
+    down = alice.post("/feedback", json={"rating": "down", "question": "Who won?", "answer": "nobody",
+                                         "note": "wrong outlet"})
+    assert down.status_code == 201
+    refused_up = alice.post("/feedback", json={"rating": "up", "question": "Who won the 2018 World Cup?",
+                                               "refused": True})
+    assert refused_up.status_code == 201
+    assert alice.post("/feedback", json={"rating": "meh", "question": "q"}).status_code == 422
+    foreign = _client(app).post("/feedback", json={"rating": "up", "question": "q",
+                                                   "conversation_id": asked["conversation_id"]})
+    assert foreign.status_code == 404
+
+    out = tmp_path / "fb"
+    done = subprocess.run([sys.executable, "-m", "qa.cli", "feedback", "export", str(out)], cwd=ROOT,
+                          env=qa_env(data_dir), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "2 eval item(s)" in done.stdout and "1 to review" in done.stdout
+    dataset = load_dataset([out])  # the eval loader reads them as questions
+    by_question = {item.question: item for item in dataset.questions}
+    assert by_question[FIRST].answerable and by_question[FIRST].evidence == tuple(quotes)
+    assert not by_question["Who won the 2018 World Cup?"].answerable
+    review = [json.loads(line) for line in (out / "review.jsonl").read_text().splitlines()]
+    assert [(r["question"], r["note"]) for r in review] == [("Who won?", "wrong outlet")]
