@@ -125,7 +125,8 @@ def eval_command(
     data: Annotated[list[Path] | None, typer.Option(
         "--data", help="jsonl file or folder of questions/dialogs (repeatable; default eval/data).")] = None,
     seeds: Annotated[list[Path] | None, typer.Option(
-        "--seeds", help="Articles indexed for in-process runs (repeatable; default seeds/).")] = None,
+        "--seeds", help="Articles indexed for in-process runs (repeatable; default: the data's own corpus/ folder, "
+                   "else seeds/).")] = None,
     out: Annotated[Path, typer.Option(help="Folder for run folders.")] = Path("eval/runs"),
     url: Annotated[str | None, typer.Option(help="Ask a running server (POST /ask) instead of in process.")] = None,
     index: Annotated[Path | None, typer.Option(
@@ -175,7 +176,7 @@ def eval_command(
 def _run(opts: dict[str, Any]) -> tuple[list[Any], int, dict[str, Any]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from eval.dataset import DatasetError, load_dataset
+    from eval.dataset import DatasetError, corpus_for, load_dataset
     from eval.runner import RunConfig, build_grid, run_http, run_in_process, settings_for
     from qa.config import load_settings
 
@@ -202,7 +203,9 @@ def _run(opts: dict[str, Any]) -> tuple[list[Any], int, dict[str, Any]]:
         raise UsageError("--index evaluates an existing index as it is: it cannot change --chunk-size/--chunk-overlap")
     if opts["index"] and not (opts["index"] / "docstore.sqlite").is_file():
         raise UsageError(f"{opts['index']} is not a QA data folder (no docstore.sqlite)")
-    seeds = opts["seeds"] or [Path("seeds")]
+    # an eval set with its own corpus (eval/news/corpus) is asked against it; the others against seeds/
+    seeds = opts["seeds"] or list(dict.fromkeys(
+        (corpus_for([path]) or [Path("seeds")])[0] for path in (opts["data"] or [Path("eval/data")])))
     missing = [str(p) for p in seeds if not p.exists()]
     if missing and not opts["url"] and not opts["index"]:
         raise UsageError(f"no such seeds folder or file: {', '.join(missing)}")

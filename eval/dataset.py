@@ -8,8 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+CORPUS_DIR = "corpus"  # an eval set with articles of its own keeps them here (with a manifest.json)
 QUESTIONS_FILE = "questions.jsonl"
 DIALOGS_FILE = "dialogs.jsonl"
+
+
+EXPECTATIONS = frozenset({"starts_with", "contains_all", "earlier", "disagreement"})
 
 
 class DatasetError(ValueError):
@@ -29,6 +33,9 @@ class Item:
     kind: str = "fact"
     dialog: str | None = None  # the dialog id for a turn of a conversation
     turn: int = 0  # 0 for the first (or only) turn; follow-ups are 1, 2, ...
+    # How the answer must read beyond holding a gold answer (eval/news): starts_with, contains_all, earlier,
+    # disagreement. Scored as the `behaviour_ok` metric.
+    expect: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -80,10 +87,13 @@ def parse_item(data: Any, where: str, *, item_id: str | None = None, dialog: str
         raise DatasetError(f"{where}: an answerable item needs at least one 'evidence' quote")
     if not answerable and (answers or evidence):
         raise DatasetError(f"{where}: an unanswerable item must have no answers or evidence")
+    expect = data.get("expect") or {}
+    if not isinstance(expect, dict) or not set(expect) <= EXPECTATIONS:
+        raise DatasetError(f"{where}: 'expect' must be an object with keys among {', '.join(sorted(EXPECTATIONS))}")
     default_kind = ("dialog-followup" if turn else "dialog-first") if dialog else "fact"
     kind = data.get("kind") or (default_kind if answerable else "unanswerable")
     return Item(item_id, question.strip(), answers, evidence, _strings(data.get("doc_ids"), where, "doc_ids"),
-                answerable, str(kind), dialog, turn)
+                answerable, str(kind), dialog, turn, expect)
 
 
 def _lines(path: Path) -> Iterable[tuple[str, Any]]:
@@ -103,12 +113,18 @@ def _lines(path: Path) -> Iterable[tuple[str, Any]]:
             raise DatasetError(f"{where}: invalid JSON ({exc.msg})") from None
 
 
+def _data_files(folder: Path) -> list[Path]:
+    return [folder / name for name in (QUESTIONS_FILE, DIALOGS_FILE) if (folder / name).is_file()]
+
+
 def expand(paths: Iterable[Path]) -> list[Path]:
-    """Folders become their questions/dialogs files; files are kept as given."""
+    """Folders become their questions/dialogs files (or, when they hold none, those of their subfolders, e.g.
+    eval/news/tune and eval/news/check); files are kept as given."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files = [path / name for name in (QUESTIONS_FILE, DIALOGS_FILE) if (path / name).is_file()]
+            files = _data_files(path) or [f for sub in sorted(path.iterdir()) if sub.is_dir()
+                                          for f in _data_files(sub)]
             if not files:
                 raise DatasetError(f"{path} holds neither {QUESTIONS_FILE} nor {DIALOGS_FILE}")
             found.extend(files)
@@ -116,6 +132,20 @@ def expand(paths: Iterable[Path]) -> list[Path]:
             found.append(path)
         else:
             raise DatasetError(f"no such data file or folder: {path}")
+    return found
+
+
+def corpus_for(paths: Iterable[Path]) -> list[Path]:
+    """The article folders an eval set brings: a `corpus` folder beside its data files or one level up
+    (eval/news/corpus serves eval/news, eval/news/tune and eval/news/check). Empty when none has one."""
+    found: list[Path] = []
+    for path in paths:
+        folder = path if path.is_dir() else path.parent
+        for candidate in (folder / CORPUS_DIR, folder.parent / CORPUS_DIR):
+            if candidate.is_dir():
+                if candidate not in found:
+                    found.append(candidate)
+                break
     return found
 
 

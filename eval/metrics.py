@@ -225,6 +225,7 @@ def score_item(
             "citation_precision": None if refused else citation_precision(cited, item.evidence),
             "citation_recall": None if refused else citation_recall(cited, item.evidence),
         })
+    scores["behaviour_ok"] = behaviour_ok(item, result)
     timings = dict(result.get("timings_ms") or {})
     timings["roundtrip"] = round(seconds * 1000, 1)
     record = {
@@ -242,6 +243,25 @@ def score_item(
     return record
 
 
+def behaviour_ok(item: Item, result: dict[str, Any]) -> float | None:
+    """1.0 when the answer reads as the item expects (eval/news): it opens with `starts_with`, holds every
+    `contains_all` value and every `earlier` value, and carries `disagreements` when one is expected; None
+    for items without expectations."""
+    expect = item.expect
+    if not expect:
+        return None
+    answer = str(result.get("answer") or "")
+    prose = f" {normalize_answer(strip_citations(answer))} "
+    ok = True
+    if "starts_with" in expect:
+        ok &= normalize_answer(answer).startswith(normalize_answer(str(expect["starts_with"])))
+    for value in [*expect.get("contains_all", []), *expect.get("earlier", [])]:
+        ok &= f" {normalize_answer(str(value))} " in prose
+    if "disagreement" in expect:
+        ok &= bool(result.get("disagreements")) == bool(expect["disagreement"])
+    return float(ok)
+
+
 def failures(record: dict[str, Any]) -> list[str]:
     """Why an item counts as failed (empty when it passed)."""
     s = record["scores"]
@@ -257,6 +277,8 @@ def failures(record: dict[str, Any]) -> list[str]:
             found.append("answer lacks every gold answer")
     elif not record["refused"]:
         found.append("answered an unanswerable question")
+    if s.get("behaviour_ok") == 0.0:
+        found.append("answer does not read as expected (see the item's expect)")
     if s["phantom_citations"]:
         found.append(f"{s['phantom_citations']} phantom citation(s)")
     return found
@@ -281,6 +303,8 @@ def _block(records: list[dict[str, Any]], k: int, prefix: str = "") -> dict[str,
         "citation_precision": mean(r["scores"]["citation_precision"] for r in answered),
         "citation_recall": mean(r["scores"]["citation_recall"] for r in answered),
     })
+    if any(r["scores"].get("behaviour_ok") is not None for r in records):  # only sets with `expect` (eval/news)
+        block["behaviour_ok"] = mean(r["scores"].get("behaviour_ok") for r in records)
     refusal = refusal_scores([r["refused"] for r in records], [r["answerable"] for r in records])
     block["answer_coverage"] = refusal["answer_coverage"]
     if any(not r["answerable"] for r in records):
@@ -311,6 +335,7 @@ def summarise(records: list[dict[str, Any]], k: int) -> dict[str, Any]:
             "gold_contained": mean(x["gold_contained"] for x in answerable),
             "token_f1": mean(x["token_f1"] for x in answerable),
             "refused": sum(1 for r in group if r["refused"]) / len(group),
+            "behaviour_ok": mean(r["scores"].get("behaviour_ok") for r in group),
         }
     return {
         "n_items": len(records), "n_questions": len(questions), "n_followups": len(followups),

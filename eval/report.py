@@ -21,12 +21,13 @@ RETRIEVAL_COLUMNS = [("hit@1", "hit@1"), ("hit@3", "hit@3"), ("hit@k", "hit@{k}"
                      ("MRR", "mrr"), ("nDCG@k", "ndcg@{k}"), ("follow-up hit@k", "followup.hit@{k}")]
 ANSWER_COLUMNS = [("gold", "gold_contained"), ("F1", "token_f1"), ("correct when answered", "answered_correct"),
                   ("answer coverage", "answer_coverage"), ("refusal P", "refusal_precision"),
-                  ("refusal R", "refusal_recall"), ("follow-up gold", "followup.gold_contained")]
+                  ("refusal R", "refusal_recall"), ("follow-up gold", "followup.gold_contained"),
+                  ("behaviour", "behaviour_ok")]
 CITATION_COLUMNS = [("citation P", "citation_precision"), ("citation R", "citation_recall"),
                     ("phantom", "phantom_citations"), ("unused", "unused_citations"), ("errors", "errors")]
 SHORT = {"follow-up hit@k": "f-up hit", "recall@k": "R@k", "nDCG@k": "nDCG", "correct when answered": "corr",
          "answer coverage": "cover", "refusal P": "ref P", "refusal R": "ref R", "follow-up gold": "f-up gold",
-         "citation P": "cit P", "citation R": "cit R"}
+         "citation P": "cit P", "citation R": "cit R", "behaviour": "behav"}
 MAX_CURVES = 10  # more lines than this make the hit@k plot unreadable
 COUNTS = {"phantom_citations", "unused_citations", "errors"}
 SECTIONS = [("Retrieval", RETRIEVAL_COLUMNS, "retrieve"), ("Answers", ANSWER_COLUMNS, "total"),

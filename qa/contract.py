@@ -7,11 +7,12 @@ May import: qa.answering, qa.retrieval, qa.indexing.indexer (the records it conv
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from qa.answering import Answer, Citation
+from qa.answering import Answer, Citation, Disagreement
 from qa.retrieval import Passage
 
 
@@ -73,6 +74,64 @@ class PassageOut(ArticleSpan):
         return cls(chunk_id=p.chunk_id, ranks=dict(p.ranks), **cls.fields_of(p))
 
 
+class DisagreementValueOut(BaseModel):
+    """What one cited source says."""
+
+    value: str = Field(description="The value as the source writes it (a day is also given as a date).")
+    n: int = Field(description="The citation [n] it is shown under.")
+    source: str | None
+    published: str | None
+
+
+class DisagreementOut(BaseModel):
+    """Cited sources giving different values for the same quantity, date, time or name."""
+
+    about: str
+    kind: Literal["quantity", "date", "time", "name"]
+    values: list[DisagreementValueOut]
+
+    @classmethod
+    def of(cls, found: Disagreement) -> DisagreementOut:
+        return cls(about=found.about, kind=found.kind,  # type: ignore[arg-type]
+                   values=[DisagreementValueOut(**vars(v)) for v in found.values])
+
+
+def _day(published: str | None) -> date | None:
+    """A stored publication date (YYYY-MM-DD) as a date; None when missing or unreadable."""
+    try:
+        return date.fromisoformat(published[:10]) if published else None
+    except ValueError:
+        return None
+
+
+class AsOfOut(BaseModel):
+    """The publication dates of the sources an answer cites: the answer is as of `to`."""
+
+    start: str = Field(description="The earliest cited source's date, YYYY-MM-DD.")
+    end: str = Field(description="The latest cited source's date, YYYY-MM-DD.")
+    text: str = Field(description="As shown: 'as of 12 Apr 2017', or 'as of 7-9 Oct 2026' for a range.")
+
+    @classmethod
+    def of(cls, citations: list[Citation]) -> AsOfOut | None:
+        days = sorted(d for d in (_day(c.passage.published) for c in citations) if d)
+        if not days:
+            return None
+        first, last = days[0], days[-1]
+
+        def shown(day: date, year: bool = True) -> str:
+            return f"{day.day} {day.strftime('%b')}" + (f" {day.year}" if year else "")
+
+        if first == last:
+            text = shown(last)
+        elif (first.year, first.month) == (last.year, last.month):
+            text = f"{first.day}–{shown(last)}"
+        elif first.year == last.year:
+            text = f"{shown(first, year=False)} – {shown(last)}"
+        else:
+            text = f"{shown(first)} – {shown(last)}"
+        return cls(start=first.isoformat(), end=last.isoformat(), text=f"as of {text}")
+
+
 class AnswerOut(BaseModel):
     """An answer with its citations (POST /ask, the `done` event of POST /chat, `qa ask --json`)."""
 
@@ -86,6 +145,10 @@ class AnswerOut(BaseModel):
     mode: str = Field(description="The answerer that wrote the answer (extractive, llm).")
     notice: str | None = Field(None, description="Something the reader should know (fallback, removed markers).")
     timings_ms: dict[str, float]
+    as_of: AsOfOut | None = Field(None, description="The date range of the cited sources (None when none is "
+                                                    "dated or nothing is cited).")
+    disagreements: list[DisagreementOut] = Field(
+        default_factory=list, description="Values the cited sources disagree on, each with its source and date.")
 
     @classmethod
     def of(
@@ -95,7 +158,9 @@ class AnswerOut(BaseModel):
         return cls(question=question, standalone_question=standalone, answer=answer.text, refused=answer.refused,
                    citations=[CitationOut.of(c) for c in answer.citations],
                    passages=[PassageOut.of(p) for p in passages], conversation_id=conversation_id,
-                   mode=answer.mode, notice=answer.notice, timings_ms=timings_ms)
+                   mode=answer.mode, notice=answer.notice, timings_ms=timings_ms,
+                   as_of=AsOfOut.of(answer.citations),
+                   disagreements=[DisagreementOut.of(d) for d in answer.disagreements])
 
 
 class SourcesEvent(BaseModel):

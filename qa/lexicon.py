@@ -166,6 +166,7 @@ ROLE_SYNONYMS = {
     "general": "general|commander",
     "commander": "commander|general",
     "senator": "senator",
+    "captain": "captain|skipper|master|commander",
 }
 DEMONYM = re.compile(r"(ian|ean|ese|ish|ic|ch)$")
 _PARTICLE = re.compile(r"(al|el|bin|ibn|van|von|de)-?[A-Z]")  # "Bashar al-Assad"
@@ -270,3 +271,123 @@ def neutralise_citations(text: str) -> str:
     if "[" not in text:
         return text
     return _BRACKETED_NUMBER.sub(_as_parentheses, text)
+
+
+# ---- news over time: question forms, reasons, corrections, uncertainty, states that reverse ---------------
+
+# A question that opens with an auxiliary verb asks yes or no ("Did Tillerson meet Putin?", "Is the road
+# still closed?").
+YES_NO_OPENERS = words("is are was were did does do has have had can could will would should")
+YES_NO_PATTERN = rf"^\W*(?:{'|'.join(sorted(YES_NO_OPENERS))})\b"
+WHY_PATTERN = r"^\W*(?:why\b|what (?:was|is|were|are) the (?:reason|cause|motive)s?\b|for what reason\b)"
+# Words that give a reason. Strong ones say so outright; weak ones often do ("after", "over", "amid").
+STRONG_REASON_PATTERN = (
+    r"\b(?:because|due to|owing to|in (?:reaction|response|retaliation|protest) (?:to|for|at|against)|"
+    r"as a result of|caused by|the reason|in order to|so as to|(?:was|were) called over|"
+    r"(?:citing|blamed on|aimed at|(?:was|were) (?:prompted|triggered) by))\b"
+)
+WEAK_REASON_PATTERN = r"\b(?:after|over|amid|following|since|for|to (?:protest|punish|stop|prevent|avoid))\b"
+# A question whose answer may change from one report to the next: a count that grows, a state now.
+CURRENT_STATE_PATTERN = (
+    r"\b(?:still|now|currently|so far|yet|latest|any longer|anymore|(?:re)?open\w*|clos\w*|death toll|toll|"
+    r"di(?:ed|e|es)|dead|kill\w*|deaths?|injur\w*|wound\w*|hurt|missing|destroy\w*|damag\w*|evacuat\w*|"
+    r"arrest\w*|rescu\w*|affect\w*|displac\w*|cancel\w*|met|meet|accept\w*|agree\w*|lift\w*|resum\w*|"
+    r"end(?:ed)?)\b"
+)
+# A later article setting an earlier figure right: "120 flights, not 80 as reported earlier", "an earlier
+# version of this article said the vote was 7 to 2".
+CORRECTION_PATTERN = (
+    r"\bnot (?P<not>[^,.;]{1,40}?),? as (?:was )?(?:previously |earlier |first |initially |wrongly |incorrectly )?"
+    r"(?:reported|stated|said)(?: earlier| before| previously)?\b|"
+    r"\ban earlier version of this (?:article|story|report) (?:said|stated|reported|misstated) "
+    r"(?P<earlier>[^;]{1,160});|"
+    r"\b(?:correction|corrects an earlier|had (?:wrongly|incorrectly|mistakenly) (?:said|reported|stated))\b"
+)
+# A report that something may or may not happen does not say whether it did.
+UNCERTAIN_PATTERN = (
+    r"\b(?:(?:it is |it was |it remains )?(?:unclear|not (?:yet )?clear|uncertain|undecided)|may|might|could|"
+    r"(?:is|are|was|were) (?:expected|scheduled|set|due|likely|planning|hoping) to|plans? to|hopes? to|will|"
+    r"would)\b"
+)
+NEGATION_PATTERN = r"\b(?:not|no|never|neither|nor|none|without|denied|declined|refused|rejected)\b|n[’']t\b"
+# Pairs of states where reporting one answers "no" to a question about the other ("Is the road still
+# closed?" -> "Highway 9 reopened"). Matched on word starts, both ways round.
+OPPOSITE_STATES = (
+    ("clos", "reopen"), ("clos", "open"), ("shut", "reopen"), ("suspend", "resum"), ("ban", "lift"),
+    ("reject", "accept"), ("reject", "approv"), ("lost", "won"), ("los", "win"), ("strik", "return to work"),
+    ("alive", "dead"), ("rose", "fell"), ("increas", "decreas"),
+)
+# Past forms that do not share a stem with the verb a "did ..." question uses ("Did X meet Y?" -> "X met Y").
+IRREGULAR_PAST = {
+    "meet": "met", "give": "gave given", "take": "took taken", "go": "went gone", "make": "made", "hold": "held",
+    "win": "won", "lose": "lost", "leave": "left", "send": "sent", "tell": "told", "see": "saw seen",
+    "find": "found", "buy": "bought", "sell": "sold", "fight": "fought", "speak": "spoke spoken",
+    "begin": "began begun", "come": "came", "know": "knew known", "break": "broke broken", "bring": "brought",
+    "keep": "kept", "pay": "paid", "lead": "led", "rise": "rose risen", "fall": "fell fallen", "shoot": "shot",
+    "strike": "struck", "flee": "fled", "seek": "sought", "choose": "chose chosen", "write": "wrote written",
+    "drive": "drove driven", "get": "got", "run": "ran", "say": "said", "think": "thought", "feel": "felt",
+    "stand": "stood", "sit": "sat", "build": "built", "spend": "spent", "withdraw": "withdrew withdrawn",
+    "die": "dead death deaths", "kill": "dead death deaths",
+}
+
+
+# Words that place a question in time ("Is the road *still* closed?") without being what it asks about.
+TIME_ADVERBS = words("still now currently yet already anymore again so far today")
+
+
+def predicate_terms(question: str) -> list[set[str]]:
+    """What a yes/no or why question asks about beyond the names it mentions, word by word in question order
+    ("Did Lavrov invite Trump to visit Moscow?" -> [{invit}, {visit}]), each with its irregular past forms
+    ("meet" -> {meet, met}). Numbers and years are left out: they place the question, they are not asked."""
+    names = {t for w in capitalised_words(" " + question) for t in terms(w)}
+    asked = question_terms(question) - names - set(terms(" ".join(TIME_ADVERBS)))
+    found: list[set[str]] = []
+    for word in re.findall(r"[a-z]+", question.lower()):
+        stem = terms(word)
+        if not stem or stem[0] not in asked or any(stem[0] in f for f in found):
+            continue
+        opposites = {b for a, b in OPPOSITE_STATES if word.startswith(a)} | {
+            a for a, b in OPPOSITE_STATES if word.startswith(b)}  # "closed?" is answered by "reopened"
+        found.append({stem[0], *terms(IRREGULAR_PAST.get(word, "")), *(t for o in opposites for t in terms(o))})
+    return found
+
+
+def speaks_of(predicate: list[set[str]], sentence_terms: set[str], strict: bool) -> bool:
+    """Whether a sentence speaks of what a question asks: of any asked term; strictly (yes/no questions),
+    of the first one (usually the verb: "Did Lavrov *invite* Trump?") or of more than half of them."""
+    if not predicate:
+        return True
+    shared = sum(1 for forms in predicate if forms & sentence_terms)
+    if not strict:
+        return shared > 0
+    return bool(predicate[0] & sentence_terms) or shared > len(predicate) / 2
+
+
+# Follow-ups that lean on the previous turn without a pronoun: "What did Russia do in response?",
+# "What happened then?", "What about Iran?", "And the other one?"
+FOLLOW_UP_CUE_PATTERN = (
+    r"\b(?:in (?:response|return|reaction|retaliation|turn)|then|after that|afterwards|next|what about|"
+    r"how about|and what|the other(?: one)?|instead|as well|too|also|else|the same)\b"
+)
+# Follow-ups that ask what came next: their answer is not what the previous turn already quoted.
+SEQUENCE_CUE_PATTERN = r"\b(?:in (?:response|return|reaction|retaliation|turn)|then|after that|afterwards|next)\b"
+# "What about Iran?" asks the previous question again about something else.
+WHAT_ABOUT_PATTERN = r"^\W*(?:and\s+)?(?:what|how)\s+about\s+(?P<topic>.+?)\W*$"
+# How a question opens, i.e. what kind of answer it wants ("How many", "When", "Which minister").
+QUESTION_OPENING_PATTERN = (
+    r"^\W*(?:how (?:many|much|long|old|far)|when|where|who|whom|what time|which \w+|on which \w+|in which \w+|"
+    r"what (?:date|day|year|number))\b"
+)
+# Parts of a multi-part question: "How many died, and has the port reopened?" splits before the second
+# question word or auxiliary.
+PART_OPENERS = words("how what when where who whom which why whose") | YES_NO_OPENERS
+PART_SPLIT_PATTERN = rf"(?:[,;]\s*(?:and\s+|but\s+)?|\s+and\s+|\?\s+)(?=(?:{'|'.join(sorted(PART_OPENERS))})\b)"
+# Verbs that report a count reaching a figure: "the number of homes destroyed rose to 112".
+COUNT_CHANGE_PATTERN = r"\b(?:rose|rises|risen|climbed|reached|increased|jumped|grew|fell|stood|stands|totall?ed)\b"
+# When a statement was made, not when what it reports happened: "officials said on Monday".
+REPORTED_ON_PATTERN = (
+    rf"\b(?:said|says|told \w+|announced|reported|added|confirmed|stated)\s+(?:on |late |early )?"
+    rf"(?:{WEEKDAY_PATTERN}|yesterday|today)\b"
+)
+# A clock time as news pages write it: "6 a.m.", "10:30", "5pm", "noon".
+TIME_PATTERN = r"\b(?:\d{1,2}(?:[:.]\d{2})?\s?(?:a\.m\.|p\.m\.|am\b|pm\b)|\d{1,2}:\d{2}\b|noon|midnight)"

@@ -81,6 +81,7 @@ def test_an_announced_event_does_not_tell_its_outcome() -> None:
     assert not reports_outcome("On Wednesday, the UN Security Council is scheduled to vote on a resolution.")
     assert not reports_outcome("Lavrov met Tillerson ahead of rare Oval Office talks with Donald Trump.")
     assert reports_outcome("The council voted 10 to 2 in favour of the resolution.")
+    assert not reports_outcome("Putin met his security council to discuss relations with the US.")  # no outcome
 
 
 @pytest.fixture(scope="module")

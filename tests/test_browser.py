@@ -102,6 +102,7 @@ def test_answer_citation_follow_up_and_refusal(page: Page, server: str) -> None:
     expect(answer.locator(".answer-text")).to_have_text(result["answer"])
     # one source per article (issue 15): two passages of one article are one entry
     expect(answer.locator("details.sources[open] li")).to_have_count(len({c["doc_id"] for c in result["citations"]}))
+    expect(answer.locator(".as-of")).to_have_text(result["as_of"]["text"])  # e.g. "as of 11 Apr 2017"
 
     citation = next(c for c in result["citations"] if c["n"] == 1)
     cited = citation.get("quote") or citation

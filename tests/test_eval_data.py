@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from eval.dataset import Dataset, DatasetError, load_dataset
+from eval.dataset import Dataset, DatasetError, corpus_for, load_dataset
 from eval.metrics import gold_contained, normalize_evidence
 from qa.sources.article import Article
 from qa.sources.files import load_articles
@@ -16,6 +16,8 @@ from tests.support import ROOT, SEEDS
 
 DATA = ROOT / "eval" / "data"
 HELDOUT = ROOT / "eval" / "heldout"
+NEWS = ROOT / "eval" / "news"
+NEWS_KINDS = {"latest", "current-state", "correction", "disagreement", "yes-no", "why", "multi-part", "unanswerable"}
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +111,59 @@ def test_dialog_turns_get_ids_and_kinds(tmp_path: Path) -> None:
     dialog = load_dataset([path]).dialogs[0]
     assert [(t.id, t.turn, t.kind, t.dialog) for t in dialog.turns] == [
         ("d1.1", 0, "dialog-first", "d1"), ("d1.2", 1, "unanswerable", "d1")]
+
+
+# --- eval/news: a dated corpus of its own, split into tune and check halves ----------------------------------
+
+@pytest.fixture(scope="module")
+def news_articles() -> list[Article]:
+    loaded = list(load_articles([NEWS / "corpus"]))
+    assert all(isinstance(a, Article) for a in loaded)
+    return [a for a in loaded if isinstance(a, Article)]
+
+
+def test_news_corpus_is_dated_and_from_several_outlets(news_articles: list[Article]) -> None:
+    assert len(news_articles) == 15
+    assert all(a.published and a.source and a.title for a in news_articles)
+    assert len({a.source for a in news_articles}) >= 4
+    assert any("not 80 as reported earlier" in a.text for a in news_articles)  # a correction
+    assert any("It is unclear whether" in a.text for a in news_articles)  # a preview, then the event
+
+
+@pytest.mark.parametrize("half", ["tune", "check"])
+def test_news_halves_cover_every_behaviour_and_match_the_corpus(half: str, news_articles: list[Article]) -> None:
+    dataset = load_dataset([NEWS / half])
+    texts = {a.doc_id: a.text for a in news_articles}
+    assert {q.kind for q in dataset.questions} == NEWS_KINDS
+    assert len(dataset.dialogs) == 3 and all(len(d.turns) == 2 for d in dataset.dialogs)
+    for item in dataset.items():
+        assert set(item.doc_ids) <= set(texts), item.id
+        for quote in item.evidence:
+            assert any(quote in texts[d] for d in item.doc_ids), f"{item.id}: evidence not in its articles: {quote!r}"
+        if item.answerable:
+            assert gold_contained(" ".join(item.evidence), item.answers), item.id
+        else:
+            assert not item.doc_ids, item.id
+        for value in item.expect.get("contains_all", []) + item.expect.get("earlier", []):
+            assert any(value in t for t in texts.values()), f"{item.id}: {value!r} is in no article"
+
+
+def test_news_tune_and_check_are_separate() -> None:
+    tune, check = load_dataset([NEWS / "tune"]), load_dataset([NEWS / "check"])
+    assert not {q.question for q in tune.items()} & {q.question for q in check.items()}
+    assert not {d for q in check.questions for d in q.doc_ids} - {
+        "fire_0803", "fire_0805", "bridge_0901", "bridge_0902_correction", "bridge_0902_ledger", "rail_0910",
+        "rail_0912", "trade_1016"}  # the check half asks about stories the tune half never asked about (bar one)
+
+
+def test_news_folder_expands_to_both_halves_and_brings_its_corpus() -> None:
+    both = load_dataset([NEWS])
+    assert len(both.questions) == 28 and len(both.dialogs) == 6
+    assert corpus_for([NEWS]) == corpus_for([NEWS / "tune"]) == corpus_for([NEWS / "check" / "questions.jsonl"])
+    assert corpus_for([NEWS]) == [NEWS / "corpus"]
+    assert corpus_for([DATA]) == []
+
+
+def test_bad_expectations_are_named(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="'expect' must be an object"):
+        load_dataset([_write(tmp_path, {**GOOD, "expect": {"sounds_like": "x"}})])

@@ -262,3 +262,17 @@ def test_grid_axes_varies_one_flag_at_a_time() -> None:
     grid = build_grid(BASE, axes, product=False)
     assert [c.label(BASE) for c in grid] == ["default", "retriever=bm25", "dense_w=2.0"]
     assert build_grid(BASE, {}) == [BASE]
+
+
+def test_behaviour_ok_checks_how_the_answer_reads() -> None:
+    from eval.dataset import Item
+    from eval.metrics import behaviour_ok
+
+    item = Item("x", "Is the road still closed?", ("reopened",), ("reopened",),
+                expect={"starts_with": "No", "contains_all": ["reopened"], "disagreement": False})
+    assert behaviour_ok(item, {"answer": "No. The road reopened [1].", "disagreements": []}) == 1.0
+    assert behaviour_ok(item, {"answer": "Yes. The road reopened [1].", "disagreements": []}) == 0.0
+    assert behaviour_ok(item, {"answer": "No. It is open [1].", "disagreements": []}) == 0.0
+    assert behaviour_ok(item, {"answer": "No. The road reopened [1].",
+                               "disagreements": [{"about": "x", "values": []}]}) == 0.0
+    assert behaviour_ok(Item("y", "Q?"), {"answer": "anything"}) is None

@@ -343,6 +343,21 @@ function feedbackControls(question, result) {
   return box;
 }
 
+/** The "as of" line (dates of the cited sources) and the values the cited sources disagree on, each with the
+ * source number the page shows for its citation. */
+function timeAndDisagreementNodes(result, numberOf) {
+  const nodes = [];
+  if (result.as_of && result.as_of.text) nodes.push(h("p", { class: "as-of" }, result.as_of.text));
+  for (const found of result.disagreements || []) {
+    const sides = (found.values || []).map((v) => h("li", {},
+      `[${numberOf.get(v.n) || v.n}] ${v.value} — ` +
+      ([v.source, formatDate(v.published)].filter(Boolean).join(", ") || "unknown source")));
+    nodes.push(h("div", { class: "disagreement", role: "note" },
+      h("p", { class: "disagreement-label" }, `Sources disagree: ${found.about}`), h("ul", {}, ...sides)));
+  }
+  return nodes;
+}
+
 function addTurn(question, { retry } = {}) {
   const text = h("p", { class: "answer-text" });
   const status = h("p", { class: "answer-status" }, "Searching the articles…");
@@ -415,6 +430,7 @@ function addTurn(question, { retry } = {}) {
           h("ol", {}, ...groups.map(sourceItem))));
       }
       if (result.notice) answer.append(h("p", { class: "notice" }, result.notice));
+      answer.append(...timeAndDisagreementNodes(result, numberOf));
       settle(result.refused ? "refused" : "done");
       actions(result, Boolean(result.refused) && retry !== false);
     },

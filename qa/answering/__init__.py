@@ -43,6 +43,25 @@ class Citation:
 
 
 @dataclass
+class DisagreementValue:
+    """What one source says: the value as written, the citation it is shown under, its outlet and date."""
+
+    value: str
+    n: int
+    source: str | None
+    published: str | None
+
+
+@dataclass
+class Disagreement:
+    """Cited sources that give different values for the same quantity, date, time or name."""
+
+    about: str
+    kind: str  # quantity, date, time, name
+    values: list[DisagreementValue]
+
+
+@dataclass
 class Answer:
     """The answer text, whether it is a refusal, and the citations its [n] markers point to."""
 
@@ -52,6 +71,7 @@ class Answer:
     notice: str | None = None
     confidence: float | None = None
     mode: str = ""  # the answerer that wrote it (set by the chain)
+    disagreements: list[Disagreement] = field(default_factory=list)
 
 
 class Answerer(Protocol):

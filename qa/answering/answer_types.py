@@ -12,8 +12,11 @@ from enum import Enum
 
 from qa.answering.entities import Asked, asked_kind, names_a_new
 from qa.lexicon import (
+    COUNT_CHANGE_PATTERN,
     MONTH_PATTERN,
     NUMBER_WORDS_PATTERN,
+    REPORTED_ON_PATTERN,
+    TIME_PATTERN,
     WEEKDAY_PATTERN,
     Gazetteer,
     capitalised_words,
@@ -26,12 +29,14 @@ class AnswerType(Enum):
     DURATION = "duration"
     NUMBER = "number"
     DATE = "date"
+    TIME = "time"
     ENTITY = "entity"
     ANY = "any"
 
 
 _MONEY_Q = re.compile(r"\bhow much\b.*\b(pa(y|id)|cost|price|spen[dt]|worth|sell|sold|buy|bought|charge)", re.I)
 _DURATION_Q = re.compile(r"\bhow long\b", re.I)
+_TIME_Q = re.compile(r"\b(at )?what time\b(?! of (the )?(year|month))|\bat what hour\b", re.I)
 _NUMBER_Q = re.compile(r"\b(how (many|much|old|far)|what (number|percentage|share)|death toll)\b", re.I)
 _ENTITY_Q = re.compile(r"^\W*(who|whom|which (\w+ )?(group|country|countries|minister|official|leader|chief|"
                        r"company|agreement|city|cities|town|province|organi[sz]ation|outlet|agency|person))\b", re.I)
@@ -47,6 +52,8 @@ _DURATION = re.compile(
     rf"\b(\d+|{_NUMBER_WORDS}|a|an)[ -](seconds?|minutes?|hours?|days?|weeks?|months?|years?|decades?)\b|"
     r"\b(all day|overnight)\b", re.I,
 )
+_TIME = re.compile(TIME_PATTERN, re.I)
+_REPORTED_ON = re.compile(REPORTED_ON_PATTERN)
 _NUMBER = re.compile(rf"\d|\b({_NUMBER_WORDS})\b", re.I)
 _DATE = re.compile(
     rf"\b({MONTH_PATTERN}|{WEEKDAY_PATTERN}|yesterday|today|"
@@ -60,6 +67,8 @@ def expected_type(question: str) -> AnswerType:
         return AnswerType.MONEY
     if _DURATION_Q.search(question):
         return AnswerType.DURATION
+    if _TIME_Q.search(question):
+        return AnswerType.TIME
     if _DATE_Q.search(question):
         return AnswerType.DATE
     if _NUMBER_Q.search(question):
@@ -75,6 +84,12 @@ def names_beyond(sentence: str, question: str) -> bool:
     return any(w.lower().removesuffix("’s").removesuffix("'s") not in asked for w in capitalised_words(sentence))
 
 
+def without_reporting_days(sentence: str) -> str:
+    """The sentence without the day its statement was made ("officials said on Monday"): that is when it
+    was said, not when the thing asked about happened."""
+    return _REPORTED_ON.sub("", sentence)
+
+
 def satisfies(sentence: str, wanted: AnswerType) -> bool:
     """Whether a sentence contains something of the wanted type."""
     if wanted is AnswerType.MONEY:
@@ -84,7 +99,9 @@ def satisfies(sentence: str, wanted: AnswerType) -> bool:
     if wanted is AnswerType.NUMBER:
         return bool(_NUMBER.search(sentence))
     if wanted is AnswerType.DATE:
-        return bool(_DATE.search(sentence))
+        return bool(_DATE.search(without_reporting_days(sentence)))
+    if wanted is AnswerType.TIME:
+        return bool(_TIME.search(sentence))
     return True
 
 
@@ -93,6 +110,7 @@ def soft_types() -> frozenset[AnswerType]:
     return frozenset({AnswerType.ANY, AnswerType.ENTITY})
 
 
+_WHERE_Q = re.compile(r"^\W*where\b", re.I)
 _ATTRIBUTION = re.compile(r"\baccording to (?:the )?((?:[A-Z][\w’'-]*\s?)+)")
 
 
@@ -103,7 +121,8 @@ def attributed_to(question: str) -> str | None:
 
 
 _COUNTED = re.compile(r"\bhow many ([a-z][\w-]*(?: [a-z][\w-]*)?)", re.I)
-_HEAD_SKIP = {"of", "the", "did", "do", "does", "were", "was", "are", "is", "have", "has", "had", "will", "would"}
+_HEAD_SKIP = {"and", "or", "of", "the", "did", "do", "does", "were", "was", "are", "is", "have", "has", "had", "will",
+              "would"}
 # A count of people is often reported as a count of what happened to them.
 _PEOPLE = {"people", "persons", "civilians", "individuals", "died", "killed", "dead", "deaths"}
 _PEOPLE_UNITS = re.compile(r"\b(people|persons|civilians|deaths?|dead|killed|died|casualties|victims|refugees|"
@@ -136,10 +155,6 @@ def duration_of_asked_meeting(sentence: str, question: str) -> bool:
 _OUTCOME_Q = re.compile(
     r"(?<!as a )\b(result|outcome|verdict|decided|decide|decisions?|agreed?|concluded?|won|win)\b", re.I
 )
-_UPCOMING = re.compile(
-    r"\b(?:is|are|was|were)\s+(?:scheduled|expected|set|due|going|planning)\s+to\b|\bplans?\s+to\b|\bwill\b|"
-    r"\bahead of\b|\bupcoming\b", re.I,
-)
 _OUTCOME_DONE = re.compile(
     r"\b(won|voted|decided|agreed|approved|rejected|adopted|passed|vetoed|concluded|elected|ruled|signed)\b", re.I
 )
@@ -151,8 +166,9 @@ def asks_outcome(question: str) -> bool:
 
 
 def reports_outcome(sentence: str) -> bool:
-    """A sentence announcing an event (scheduled to vote, ahead of talks) cannot tell how it turned out."""
-    return bool(_OUTCOME_DONE.search(sentence)) or not _UPCOMING.search(sentence)
+    """Only a sentence reporting an outcome (won, voted, decided, agreed, approved, ...) tells how something
+    turned out; one announcing the event (scheduled to vote, ahead of talks) or describing it does not."""
+    return bool(_OUTCOME_DONE.search(sentence))
 
 
 def counted_nouns(question: str) -> list[str]:
@@ -176,8 +192,15 @@ def counts_the_right_thing(sentence: str, nouns: list[str]) -> bool:
         return True
     if any(n in _PEOPLE for n in nouns) and _PEOPLE_UNITS.search(sentence):
         return True
-    lowered = sentence.lower()
-    return any((n[:-1] if n.endswith("s") and len(n) > 3 else n) in lowered for n in nouns)
+    stems = [n[:-1] if n.endswith("s") and len(n) > 3 else n for n in nouns]
+    # the count stands by the thing counted ("212 passengers", "59 Tomahawk cruise missiles"), not anywhere
+    # in the sentence ("20 people were killed when the passenger ferry ..."), or a count of it changes ("the
+    # number of homes destroyed rose to 112")
+    return any(re.search(rf"(?:\d|\b(?:{_NUMBER_WORDS})\b)[\d,.]*(?:\s+\S+){{0,3}}?\s+\W?{re.escape(stem)}",
+                         sentence, re.I)
+               or re.search(rf"\b{re.escape(stem)}\w*\b.*{COUNT_CHANGE_PATTERN}(?: to| at)? \D{{0,12}}\d",
+                            sentence, re.I)
+               for stem in stems)
 
 
 
@@ -191,19 +214,21 @@ class Expectation:
     counted: list[str]
     kind: Asked | None
     outcome: bool
+    where: bool = False  # "where ...?" needs a place the question does not name
 
     @classmethod
     def of(cls, question: str) -> Expectation:
         return cls(question, expected_type(question), attributed_to(question), counted_nouns(question),
-                   asked_kind(question), asks_outcome(question))
+                   asked_kind(question), asks_outcome(question), bool(_WHERE_Q.search(question)))
 
     @property
     def strict(self) -> bool:
         """Whether only a sentence that meets the expectation may answer (else it is only ranked lower)."""
-        return self.wanted not in soft_types() or self.kind is not None or self.outcome
+        return self.wanted not in soft_types() or self.kind is not None or self.outcome or self.where
 
-    def met_by(self, sentence: str, passage: str, gazetteer: Gazetteer) -> bool:
-        """Whether the sentence (from this passage) holds the kind of answer the question asks for."""
+    def met_by(self, sentence: str, passage: str, gazetteer: Gazetteer, outlet: str | None = None) -> bool:
+        """Whether the sentence (from this passage, published by `outlet`) holds the kind of answer the question
+        asks for. "According to the AFP piece" is met by the passage's text or by its outlet."""
         asked = self.question
         return (
             satisfies(sentence, self.wanted)
@@ -211,7 +236,9 @@ class Expectation:
             and same_casualties(sentence, asked)
             and (self.wanted is not AnswerType.DURATION or duration_of_asked_meeting(sentence, asked))
             and (not self.outcome or reports_outcome(sentence))
-            and (self.source is None or self.source.lower() in passage.lower())
+            and (self.source is None or self.source.lower() in passage.lower()
+                 or (outlet is not None and self.source.lower() in outlet.lower()))
+            and (not self.where or names_beyond(sentence, asked))
             and (  # a specific kind of name is checked by kind; any other "who/which" by any new name
                 names_a_new(gazetteer, sentence, self.kind, asked) if self.kind is not None
                 else self.wanted is not AnswerType.ENTITY or names_beyond(sentence, asked)

@@ -17,7 +17,7 @@ _ROLE = "|".join(sorted(ROLE_SYNONYMS, key=len, reverse=True))
 # for what was said, not for a minister).
 _MODIFIER = r"(?:(?!(?:did|does|do|is|was|were|are|has|have|had|will|would|can|could|the|a|an)\b)[\w’'-]+\s+)"
 _PERSON_Q = re.compile(  # "which Russian minister", "who is Putin's spokesman", "who replaced X as FBI director"
-    rf"^\W*(?:(?:which|what(?: is the name of the)?)\s+|who (?:is|was|are|were)\s+(?:the\s+)?|"
+    rf"^\W*(?:(?:which|what(?: (?:is|was) the name of(?: the)?)?)\s+|who (?:is|was|are|were)\s+(?:the\s+)?|"
     rf"who\b.*?\bas\s+(?:the\s+|an?\s+)?){_MODIFIER}{{0,4}}?({_ROLE})\b", re.I,
 )
 _COUNTRY_Q = re.compile(rf"^\W*(?:which|what)\s+{_MODIFIER}{{0,2}}?(?:country|countries|nations?)\b", re.I)

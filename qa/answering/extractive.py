@@ -2,20 +2,60 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 
-from qa.answering import Answer, AnswerContext, Citation, Quote
-from qa.answering.answer_types import Expectation
-from qa.answering.citations import last_sentence, refusal_text, tokens_of
+from qa.answering import Answer, AnswerContext, Citation, Disagreement, Quote
+from qa.answering.answer_types import AnswerType, Expectation
+from qa.answering.citations import REFUSAL_PREFIX, last_sentence, refusal_text, tokens_of
 from qa.answering.enrichments import SENTENCE_VECTORS, LazySentenceVectors, SentenceVectors
-from qa.lexicon import Gazetteer, neutralise_citations, question_terms, terms
+from qa.answering.news import (
+    Stated,
+    about_topic,
+    asks_latest,
+    describe,
+    disagreement,
+    is_correction,
+    is_uncertain,
+    kind_of,
+    numbers_in,
+    published_day,
+    question_form,
+    reason_strength,
+    resolve_what_about,
+    source_label,
+    split_parts,
+    superseded,
+    values_in,
+    yes_no_lead,
+)
+from qa.lexicon import (
+    SEQUENCE_CUE_PATTERN,
+    Gazetteer,
+    neutralise_citations,
+    predicate_terms,
+    question_terms,
+    speaks_of,
+    terms,
+)
 from qa.retrieval import Retrieval
 from qa.store import DocumentStore
 
 MIN_SENTENCE_WORDS = 5
+_SEQUENCE = re.compile(SEQUENCE_CUE_PATTERN, re.I)
+# How far below the best score a later report may be and still lead a question about the latest state; how
+# far another article's sentence may be and still count as an earlier figure or the other side of a
+# disagreement. A correction and a sentence giving a reason (why questions) are ranked up by these.
+LATEST_MARGIN = 0.25
+VALUES_MARGIN = 0.15
+CORRECTION_BONUS = 0.1
+REASON_BONUS = 0.15
+WHY_MARGIN = 0.6
+SAME_SUBJECT_TERMS = 2
 
 
 @dataclass
@@ -26,6 +66,54 @@ class _Candidate:
     text: str
     score: float
     typed: bool
+    day: date | None = None
+    overlap: float = 0.0
+
+    def label(self, retrieval: Retrieval) -> str:
+        return source_label(retrieval.passages[self.passage_index])
+
+
+class _Citer:
+    """Numbers passages as they are first quoted, across the parts of one answer."""
+
+    def __init__(self, retrieval: Retrieval) -> None:
+        self.retrieval = retrieval
+        self.numbers: dict[int, int] = {}
+        self.citations: list[Citation] = []
+
+    def cite(self, cand: _Candidate) -> int:
+        if cand.passage_index not in self.numbers:
+            self.numbers[cand.passage_index] = len(self.numbers) + 1
+            self.citations.append(Citation(self.numbers[cand.passage_index],
+                                           self.retrieval.passages[cand.passage_index],
+                                           Quote(cand.text, cand.start, cand.end)))
+        return self.numbers[cand.passage_index]
+
+    def cite_value(self, cand: _Candidate, shown: str) -> int:
+        """Cite a passage for one figure of a sentence (an earlier figure, one side of a disagreement): the
+        quote is the figure itself, with its offsets, so it stands in the answer text as quoted."""
+        if cand.passage_index in self.numbers:
+            return self.numbers[cand.passage_index]
+        raw = shown.split(" (")[0]
+        at = cand.text.find(raw)
+        if at < 0:
+            return self.cite(cand)
+        self.numbers[cand.passage_index] = len(self.numbers) + 1
+        self.citations.append(Citation(self.numbers[cand.passage_index], self.retrieval.passages[cand.passage_index],
+                                       Quote(raw, cand.start + at, cand.start + at + len(raw))))
+        return self.numbers[cand.passage_index]
+
+    def quote(self, cand: _Candidate) -> str:
+        # an article's own "[3]" would read as a citation of passage 3: quoted as "(3)" (same length)
+        return f"{neutralise_citations(cand.text)} [{self.cite(cand)}]"
+
+
+@dataclass
+class _Part:
+    text: str | None  # None: this part is refused
+    confidence: float | None
+    disagreements: list[Disagreement]
+    uncertain: bool = False
 
 
 class ExtractiveAnswerer:
@@ -33,7 +121,11 @@ class ExtractiveAnswerer:
 
     Sentence vectors are computed at ingest time, so a query costs one embedding (the question's) plus a dot
     product per candidate sentence. Deterministic for a given index. The expected answer type comes from the
-    last sentence of the question, which in a conversation is the follow-up actually asked.
+    last sentence of the question, which in a conversation is the follow-up actually asked. News rules
+    (qa.answering.news): for questions whose answer changes over time the latest report leads and a differing
+    earlier figure is shown as earlier; a correction wins over what it corrects; differing values from two
+    articles are named as a disagreement; yes/no questions open with Yes/No, why questions quote a reason, and
+    a question with several parts is answered part by part.
     """
 
     name = "extractive"
@@ -57,7 +149,13 @@ class ExtractiveAnswerer:
     def candidates(self, question: str, retrieval: Retrieval, expect: Expectation) -> list[_Candidate]:
         """Every sentence of the top passages, scored against the question, best first."""
         q_terms = question_terms(question)
+        # in a conversation the follow-up's own words weigh again: the earlier turn only says what it is about
+        follow_up = question_terms(last_sentence(question)) if last_sentence(question) != question.strip() else set()
         query_vector = retrieval.query_vector if question == retrieval.query else self.embed([question])[0]
+        form = question_form(expect.question)
+        # yes/no and why: the evidence must speak of what is asked, not only of who is involved
+        predicate = predicate_terms(expect.question) if form in ("why", "yes-no") else []
+        topic = about_topic(question)  # "What about Iran?": the evidence speaks of Iran
         sentences: list[tuple[int, int, int, str, np.ndarray]] = []
         seen: set[tuple[str, int]] = set()
         for index, passage in enumerate(retrieval.passages[: self.passages_considered]):
@@ -75,44 +173,175 @@ class ExtractiveAnswerer:
         found: list[_Candidate] = []
         for index, start, end, text, vector in sentences:
             passage = retrieval.passages[index]
+            day = published_day(passage)
             overlap = len(q_terms & set(terms(text))) / len(q_terms) if q_terms else 0.0
             dense = float(np.dot(vector, query_vector))
-            typed = expect.met_by(text, passage.text, self.gazetteer)
+            typed = expect.met_by(text, passage.text, self.gazetteer, passage.source)
             score = dense + self.keyword_weight * overlap - (0.0 if typed else 0.25)
-            found.append(_Candidate(index, start, end, text, score, typed))
+            if follow_up:
+                score += self.keyword_weight * len(follow_up & set(terms(text))) / len(follow_up)
+            if topic and not topic & set(terms(text)):
+                typed = False
+            if predicate:
+                typed = typed and speaks_of(predicate, set(terms(text)), strict=form == "yes-no")
+            if form == "why":
+                strength = reason_strength(text)
+                typed = typed and strength > 0
+                score += REASON_BONUS * (strength == 2)
+            if is_correction(text):
+                score += CORRECTION_BONUS
+            found.append(_Candidate(index, start, end, text, score, typed, day, overlap))
+        found = _without_corrected(found)
         found.sort(key=lambda c: (-c.score, c.passage_index, c.start))
         return found
 
+    def already_quoted(self, context: str, retrieval: Retrieval) -> set[tuple[int, int]]:
+        """The sentences the previous turn would have quoted (its question is the context of a standalone
+        follow-up): a follow-up asking what came next ("What did Russia do in response?") is not answered
+        by them again."""
+        if not context:
+            return set()
+        previous = Expectation.of(last_sentence(context))
+        ranked = [c for c in self.candidates(context, retrieval, previous) if c.typed or not previous.strict]
+        return {(c.passage_index, c.start) for c in ranked[: self.max_sentences]}
+
     def answer(self, question: str, retrieval: Retrieval) -> Answer:
-        expect = Expectation.of(last_sentence(question))  # in a conversation: the follow-up actually asked
+        asked = resolve_what_about(question)  # in a conversation: the follow-up actually asked
+        context = question.strip()[: len(question.strip()) - len(last_sentence(question))].strip()
+        parts = split_parts(asked)
+        citer = _Citer(retrieval)
+        if len(parts) == 1:
+            part = self._part(question, asked, retrieval, citer)
+            if part.text is None:
+                return Answer(refusal_text(question), True, confidence=part.confidence)
+            return Answer(part.text, part.uncertain, citer.citations, confidence=part.confidence,
+                          disagreements=part.disagreements)
+        texts: list[str] = []
+        found: list[Disagreement] = []
+        answered = [self._part(f"{context} {p}".strip(), p, retrieval, citer) for p in parts]
+        for text, part in zip(parts, answered, strict=True):
+            texts.append(part.text if part.text is not None else f"{REFUSAL_PREFIX} “{text.rstrip('?')}”.")
+            found += part.disagreements
+        if all(p.text is None for p in answered):
+            return Answer(refusal_text(question), True, confidence=max((p.confidence or 0.0) for p in answered))
+        confidence = min(p.confidence or 0.0 for p in answered if p.text is not None)
+        return Answer(" ".join(texts), False, citer.citations, confidence=round(confidence, 4), disagreements=found)
+
+    def _part(self, question: str, asked: str, retrieval: Retrieval, citer: _Citer) -> _Part:
+        """One question (or one part of a multi-part question): its answer text, or None to refuse."""
+        expect = Expectation.of(asked)
         ranked = self.candidates(question, retrieval, expect)
-        if expect.strict:
+        form = question_form(asked)
+        if expect.strict or form in ("why", "yes-no") or about_topic(question):
             ranked = [c for c in ranked if c.typed]  # only a sentence with the asked kind of answer can answer
+        if _SEQUENCE.search(asked):
+            context = question.strip()[: len(question.strip()) - len(last_sentence(question))].strip()
+            quoted = self.already_quoted(context, retrieval)
+            ranked = [c for c in ranked if (c.passage_index, c.start) not in quoted]
         best = ranked[0] if ranked else None
         if best is None or best.score < self.threshold:
-            return Answer(refusal_text(question), True, confidence=round(best.score, 4) if best else None)
+            return _Part(None, round(best.score, 4) if best else None, [])
+        confidence = round(best.score, 4)
+        if form == "why":  # a sentence giving a reason outright beats one whose "after" or "over" may
+            outright = [c for c in ranked if reason_strength(c.text) == 2 and c.overlap > 0
+                        and c.score >= best.score - WHY_MARGIN]
+            best = outright[0] if outright else best
+        latest = asks_latest(asked)
+        if latest:  # of the reports about as good as the best, the latest leads
+            pool = [c for c in ranked if c.score >= max(self.threshold, best.score - LATEST_MARGIN)]
+            best = max(pool, key=lambda c: (c.day or date.min, c.score))
+        parts = [citer.quote(best)]
+        if latest:
+            parts[0] += f" ({best.label(retrieval)})"
+        if form == "yes-no":
+            uncertain = is_uncertain(best.text) and not is_correction(best.text)
+            lead = "The articles don't say for certain." if uncertain else yes_no_lead(asked, best.text)
+            text = f"{lead} {' '.join(parts)}"
+            return _Part(text, confidence, [], uncertain)
         chosen = [best]
-        for cand in ranked[1:]:
+        for cand in ranked if form != "why" else []:  # why: the reason alone
             if len(chosen) >= self.max_sentences or cand.score < best.score - self.margin:
                 break
-            if cand.typed:
-                chosen.append(cand)
-        numbers: dict[int, int] = {}
-        citations: list[Citation] = []
-        parts: list[str] = []
-        for cand in chosen:
-            if cand.passage_index not in numbers:
-                numbers[cand.passage_index] = len(numbers) + 1
-                citations.append(Citation(numbers[cand.passage_index], retrieval.passages[cand.passage_index],
-                                          Quote(cand.text, cand.start, cand.end)))
-            # an article's own "[3]" would read as a citation of passage 3: quoted as "(3)" (same length)
-            parts.append(f"{neutralise_citations(cand.text)} [{numbers[cand.passage_index]}]")
-        return Answer(" ".join(parts), False, citations, confidence=round(best.score, 4))
+            if cand is best or not cand.typed or (latest and (cand.day or date.min) < (best.day or date.min)):
+                continue
+            chosen.append(cand)
+            parts.append(citer.quote(cand))
+        found: list[Disagreement] = []
+        if expect.wanted not in (AnswerType.ANY, AnswerType.ENTITY):  # names: too unreliable without a reader
+            stated = self._values(ranked, best, expect, asked, citer, latest)
+            if latest and stated:
+                shown = " and ".join(f"{s.shown} [{s.n}] ({source_label(s.passage)})" for s in stated[1:])
+                parts.append(f"Earlier reports said {shown}.")
+            elif stated:
+                found = [disagreement(asked.rstrip("?").strip(), kind_of(expect.wanted), stated)]
+                parts.append(describe(found[0]))
+        return _Part(" ".join(parts), confidence, found)
+
+    def _values(self, ranked: list[_Candidate], best: _Candidate, expect: Expectation, asked: str,
+                citer: _Citer, latest: bool) -> list[Stated]:
+        """The lead sentence's value of the asked kind, then the differing values other articles give about as
+        well: earlier figures (latest questions) or the other sides of a disagreement. [] when no other differs."""
+        def values(cand: _Candidate) -> list[tuple[str, str]]:
+            return values_in(cand.text, expect.wanted, asked, cand.day, self.gazetteer)
+
+        own = values(best)
+        if not own:
+            return []
+        keys = {key for _, key in own}
+        asked_terms = set().union(*predicate_terms(asked))  # what is asked beyond the names it mentions
+        lead = Stated(own[0][0], own[0][1], citer.cite(best), citer.retrieval.passages[best.passage_index])
+        found: list[Stated] = []
+        for cand in ranked:  # one that could answer alone, or about as good as the lead
+            if cand.score < min(self.threshold, best.score - VALUES_MARGIN):
+                break
+            passage = citer.retrieval.passages[cand.passage_index]
+            if not cand.typed or passage.doc_id in {lead.passage.doc_id, *(s.passage.doc_id for s in found)}:
+                continue
+            if latest and not (cand.day and best.day and cand.day < best.day):
+                continue  # for the latest state only an earlier report is "earlier"
+            if is_correction(best.text):
+                continue  # a correction settles the value: the others are not a disagreement
+            theirs = values(cand)
+            if not theirs or theirs[0][1] in keys or not _same_subject(best.text, cand.text, asked_terms):
+                continue
+            if {key for _, key in theirs} & {key for _, key in own}:
+                continue  # it also gives the lead's value: not another side
+            keys.add(theirs[0][1])
+            found.append(Stated(theirs[0][0], theirs[0][1], citer.cite_value(cand, theirs[0][0]), passage))
+        return [lead, *found] if found else []
 
     def stream(self, question: str, retrieval: Retrieval) -> Iterator[str | Answer]:
         result = self.answer(question, retrieval)
         yield from tokens_of(result.text)
         yield result
+
+
+def _same_subject(first: str, second: str, asked: set[str]) -> bool:
+    """Two sentences report the same thing when they share two content words besides their figures ("The
+    ferry was carrying 212 passengers and crew" / "The ferry had 180 passengers and crew on board"), one of
+    them a word of what the question asks (not only a name: "Syrian jets ... on April 4" is another event
+    than "the strike, which took place on April 7")."""
+    def words_of(text: str) -> set[str]:
+        return {t for t in terms(text) if not any(ch.isdigit() for ch in t)}
+
+    shared = words_of(first) & words_of(second)
+    return len(shared) >= SAME_SUBJECT_TERMS and bool(shared & asked)
+
+
+def _without_corrected(found: list[_Candidate]) -> list[_Candidate]:
+    """Sentences stating a value that a later (or same-day) correction sets right are not quoted."""
+    wrong: list[tuple[set[str], date | None, str]] = [
+        (superseded(c.text), c.day, c.text) for c in found if is_correction(c.text)]
+    if not wrong:
+        return found
+    kept = []
+    for cand in found:
+        keys = {key for _, key in numbers_in(cand.text, set())}
+        if any(keys & bad and text != cand.text and (day is None or cand.day is None or cand.day <= day)
+               for bad, day, text in wrong):
+            continue
+        kept.append(cand)
+    return kept
 
 
 def build(context: AnswerContext) -> ExtractiveAnswerer:

@@ -9,11 +9,12 @@ from typing import Protocol
 
 from qa.conversations.store import Turn
 from qa.errors import AnswererUnavailable
-from qa.lexicon import REFERRING_NOUNS, REFERRING_WORDS
+from qa.lexicon import FOLLOW_UP_CUE_PATTERN, REFERRING_NOUNS, REFERRING_WORDS
 
 _FOLLOW_UP = re.compile(
     rf"\b({'|'.join(sorted(REFERRING_WORDS))}|the ({'|'.join(sorted(REFERRING_NOUNS))}))\b", re.I
 )
+_CUE = re.compile(FOLLOW_UP_CUE_PATTERN, re.I)
 _SENTENCE_END = re.compile(r"(?<=[?.!])\s+")
 _MARKER = re.compile(r"\[\d+\]")
 # How much of the previous turn a follow-up carries (offline), and how much longer than the question an LLM's
@@ -32,8 +33,9 @@ class QuestionRewriter(Protocol):
 
 
 def is_follow_up(question: str) -> bool:
-    """A question that leans on an earlier turn: it uses a pronoun or a bare 'the meeting'-style reference."""
-    return bool(_FOLLOW_UP.search(question)) or len(question.split()) <= 3
+    """A question that leans on an earlier turn: it uses a pronoun, a bare 'the meeting'-style reference, or a
+    cue that points back without a pronoun ("in response", "then", "what about Iran?")."""
+    return bool(_FOLLOW_UP.search(question) or _CUE.search(question)) or len(question.split()) <= 3
 
 
 def offline_standalone(question: str, history: list[Turn]) -> str:
