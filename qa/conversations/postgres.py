@@ -5,7 +5,6 @@ before this store is used."""
 
 from __future__ import annotations
 
-import json
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -17,6 +16,7 @@ from qa.conversations.store import (
     bounded,
     bounded_result,
     check_id,
+    conversation_record,
     new_id,
     title_of,
 )
@@ -80,14 +80,7 @@ class PostgresConversationStore:
                 "SELECT question, answer, result, to_char(created AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')"
                 " FROM turns WHERE conversation_id=%s ORDER BY idx", (conversation_id,),
             ).fetchall()
-        turns = []
-        for question, answer, result, turn_created in rows:
-            try:
-                parsed = json.loads(result) if result else None
-            except ValueError:
-                parsed = None
-            turns.append({"question": question, "answer_text": answer, "answer": parsed, "created": turn_created})
-        return {"id": conversation_id, "created": created, "title": title, "turns": turns}
+        return conversation_record(conversation_id, created, title, rows)
 
     def rename(self, conversation_id: str, client: str, title: str) -> dict[str, str]:
         """Give one of `client`'s conversations a new title (whitespace collapsed, at most TITLE_CHARS)."""

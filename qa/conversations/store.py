@@ -74,6 +74,20 @@ class Conversations(Protocol):
     def add(self, conversation_id: str, turn: Turn, client: str = LOCAL_CLIENT) -> None: ...
 
 
+
+def conversation_record(conversation_id: str, created: str, title: str,
+                        rows: list[tuple[str, str, str | None, str]]) -> dict[str, object]:
+    """A conversation as GET /conversations/{id} shows it, from its turn rows (question, answer text, stored
+    answer object as JSON or None, created); an unreadable answer object is shown as missing."""
+    turns = []
+    for question, answer, result, turn_created in rows:
+        try:
+            parsed = json.loads(result) if result else None
+        except ValueError:
+            parsed = None
+        turns.append({"question": question, "answer_text": answer, "answer": parsed, "created": turn_created})
+    return {"id": conversation_id, "created": created, "title": title, "turns": turns}
+
 class ConversationStore:
     """Turns per conversation in SQLite (survives restarts; shared by workers on one data folder).
 
@@ -141,14 +155,7 @@ class ConversationStore:
             "SELECT question, answer, result, created FROM turns WHERE conversation_id=? ORDER BY idx",
             (conversation_id,),
         ).fetchall()
-        turns = []
-        for question, answer, result, turn_created in rows:
-            try:
-                parsed = json.loads(result) if result else None
-            except ValueError:
-                parsed = None
-            turns.append({"question": question, "answer_text": answer, "answer": parsed, "created": turn_created})
-        return {"id": conversation_id, "created": created, "title": title, "turns": turns}
+        return conversation_record(conversation_id, created, title, rows)
 
     def rename(self, conversation_id: str, client: str, title: str) -> dict[str, str]:
         """Give one of `client`'s conversations a new title (whitespace collapsed, at most TITLE_CHARS)."""
