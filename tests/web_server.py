@@ -4,7 +4,7 @@ Routes besides the static pages (whose `{{BASE}}` becomes this server's address)
   /redirect/N/<path>         N hops of 302 ending at /<path>          /redirect-loop       endless 302s
   /redirect-to?url=U         one 302 to an absolute URL U (e.g. to another address or scheme)
   /status/CODE               that status with a short HTML body        /slow?seconds=S      headers after S s
-  /trickle?seconds=S         headers at once, then one byte a second   /huge?bytes=N        N bytes, no length
+  /trickle?seconds=S         headers at once, then a byte every 0.2 s  /huge?bytes=N        N bytes, no length
   /huge-declared?bytes=N     Content-Length N, the body never sent     /file.pdf, /image.png  non-HTML types
 Text responses carry an ETag and a Last-Modified date and answer 304 to a matching conditional request; they
 are gzipped when the client accepts it. `edit(path)` swaps a page for its `.v2` version (an edited article).
@@ -103,13 +103,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", "text/html")
             self.send_header("Content-Length", "100000")
             self.end_headers()
-            for _ in range(int(float(query.get("seconds", ["5"])[0]))):
+            # a byte every 0.2 s: well inside any read timeout a test sets, so only the total timeout can end it
+            for _ in range(int(float(query.get("seconds", ["5"])[0]) / 0.2)):
                 try:
                     self.wfile.write(b"x")
                     self.wfile.flush()
                 except OSError:
                     return
-                time.sleep(1)
+                time.sleep(0.2)
             return
         if path in ("/huge", "/huge-declared"):
             size = int(query.get("bytes", ["5000000"])[0])

@@ -40,7 +40,7 @@ from qa.store import ChunkRow, DocumentStore, SpanRows, VectorIndex, WriterLock
 from qa.store.sqlite import day_number
 
 EMBED_GROUP_TEXTS = 512  # texts embedded together across articles, so batches stay full
-PROGRESS_TEXTS = 256  # texts per embed() call within a group: progress is reported between them
+PROGRESS_TEXTS = 64  # texts per embed() call within a group (one batch): progress is reported between them
 
 
 @dataclass
