@@ -207,7 +207,7 @@ class ExtractiveAnswerer:
 
     def answer(self, question: str, retrieval: Retrieval) -> Answer:
         asked = resolve_what_about(question)  # in a conversation: the follow-up actually asked
-        context = question.strip()[: len(question.strip()) - len(last_sentence(question))].strip()
+        context = _context_of(question)
         parts = split_parts(asked)
         citer = _Citer(retrieval)
         if len(parts) == 1:
@@ -235,7 +235,7 @@ class ExtractiveAnswerer:
         if expect.strict or form in ("why", "yes-no") or about_topic(question):
             ranked = [c for c in ranked if c.typed]  # only a sentence with the asked kind of answer can answer
         if _SEQUENCE.search(asked):
-            context = question.strip()[: len(question.strip()) - len(last_sentence(question))].strip()
+            context = _context_of(question)
             quoted = self.already_quoted(context, retrieval)
             ranked = [c for c in ranked if (c.passage_index, c.start) not in quoted]
         best = ranked[0] if ranked else None
@@ -314,6 +314,12 @@ class ExtractiveAnswerer:
         result = self.answer(question, retrieval)
         yield from tokens_of(result.text)
         yield result
+
+
+def _context_of(question: str) -> str:
+    """What comes before the question's last sentence: in a conversation, the earlier turn it follows."""
+    question = question.strip()
+    return question[: len(question) - len(last_sentence(question))].strip()
 
 
 def _same_subject(first: str, second: str, asked: set[str]) -> bool:

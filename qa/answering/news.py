@@ -15,6 +15,7 @@ from datetime import date, datetime
 
 from qa.answering import Disagreement, DisagreementValue
 from qa.answering.answer_types import AnswerType, satisfies, without_reporting_days
+from qa.answering.enrichments import sentence_spans
 from qa.lexicon import (
     CORRECTION_PATTERN,
     CURRENT_STATE_PATTERN,
@@ -54,7 +55,6 @@ _WHAT_ABOUT = re.compile(WHAT_ABOUT_PATTERN, re.I)
 _OPENING = re.compile(QUESTION_OPENING_PATTERN, re.I)
 _PART_OPENER = re.compile(rf"^\W*(?:{'|'.join(sorted(PART_OPENERS))})\b", re.I)
 _TIME = re.compile(TIME_PATTERN, re.I)
-_SENTENCE = re.compile(r"[^.!?]+(?:[.!?](?!\d)[^.!?\s]*)*[.!?]?")
 _NUMBER = re.compile(
     r"(?:(?:at least|more than|fewer than|less than|about|around|some|nearly|almost|over|up to|roughly) )?"
     r"[$€£]?\d[\d,]*(?:\.\d+)?(?: ?(?:million|billion|percent|per cent|%))?(?: (?:euros?|dollars?|pounds))?"
@@ -276,7 +276,8 @@ def kind_of(wanted: AnswerType) -> str:
 
 
 def sentences_of(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE.findall(text) if len(s.split()) >= 4]
+    """A passage's sentences of four words or more, split as the sentence vectors are (punkt)."""
+    return [text[s:e].strip() for s, e in sentence_spans(text) if len(text[s:e].split()) >= 4]
 
 
 def passage_disagreements(question: str, wanted: AnswerType, cited: list[tuple[int, Passage]],
