@@ -119,6 +119,12 @@ class OnnxMiniLMEmbedding:
         self._tokenizer = tokenizer
         self.embed_batch_size = batch_size
 
+    def close(self) -> None:
+        """Stop the worker threads (a later embed() runs its batches one at a time in the caller's thread)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
     def encode_batch(self, texts: list[str]) -> np.ndarray:
         """One forward pass: texts -> (n, 384) float32 unit vectors (padding only to the batch's longest)."""
         return self._run(self._tokenizer.encode_batch(texts))
