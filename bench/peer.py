@@ -369,6 +369,7 @@ def main() -> None:
             ingests[system].append(first)
             again = timed_process(argv, env)
             reingests[system].append(again)
+            save(f"{args.name}-partial", {"articles": len(headlines), "ingests": ingests, "reingests": reingests})
             print(f"run {run + 1} {system:>4}: ingest {first['cpu_s']:.1f} s CPU, {first['wall_s']:.1f} s wall, "
                   f"peak {first['peak_rss_mb']:.0f} MB; re-ingest {again['cpu_s']:.1f} s CPU, "
                   f"{again['wall_s']:.1f} s wall", flush=True)
@@ -405,14 +406,17 @@ def main() -> None:
                 "query_peak_rss_mb": med(queries[system], "peak_rss_mb"),
             })
     peers = [s for s in systems if s.startswith("peer")]
-    ratios = {f"{system}/{peer}": {key: ratio(value, summary[peer][key]) for key, value in summary[system].items()}
+    def ratios_to(system: str, peer: str) -> dict[str, float | None]:  # a key the peer lacks (queries): None
+        return {key: ratio(value, summary[peer][key]) if key in summary[peer] else None
+                for key, value in summary[system].items()}
+
+    ratios = {f"{system}/{peer}": ratios_to(system, peer)
               for system in systems if system in QA_VARIANTS for peer in peers}
     if "peer-stock" in summary:
-        ratios["peer-stock/peer"] = {key: ratio(value, summary["peer"][key])
-                                     for key, value in summary["peer-stock"].items()}
+        ratios["peer-stock/peer"] = ratios_to("peer-stock", "peer")
     print(f"\nmedians over {args.runs} ingest and {args.query_runs} query runs per system, {len(headlines)} articles:")
-    print(f"{'':<22}" + "".join(f"{s:>13}" for s in systems) + "".join(f"{r:>18}" for r in ratios))
-    for key in summary["peer"]:
+    print(f"{'':<22}" + "".join(f"{s:>13}" for s in systems) + "".join(f"{r:>20}" for r in ratios))
+    for key in summary[queried[-1]]:
         cells = "".join(f"{summary[s].get(key, '-')!s:>13}" for s in systems)
         print(f"{key:<22}{cells}" + "".join(f"{ratios[r].get(key) or '-'!s:>18}" for r in ratios))
     result = {"articles": len(headlines), "runs": args.runs, "query_runs": args.query_runs,
