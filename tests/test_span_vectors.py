@@ -63,6 +63,21 @@ def test_parallel_batches_give_each_text_its_own_vector_in_order(embedder: OnnxM
                                atol=1e-6)
 
 
+def test_batches_bound_rows_token_slots_and_padding() -> None:
+    """Full chunks go four to a batch, short sentences many more, and lengths far apart never share one."""
+    from qa.embedding.onnx import BATCH_TOKENS, PADDING_SLACK, _batches
+
+    lengths = [256] * 10 + [30] * 100 + [120, 130]
+    batches = _batches(lengths, max_size=64)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        width = max(lengths[i] for i in batch)
+        assert len(batch) <= 64 and (len(batch) == 1 or len(batch) * width <= BATCH_TOKENS)
+        assert len(batch) * width <= (1 + PADDING_SLACK) * sum(lengths[i] for i in batch)
+    assert max(len(b) for b in batches if lengths[b[0]] == 256) == BATCH_TOKENS // 256
+    assert max(len(b) for b in batches if lengths[b[0]] == 30) == BATCH_TOKENS // 30
+
+
 def test_a_span_cut_by_truncation_is_not_whole(embedder: OnnxMiniLMEmbedding) -> None:
     long = " ".join(f"Word{i} is here." for i in range(MAX_TOKENS))  # far more than 256 tokens
     tail = (len(long) - len("Word255 is here."), len(long))
