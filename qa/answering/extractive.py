@@ -37,6 +37,7 @@ from qa.lexicon import (
     SEQUENCE_CUE_PATTERN,
     Gazetteer,
     neutralise_citations,
+    predicate_coverage,
     predicate_terms,
     question_terms,
     speaks_of,
@@ -54,6 +55,7 @@ LATEST_MARGIN = 0.25
 VALUES_MARGIN = 0.15
 CORRECTION_BONUS = 0.1
 REASON_BONUS = 0.15
+PREDICATE_BONUS = 0.2  # yes/no: times the share of what is asked that a sentence speaks of
 WHY_MARGIN = 0.6
 SAME_SUBJECT_TERMS = 2
 
@@ -184,6 +186,8 @@ class ExtractiveAnswerer:
                 typed = False
             if predicate:
                 typed = typed and speaks_of(predicate, set(terms(text)), strict=form == "yes-no")
+            if form == "yes-no":  # the sentence saying most of what is asked, not the one naming who is asked about
+                score += PREDICATE_BONUS * predicate_coverage(predicate, set(terms(text)))
             if form == "why":
                 strength = reason_strength(text)
                 typed = typed and strength > 0
