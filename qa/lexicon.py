@@ -280,6 +280,42 @@ def neutralise_citations(text: str) -> str:
 YES_NO_OPENERS = words("is are was were did does do has have had can could will would should")
 YES_NO_PATTERN = rf"^\W*(?:{'|'.join(sorted(YES_NO_OPENERS))})\b"
 WHY_PATTERN = r"^\W*(?:why\b|what (?:was|is|were|are) the (?:reason|cause|motive)s?\b|for what reason\b)"
+# A question asking how someone described something: "How did Lavrov characterise the strike?", "How were the
+# talks described by Lavrov?", "What did the ministry call the strike?", "How did Democrats see the sacking?"
+_DESCRIBE_VERBS = (r"(?:describ|characteri[sz]|portray|depict|call|term|label|brand|dub|see|saw|seen|view|regard|"
+                   r"assess|greet|sum)\w*")
+DESCRIPTION_Q_PATTERN = (
+    rf"^\W*(?:how (?:did|does|do|has|have|had|would|will|was|were|is|are) (?:.+? )?{_DESCRIBE_VERBS}\b|"
+    rf"what (?:did|does|do|has|have|had) (?:.+? )?call(?:ed)?\b|what words? did\b)"
+)
+# Who the description is asked of: the subject of "how did X describe ..." or the agent of "described by X".
+DESCRIBER_PATTERNS = (
+    rf"^\W*(?:how|what) (?:did|does|do|has|have|had|would|will) (?P<who>.+?) {_DESCRIBE_VERBS}\b",
+    rf"\b{_DESCRIBE_VERBS} by (?P<who>(?:the )?(?:[A-Z][\w’'-]*\s?)+)",
+)
+# Sentences that describe: a verb of describing ("called it an “unlawful attack”", "described the attack as",
+# "turned out to be frank"), or, weaker, a copula with an evaluation ("is not calm", "are unacceptable").
+STRONG_DESCRIPTION_PATTERN = (
+    r"\b(?:describ\w*\b.{0,60}?\bas|call(?:s|ed|ing)? (?:it|them|him|her|this|that|the \w+)\b|"
+    r"characteri[sz]\w*|termed|dubbed|labell?ed|branded|(?:seen|viewed|regarded|considered) (?:by [^,]{1,40} )?as|"
+    r"turned out to be|proved (?:to be )?|(?:is|are|was|were) [“\"](?:an? )?\w+)"
+)
+WEAK_DESCRIPTION_PATTERN = (
+    r"\b(?:is|are|was|were|remains?|remained|seems?|seemed|appears?|appeared)\s+(?:not\s+|very\s+|so\s+|too\s+|"
+    r"quite\s+|rather\s+|also\s+|an?\s+)*(?!(?:to|by|that|there|expected|set|due|going|able|being|the|this|these|"
+    r"those|its|his|her|their|our|my|your|one|only|in|on|at|of|for|with|from|now|still|then)\b)"
+    r"(?!\w+(?:ed|ing)\b)[a-z][\w-]*"
+)
+# Who says something in a sentence: a name beside a verb of saying ("Lavrov said", "according to the ministry",
+# "seen by Democrats"), or a pronoun that points to the sentence before ("He also called it ...").
+SPEECH_VERB_PATTERN = (
+    r"\b(?:said|says|say|told|tells|added|adding|noted|stated|stressed|insisted|warned|described|describes|called|"
+    r"calls|characteri[sz]ed|termed|dubbed|branded|labell?ed|believes|according to|seen by|viewed by|quoted)\b"
+)
+PRONOUN_SPEAKER_PATTERN = (
+    r"(?:^|[,;:”\"]\s*)(?:he|she|they|it)\s+(?:also\s+|then\s+|later\s+)?(?:said|says|told|added|noted|called|"
+    r"described|stated|stressed|insisted|warned)\b"
+)
 # Words that give a reason. Strong ones say so outright; weak ones often do ("after", "over", "amid").
 STRONG_REASON_PATTERN = (
     r"\b(?:because|due to|owing to|in (?:reaction|response|retaliation|protest) (?:to|for|at|against)|"
