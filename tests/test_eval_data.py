@@ -43,7 +43,7 @@ def test_heldout_set_is_separate_and_balanced() -> None:
 def test_forms_set_has_every_form_with_near_misses_and_no_heldout_question() -> None:
     forms = load_dataset([FORMS])
     kinds = [q.kind for q in forms.questions]
-    for form in ("description", "yes-no-negative"):
+    for form in ("description", "yes-no-negative", "detail"):
         assert kinds.count(form) >= 5, form
     assert kinds.count("description-unanswerable") >= 3 and kinds.count("yes-no-unanswerable") >= 3
     assert all(q.expect.get("starts_with") == "No" for q in forms.questions if q.kind == "yes-no-negative")
