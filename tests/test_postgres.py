@@ -223,6 +223,20 @@ def test_crash_between_chroma_delete_and_sql_commit_is_repaired(fresh: Callable[
     assert set(after.chroma_chunks) == set(before.chroma_chunks)
 
 
+def test_close_releases_the_database_pool_and_the_embedder_threads(fresh: Callable[..., Service]) -> None:
+    """A service that is closed (the HTTP app's shutdown) leaves no pool connections or worker threads behind."""
+    import threading
+
+    service = fresh()
+    service.indexer.embedder.embed(["one text", "another text", "a third one"])  # starts the worker threads
+    assert any(t.name.startswith("embed") for t in threading.enumerate())
+    database = getattr(service.docs, "db", None)
+    service.close()
+    if database is not None:  # PostgreSQL: its pool is closed, so its connections are gone
+        assert database.pool.closed
+    assert service.indexer.embedder.embed(["still answers"]).shape == (1, 384)  # in the caller's thread now
+
+
 def test_conversations_jobs_progress_and_token_key_are_shared(fresh: Callable[..., Service]) -> None:
     """What a second process on the same stores must see of the first's: conversations (owners, reopen,
     rename, delete), feedback, jobs, the running ingest's progress, the client-token key."""

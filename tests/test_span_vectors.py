@@ -46,6 +46,23 @@ def test_text_vectors_are_embeds_and_spans_are_their_tokens_mean(embedder: OnnxM
     assert 0.5 < float(span_vectors[0][1] @ alone) < 0.999
 
 
+def test_parallel_batches_give_each_text_its_own_vector_in_order(embedder: OnnxMiniLMEmbedding) -> None:
+    """Two single-threaded runs at once (the default on two cores) write each batch's rows where they belong:
+    the same vectors, text for text, as one batch at a time on one worker."""
+    assert embedder.workers >= 2  # one per core: CI and laptops have at least two
+    one_worker = OnnxMiniLMEmbedding(threads=1)
+    texts = [f"Report {i}: " + "the ferry resumed service after the storm. " * (1 + i % 9) for i in range(70)]
+    parallel, serial = embedder.embed(texts), one_worker.embed(texts)
+    np.testing.assert_allclose(parallel, serial, atol=1e-6)
+    assert float(parallel[0] @ parallel[1]) < 0.999  # rows are distinct texts, not one vector copied
+    spans = [[(0, 9)] for _ in texts]
+    vectors, span_vectors, _ = embedder.embed_with_spans(texts, spans)
+    serial_vectors, serial_spans, _ = one_worker.embed_with_spans(texts, spans)
+    np.testing.assert_allclose(vectors, serial_vectors, atol=1e-6)
+    np.testing.assert_allclose(np.stack([v[0] for v in span_vectors]), np.stack([v[0] for v in serial_spans]),
+                               atol=1e-6)
+
+
 def test_a_span_cut_by_truncation_is_not_whole(embedder: OnnxMiniLMEmbedding) -> None:
     long = " ".join(f"Word{i} is here." for i in range(MAX_TOKENS))  # far more than 256 tokens
     tail = (len(long) - len("Word255 is here."), len(long))

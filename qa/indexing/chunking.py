@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from functools import cached_property
+from typing import Any
 
 from qa.sources.article import Article
 from qa.store import ChunkRow
@@ -13,10 +15,15 @@ class Chunker:
 
     def __init__(self, chunk_size: int, chunk_overlap: int) -> None:
         self.chunk_size, self.chunk_overlap = chunk_size, chunk_overlap
+        self.signature = f"sentence-splitter:{chunk_size}:{chunk_overlap}"
+
+    @cached_property
+    def _splitter(self) -> Any:
+        """Built on the first article to chunk: importing llama-index takes ~3.5 s of CPU, which a re-ingest
+        of unchanged files, a question or a listing never needs."""
         from llama_index.core.node_parser import SentenceSplitter
 
-        self._splitter = SentenceSplitter(chunk_size=chunk_size, chunk_overlap=min(chunk_overlap, chunk_size // 2))
-        self.signature = f"sentence-splitter:{chunk_size}:{chunk_overlap}"
+        return SentenceSplitter(chunk_size=self.chunk_size, chunk_overlap=min(self.chunk_overlap, self.chunk_size // 2))
 
     def chunks(self, article: Article) -> list[ChunkRow]:
         from llama_index.core import Document
