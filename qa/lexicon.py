@@ -282,8 +282,9 @@ YES_NO_PATTERN = rf"^\W*(?:{'|'.join(sorted(YES_NO_OPENERS))})\b"
 WHY_PATTERN = r"^\W*(?:why\b|what (?:was|is|were|are) the (?:reason|cause|motive)s?\b|for what reason\b)"
 # A question asking how someone described something: "How did Lavrov characterise the strike?", "How were the
 # talks described by Lavrov?", "What did the ministry call the strike?", "How did Democrats see the sacking?"
-_DESCRIBE_VERBS = (r"(?:describ|characteri[sz]|portray|depict|call|term|label|brand|dub|see|saw|seen|view|regard|"
-                   r"assess|greet|sum)\w*")
+_DESCRIBE_VERBS = (r"(?:describ(?:e|es|ed|ing)|characteri[sz](?:e|es|ed|ing)|portray(?:s|ed)?|depict(?:s|ed)?|"
+                   r"call(?:s|ed)?|term(?:s|ed)?|label(?:s|l?ed)?|brand(?:s|ed)?|dub(?:s|bed)?|see|saw|seen|"
+                   r"view(?:s|ed)?|regard(?:s|ed)?|assess(?:es|ed)?|greet(?:s|ed)?|sum(?:s|med)? up)")
 DESCRIPTION_Q_PATTERN = (
     rf"^\W*(?:how (?:did|does|do|has|have|had|would|will|was|were|is|are) (?:.+? )?{_DESCRIBE_VERBS}\b|"
     rf"what (?:did|does|do|has|have|had) (?:.+? )?call(?:ed)?\b|what words? did\b)"

@@ -134,6 +134,7 @@ def test_question_form_rules_read_questions_and_sentences() -> None:
     assert question_form("How did Lavrov characterise the strike?") == "description"
     assert question_form("What did the ministry call the strike?") == "description"
     assert question_form("How did Lavrov respond to the questions?") == "other"
+    assert question_form("How did the summit end?") == "other"  # not "sum up"
     assert describer_terms("How were the talks described by Lavrov afterwards?") == {"lavrov"}
     assert describer_terms("How was the tone described?") == set()
     assert description_strength("He also called it an “unlawful attack” against Syria.") == 2
