@@ -280,6 +280,43 @@ def neutralise_citations(text: str) -> str:
 YES_NO_OPENERS = words("is are was were did does do has have had can could will would should")
 YES_NO_PATTERN = rf"^\W*(?:{'|'.join(sorted(YES_NO_OPENERS))})\b"
 WHY_PATTERN = r"^\W*(?:why\b|what (?:was|is|were|are) the (?:reason|cause|motive)s?\b|for what reason\b)"
+# A question asking how someone described something: "How did Lavrov characterise the strike?", "How were the
+# talks described by Lavrov?", "What did the ministry call the strike?", "How did Democrats see the sacking?"
+_DESCRIBE_VERBS = (r"(?:describ(?:e|es|ed|ing)|characteri[sz](?:e|es|ed|ing)|portray(?:s|ed)?|depict(?:s|ed)?|"
+                   r"call(?:s|ed)?|term(?:s|ed)?|label(?:s|l?ed)?|brand(?:s|ed)?|dub(?:s|bed)?|see|saw|seen|"
+                   r"view(?:s|ed)?|regard(?:s|ed)?|assess(?:es|ed)?|greet(?:s|ed)?|sum(?:s|med)? up)")
+DESCRIPTION_Q_PATTERN = (
+    rf"^\W*(?:how (?:did|does|do|has|have|had|would|will|was|were|is|are) (?:.+? )?{_DESCRIBE_VERBS}\b|"
+    rf"what (?:did|does|do|has|have|had) (?:.+? )?call(?:ed)?\b|what words? did\b)"
+)
+# Who the description is asked of: the subject of "how did X describe ..." or the agent of "described by X".
+DESCRIBER_PATTERNS = (
+    rf"^\W*(?:how|what) (?:did|does|do|has|have|had|would|will) (?P<who>.+?) {_DESCRIBE_VERBS}\b",
+    rf"\b{_DESCRIBE_VERBS} by (?P<who>(?:the )?(?:[A-Z][\w’'-]*\s?)+)",
+)
+# Sentences that describe: a verb of describing ("called it an “unlawful attack”", "described the attack as",
+# "turned out to be frank"), or, weaker, a copula with an evaluation ("is not calm", "are unacceptable").
+STRONG_DESCRIPTION_PATTERN = (
+    r"\b(?:describ\w*\b.{0,60}?\bas|call(?:s|ed|ing)? (?:it|them|him|her|this|that|the \w+)\b|"
+    r"characteri[sz]\w*|termed|dubbed|labell?ed|branded|(?:seen|viewed|regarded|considered) (?:by [^,]{1,40} )?as|"
+    r"turned out to be|proved (?:to be )?|(?:is|are|was|were) [“\"](?:an? )?\w+)"
+)
+WEAK_DESCRIPTION_PATTERN = (
+    r"\b(?:is|are|was|were|remains?|remained|seems?|seemed|appears?|appeared)\s+(?:not\s+|very\s+|so\s+|too\s+|"
+    r"quite\s+|rather\s+|also\s+|an?\s+)*(?!(?:to|by|that|there|expected|set|due|going|able|being|the|this|these|"
+    r"those|its|his|her|their|our|my|your|one|only|in|on|at|of|for|with|from|now|still|then)\b)"
+    r"(?!\w+(?:ed|ing)\b)[a-z][\w-]*"
+)
+# Who says something in a sentence: a name beside a verb of saying ("Lavrov said", "according to the ministry",
+# "seen by Democrats"), or a pronoun that points to the sentence before ("He also called it ...").
+SPEECH_VERB_PATTERN = (
+    r"\b(?:said|says|say|told|tells|added|adding|noted|stated|stressed|insisted|warned|described|describes|called|"
+    r"calls|characteri[sz]ed|termed|dubbed|branded|labell?ed|believes|according to|seen by|viewed by|quoted)\b"
+)
+PRONOUN_SPEAKER_PATTERN = (
+    r"(?:^|[,;:”\"]\s*)(?:he|she|they|it)\s+(?:also\s+|then\s+|later\s+)?(?:said|says|told|added|noted|called|"
+    r"described|stated|stressed|insisted|warned)\b"
+)
 # Words that give a reason. Strong ones say so outright; weak ones often do ("after", "over", "amid").
 STRONG_REASON_PATTERN = (
     r"\b(?:because|due to|owing to|in (?:reaction|response|retaliation|protest) (?:to|for|at|against)|"
@@ -333,14 +370,38 @@ IRREGULAR_PAST = {
 
 # Words that place a question in time ("Is the road *still* closed?") without being what it asks about.
 TIME_ADVERBS = words("still now currently yet already anymore again so far today")
+# Function words the stopword list (Lucene's 33) keeps: pronouns, auxiliaries, prepositions. They say how a
+# question is asked ("Did Trump phone Putin *after* the strike?"), never what it asks about.
+FUNCTION_WORDS = words(
+    "he him his she her hers we us our you your i me my them its who whom whose which what when where why how "
+    "would could should may might can shall must been being do does did done has have had after before about "
+    "during since while than from over under up down out off also any"
+)
+# Words a report uses for what a question asks with another word ("Did they *talk* about sanctions?" ->
+# "they did not *discuss* ..."), each group read both ways. Kept to verbs and modifiers news uses alike.
+SYNONYM_GROUPS = (
+    "talk discuss speak mention raise", "back support endorse", "impose slap", "new further more additional extra",
+    "phone call telephone", "find reach", "meet met", "help aid assist", "end stop halt", "ask urge call",
+)
+_SYNONYMS: dict[str, set[str]] = {}
+for _group in SYNONYM_GROUPS:
+    for _word in _group.split():
+        _SYNONYMS.setdefault(_word, set()).update(_group.split())
+
+
+def synonyms(word: str) -> set[str]:
+    """The words of SYNONYM_GROUPS that mean what `word` does (itself included when it is listed)."""
+    return _SYNONYMS.get(word.lower(), set())
 
 
 def predicate_terms(question: str) -> list[set[str]]:
     """What a yes/no or why question asks about beyond the names it mentions, word by word in question order
     ("Did Lavrov invite Trump to visit Moscow?" -> [{invit}, {visit}]), each with its irregular past forms
-    ("meet" -> {meet, met}). Numbers and years are left out: they place the question, they are not asked."""
+    ("meet" -> {meet, met}) and synonyms ("talk" -> {talk, discuss, ...}). Numbers, number words, years and
+    function words ("after", "his") are left out: they place the question, they are not asked."""
     names = {t for w in capitalised_words(" " + question) for t in terms(w)}
-    asked = question_terms(question) - names - set(terms(" ".join(TIME_ADVERBS)))
+    placing = set(terms(" ".join(TIME_ADVERBS | FUNCTION_WORDS))) | set(terms(NUMBER_WORDS_PATTERN.replace("|", " ")))
+    asked = question_terms(question) - names - placing
     found: list[set[str]] = []
     for word in re.findall(r"[a-z]+", question.lower()):
         stem = terms(word)
@@ -348,19 +409,27 @@ def predicate_terms(question: str) -> list[set[str]]:
             continue
         opposites = {b for a, b in OPPOSITE_STATES if word.startswith(a)} | {
             a for a, b in OPPOSITE_STATES if word.startswith(b)}  # "closed?" is answered by "reopened"
-        found.append({stem[0], *terms(IRREGULAR_PAST.get(word, "")), *(t for o in opposites for t in terms(o))})
+        alike = synonyms(word) | synonyms(_stemmer().stemWord(word))
+        found.append({stem[0], *terms(IRREGULAR_PAST.get(word, "")), *(t for o in opposites for t in terms(o)),
+                      *(t for a in alike for t in terms(f"{a} {IRREGULAR_PAST.get(a, '')}"))})
     return found
 
 
 def speaks_of(predicate: list[set[str]], sentence_terms: set[str], strict: bool) -> bool:
     """Whether a sentence speaks of what a question asks: of any asked term; strictly (yes/no questions),
-    of the first one (usually the verb: "Did Lavrov *invite* Trump?") or of more than half of them."""
+    of more than half of them, or of half with the first one (usually the verb: "Did Lavrov *invite* Trump to
+    visit?"). One word of several is not enough: "talks" is not "talk about new sanctions"."""
     if not predicate:
         return True
     shared = sum(1 for forms in predicate if forms & sentence_terms)
     if not strict:
         return shared > 0
-    return bool(predicate[0] & sentence_terms) or shared > len(predicate) / 2
+    return shared > len(predicate) / 2 or (shared >= len(predicate) / 2 and bool(predicate[0] & sentence_terms))
+
+
+def predicate_coverage(predicate: list[set[str]], sentence_terms: set[str]) -> float:
+    """The share of what a question asks (predicate_terms) that a sentence speaks of."""
+    return sum(1 for forms in predicate if forms & sentence_terms) / len(predicate) if predicate else 0.0
 
 
 # Follow-ups that lean on the previous turn without a pronoun: "What did Russia do in response?",

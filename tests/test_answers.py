@@ -97,3 +97,55 @@ def test_answer_quality_on_eval_set(pipeline: Service) -> None:
     assert phantoms == 0
     assert answer_rate >= 0.85
     assert refusal_rate >= 0.85
+
+
+# --- question forms (eval/forms, the tune set for them) ---------------------------------------------------------
+
+FORMS = {q["id"]: q for q in map(json.loads, (ROOT / "eval/forms/questions.jsonl").read_text("utf-8").splitlines())}
+
+
+@pytest.mark.parametrize("item_id", ["f01", "f02", "f03", "f05", "f07"])
+def test_description_questions_quote_what_the_named_speaker_said(pipeline: Service, item_id: str) -> None:
+    item = FORMS[item_id]
+    result = pipeline.ask(item["question"]).model_dump()
+    assert not result["refused"] and any(_norm(a) in _norm(result["answer"]) for a in item["answers"]), result["answer"]
+    assert_citations_exact(pipeline, result)
+
+
+@pytest.mark.parametrize("item_id", ["f12", "f13", "f16", "f18"])
+def test_yes_no_with_negated_evidence_answers_no_with_the_evidence(pipeline: Service, item_id: str) -> None:
+    item = FORMS[item_id]
+    result = pipeline.ask(item["question"]).model_dump()
+    assert result["answer"].startswith("No. ") and not result["refused"], result["answer"]
+    assert any(_norm(a) in _norm(result["answer"]) for a in item["answers"]), result["answer"]
+    assert_citations_exact(pipeline, result)
+
+
+@pytest.mark.parametrize("item_id", ["f09", "f10", "f11", "f19", "f20", "f21"])
+def test_near_misses_of_the_forms_are_refused(pipeline: Service, item_id: str) -> None:
+    result = pipeline.ask(FORMS[item_id]["question"]).model_dump()
+    assert result["refused"], result["answer"]
+
+
+def test_question_form_rules_read_questions_and_sentences() -> None:
+    from qa.answering.news import describer_terms, description_strength, question_form, said_by
+    from qa.lexicon import predicate_terms, speaks_of, terms
+
+    assert question_form("How did Lavrov characterise the strike?") == "description"
+    assert question_form("What did the ministry call the strike?") == "description"
+    assert question_form("How did Lavrov respond to the questions?") == "other"
+    assert question_form("How did the summit end?") == "other"  # not "sum up"
+    assert describer_terms("How were the talks described by Lavrov afterwards?") == {"lavrov"}
+    assert describer_terms("How was the tone described?") == set()
+    assert description_strength("He also called it an “unlawful attack” against Syria.") == 2
+    assert description_strength("The current stage is not calm, to say the least.") == 1
+    assert description_strength("Tillerson arrived in Moscow on Tuesday.") == 0
+    assert said_by({"lavrov"}, "The talks were frank, Russian Foreign Minister Sergey Lavrov said.", "")
+    assert not said_by({"putin"}, "Putin’s spokesperson, Dmitry Peskov, said a meeting has not been scheduled.", "")
+    assert said_by({"lavrov"}, "He also called it an “unlawful attack”.", "It matters, Lavrov said.")
+    # function and number words are not what a yes/no question asks; a synonym meets an asked word
+    asked = predicate_terms("Did Trump phone Putin after the two strikes?")
+    assert not any({"after", "two"} & forms for forms in asked)
+    sanctions = predicate_terms("Did they talk about new sanctions?")
+    assert speaks_of(sanctions, set(terms("They did not discuss further sanctions.")), strict=True)
+    assert not speaks_of(sanctions, set(terms("After the talks they had lunch.")), strict=True)

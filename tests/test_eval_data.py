@@ -17,6 +17,7 @@ from tests.support import ROOT, SEEDS
 DATA = ROOT / "eval" / "data"
 HELDOUT = ROOT / "eval" / "heldout"
 NEWS = ROOT / "eval" / "news"
+FORMS = ROOT / "eval" / "forms"
 NEWS_KINDS = {"latest", "current-state", "correction", "disagreement", "yes-no", "why", "multi-part", "unanswerable"}
 
 
@@ -27,7 +28,7 @@ def articles() -> dict[str, str]:
     return {a.doc_id: a.text for a in loaded if isinstance(a, Article)}
 
 
-@pytest.fixture(scope="module", params=[DATA, HELDOUT], ids=["data", "heldout"])
+@pytest.fixture(scope="module", params=[DATA, HELDOUT, FORMS], ids=["data", "heldout", "forms"])
 def dataset(request: pytest.FixtureRequest) -> Dataset:
     return load_dataset([request.param])
 
@@ -37,6 +38,17 @@ def test_heldout_set_is_separate_and_balanced() -> None:
     assert len(heldout.questions) == 48 and not heldout.dialogs
     assert sum(not q.answerable for q in heldout.questions) == 24
     assert not {q.question for q in heldout.questions} & {q.question for q in tuned.items()}
+
+
+def test_forms_set_has_every_form_with_near_misses_and_no_heldout_question() -> None:
+    forms = load_dataset([FORMS])
+    kinds = [q.kind for q in forms.questions]
+    for form in ("description", "yes-no-negative", "detail"):
+        assert kinds.count(form) >= 5, form
+    assert kinds.count("description-unanswerable") >= 3 and kinds.count("yes-no-unanswerable") >= 3
+    assert all(q.expect.get("starts_with") == "No" for q in forms.questions if q.kind == "yes-no-negative")
+    others = {q.question for q in load_dataset([HELDOUT]).items()} | {q.question for q in load_dataset([DATA]).items()}
+    assert not {q.question for q in forms.items()} & others
 
 
 def test_data_files_load_with_the_expected_counts() -> None:

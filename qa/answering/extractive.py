@@ -18,6 +18,8 @@ from qa.answering.news import (
     about_topic,
     asks_latest,
     describe,
+    describer_terms,
+    description_strength,
     disagreement,
     is_correction,
     is_uncertain,
@@ -27,6 +29,7 @@ from qa.answering.news import (
     question_form,
     reason_strength,
     resolve_what_about,
+    said_by,
     source_label,
     split_parts,
     superseded,
@@ -37,6 +40,7 @@ from qa.lexicon import (
     SEQUENCE_CUE_PATTERN,
     Gazetteer,
     neutralise_citations,
+    predicate_coverage,
     predicate_terms,
     question_terms,
     speaks_of,
@@ -54,6 +58,8 @@ LATEST_MARGIN = 0.25
 VALUES_MARGIN = 0.15
 CORRECTION_BONUS = 0.1
 REASON_BONUS = 0.15
+PREDICATE_BONUS = 0.2  # yes/no: times the share of what is asked that a sentence speaks of
+DESCRIPTION_BONUS = 0.1  # "How did X describe Y?": times 2 for a verb of describing, 1 for a copula
 WHY_MARGIN = 0.6
 SAME_SUBJECT_TERMS = 2
 
@@ -156,14 +162,18 @@ class ExtractiveAnswerer:
         # yes/no and why: the evidence must speak of what is asked, not only of who is involved
         predicate = predicate_terms(expect.question) if form in ("why", "yes-no") else []
         topic = about_topic(question)  # "What about Iran?": the evidence speaks of Iran
+        describer = describer_terms(expect.question) if form == "description" else set()
         sentences: list[tuple[int, int, int, str, np.ndarray]] = []
+        previous: dict[tuple[int, int], str] = {}  # the sentence before each one, in its passage
         seen: set[tuple[str, int]] = set()
         for index, passage in enumerate(retrieval.passages[: self.passages_considered]):
+            before = ""
             for start, end, vector in self.docs.spans_in(SENTENCE_VECTORS, passage.doc_id, passage.start, passage.end):
+                text = passage.text[start - passage.start : end - passage.start]
+                previous[(index, start)], before = before, text
                 if (passage.doc_id, start) in seen:
                     continue
                 seen.add((passage.doc_id, start))
-                text = passage.text[start - passage.start : end - passage.start]
                 if len(text.split()) < MIN_SENTENCE_WORDS or text.strip() == passage.title.strip():
                     continue  # headlines and cross-heads restate topics; they do not answer
                 sentences.append((index, start, end, text, vector))
@@ -184,10 +194,21 @@ class ExtractiveAnswerer:
                 typed = False
             if predicate:
                 typed = typed and speaks_of(predicate, set(terms(text)), strict=form == "yes-no")
+            if form == "yes-no":  # the sentence saying most of what is asked, not the one naming who is asked about
+                score += PREDICATE_BONUS * predicate_coverage(predicate, set(terms(text)))
             if form == "why":
                 strength = reason_strength(text)
                 typed = typed and strength > 0
                 score += REASON_BONUS * (strength == 2)
+            if form == "description":  # the sentence that describes, said by whoever the question names
+                score += DESCRIPTION_BONUS * description_strength(text)
+                if describer:
+                    before = previous.get((index, start), "")
+                    direct = said_by(describer, text, "")
+                    via_pronoun = not direct and said_by(describer, text, before)
+                    typed = typed and description_strength(text) > 0 and (direct or via_pronoun)
+                    if via_pronoun:  # "He also called it ...": weighed with the words of the sentence "he" points to
+                        score += self.keyword_weight * max(0.0, _overlap(q_terms, before) - overlap)
             if is_correction(text):
                 score += CORRECTION_BONUS
             found.append(_Candidate(index, start, end, text, score, typed, day, overlap))
@@ -232,7 +253,8 @@ class ExtractiveAnswerer:
         expect = Expectation.of(asked)
         ranked = self.candidates(question, retrieval, expect)
         form = question_form(asked)
-        if expect.strict or form in ("why", "yes-no") or about_topic(question):
+        if expect.strict or form in ("why", "yes-no") or about_topic(question) or (
+                form == "description" and describer_terms(asked)):
             ranked = [c for c in ranked if c.typed]  # only a sentence with the asked kind of answer can answer
         if _SEQUENCE.search(asked):
             context = _context_of(question)
@@ -314,6 +336,11 @@ class ExtractiveAnswerer:
         result = self.answer(question, retrieval)
         yield from tokens_of(result.text)
         yield result
+
+
+def _overlap(asked: set[str], text: str) -> float:
+    """The share of the question's terms a text repeats."""
+    return len(asked & set(terms(text))) / len(asked) if asked else 0.0
 
 
 def _context_of(question: str) -> str:

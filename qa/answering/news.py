@@ -20,15 +20,22 @@ from qa.lexicon import (
     CORRECTION_PATTERN,
     CURRENT_STATE_PATTERN,
     DATE_PATTERN,
+    DESCRIBER_PATTERNS,
+    DESCRIPTION_Q_PATTERN,
     MONTH_WORD_PATTERN,
     NEGATION_PATTERN,
     OPPOSITE_STATES,
     PART_OPENERS,
     PART_SPLIT_PATTERN,
+    PRONOUN_SPEAKER_PATTERN,
     QUESTION_OPENING_PATTERN,
+    SPEECH_VERB_PATTERN,
+    STRONG_DESCRIPTION_PATTERN,
     STRONG_REASON_PATTERN,
+    TIME_ADVERBS,
     TIME_PATTERN,
     UNCERTAIN_PATTERN,
+    WEAK_DESCRIPTION_PATTERN,
     WEAK_REASON_PATTERN,
     WEEKDAY_PATTERN,
     WHAT_ABOUT_PATTERN,
@@ -44,6 +51,13 @@ from qa.retrieval import Passage
 
 _YES_NO = re.compile(YES_NO_PATTERN, re.I)
 _WHY = re.compile(WHY_PATTERN, re.I)
+_DESCRIPTION_Q = re.compile(DESCRIPTION_Q_PATTERN, re.I)
+_DESCRIBERS = (re.compile(DESCRIBER_PATTERNS[0], re.I), re.compile(DESCRIBER_PATTERNS[1]))  # "by X": X capitalised
+_STRONG_DESCRIPTION = re.compile(STRONG_DESCRIPTION_PATTERN, re.I)
+_WEAK_DESCRIPTION = re.compile(WEAK_DESCRIPTION_PATTERN, re.I)
+_SPEECH_VERB = re.compile(SPEECH_VERB_PATTERN, re.I)
+_PRONOUN_SPEAKER = re.compile(PRONOUN_SPEAKER_PATTERN, re.I)
+SPEAKER_WINDOW = 6  # words between a speaker's name and the verb of saying ("Foreign Minister Sergey Lavrov said")
 _STRONG_REASON = re.compile(STRONG_REASON_PATTERN, re.I)
 _WEAK_REASON = re.compile(WEAK_REASON_PATTERN, re.I)
 _CURRENT = re.compile(CURRENT_STATE_PATTERN, re.I)
@@ -69,12 +83,48 @@ _MODIFIER = re.compile(r"^(?:at least|more than|fewer than|less than|about|aroun
 # ---- question forms -----------------------------------------------------------------------------------------
 
 def question_form(question: str) -> str:
-    """"yes-no", "why" or "other", read from how the question opens."""
+    """"yes-no", "why", "description" ("How did X describe Y?") or "other", read from how the question opens."""
     if _WHY.search(question):
         return "why"
     if _YES_NO.search(question):
         return "yes-no"
+    if _DESCRIPTION_Q.search(question):
+        return "description"
     return "other"
+
+
+def describer_terms(question: str) -> set[str]:
+    """The terms of whoever a description question asks the description of ("How did *Lavrov* characterise
+    ...", "described by *Lavrov*"); empty when it names no one ("How was the tone described?")."""
+    for pattern in _DESCRIBERS:
+        match = pattern.search(question)
+        if match:
+            return set(terms(match.group("who"))) - set(terms(" ".join(TIME_ADVERBS)))
+    return set()
+
+
+def description_strength(sentence: str) -> int:
+    """2 when a sentence describes with a verb of describing ("called it an “unlawful attack”", "turned out to be
+    frank"), 1 for a copula with an evaluation ("is not calm"), else 0."""
+    if _STRONG_DESCRIPTION.search(sentence):
+        return 2
+    return 1 if _WEAK_DESCRIPTION.search(sentence) else 0
+
+
+def said_by(speaker: set[str], sentence: str, previous: str) -> bool:
+    """Whether the sentence is what `speaker` says: one of its terms stands within a few words of a verb of
+    saying ("Lavrov said", "seen by Democrats"; not a possessive: "Putin’s spokesperson said"), or the
+    sentence's speaker is a pronoun ("He also called it") and the sentence before names the speaker."""
+    tokens = re.findall(r"[\w’'-]+", sentence)
+    verbs = [i for i, t in enumerate(tokens) if _SPEECH_VERB.fullmatch(t)]
+    verbs += [i for i in range(len(tokens) - 1) if _SPEECH_VERB.fullmatch(f"{tokens[i]} {tokens[i + 1]}")]
+    for i, token in enumerate(tokens):
+        if token.endswith(("’s", "'s")):
+            continue  # "Putin’s spokesperson said": the spokesperson speaks
+        stem = terms(token)
+        if stem and stem[0] in speaker and any(abs(i - v) <= SPEAKER_WINDOW for v in verbs):
+            return True
+    return bool(_PRONOUN_SPEAKER.search(sentence)) and bool(speaker & set(terms(previous)))
 
 
 def asks_latest(question: str) -> bool:
