@@ -45,9 +45,9 @@ def ingest_groups(articles: list[Article], chunker: Chunker, sentences: bool = T
 
 
 class BareLoop:
-    """The model alone: a session with the embedder's options, all texts pre-tokenized and sorted by token
-    length, fixed batches of batch_size, run `workers` at a time as the embedder does; only session.run is
-    timed (no pooling, no Python per text)."""
+    """The model alone: a session with the embedder's options, all texts pre-tokenized and cut into the
+    embedder's batches, run `workers` at a time as the embedder does; only session.run is timed (no pooling,
+    no Python per text)."""
 
     def __init__(self, embedder: OnnxMiniLMEmbedding, batch_size: int) -> None:
         from concurrent.futures import ThreadPoolExecutor
@@ -66,10 +66,13 @@ class BareLoop:
         self.batch_size = batch_size
 
     def feeds(self, texts: list[str]) -> tuple[list[dict[str, np.ndarray]], int]:
-        encodings = sorted(self.tokenizer.encode_batch(texts), key=lambda e: len(e.ids))
+        """The texts in the embedder's batches (similar lengths, at most batch_size rows and BATCH_TOKENS slots)."""
+        from qa.embedding.onnx import _batches
+
+        encodings = self.tokenizer.encode_batch(texts)
         feeds = []
-        for start in range(0, len(encodings), self.batch_size):
-            batch = encodings[start : start + self.batch_size]
+        for idx in _batches([len(e.ids) for e in encodings], self.batch_size):
+            batch = [encodings[i] for i in idx]
             width = max(len(e.ids) for e in batch)
             ids = np.zeros((len(batch), width), dtype=np.int64)
             mask = np.zeros((len(batch), width), dtype=np.int64)
