@@ -381,7 +381,7 @@ FUNCTION_WORDS = words(
 # "they did not *discuss* ..."), each group read both ways. Kept to verbs and modifiers news uses alike.
 SYNONYM_GROUPS = (
     "talk discuss speak mention raise", "back support endorse", "impose slap", "new further more additional extra",
-    "phone call telephone", "find reach", "meet met", "help aid assist", "end stop halt", "ask urge call",
+    "phone call telephone", "find reach", "meet met", "help aid assist", "end stop halt", "ask urge",
 )
 _SYNONYMS: dict[str, set[str]] = {}
 for _group in SYNONYM_GROUPS:

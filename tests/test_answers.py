@@ -149,3 +149,7 @@ def test_question_form_rules_read_questions_and_sentences() -> None:
     sanctions = predicate_terms("Did they talk about new sanctions?")
     assert speaks_of(sanctions, set(terms("They did not discuss further sanctions.")), strict=True)
     assert not speaks_of(sanctions, set(terms("After the talks they had lunch.")), strict=True)
+    # a word of two senses belongs to one group: "call" is a phone call, not an urging
+    called = predicate_terms("Did Trump call Putin?")
+    assert speaks_of(called, set(terms("Trump telephoned Putin on Friday.")), strict=True)
+    assert not speaks_of(called, set(terms("Trump urged Putin to withdraw.")), strict=True)
