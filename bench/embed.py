@@ -57,7 +57,7 @@ class BareLoop:
 
         from qa.embedding.onnx import _model_path, _tokenizer_path, session_options
 
-        self.session = ort.InferenceSession(str(_model_path()), sess_options=session_options(1),
+        self.session = ort.InferenceSession(str(_model_path()), sess_options=session_options(),
                                             providers=["CPUExecutionProvider"])
         self.pool = ThreadPoolExecutor(embedder.workers)
         self.tokenizer = Tokenizer.from_file(str(_tokenizer_path()))

@@ -25,7 +25,7 @@ class Settings(BaseSettings):
 
     embed_provider: Literal["onnx", "openai"] = Field("onnx", description="Offline ONNX MiniLM or OpenAI.")
     openai_embed_model: str = Field("text-embedding-3-small", description="Model when embed_provider=openai.")
-    embed_batch_size: int = Field(64, ge=1, le=1024, description="Texts per embedding batch (at most 1,024 tokens each).")
+    embed_batch_size: int = Field(64, ge=1, le=1024, description="Texts per embedding batch (max 1,024 tokens).")
     embed_threads: int = Field(0, ge=0, description="Batches embedded at once, one core each; 0: one per core.")
 
     chunk_size: int = Field(256, ge=32, le=2048, description="Chunk size in tokens (llama-index splitter).")

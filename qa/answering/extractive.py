@@ -184,29 +184,31 @@ class ExtractiveAnswerer:
         for index, start, end, text, vector in sentences:
             passage = retrieval.passages[index]
             day = published_day(passage)
-            overlap = len(q_terms & set(terms(text))) / len(q_terms) if q_terms else 0.0
+            said = set(terms(text))  # the sentence's terms, read once for every check below
+            overlap = len(q_terms & said) / len(q_terms) if q_terms else 0.0
             dense = float(np.dot(vector, query_vector))
             typed = expect.met_by(text, passage.text, self.gazetteer, passage.source)
             score = dense + self.keyword_weight * overlap - (0.0 if typed else 0.25)
             if follow_up:
-                score += self.keyword_weight * len(follow_up & set(terms(text))) / len(follow_up)
-            if topic and not topic & set(terms(text)):
+                score += self.keyword_weight * len(follow_up & said) / len(follow_up)
+            if topic and not topic & said:
                 typed = False
             if predicate:
-                typed = typed and speaks_of(predicate, set(terms(text)), strict=form == "yes-no")
+                typed = typed and speaks_of(predicate, said, strict=form == "yes-no")
             if form == "yes-no":  # the sentence saying most of what is asked, not the one naming who is asked about
-                score += PREDICATE_BONUS * predicate_coverage(predicate, set(terms(text)))
+                score += PREDICATE_BONUS * predicate_coverage(predicate, said)
             if form == "why":
                 strength = reason_strength(text)
                 typed = typed and strength > 0
                 score += REASON_BONUS * (strength == 2)
             if form == "description":  # the sentence that describes, said by whoever the question names
-                score += DESCRIPTION_BONUS * description_strength(text)
+                describes = description_strength(text)
+                score += DESCRIPTION_BONUS * describes
                 if describer:
                     before = previous.get((index, start), "")
                     direct = said_by(describer, text, "")
                     via_pronoun = not direct and said_by(describer, text, before)
-                    typed = typed and description_strength(text) > 0 and (direct or via_pronoun)
+                    typed = typed and describes > 0 and (direct or via_pronoun)
                     if via_pronoun:  # "He also called it ...": weighed with the words of the sentence "he" points to
                         score += self.keyword_weight * max(0.0, _overlap(q_terms, before) - overlap)
             if is_correction(text):

