@@ -58,6 +58,7 @@ def test_reingest_is_a_no_op(copy_seeded: Callable[..., Service]) -> None:
     assert report.chunks_written == 0
     assert docstore_ids(pipeline) == before
     assert_consistent(pipeline)
+    assert "_splitter" not in vars(pipeline.indexer.chunker)  # nothing to chunk: llama-index never loaded
 
 
 def test_edited_article_replaces_exactly_its_chunks(copy_seeded: Callable[..., Service], tmp_path: Path) -> None:
