@@ -150,6 +150,10 @@ def test_conversations_survive_reload_reopen_rename_and_delete(page: Page, serve
     assert titles[:2] == ["Who did Trump fire?", SHAYRAT]
     expect(nav.locator(".history-open")).to_have_text(titles)
     expect(page.locator("#log > li.turn")).to_have_count(1)  # the open conversation came back on reload
+    expect(nav.locator(".history-day").first).to_have_text("Today")  # grouped by day
+    nav.get_by_label("Search conversations").fill("trump FIRE")
+    expect(nav.locator(".history-open")).to_have_text(["Who did Trump fire?"])
+    nav.get_by_label("Search conversations").fill("")
 
     nav.get_by_role("button", name=SHAYRAT, exact=True).click()
     turns = page.locator("#log > li.turn")
@@ -353,15 +357,36 @@ def test_documents_dialog_lists_filters_uploads_deletes_and_restricts(page: Page
     zorbton = {"name": "zorbton.txt", "mimeType": "text/plain",
                "buffer": b"Marmalade festival in Zorbton\n\nZORBTON, March 3, 2017 - The Zorbton marmalade "
                          b"festival was held in the Quillfield market hall on Friday, organisers said.\n"}
-    fake_pdf = {"name": "notes.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4 fake\n\nSome text."}
-    dialog.get_by_label("Add articles").set_input_files(files=[zorbton, fake_pdf])
-    dialog.get_by_role("button", name="Upload").click()
+    # the same file again and a text file named .pdf, dropped on the dialog (drag and drop)
+    page.evaluate("""([article, fake]) => {
+        const drop = new DataTransfer();
+        drop.items.add(new File([article], "zorbton.txt", {type: "text/plain"}));
+        drop.items.add(new File([fake], "notes.pdf", {type: "application/pdf"}));
+        const dialog = document.getElementById("documents");
+        dialog.dispatchEvent(new DragEvent("dragover", {dataTransfer: drop, bubbles: true, cancelable: true}));
+        dialog.dispatchEvent(new DragEvent("drop", {dataTransfer: drop, bubbles: true, cancelable: true}));
+    }""", [zorbton["buffer"].decode(), "%PDF-1.4 fake\n\nSome text."])
     expect(status).to_contain_text("zorbton.txt: unchanged", timeout=90_000)
     expect(status).to_contain_text("notes.pdf: not added, PDF is not supported")
     expect(status).not_to_contain_text("indexed.")
     axe(page, "documents, upload reported")
     screenshot(page, "documents-uploaded")
     dialog.get_by_label("Outlet").select_option("")
+    expect(rows).to_have_count(6)
+    dialog.get_by_label("Search titles").fill("marmalade zorbton")
+    expect(rows).to_have_count(1)
+    dialog.get_by_label("Search titles").fill("")
+    dialog.get_by_label("Sort by").select_option("title")
+    shown = [t.strip() for t in rows.locator("td:first-child").all_text_contents()]
+    assert shown == sorted(shown), shown
+    page.evaluate("window.qaDocumentsPageSize = 4")  # paging, without indexing 51 articles
+    dialog.get_by_label("Sort by").select_option("date")
+    expect(rows).to_have_count(4)
+    expect(dialog.locator("#page-info")).to_have_text("1–4 of 6 (page 1 of 2)")
+    dialog.get_by_role("button", name="Next").click()
+    expect(rows).to_have_count(2)
+    page.evaluate("window.qaDocumentsPageSize = 0")
+    dialog.get_by_role("button", name="Previous").click()
     expect(rows).to_have_count(6)
     title = dialog.get_by_role("button", name="Marmalade festival in Zorbton", exact=True)
     title.click()  # the title opens the article
@@ -408,14 +433,21 @@ def test_feedback_is_stored_with_its_note(page: Page, server: str, data_dir: Pat
     answer = answered(page)
     for name in ("Good answer", "Bad answer"):  # drawn icons: an emoji is a box without a colour-emoji font
         expect(answer.get_by_role("button", name=name).locator("svg")).to_have_count(1)
-    answer.get_by_role("button", name="Bad answer").click()
+    thumbs = answer.get_by_role("button", name="Good answer").bounding_box()
+    answer.get_by_role("button", name="Bad answer").click()  # saved at once: no second button to find
     expect(answer.get_by_role("button", name="Bad answer")).to_have_attribute("aria-pressed", "true")
-    answer.get_by_label("Note (optional)").fill("the second source is off-topic")
-    answer.get_by_role("button", name="Send feedback").click()
     expect(answer.locator(".feedback-status")).to_have_text("Thanks, your feedback was saved.")
-    with sqlite3.connect(data_dir / "conversations.sqlite") as db:
-        rows = db.execute("SELECT rating, question, note FROM feedback").fetchall()
-    assert ("down", SHAYRAT, "the second source is off-topic") in rows
+    assert answer.get_by_role("button", name="Good answer").bounding_box() == thumbs  # no layout jump
+
+    def rows() -> list[tuple[str, str, str | None]]:
+        with sqlite3.connect(data_dir / "conversations.sqlite") as db:
+            return db.execute("SELECT rating, question, note FROM feedback WHERE question = ?", (SHAYRAT,)).fetchall()
+
+    assert rows() == [("down", SHAYRAT, None)]
+    answer.get_by_label("Note (optional)").fill("the second source is off-topic")
+    answer.get_by_role("button", name="Send note").click()
+    expect(answer.locator(".feedback-status")).to_have_text("Thanks, your feedback and note were saved.")
+    assert rows() == [("down", SHAYRAT, "the second source is off-topic")]  # the note replaced, not added
 
 
 def _sentences(text: str) -> list[str]:

@@ -162,6 +162,8 @@ def test_feedback_is_stored_and_exported_as_eval_items(app: object, data_dir: Pa
                                        "conversation_id": asked["conversation_id"], "evidence": quotes,
                                        "doc_ids": [c["doc_id"] for c in asked["citations"]]})
     assert up.status_code == 201 and up.json()["rating"] == "up"
+    first_thumb = alice.post("/feedback", json={"rating": "up", "question": "Who won?", "answer": "nobody"})
+    assert first_thumb.status_code == 201  # the page saves the thumb at once; the changed rating + note replace it
     down = alice.post("/feedback", json={"rating": "down", "question": "Who won?", "answer": "nobody",
                                          "note": "wrong outlet"})
     assert down.status_code == 201

@@ -16,7 +16,11 @@ const ui = {
   documentsRows: $("documents-rows"), documentsCaption: $("documents-caption"), documentsStatus: $("documents-status"),
   filterSource: $("filter-source"), filterFrom: $("filter-from"), filterTo: $("filter-to"), askThese: $("ask-these"),
   uploadForm: $("upload-form"), uploadFiles: $("upload-files"), uploadStatus: $("upload-status"),
+  historySearch: $("history-search"), textSearch: $("filter-text-search"), sortDocuments: $("sort-documents"),
+  pagePrev: $("page-prev"), pageNext: $("page-next"), pageInfo: $("page-info"),
 };
+// rows of the Documents table at a time: thousands of articles stay quick
+const pageSize = () => Number(window.qaDocumentsPageSize) || 50;
 const DATE_LOCALE = "en-GB"; // "11 Apr 2017": day before month, unambiguous
 const HINT = "Enter to send, Shift+Enter for a new line.";
 const CONVERSATION_KEY = "qa.conversation";
@@ -26,7 +30,7 @@ const answerTimeoutMs = () => Number(window.qaAnswerTimeoutMs) || 90_000;
 const state = {
   conversationId: null, controller: null, stopped: false, timedOut: false, docs: new Map(), panelRequest: 0,
   opener: null, documents: [], maxChars: 2000, filters: null, keptTurns: 0, knownConversations: new Set(),
-  askAfterDocuments: false,
+  askAfterDocuments: false, conversations: [], documentsPage: 0,
 };
 
 /** Build an element; attributes are set as attributes, string children become text nodes. */
@@ -304,48 +308,59 @@ async function copyText(text) {
   if (!ok) throw new Error("copy refused");
 }
 
-/** Thumbs up/down with an optional note, sent once to POST /feedback. */
+/** Thumbs up/down, saved the moment one is pressed (POST /feedback); an optional note is sent after it and
+ *  replaces that rating (the server keeps one per reader and answer). The thumbs and the status never move: the
+ *  note field opens on its own line below them. */
 function feedbackControls(question, result) {
   const note = h("input", { type: "text", maxlength: "2000", class: "feedback-note" });
   const noteId = `note-${Math.random().toString(36).slice(2)}`;
   note.id = noteId;
   const status = h("span", { class: "feedback-status", role: "status" });
-  const send = h("button", { type: "button", class: "secondary small" }, "Send feedback");
+  const send = h("button", { type: "button", class: "secondary small" }, "Send note");
   const form = h("div", { class: "feedback-form", hidden: "" },
     h("label", { for: noteId }, "Note (optional)"), note, send);
   let rating = null;
+  const save = async (withNote) => {
+    const cites = result.citations || [];
+    const body = {
+      rating, question, answer: String(result.answer || "").slice(0, 50_000), refused: Boolean(result.refused),
+      note: withNote ? note.value.trim() || null : null, evidence: cites.map(quoteOf).filter(Boolean).slice(0, 50),
+      doc_ids: [...new Set(cites.map((c) => c.doc_id))].slice(0, 50),
+    };
+    if (result.conversation_id) body.conversation_id = result.conversation_id;
+    try {
+      await api("/feedback", { method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(body) });
+      return true;
+    } catch (error) {
+      status.textContent = error.message;
+      return false;
+    }
+  };
   const thumb = (value, label, glyph) => {
     const button = h("button", { type: "button", class: "secondary small thumb", "aria-label": label,
       "aria-pressed": "false", title: label }, glyph);
-    button.addEventListener("click", () => {
+    button.addEventListener("click", async () => {
       rating = value;
       for (const b of box.querySelectorAll(".thumb")) b.setAttribute("aria-pressed", String(b === button));
-      form.hidden = false;
-      note.focus();
+      status.textContent = "Saving…";
+      if (await save(Boolean(note.value.trim()))) {
+        status.textContent = "Thanks, your feedback was saved.";
+        form.hidden = false;
+      }
     });
     return button;
   };
   send.addEventListener("click", async () => {
-    const cites = result.citations || [];
-    const body = {
-      rating, question, answer: String(result.answer || "").slice(0, 50_000), refused: Boolean(result.refused),
-      note: note.value.trim() || null, evidence: cites.map(quoteOf).filter(Boolean).slice(0, 50),
-      doc_ids: [...new Set(cites.map((c) => c.doc_id))].slice(0, 50),
-    };
-    if (result.conversation_id) body.conversation_id = result.conversation_id;
     send.disabled = true;
-    try {
-      await api("/feedback", { method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify(body) });
+    if (await save(true)) {
       form.hidden = true;
-      status.textContent = "Thanks, your feedback was saved.";
-    } catch (error) {
-      status.textContent = error.message;
-      send.disabled = false;
+      status.textContent = "Thanks, your feedback and note were saved.";
     }
+    send.disabled = false;
   });
   const box = h("div", { class: "feedback" }, thumb("up", "Good answer", icon("up")),
-    thumb("down", "Bad answer", icon("down")), form, status);
+    thumb("down", "Bad answer", icon("down")), status, form);
   return box;
 }
 
@@ -788,12 +803,42 @@ function historyItem(conversation) {
   return item;
 }
 
+/** "Today", "Yesterday", or the date: the heading a conversation is listed under (the reader's time zone). */
+function dayLabel(created) {
+  const day = new Date(created);
+  if (Number.isNaN(day.getTime())) return "Earlier";
+  const key = (d) => d.toLocaleDateString(DATE_LOCALE);
+  const today = new Date();
+  const yesterday = new Date(today.getTime() - 86_400_000);
+  if (key(day) === key(today)) return "Today";
+  if (key(day) === key(yesterday)) return "Yesterday";
+  return day.toLocaleDateString(DATE_LOCALE, { day: "numeric", month: "short", year: "numeric" });
+}
+
+/** The conversation list, newest first, under a heading per day; the search box keeps those whose title has
+ *  all the words typed. */
+function renderHistory() {
+  const words = ui.historySearch.value.toLowerCase().split(/\s+/).filter(Boolean);
+  const shown = state.conversations.filter((c) => words.every((w) => c.title.toLowerCase().includes(w)));
+  const groups = new Map();
+  for (const conversation of shown) {
+    const label = dayLabel(conversation.created);
+    if (!groups.has(label)) groups.set(label, []);
+    groups.get(label).push(conversation);
+  }
+  ui.historyList.replaceChildren(...[...groups].map(([label, items]) => h("section", { "aria-label": label },
+    h("h3", { class: "history-day" }, label), h("ul", {}, ...items.map(historyItem)))));
+  ui.historyEmpty.hidden = shown.length > 0;
+  ui.historyEmpty.textContent = state.conversations.length ? "No conversation matches the search."
+    : "Your conversations appear here.";
+}
+
 async function loadHistory() {
   try {
     const { conversations } = await api("/conversations");
     state.knownConversations = new Set(conversations.map((c) => c.id));
-    ui.historyList.replaceChildren(...conversations.map(historyItem));
-    ui.historyEmpty.hidden = conversations.length > 0;
+    state.conversations = conversations;
+    renderHistory();
   } catch (error) {
     ui.historyEmpty.hidden = false;
     ui.historyEmpty.textContent = `Could not load your conversations. ${error.message}`;
@@ -944,10 +989,28 @@ function size(chars) {
   return chars >= 1000 ? `${(chars / 1000).toFixed(1)}k characters` : `${chars} characters`;
 }
 
+const SORTS = {
+  date: (a, b) => String(b.published || "").localeCompare(String(a.published || "")),
+  outlet: (a, b) => String(a.source || "\uffff").localeCompare(String(b.source || "\uffff")) || SORTS.date(a, b),
+  title: (a, b) => String(a.title || a.doc_id).localeCompare(String(b.title || b.doc_id)),
+};
+
 function renderDocumentRows() {
   const filters = chosenFilters();
-  const shown = state.documents.filter((d) => matches(d, filters));
-  ui.documentsCaption.textContent = `${shown.length} of ${state.documents.length} indexed articles`;
+  const words = ui.textSearch.value.toLowerCase().split(/\s+/).filter(Boolean);
+  const found = state.documents.filter((d) => matches(d, filters)
+    && words.every((w) => String(d.title || d.doc_id).toLowerCase().includes(w)))
+    .sort(SORTS[ui.sortDocuments.value] || SORTS.date);
+  const pages = Math.max(1, Math.ceil(found.length / pageSize()));
+  state.documentsPage = Math.min(state.documentsPage, pages - 1);
+  const first = state.documentsPage * pageSize();
+  const shown = found.slice(first, first + pageSize());
+  ui.documentsCaption.textContent = `${found.length} of ${state.documents.length} indexed articles`;
+  ui.pageInfo.textContent = found.length
+    ? `${first + 1}–${first + shown.length} of ${found.length} (page ${state.documentsPage + 1} of ${pages})` : "";
+  ui.pagePrev.disabled = state.documentsPage === 0;
+  ui.pageNext.disabled = state.documentsPage >= pages - 1;
+  ui.pagePrev.parentElement.hidden = pages === 1;
   ui.documentsRows.replaceChildren(...shown.map((doc) => {
     const remove = h("button", { type: "button", class: "secondary small",
       "aria-label": `Delete ${doc.title || doc.doc_id}` }, "Delete");
@@ -1110,7 +1173,23 @@ ui.documents.addEventListener("close", () => {
   else ui.openDocuments.focus();
   state.askAfterDocuments = false;
 });
-for (const field of [ui.filterSource, ui.filterFrom, ui.filterTo]) field.addEventListener("change", renderDocumentRows);
+const firstPage = () => {
+  state.documentsPage = 0;
+  renderDocumentRows();
+};
+for (const field of [ui.filterSource, ui.filterFrom, ui.filterTo, ui.sortDocuments]) {
+  field.addEventListener("change", firstPage);
+}
+ui.textSearch.addEventListener("input", firstPage);
+ui.pagePrev.addEventListener("click", () => {
+  state.documentsPage -= 1;
+  renderDocumentRows();
+});
+ui.pageNext.addEventListener("click", () => {
+  state.documentsPage += 1;
+  renderDocumentRows();
+});
+ui.historySearch.addEventListener("input", renderHistory);
 ui.askThese.addEventListener("click", () => {
   setFilters(chosenFilters());
   state.askAfterDocuments = true;
