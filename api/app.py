@@ -230,8 +230,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(QAError)
-    async def qa_error(_request: Request, exc: QAError) -> JSONResponse:
-        return _error(exc.status_code, str(exc))
+    async def qa_error(request: Request, exc: QAError) -> JSONResponse:
+        message = str(exc)
+        if exc.status_code == 404 and "conversation" in message and getattr(request.state, "client_issued", False):
+            message += (": this request carried no client token, and conversations belong to the client that "
+                        "started them; send the X-QA-Client header (or qa_client cookie) from that first reply")
+        return _error(exc.status_code, message)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

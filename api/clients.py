@@ -94,6 +94,7 @@ class ClientToken:
         if token is None:
             token = self.tokens.issue()
         scope.setdefault("state", {})["client"] = self.tokens.client_id(token)
+        scope["state"]["client_issued"] = issued  # no token came with the request: a 404 then says so
 
         async def send_with_token(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start" and issued:

@@ -37,11 +37,16 @@ class FiltersIn(BaseModel):
 class AskIn(BaseModel):
     """A question, optionally continuing a conversation."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The /docs example is a first question: a made-up conversation_id would only ever get a 404.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"question": "How many Tomahawk missiles did the US fire at the Shayrat Airbase?"}]})
 
-    question: str = Field(..., min_length=1, max_length=20_000, description="The question.")
+    # No min_length: an empty question gets the same 400 as a blank one, from the service's own check.
+    question: str = Field(..., max_length=20_000, description="The question.")
     conversation_id: str | None = Field(
-        None, pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Continue this conversation (from an earlier reply)."
+        None, pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="Continue this conversation: the `conversation_id` of an earlier reply (with the same "
+                    "X-QA-Client token or qa_client cookie).",
     )
     k: int | None = Field(None, ge=1, le=50, description="How many passages to retrieve.")
     filters: FiltersIn | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 import time
@@ -40,6 +41,28 @@ def _settings() -> Settings:
 def _fail(message: str, code: int = 1) -> typer.Exit:
     err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
     return typer.Exit(code)
+
+
+def _where(settings: Settings) -> str:
+    """Where the index lives, as a reader can find it again."""
+    return "the PostgreSQL database (QA_DATABASE_URL)" if settings.database_url else str(settings.data_dir.resolve())
+
+
+def _asking_service(settings: Settings) -> Service:
+    """The service for `ask` and `chat`: an index that does not exist or holds nothing is said, with the data
+    folder, instead of creating ./data and answering "the articles don't say"."""
+    if settings.database_url is None and not settings.data_dir.exists():
+        raise _fail(f"no index here: the data folder {_where(settings)} does not exist; run `qa ingest` first, "
+                    "or set QA_DATA_DIR to the folder holding the index")
+    service = _service(settings)
+    try:
+        documents, _ = service.docs.count()
+    except QAError as exc:
+        raise _fail(str(exc)) from None
+    if not documents:
+        raise _fail(f"the index in {_where(settings)} is empty: add articles with `qa ingest PATH`, "
+                    "or set QA_DATA_DIR to the folder holding the index")
+    return service
 
 
 def _service(settings: Settings) -> Service:
@@ -162,6 +185,11 @@ def ingest(
                 err.print(f"[yellow]skipped[/yellow] {failure.file}: {failure.error}", highlight=False)
     if report.failed and not (report.added or report.replaced or report.unchanged or report.duplicate):
         raise typer.Exit(1)
+    if not (report.failed or report.added or report.replaced or report.unchanged or report.duplicate):
+        from qa.sources.cleaning import SUPPORTED_SUFFIXES
+
+        raise _fail(f"nothing to ingest in {', '.join(given)}: no {', '.join(SUPPORTED_SUFFIXES)} files, "
+                    "feeds or pages found")
 
 
 def _follow(service: Service, opened: object, interval: float, rounds: int) -> None:
@@ -221,15 +249,28 @@ def _parse_filters(source: str | None, since: str | None, until: str | None):
         raise _fail(str(exc), 2) from None
 
 
-def _print_answer(result: AnswerOut) -> None:
+SOURCES = ("short", "full", "none")
+
+
+def _print_answer(result: AnswerOut, sources: str = "short") -> None:
+    """The answer, then its sources: `short` gives title, outlet, date and the quoted sentence; `full` the whole
+    passage and where it stands in the article; `none` nothing."""
     style = "yellow" if result.refused else "bold"
     out.print(result.answer, style=style, highlight=False, markup=False)
     if result.notice:
         out.print(f"note: {result.notice}", style="dim", markup=False)
+    if sources == "none":
+        return
     for c in result.citations:
-        out.print(f"\n[cyan][{c.n}][/cyan] {c.title} — {c.source or '?'}, {c.published or 'undated'}"
-                  f" (chars {c.start}-{c.end} of {c.doc_id})", highlight=False)
-        out.print(f"    {c.text}", highlight=False, markup=False)
+        if sources == "full":
+            out.print(f"\n[cyan][{c.n}][/cyan] {c.title} — {c.source or '?'}, {c.published or 'undated'}"
+                      f" (chars {c.start}-{c.end} of {c.doc_id})", highlight=False)
+            out.print(f"    {c.text}", highlight=False, markup=False)
+            continue
+        quote = (c.quote.text if c.quote else "") or c.text
+        quote = quote if len(quote) <= 300 else f"{quote[:300].rsplit(' ', 1)[0]}…"
+        out.print(f"[cyan][{c.n}][/cyan] {c.title} — {c.source or '?'}, {c.published or 'undated'}", highlight=False)
+        out.print(f"    “{quote}”", highlight=False, markup=False, style="dim")
     if result.refused and result.passages:
         out.print("\n[dim]Nearest passages:[/dim]")
         for p in result.passages[:3]:
@@ -245,10 +286,21 @@ def ask(
     since: Annotated[str | None, typer.Option(help="Only articles published on/after YYYY-MM-DD.")] = None,
     until: Annotated[str | None, typer.Option(help="Only articles published on/before YYYY-MM-DD.")] = None,
     conversation: Annotated[str | None, typer.Option("--conversation", help="Continue this conversation id.")] = None,
+    sources: Annotated[str, typer.Option(
+        "--sources", help="short: title, outlet, date, quoted sentence; full: whole passages; none.")] = "short",
 ) -> None:
     """Answer one question from the indexed articles, with numbered sources."""
+    if sources not in SOURCES:
+        raise _fail(f"--sources must be one of {', '.join(SOURCES)}", 2)
+    from qa.service import clean_question
+
+    settings = _settings()
+    try:  # a bad question is said before the index is looked at
+        clean_question(question, settings.max_question_chars)
+    except QAError as exc:
+        raise _fail(str(exc), 2) from None
     filters = _parse_filters(source, since, until)
-    service = _service(_settings())
+    service = _asking_service(settings)
     try:
         result = service.ask(question, k=k, filters=filters, conversation_id=conversation)
     except QAError as exc:
@@ -256,15 +308,45 @@ def ask(
     if as_json:
         sys.stdout.write(json.dumps(result.model_dump(mode="json"), ensure_ascii=False, indent=2) + "\n")
     else:
-        _print_answer(result)
+        _print_answer(result, sources)
+
+
+def _line_editing(history: Path) -> None:
+    """Arrow keys edit the line and walk earlier questions (GNU readline, or libedit on macOS); the history is
+    kept between sessions in the data folder. Without readline (Windows), input() still works."""
+    try:
+        import readline
+    except ImportError:  # pragma: no cover - no readline on this platform
+        return
+    import atexit
+    from contextlib import suppress
+
+    readline.set_history_length(1000)
+    with suppress(OSError):  # no history yet
+        readline.read_history_file(history)
+
+    def save() -> None:
+        with suppress(OSError):  # a read-only data folder: the session still worked
+            readline.write_history_file(history)
+
+    atexit.register(save)
 
 
 @app.command()
-def chat() -> None:
-    """An interactive conversation in the terminal (empty line or Ctrl-D to quit)."""
-    service = _service(_settings())
+def chat(
+    sources: Annotated[str, typer.Option(
+        "--sources", help="short: title, outlet, date, quoted sentence; full: whole passages; none.")] = "short",
+) -> None:
+    """An interactive conversation in the terminal (arrow keys edit and recall questions; empty line or Ctrl-D
+    to quit)."""
+    if sources not in SOURCES:
+        raise _fail(f"--sources must be one of {', '.join(SOURCES)}", 2)
+    settings = _settings()
+    service = _asking_service(settings)
+    if sys.stdin.isatty():
+        _line_editing(settings.data_dir / "chat_history")
     conversation_id = None
-    out.print("Ask about the indexed articles. Empty line to quit.")
+    out.print("Ask about the indexed articles. Up and Down recall earlier questions; empty line to quit.")
     while True:
         try:
             question = input("\n> ").strip()
@@ -278,7 +360,7 @@ def chat() -> None:
             err.print(f"[red]error:[/red] {exc}")
             continue
         conversation_id = result.conversation_id
-        _print_answer(result)
+        _print_answer(result, sources)
 
 
 @app.command()
@@ -296,11 +378,30 @@ def serve(
             "the embedded Chroma store is not safe across processes; use --workers 1, or run a Chroma server "
             "(`chroma run`) and set QA_CHROMA_URL to serve with several workers", 2,
         )
+    _check_port(host, port)
     out.print(f"Serving on http://{host}:{port}  (chat page at /, API docs at /docs)")
     # A worker loading its models on a busy host can miss uvicorn's 5 s liveness ping and be killed in a loop
     # before it ever serves; 30 s still replaces a worker that is really stuck.
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info",
                 timeout_worker_healthcheck=30)
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail before "Serving on …" when the port cannot be bound (busy, or not allowed)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise _fail(f"cannot serve on {host}: {exc.strerror or exc}", 2) from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no clash
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
+            raise _fail(f"port {port} on {host} {reason}: stop what holds it or pass --port", 2) from None
 
 
 db_app = typer.Typer(no_args_is_help=True, help="The PostgreSQL store (QA_DATABASE_URL): schema migrations.")

@@ -130,3 +130,24 @@ def test_chat_page_and_openapi(client: TestClient) -> None:
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert client.get("/openapi.json").json()["info"]["title"] == "News QA"
+
+
+def test_docs_example_works_a_lost_token_is_said_and_empty_is_blank(client: TestClient) -> None:
+    """Issue 23: the /docs example for POST /ask answers (no made-up conversation_id); a follow-up without the
+    client token says the token is missing; an empty question is the same 400 as a blank one."""
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["AskIn"]
+    (example,) = schema["examples"]
+    assert "conversation_id" not in example
+    first = client.post("/ask", json=example)
+    assert first.status_code == 200, first.text
+    conversation = first.json()["conversation_id"]
+    token = first.headers["x-qa-client"]
+    client.cookies.clear()
+    lost = client.post("/ask", json={"question": "When was it?", "conversation_id": conversation})
+    assert lost.status_code == 404 and "X-QA-Client" in lost.json()["error"]
+    kept = client.post("/ask", json={"question": "When was it?", "conversation_id": conversation},
+                       headers={"X-QA-Client": token})
+    assert kept.status_code == 200, kept.text
+    for blank in ("", "   "):
+        response = client.post("/ask", json={"question": blank})
+        assert response.status_code == 400 and response.json()["error"] == "question is empty"

@@ -57,7 +57,7 @@ def assert_clear_error(response: Any, status: int | tuple[int, ...], fragment: s
 
 # (case id, JSON body or raw bytes, expected status(es), fragment of the error message)
 QUESTION_CASES: list[tuple[str, Any, int | tuple[int, ...], str]] = [
-    ("empty", {"question": ""}, 422, "question"),
+    ("empty", {"question": ""}, 400, "empty"),  # as a blank one (issue 23)
     ("whitespace", {"question": " \t\n\r "}, 400, "empty"),
     ("control-only", {"question": "\x00\x01\x08\x1b\x7f"}, 400, "empty"),
     ("100kB", {"question": "why " * 25_000}, 422, "question"),
@@ -136,6 +136,7 @@ def test_unknown_document_ids(client: TestClient, doc_id: str) -> None:
 
 
 # (case id, file name, content, fragment of the failure reason)
+PDF_BYTES = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nstream\n\x00\x01x\x9c"
 UPLOAD_CASES = [
     ("empty", "empty.txt", b"", "empty"),
     ("whitespace", "blank.txt", b" \n\t\r\n ", "empty"),
@@ -148,6 +149,11 @@ UPLOAD_CASES = [
     ("only-boilerplate", "junk.html", b"<html><script>alert(1)</script><nav>Home</nav></html>", "no article text"),
     ("dots-name", "..", b"Some article text here.", "no usable document id"),
     ("symbols-name", "%%%.txt", b"Some article text here.", "no usable document id"),
+    # one type rule for uploads and `qa ingest` (issue 23): the suffix decides, and a PDF is said to be one
+    ("text-named-pdf", "notes.pdf", b"%PDF-1.4 fake\n\nSome article text here.", "PDF is not supported"),
+    ("json", "data.json", b'{"title": "Some article text here."}', "unsupported type (use .txt"),
+    ("real-pdf", "report.pdf", PDF_BYTES, "PDF is not supported"),
+    ("pdf-as-txt", "report.txt", PDF_BYTES, "PDF is not supported"),
 ]
 
 
@@ -203,7 +209,7 @@ def test_gigantic_bodies_are_refused_before_they_are_read(client: TestClient) ->
 
 
 @pytest.mark.parametrize("name", ["../../x.txt", "/etc/cron.d/x.txt", "..\\..\\x.txt", "C:\\Windows\\x.txt",
-                                  "x.txt\r\nX-Injected: 1"])
+                                  "x\r\nX-Injected: 1.txt"])
 def test_hostile_file_names_only_name_the_document(client: TestClient, data_dir: Path, name: str) -> None:
     """A file name is only ever turned into a document id; nothing is written to disk by that name."""
     body = f"Hostile name report\n\nThe upload named {name!r} was filed under a safe id.".encode()

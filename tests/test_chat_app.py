@@ -109,13 +109,27 @@ def test_empty_state_says_what_is_indexed_and_asks_an_example(page: Page, server
     page.get_by_label("Your question").fill("")
     examples = page.locator("#example-list button")
     expect(examples.first).to_be_visible()
+    texts = examples.all_text_contents()
+    assert len({t.split(" report about ")[0] for t in texts}) == len(texts), texts  # one template no more
+    assert not any(t.startswith("What do the articles say about") for t in texts), texts
+    assert page.get_by_label("Your question").get_attribute("placeholder") == f"e.g. {texts[0]}"
     axe(page, "empty")
     screenshot(page, "empty")
+    page.emulate_media(color_scheme="dark")
+    axe(page, "empty, dark")
+    screenshot(page, "empty-dark")
+    page.emulate_media(color_scheme="light")
     question = examples.first.text_content()
-    examples.first.click()
+    with page.expect_request("**/chat") as request:
+        examples.first.click()
+    filters = request.value.post_data_json["filters"]  # asked of its own article's outlet and day
+    assert filters["source"] in (question or "") and filters["published_from"] == filters["published_to"]
     turn = page.locator("#log > li.turn").first
     expect(turn.locator(".question")).to_have_text(question or "")
     expect(turn.locator("article.answer")).to_have_attribute("data-state", re.compile("^(done|refused)$"))
+    expect(turn.locator(".filter-note")).to_contain_text(f"Searched only: {filters['source']}")
+    nav = page.get_by_role("navigation", name="Conversations")
+    expect(nav.locator(".history-open").first).to_have_attribute("title", question or "")  # full title on hover
 
 
 def test_conversations_survive_reload_reopen_rename_and_delete(page: Page, server: str) -> None:
@@ -136,6 +150,10 @@ def test_conversations_survive_reload_reopen_rename_and_delete(page: Page, serve
     assert titles[:2] == ["Who did Trump fire?", SHAYRAT]
     expect(nav.locator(".history-open")).to_have_text(titles)
     expect(page.locator("#log > li.turn")).to_have_count(1)  # the open conversation came back on reload
+    expect(nav.locator(".history-day").first).to_have_text("Today")  # grouped by day
+    nav.get_by_label("Search conversations").fill("trump FIRE")
+    expect(nav.locator(".history-open")).to_have_text(["Who did Trump fire?"])
+    nav.get_by_label("Search conversations").fill("")
 
     nav.get_by_role("button", name=SHAYRAT, exact=True).click()
     turns = page.locator("#log > li.turn")
@@ -198,6 +216,41 @@ def test_stop_cancels_the_stream_and_keeps_no_half_answer(page: Page, llm_server
     expect(page.locator("#chat")).to_have_attribute("data-conversation-id", "")
 
 
+def test_stop_after_the_server_kept_the_answer_says_so_and_retry_makes_no_copy(page: Page, server: str) -> None:
+    """A slow link: the server has stored the whole answer while its bytes are still on the way; Stop then shows
+    the kept answer and says so (it was not "not saved"), and the conversation is the server's one."""
+    page.goto(server)
+    listed = {c["id"] for c in page.request.get(f"{server}/conversations").json()["conversations"]}
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 300, "downloadThroughput": 600,
+                                                  "uploadThroughput": 1_000_000})
+    box = page.get_by_label("Your question")
+    box.fill(SHAYRAT)
+    box.press("Enter")
+    answer = page.locator("#log article.answer").first
+    new: list[dict[str, Any]] = []
+    for _ in range(300):  # the page's own cookie, over an unthrottled request
+        new = [c for c in page.request.get(f"{server}/conversations").json()["conversations"] if c["id"] not in listed]
+        if new:
+            break
+        page.wait_for_timeout(100)
+    assert new, "the server never stored the answer"
+    expect(answer).to_have_attribute("data-state", "streaming")  # still arriving over the slow link
+    page.get_by_role("button", name="Stop").click()
+    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1,
+                                                  "uploadThroughput": -1})  # the link recovers
+    expect(answer).to_have_attribute("data-state", "done")
+    expect(answer.locator(".kept-notice")).to_have_text(
+        "The answer was already complete when you pressed Stop, so the server kept it.")
+    expect(answer.locator(".stopped-label")).to_have_count(0)
+    expect(page.locator("#chat")).to_have_attribute("data-conversation-id", new[0]["id"])
+    screenshot(page, "stopped-but-kept")
+    ask(page, "When did it happen?")  # continues the kept conversation, no second copy of it
+    after = [c for c in page.request.get(f"{server}/conversations").json()["conversations"] if c["id"] not in listed]
+    assert [c["id"] for c in after] == [new[0]["id"]]
+
+
 def test_retry_after_an_error_keeps_the_question_and_says_it_in_words(page: Page, server: str) -> None:
     page.route("**/chat", lambda route: route.fulfill(status=500, json={"error": "internal error"}))
     page.goto(server)
@@ -220,12 +273,28 @@ def test_retry_after_an_error_keeps_the_question_and_says_it_in_words(page: Page
     expect(turns.nth(2).locator(".question")).to_have_text("Who won the 2018 FIFA World Cup?")
     expect(turns.nth(2).locator("article.answer")).to_have_attribute("data-state", "refused")
 
-    page.get_by_label("Your question").fill("why " * 600)
+    box = page.get_by_label("Your question")
+    box.fill("why " * 600)
     expect(page.locator("#counter")).to_have_text("2399 / 2000")
     expect(page.locator("#ask-status")).to_contain_text("399 characters over the limit of 2000")
-    long = ask(page, "why " * 600)
-    expect(long.locator(".error-message")).to_contain_text("The question was not accepted: question is longer than")
-    assert "HTTP" not in (long.locator(".error-message").text_content() or "")
+    box.press("Enter")  # over the limit: said, nothing sent, no error card
+    expect(page.locator("#ask-status")).to_contain_text("shorten it to send")
+    expect(turns).to_have_count(3)
+    expect(box).to_have_value("why " * 600)
+
+    hung: list[Any] = []
+    page.route("**/chat", lambda route: hung.append(route))  # the server never answers
+    page.evaluate("window.qaAnswerTimeoutMs = 1500")
+    box.fill(SHAYRAT)
+    box.press("Enter")
+    gave_up = turns.nth(3).locator("article.answer")
+    expect(gave_up).to_have_attribute("data-state", "error")
+    expect(gave_up.locator(".error-message")).to_contain_text("The server sent nothing for 2 seconds")
+    expect(gave_up.get_by_role("button", name="Retry")).to_be_visible()
+    page.evaluate("window.qaAnswerTimeoutMs = 0")
+    page.unroute("**/chat")
+    gave_up.get_by_role("button", name="Retry").click()
+    expect(turns.nth(3).locator("article.answer")).to_have_attribute("data-state", "done")
 
 
 def test_copy_gives_the_answer_with_numbered_sources(page: Page, server: str) -> None:
@@ -279,9 +348,52 @@ def test_documents_dialog_lists_filters_uploads_deletes_and_restricts(page: Page
                 "buffer": b"Marmalade festival in Zorbton\n\nZORBTON, March 3, 2017 - The Zorbton marmalade "
                           b"festival was held in the Quillfield market hall on Friday, organisers said.\n"}])
     dialog.get_by_role("button", name="Upload").click()
-    expect(dialog.locator("#documents-status")).to_contain_text("1 article indexed.", timeout=90_000)
+    status = dialog.locator("#upload-status")
+    expect(status).to_contain_text("1 article indexed.", timeout=90_000)
+    expect(status).to_contain_text("zorbton.txt: added")
+    expect(status).to_be_in_viewport()  # said by the button, not at the top of a long dialog
+    upload_box, status_box = dialog.get_by_role("button", name="Upload").bounding_box(), status.bounding_box()
+    assert upload_box and status_box and 0 <= status_box["y"] - upload_box["y"] < 120
+    zorbton = {"name": "zorbton.txt", "mimeType": "text/plain",
+               "buffer": b"Marmalade festival in Zorbton\n\nZORBTON, March 3, 2017 - The Zorbton marmalade "
+                         b"festival was held in the Quillfield market hall on Friday, organisers said.\n"}
+    # the same file again and a text file named .pdf, dropped on the dialog (drag and drop)
+    page.evaluate("""([article, fake]) => {
+        const drop = new DataTransfer();
+        drop.items.add(new File([article], "zorbton.txt", {type: "text/plain"}));
+        drop.items.add(new File([fake], "notes.pdf", {type: "application/pdf"}));
+        const dialog = document.getElementById("documents");
+        dialog.dispatchEvent(new DragEvent("dragover", {dataTransfer: drop, bubbles: true, cancelable: true}));
+        dialog.dispatchEvent(new DragEvent("drop", {dataTransfer: drop, bubbles: true, cancelable: true}));
+    }""", [zorbton["buffer"].decode(), "%PDF-1.4 fake\n\nSome text."])
+    expect(status).to_contain_text("zorbton.txt: unchanged", timeout=90_000)
+    expect(status).to_contain_text("notes.pdf: not added, PDF is not supported")
+    expect(status).not_to_contain_text("indexed.")
+    axe(page, "documents, upload reported")
+    screenshot(page, "documents-uploaded")
     dialog.get_by_label("Outlet").select_option("")
     expect(rows).to_have_count(6)
+    dialog.get_by_label("Search titles").fill("marmalade zorbton")
+    expect(rows).to_have_count(1)
+    dialog.get_by_label("Search titles").fill("")
+    dialog.get_by_label("Sort by").select_option("title")
+    shown = [t.strip() for t in rows.locator("td:first-child").all_text_contents()]
+    assert shown == sorted(shown), shown
+    page.evaluate("window.qaDocumentsPageSize = 4")  # paging, without indexing 51 articles
+    dialog.get_by_label("Sort by").select_option("date")
+    expect(rows).to_have_count(4)
+    expect(dialog.locator("#page-info")).to_have_text("1–4 of 6 (page 1 of 2)")
+    dialog.get_by_role("button", name="Next").click()
+    expect(rows).to_have_count(2)
+    page.evaluate("window.qaDocumentsPageSize = 0")
+    dialog.get_by_role("button", name="Previous").click()
+    expect(rows).to_have_count(6)
+    title = dialog.get_by_role("button", name="Marmalade festival in Zorbton", exact=True)
+    title.click()  # the title opens the article
+    expect(page.locator("#doc-panel")).to_have_attribute("data-state", "ready")
+    expect(page.locator("#doc-text")).to_contain_text("Quillfield market hall")
+    page.get_by_role("button", name="Close article").click()
+    expect(title).to_be_focused()
     dialog.get_by_role("button", name="Delete Marmalade festival in Zorbton").click()
     expect(dialog.locator("#documents-status")).to_contain_text("Deleted")
     expect(rows).to_have_count(5)
@@ -293,9 +405,11 @@ def test_documents_dialog_lists_filters_uploads_deletes_and_restricts(page: Page
     dialog.get_by_role("button", name="Ask about these").click()
     expect(dialog).to_be_hidden()
     expect(page.locator("#filter-chip")).to_contain_text(outlet)
+    expect(page.get_by_label("Your question")).to_be_focused()  # what the user types next goes into the box
     with page.expect_request("**/chat") as request:
-        ask(page, SHAYRAT)
+        restricted = ask(page, SHAYRAT)
     assert request.value.post_data_json["filters"] == {"source": outlet}
+    expect(restricted.locator(".filter-note")).to_have_text(f"Searched only: {outlet}")
     page.get_by_role("button", name="Clear filter").click()
     with page.expect_request("**/chat") as request:
         ask(page, SHAYRAT)
@@ -319,14 +433,21 @@ def test_feedback_is_stored_with_its_note(page: Page, server: str, data_dir: Pat
     answer = answered(page)
     for name in ("Good answer", "Bad answer"):  # drawn icons: an emoji is a box without a colour-emoji font
         expect(answer.get_by_role("button", name=name).locator("svg")).to_have_count(1)
-    answer.get_by_role("button", name="Bad answer").click()
+    thumbs = answer.get_by_role("button", name="Good answer").bounding_box()
+    answer.get_by_role("button", name="Bad answer").click()  # saved at once: no second button to find
     expect(answer.get_by_role("button", name="Bad answer")).to_have_attribute("aria-pressed", "true")
-    answer.get_by_label("Note (optional)").fill("the second source is off-topic")
-    answer.get_by_role("button", name="Send feedback").click()
     expect(answer.locator(".feedback-status")).to_have_text("Thanks, your feedback was saved.")
-    with sqlite3.connect(data_dir / "conversations.sqlite") as db:
-        rows = db.execute("SELECT rating, question, note FROM feedback").fetchall()
-    assert ("down", SHAYRAT, "the second source is off-topic") in rows
+    assert answer.get_by_role("button", name="Good answer").bounding_box() == thumbs  # no layout jump
+
+    def rows() -> list[tuple[str, str, str | None]]:
+        with sqlite3.connect(data_dir / "conversations.sqlite") as db:
+            return db.execute("SELECT rating, question, note FROM feedback WHERE question = ?", (SHAYRAT,)).fetchall()
+
+    assert rows() == [("down", SHAYRAT, None)]
+    answer.get_by_label("Note (optional)").fill("the second source is off-topic")
+    answer.get_by_role("button", name="Send note").click()
+    expect(answer.locator(".feedback-status")).to_have_text("Thanks, your feedback and note were saved.")
+    assert rows() == [("down", SHAYRAT, "the second source is off-topic")]  # the note replaced, not added
 
 
 def _sentences(text: str) -> list[str]:
@@ -350,11 +471,20 @@ def test_each_marker_highlights_its_sentence_and_one_article_is_one_source(page:
     citations = [cite(1, a, one), cite(2, a, two), cite(3, b, three)]
     text = f"{one} [1] {two} [1] {two} [2] {three} [3]"
     done = {"question": "q", "standalone_question": "q", "answer": text, "refused": False, "citations": citations,
-            "passages": [], "conversation_id": "x" * 32, "mode": "llm", "notice": None, "timings_ms": {}}
+            "passages": [], "conversation_id": "x" * 32, "mode": "llm", "notice": None, "timings_ms": {},
+            "as_of": {"text": "Sources dated 7 Apr 2017 to 10 May 2017"},
+            "disagreements": [{"about": "the number of missiles", "values": [
+                {"n": 1, "value": "59", "source": a["source"], "published": a["published"]},
+                {"n": 3, "value": "60", "source": b["source"], "published": b["published"]}]}]}
     body = f"event: sources\ndata: {json.dumps({'passages': []})}\n\nevent: done\ndata: {json.dumps(done)}\n\n"
     page.route("**/chat", lambda route: route.fulfill(status=200, content_type="text/event-stream", body=body))
     page.goto(server)
     answer = answered(page, "anything")
+    expect(answer.locator(".disagreement")).to_contain_text("Sources disagree: the number of missiles")
+    for scheme in ("dark", "light"):  # the disagreement box and the "as of" line are readable in both schemes
+        page.emulate_media(color_scheme=scheme)
+        axe(page, f"sources disagree, {scheme}")
+        screenshot(page, f"disagreement-{scheme}")
     markers = answer.locator(".answer-text button.cite")
     expect(markers).to_have_text(["[1]", "[1]", "[1]", "[2]"])
     sources = answer.locator("details.sources li")
@@ -371,6 +501,7 @@ def test_each_marker_highlights_its_sentence_and_one_article_is_one_source(page:
 
 
 def test_accessibility_in_every_state(page: Page, server: str) -> None:
+    page.set_viewport_size({"width": 1280, "height": 800})
     page.goto(server)
     box = page.get_by_label("Your question")
     expect(box).to_be_focused()
@@ -392,6 +523,10 @@ def test_accessibility_in_every_state(page: Page, server: str) -> None:
     axe(page, "answered")
     screenshot(page, "answered")
     assert not small_targets(page)
+    page.emulate_media(color_scheme="dark")
+    axe(page, "answered, dark")
+    screenshot(page, "answered-dark")
+    page.emulate_media(color_scheme="light")
 
     marker = answer.locator("button.cite").first
     marker.click()
@@ -405,13 +540,16 @@ def test_accessibility_in_every_state(page: Page, server: str) -> None:
     page.get_by_role("button", name="Close article").click()
     expect(marker).to_be_focused()
 
-    page.set_viewport_size({"width": 360, "height": 740})
+    page.set_viewport_size({"width": 390, "height": 844})
     axe(page, "phone")
     marker.click()
     expect(panel).to_have_attribute("data-state", "ready")
     box_ = panel.bounding_box()
-    assert box_ is not None and box_["width"] <= 360
+    assert box_ is not None and box_["width"] <= 390
     axe(page, "phone, article open")
+    page.emulate_media(color_scheme="dark")
+    axe(page, "phone, article open, dark")
+    page.emulate_media(color_scheme="light")
     screenshot(page, "phone-article")
     page.get_by_role("button", name="Close article").click()
     expect(marker).to_be_focused()
@@ -421,6 +559,19 @@ def test_accessibility_in_every_state(page: Page, server: str) -> None:
     expect(page.get_by_role("navigation", name="Conversations")).to_be_visible()
     axe(page, "phone, conversations open")
     screenshot(page, "phone-history")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # the layout did not grow sideways
+    expect(page.get_by_role("button", name="New chat")).to_be_in_viewport(ratio=1)
+    page.emulate_media(color_scheme="dark")
+    axe(page, "phone, conversations open, dark")
+    page.get_by_role("button", name="History").click()
+    page.get_by_role("button", name="Documents").click()
+    dialog = page.get_by_role("dialog", name="Documents")
+    delete = dialog.locator("tbody tr").first.get_by_role("button", name=re.compile("^Delete "))
+    expect(delete).to_be_in_viewport(ratio=1)  # the Delete column is on screen on a phone
+    axe(page, "phone, documents open, dark")
+    screenshot(page, "phone-documents-dark")
+    page.emulate_media(color_scheme="light")
+    axe(page, "phone, documents open")
 
 
 def _rgb(colour: str) -> tuple[float, ...]:

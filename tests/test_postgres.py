@@ -519,7 +519,7 @@ def test_replicas_share_one_corpus_conversations_and_jobs(replicas: Replicas) ->
     third = _ask(c, "When did that happen?", conversation, token)
     assert third.status_code == 200 and third.json()["standalone_question"] != "When did that happen?"
     stranger = _ask(c, "What was he investigating?", conversation)  # no token: a new client
-    assert stranger.status_code == 404 and stranger.json() == {"error": "no such conversation"}
+    assert stranger.status_code == 404 and stranger.json()["error"].startswith("no such conversation")
     owner = {"X-QA-Client": token}
     reopened = httpx.get(f"{b}/conversations/{conversation}", headers=owner, timeout=30).json()
     assert [t["question"] for t in reopened["turns"]] == ["Who did Trump fire?", "What was he investigating?",

@@ -15,15 +15,22 @@ const ui = {
   documents: $("documents"), openDocuments: $("open-documents"), documentsClose: $("documents-close"),
   documentsRows: $("documents-rows"), documentsCaption: $("documents-caption"), documentsStatus: $("documents-status"),
   filterSource: $("filter-source"), filterFrom: $("filter-from"), filterTo: $("filter-to"), askThese: $("ask-these"),
-  uploadForm: $("upload-form"), uploadFiles: $("upload-files"),
+  uploadForm: $("upload-form"), uploadFiles: $("upload-files"), uploadStatus: $("upload-status"),
+  historySearch: $("history-search"), textSearch: $("filter-text-search"), sortDocuments: $("sort-documents"),
+  pagePrev: $("page-prev"), pageNext: $("page-next"), pageInfo: $("page-info"),
 };
+// rows of the Documents table at a time: thousands of articles stay quick
+const pageSize = () => Number(window.qaDocumentsPageSize) || 50;
 const DATE_LOCALE = "en-GB"; // "11 Apr 2017": day before month, unambiguous
 const HINT = "Enter to send, Shift+Enter for a new line.";
 const CONVERSATION_KEY = "qa.conversation";
 const API_KEY = "qa.apiKey"; // sessionStorage only: forgotten when the tab closes
+// An answer whose stream sends nothing for this long is given up (a hung server), with Retry.
+const answerTimeoutMs = () => Number(window.qaAnswerTimeoutMs) || 90_000;
 const state = {
-  conversationId: null, controller: null, stopped: false, docs: new Map(), panelRequest: 0, opener: null,
-  documents: [], maxChars: 2000, filters: null,
+  conversationId: null, controller: null, stopped: false, timedOut: false, docs: new Map(), panelRequest: 0,
+  opener: null, documents: [], maxChars: 2000, filters: null, keptTurns: 0, knownConversations: new Set(),
+  askAfterDocuments: false, conversations: [], documentsPage: 0,
 };
 
 /** Build an element; attributes are set as attributes, string children become text nodes. */
@@ -107,9 +114,12 @@ async function api(path, options = {}) {
     throw new Error("Could not reach the server. Check the connection and try again.");
   }
   if (!response.ok) {
+    let body = null;
+    try { body = await response.clone().json(); } catch { /* not JSON */ }
     const error = new Error(await errorMessage(response));
     error.status = response.status;
-    throw error;
+    if (body && Array.isArray(body.failed)) error.report = body; // an upload where no file could be used
+    return Promise.reject(error);
   }
   return response.json();
 }
@@ -298,48 +308,59 @@ async function copyText(text) {
   if (!ok) throw new Error("copy refused");
 }
 
-/** Thumbs up/down with an optional note, sent once to POST /feedback. */
+/** Thumbs up/down, saved the moment one is pressed (POST /feedback); an optional note is sent after it and
+ *  replaces that rating (the server keeps one per reader and answer). The thumbs and the status never move: the
+ *  note field opens on its own line below them. */
 function feedbackControls(question, result) {
   const note = h("input", { type: "text", maxlength: "2000", class: "feedback-note" });
   const noteId = `note-${Math.random().toString(36).slice(2)}`;
   note.id = noteId;
   const status = h("span", { class: "feedback-status", role: "status" });
-  const send = h("button", { type: "button", class: "secondary small" }, "Send feedback");
+  const send = h("button", { type: "button", class: "secondary small" }, "Send note");
   const form = h("div", { class: "feedback-form", hidden: "" },
     h("label", { for: noteId }, "Note (optional)"), note, send);
   let rating = null;
+  const save = async (withNote) => {
+    const cites = result.citations || [];
+    const body = {
+      rating, question, answer: String(result.answer || "").slice(0, 50_000), refused: Boolean(result.refused),
+      note: withNote ? note.value.trim() || null : null, evidence: cites.map(quoteOf).filter(Boolean).slice(0, 50),
+      doc_ids: [...new Set(cites.map((c) => c.doc_id))].slice(0, 50),
+    };
+    if (result.conversation_id) body.conversation_id = result.conversation_id;
+    try {
+      await api("/feedback", { method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(body) });
+      return true;
+    } catch (error) {
+      status.textContent = error.message;
+      return false;
+    }
+  };
   const thumb = (value, label, glyph) => {
     const button = h("button", { type: "button", class: "secondary small thumb", "aria-label": label,
       "aria-pressed": "false", title: label }, glyph);
-    button.addEventListener("click", () => {
+    button.addEventListener("click", async () => {
       rating = value;
       for (const b of box.querySelectorAll(".thumb")) b.setAttribute("aria-pressed", String(b === button));
-      form.hidden = false;
-      note.focus();
+      status.textContent = "Saving…";
+      if (await save(Boolean(note.value.trim()))) {
+        status.textContent = "Thanks, your feedback was saved.";
+        form.hidden = false;
+      }
     });
     return button;
   };
   send.addEventListener("click", async () => {
-    const cites = result.citations || [];
-    const body = {
-      rating, question, answer: String(result.answer || "").slice(0, 50_000), refused: Boolean(result.refused),
-      note: note.value.trim() || null, evidence: cites.map(quoteOf).filter(Boolean).slice(0, 50),
-      doc_ids: [...new Set(cites.map((c) => c.doc_id))].slice(0, 50),
-    };
-    if (result.conversation_id) body.conversation_id = result.conversation_id;
     send.disabled = true;
-    try {
-      await api("/feedback", { method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify(body) });
+    if (await save(true)) {
       form.hidden = true;
-      status.textContent = "Thanks, your feedback was saved.";
-    } catch (error) {
-      status.textContent = error.message;
-      send.disabled = false;
+      status.textContent = "Thanks, your feedback and note were saved.";
     }
+    send.disabled = false;
   });
   const box = h("div", { class: "feedback" }, thumb("up", "Good answer", icon("up")),
-    thumb("down", "Bad answer", icon("down")), form, status);
+    thumb("down", "Bad answer", icon("down")), status, form);
   return box;
 }
 
@@ -358,10 +379,13 @@ function timeAndDisagreementNodes(result, numberOf) {
   return nodes;
 }
 
-function addTurn(question, { retry } = {}) {
+function addTurn(question, { retry, filters } = {}) {
   const text = h("p", { class: "answer-text" });
   const status = h("p", { class: "answer-status" }, "Searching the articles…");
-  const answer = h("article", { class: "answer", "data-state": "streaming", "aria-busy": "true" }, status, text);
+  // said on the answer itself, so an answer from a restricted search is never read as one from all articles
+  const note = filters ? h("p", { class: "filter-note" }, describeFilters(filters, "Searched only")) : null;
+  const answer = h("article", { class: "answer", "data-state": "streaming", "aria-busy": "true" }, note, status,
+    text);
   const turn = h("li", { class: "turn" }, h("p", { class: "question" }, question), answer);
   ui.log.append(turn);
   ui.intro.hidden = true;
@@ -400,7 +424,7 @@ function addTurn(question, { retry } = {}) {
       again.addEventListener("click", () => {
         if (state.controller) return;
         if (answer.dataset.state !== "refused") turn.remove(); // nothing of a failed turn is kept
-        ask(question);
+        ask(question, { filters });
       });
       bar.append(again);
     }
@@ -448,6 +472,14 @@ function addTurn(question, { retry } = {}) {
       settle("error");
       actions(null, true);
     },
+    /** Stop came after the server had kept the whole answer (a slow link): show what was kept, say so. */
+    keptAfterStop(kept) {
+      streamed.data = "";
+      if (kept.answer) this.render(kept.answer);
+      else this.renderText(kept.answer_text);
+      answer.append(h("p", { class: "notice kept-notice" },
+        "The answer was already complete when you pressed Stop, so the server kept it."));
+    },
     stopped() {
       answer.prepend(h("p", { class: "stopped-label" }, "Stopped"));
       text.after(h("p", { class: "notice" }, "You stopped this answer; it was not saved."));
@@ -480,15 +512,46 @@ function setBusy(busy) {
   }
 }
 
-async function ask(question) {
-  const turn = addTurn(question);
+/** After Stop: did the server keep the turn anyway (its `done` was on the way)? The kept turn, or null. */
+async function keptTurn(question, before) {
+  try {
+    let conversation = null;
+    if (before.conversationId) {
+      conversation = await api(`/conversations/${encodeURIComponent(before.conversationId)}`);
+      if (conversation.turns.length <= before.turns) return null;
+    } else {
+      const { conversations } = await api("/conversations");
+      const fresh = conversations.find((c) => !before.known.has(c.id));
+      if (!fresh) return null;
+      conversation = await api(`/conversations/${encodeURIComponent(fresh.id)}`);
+    }
+    const last = conversation.turns[conversation.turns.length - 1];
+    return last && last.question.trim() === question.trim() ? { conversation, turn: last } : null;
+  } catch {
+    return null; // cannot tell: say what the page knows (stopped)
+  }
+}
+
+async function ask(question, { filters = state.filters } = {}) {
+  const turn = addTurn(question, { filters });
   const controller = new AbortController();
   state.controller = controller;
   state.stopped = false;
+  state.timedOut = false;
+  const before = { conversationId: state.conversationId, turns: state.keptTurns, known: new Set(state.knownConversations) };
   setBusy(true);
   const body = { question };
   if (state.conversationId) body.conversation_id = state.conversationId;
-  if (state.filters) body.filters = state.filters;
+  if (filters) body.filters = filters;
+  let watchdog = 0;
+  const waiting = () => {
+    clearTimeout(watchdog);
+    watchdog = setTimeout(() => {
+      state.timedOut = true;
+      controller.abort();
+    }, answerTimeoutMs());
+  };
+  waiting();
   try {
     let response;
     try {
@@ -503,13 +566,16 @@ async function ask(question) {
     if (!response.ok) throw new Error(await errorMessage(response));
     let finished = false;
     for await (const { event, data } of sseEvents(response)) {
+      waiting();
       if (event === "sources") {
         turn.searched((data.passages || []).length);
       } else if (event === "token") {
         turn.token(String(data.text ?? ""));
       } else if (event === "done") {
         const isNew = data.conversation_id !== state.conversationId;
+        if (isNew) state.keptTurns = 0;
         setConversation(data.conversation_id); // only a finished turn makes the conversation exist
+        state.keptTurns += 1;
         turn.finish(data);
         finished = true;
         if (isNew) loadHistory();
@@ -520,14 +586,30 @@ async function ask(question) {
     }
     if (!finished) throw new Error("The answer stopped before it was complete. Try again.");
   } catch (error) {
-    if (controller.signal.aborted) {
-      if (state.stopped) turn.stopped(); // the reader pressed Stop; "New chat" just drops the turn
+    if (controller.signal.aborted && state.timedOut) {
+      turn.fail(`The server sent nothing for ${Math.round(answerTimeoutMs() / 1000)} seconds, so the answer was `
+        + "given up. Try again.");
+      if (!ui.question.value.trim()) ui.question.value = question;
+      updateCounter();
+    } else if (controller.signal.aborted) {
+      if (state.stopped) { // the reader pressed Stop; "New chat" just drops the turn
+        const kept = await keptTurn(question, before);
+        if (kept) {
+          setConversation(kept.conversation.id);
+          state.keptTurns = kept.conversation.turns.length;
+          turn.keptAfterStop(kept.turn);
+          loadHistory();
+        } else {
+          turn.stopped();
+        }
+      }
     } else {
       turn.fail(error instanceof SyntaxError ? "The server sent a malformed reply." : error.message);
       if (!ui.question.value.trim()) ui.question.value = question; // the question stays, to edit or resend
       updateCounter();
     }
   } finally {
+    clearTimeout(watchdog);
     if (state.controller === controller) {
       state.controller = null;
       setBusy(false);
@@ -688,7 +770,7 @@ function clearChat() {
 }
 
 function historyItem(conversation) {
-  const open = h("button", { type: "button", class: "history-open" }, conversation.title);
+  const open = h("button", { type: "button", class: "history-open", title: conversation.title }, conversation.title);
   const rename = h("button", { type: "button", class: "secondary small", "aria-label": `Rename “${conversation.title}”`,
     title: "Rename" }, "✎");
   const remove = h("button", { type: "button", class: "secondary small", "aria-label": `Delete “${conversation.title}”`,
@@ -721,11 +803,42 @@ function historyItem(conversation) {
   return item;
 }
 
+/** "Today", "Yesterday", or the date: the heading a conversation is listed under (the reader's time zone). */
+function dayLabel(created) {
+  const day = new Date(created);
+  if (Number.isNaN(day.getTime())) return "Earlier";
+  const key = (d) => d.toLocaleDateString(DATE_LOCALE);
+  const today = new Date();
+  const yesterday = new Date(today.getTime() - 86_400_000);
+  if (key(day) === key(today)) return "Today";
+  if (key(day) === key(yesterday)) return "Yesterday";
+  return day.toLocaleDateString(DATE_LOCALE, { day: "numeric", month: "short", year: "numeric" });
+}
+
+/** The conversation list, newest first, under a heading per day; the search box keeps those whose title has
+ *  all the words typed. */
+function renderHistory() {
+  const words = ui.historySearch.value.toLowerCase().split(/\s+/).filter(Boolean);
+  const shown = state.conversations.filter((c) => words.every((w) => c.title.toLowerCase().includes(w)));
+  const groups = new Map();
+  for (const conversation of shown) {
+    const label = dayLabel(conversation.created);
+    if (!groups.has(label)) groups.set(label, []);
+    groups.get(label).push(conversation);
+  }
+  ui.historyList.replaceChildren(...[...groups].map(([label, items]) => h("section", { "aria-label": label },
+    h("h3", { class: "history-day" }, label), h("ul", {}, ...items.map(historyItem)))));
+  ui.historyEmpty.hidden = shown.length > 0;
+  ui.historyEmpty.textContent = state.conversations.length ? "No conversation matches the search."
+    : "Your conversations appear here.";
+}
+
 async function loadHistory() {
   try {
     const { conversations } = await api("/conversations");
-    ui.historyList.replaceChildren(...conversations.map(historyItem));
-    ui.historyEmpty.hidden = conversations.length > 0;
+    state.knownConversations = new Set(conversations.map((c) => c.id));
+    state.conversations = conversations;
+    renderHistory();
   } catch (error) {
     ui.historyEmpty.hidden = false;
     ui.historyEmpty.textContent = `Could not load your conversations. ${error.message}`;
@@ -748,6 +861,7 @@ async function openConversation(id) {
   closePanel();
   clearChat();
   setConversation(conversation.id);
+  state.keptTurns = conversation.turns.length;
   for (const kept of conversation.turns) {
     const turn = addTurn(kept.question);
     if (kept.answer) turn.render(kept.answer);
@@ -762,6 +876,7 @@ function startNewChat() {
   state.controller = null;
   setBusy(false);
   setConversation(null);
+  state.keptTurns = 0;
   clearChat();
   closePanel();
   ui.question.focus();
@@ -769,7 +884,7 @@ function startNewChat() {
 
 function setHistoryOpen(open) {
   ui.historyToggle.setAttribute("aria-expanded", String(open));
-  document.body.classList.toggle("history-open", open);
+  document.body.classList.toggle("history-shown", open); // not "history-open": that is the list buttons' class
 }
 
 // ---- what is indexed: the empty state and the Documents dialog ---------------------------------------
@@ -797,10 +912,33 @@ function corpusLine(documents) {
   return [names.length ? `${count} from ${shown}` : count, dateRange(documents)].filter(Boolean).join(" · ");
 }
 
-/** Example questions from the corpus: each of a few article titles, asked about. */
+/** A question about one article, from its title: the title itself when it is a question, else what its outlet
+ *  reported about it. */
+function titleQuestion(doc) {
+  const title = doc.title.trim().replace(/[.!:;,]+$/, "");
+  if (title.endsWith("?")) return title;
+  return doc.source ? `What did ${doc.source} report about “${title}”?` : `What happened: “${title}”?`;
+}
+
+/** Example questions, one per article from different outlets, newest first; each is asked only of its own
+ *  outlet and day, so its answer cites that article and not another that happens to share words. */
 function exampleQuestions(documents) {
-  return documents.filter((d) => d.title).slice(0, 4)
-    .map((d) => `What do the articles say about “${d.title.replace(/[.?!]+$/, "")}”?`);
+  const picked = [];
+  const outletsSeen = new Set();
+  const newest = documents.filter((d) => d.title).sort((a, b) => String(b.published || "").localeCompare(String(a.published || "")));
+  for (const pass of [true, false]) {
+    for (const doc of newest) {
+      if (picked.length >= 4 || picked.includes(doc) || (pass && outletsSeen.has(doc.source))) continue;
+      outletsSeen.add(doc.source);
+      picked.push(doc);
+    }
+  }
+  return picked.map((doc) => {
+    const filters = {};
+    if (doc.source) filters.source = doc.source;
+    if (doc.published) filters.published_from = filters.published_to = doc.published;
+    return { question: titleQuestion(doc), filters: Object.keys(filters).length ? filters : null };
+  });
 }
 
 function renderCorpus() {
@@ -808,9 +946,10 @@ function renderCorpus() {
   ui.corpus.textContent = corpusLine(documents);
   const examples = exampleQuestions(documents);
   ui.examples.hidden = examples.length === 0;
-  ui.exampleList.replaceChildren(...examples.map((question) => {
+  ui.question.placeholder = examples.length ? `e.g. ${examples[0].question}` : "Add articles with Documents first";
+  ui.exampleList.replaceChildren(...examples.map(({ question, filters }) => {
     const button = h("button", { type: "button", class: "example" }, question);
-    button.addEventListener("click", () => submitQuestion(question));
+    button.addEventListener("click", () => submitQuestion(question, { filters }));
     return h("li", {}, button);
   }));
   const chosen = ui.filterSource.value;
@@ -850,16 +989,38 @@ function size(chars) {
   return chars >= 1000 ? `${(chars / 1000).toFixed(1)}k characters` : `${chars} characters`;
 }
 
+const SORTS = {
+  date: (a, b) => String(b.published || "").localeCompare(String(a.published || "")),
+  outlet: (a, b) => String(a.source || "\uffff").localeCompare(String(b.source || "\uffff")) || SORTS.date(a, b),
+  title: (a, b) => String(a.title || a.doc_id).localeCompare(String(b.title || b.doc_id)),
+};
+
 function renderDocumentRows() {
   const filters = chosenFilters();
-  const shown = state.documents.filter((d) => matches(d, filters));
-  ui.documentsCaption.textContent = `${shown.length} of ${state.documents.length} indexed articles`;
+  const words = ui.textSearch.value.toLowerCase().split(/\s+/).filter(Boolean);
+  const found = state.documents.filter((d) => matches(d, filters)
+    && words.every((w) => String(d.title || d.doc_id).toLowerCase().includes(w)))
+    .sort(SORTS[ui.sortDocuments.value] || SORTS.date);
+  const pages = Math.max(1, Math.ceil(found.length / pageSize()));
+  state.documentsPage = Math.min(state.documentsPage, pages - 1);
+  const first = state.documentsPage * pageSize();
+  const shown = found.slice(first, first + pageSize());
+  ui.documentsCaption.textContent = `${found.length} of ${state.documents.length} indexed articles`;
+  ui.pageInfo.textContent = found.length
+    ? `${first + 1}–${first + shown.length} of ${found.length} (page ${state.documentsPage + 1} of ${pages})` : "";
+  ui.pagePrev.disabled = state.documentsPage === 0;
+  ui.pageNext.disabled = state.documentsPage >= pages - 1;
+  ui.pagePrev.parentElement.hidden = pages === 1;
   ui.documentsRows.replaceChildren(...shown.map((doc) => {
     const remove = h("button", { type: "button", class: "secondary small",
       "aria-label": `Delete ${doc.title || doc.doc_id}` }, "Delete");
     remove.addEventListener("click", () => deleteDocument(doc));
-    return h("tr", { "data-doc-id": doc.doc_id }, h("td", {}, doc.title || doc.doc_id), h("td", {}, doc.source || "—"),
-      h("td", {}, formatDate(doc.published) || "—"), h("td", {}, size(doc.chars || 0)), h("td", {}, remove));
+    const title = h("button", { type: "button", class: "source doc-open" },
+      h("span", { class: "source-title" }, doc.title || doc.doc_id));
+    title.addEventListener("click", () => openDocument(doc, title));
+    return h("tr", { "data-doc-id": doc.doc_id }, h("td", {}, title), h("td", {}, doc.source || "—"),
+      h("td", {}, formatDate(doc.published) || "—"), h("td", { class: "col-size" }, size(doc.chars || 0)),
+      h("td", {}, remove));
   }));
 }
 
@@ -876,35 +1037,61 @@ async function deleteDocument(doc) {
   ui.uploadFiles.focus();
 }
 
-async function upload(event) {
-  event.preventDefault();
-  const files = [...ui.uploadFiles.files];
+/** The document id the server gives a file name (qa.sources.cleaning.safe_doc_id), to report per file. */
+function fileDocId(name) {
+  let stem = name.replace(/\\/g, "/").split("/").pop().normalize("NFC");
+  const suffix = [".txt", ".md", ".html", ".htm"].find((s) => stem.toLowerCase().endsWith(s));
+  if (suffix) stem = stem.slice(0, -suffix.length);
+  return stem.replace(/[^\p{L}\p{N}\p{M}_.-]+/gu, "-").replace(/^[-.]+|[-.]+$/g, "").slice(0, 128);
+}
+
+/** One line per file, next to the Upload button: added, replaced, unchanged, a copy of …, or why it failed. */
+function uploadLines(files, report) {
+  const outcome = new Map();
+  for (const [key, words] of [["added", "added"], ["replaced", "replaced (it had changed)"],
+    ["unchanged", "unchanged (already indexed)"]]) {
+    for (const id of report[key] || []) outcome.set(id, words);
+  }
+  for (const copy of report.duplicate || []) outcome.set(copy.doc_id || copy.id || "", "a copy of an indexed article");
+  const failed = new Map((report.failed || []).map((f) => [f.file, f.error]));
+  return files.map((file) => {
+    if (failed.has(file.name)) return h("li", { class: "upload-failed" }, `${file.name}: not added, ${failed.get(file.name)}`);
+    const words = outcome.get(fileDocId(file.name));
+    return h("li", {}, `${file.name}: ${words || "done"}`);
+  });
+}
+
+async function upload(event, dropped) {
+  if (event) event.preventDefault();
+  const files = dropped || [...ui.uploadFiles.files];
   if (!files.length) {
-    ui.documentsStatus.textContent = "Choose one or more files first.";
+    ui.uploadStatus.textContent = "Choose one or more files first.";
     return;
   }
   const form = new FormData();
   for (const file of files) form.append("files", file, file.name);
-  ui.documentsStatus.textContent = `Uploading ${files.length} file${files.length === 1 ? "" : "s"}…`;
+  ui.uploadStatus.textContent = `Uploading ${files.length} file${files.length === 1 ? "" : "s"}…`;
   try {
     const report = await writeDocuments("/documents", { method: "POST", body: form });
-    const done = [...report.added, ...report.replaced, ...report.unchanged].length;
-    const failed = report.failed.map((f) => `${f.file}: ${f.error}`);
-    ui.documentsStatus.textContent = [`${done} article${done === 1 ? "" : "s"} indexed.`, ...failed].join(" ");
+    const indexed = report.added.length + report.replaced.length;
+    const summary = indexed ? `${indexed} article${indexed === 1 ? "" : "s"} indexed.`
+      : (report.unchanged.length ? "Nothing new: already indexed, unchanged." : "Nothing was indexed.");
+    ui.uploadStatus.replaceChildren(h("p", {}, summary), h("ul", {}, ...uploadLines(files, report)));
     ui.uploadForm.reset();
   } catch (error) {
-    ui.documentsStatus.textContent = error.message;
+    const failed = error.report ? uploadLines(files, error.report) : [];
+    ui.uploadStatus.replaceChildren(h("p", { class: "upload-failed" }, error.message), h("ul", {}, ...failed));
   }
   await loadDocuments();
 }
 
-function describeFilters(filters) {
+function describeFilters(filters, lead = "Asking only about") {
   const parts = [];
   if (filters.source) parts.push(filters.source);
   if (filters.published_from || filters.published_to) {
     parts.push(`${formatDate(filters.published_from) || "…"} – ${formatDate(filters.published_to) || "…"}`);
   }
-  return `Asking only about: ${parts.join(", ")}`;
+  return `${lead}: ${parts.join(", ")}`;
 }
 
 function setFilters(filters) {
@@ -926,14 +1113,21 @@ function updateCounter() {
   }
 }
 
-function submitQuestion(question) {
+function submitQuestion(question, options) {
   if (state.controller) {
     ui.askStatus.textContent = "An answer is still being written: wait for it, or press Stop.";
     return;
   }
+  const used = [...question.trim()].length;
+  if (used > state.maxChars) { // said under the box; nothing is sent
+    ui.askStatus.textContent = `The question is ${used - state.maxChars} characters over the limit of `
+      + `${state.maxChars}: shorten it to send.`;
+    ui.question.focus();
+    return;
+  }
   ui.question.value = "";
   updateCounter();
-  ask(question);
+  ask(question, options);
 }
 
 async function loadLimits() {
@@ -974,18 +1168,54 @@ ui.openDocuments.addEventListener("click", () => {
   loadDocuments();
 });
 ui.documentsClose.addEventListener("click", () => ui.documents.close());
-ui.documents.addEventListener("close", () => ui.openDocuments.focus());
-for (const field of [ui.filterSource, ui.filterFrom, ui.filterTo]) field.addEventListener("change", renderDocumentRows);
+ui.documents.addEventListener("close", () => {
+  if (state.askAfterDocuments) ui.question.focus(); // "Ask about these": typing goes into the question box
+  else ui.openDocuments.focus();
+  state.askAfterDocuments = false;
+});
+const firstPage = () => {
+  state.documentsPage = 0;
+  renderDocumentRows();
+};
+for (const field of [ui.filterSource, ui.filterFrom, ui.filterTo, ui.sortDocuments]) {
+  field.addEventListener("change", firstPage);
+}
+ui.textSearch.addEventListener("input", firstPage);
+ui.pagePrev.addEventListener("click", () => {
+  state.documentsPage -= 1;
+  renderDocumentRows();
+});
+ui.pageNext.addEventListener("click", () => {
+  state.documentsPage += 1;
+  renderDocumentRows();
+});
+ui.historySearch.addEventListener("input", renderHistory);
 ui.askThese.addEventListener("click", () => {
   setFilters(chosenFilters());
+  state.askAfterDocuments = true;
   ui.documents.close();
-  ui.question.focus();
 });
 ui.filterClear.addEventListener("click", () => {
   setFilters(null);
   ui.question.focus();
 });
 ui.uploadForm.addEventListener("submit", upload);
+// Drag and drop anywhere on the Documents dialog uploads the dropped files.
+ui.documents.addEventListener("dragover", (event) => {
+  if (![...(event.dataTransfer?.types || [])].includes("Files")) return;
+  event.preventDefault();
+  ui.documents.classList.add("dragging");
+});
+ui.documents.addEventListener("dragleave", (event) => {
+  if (!ui.documents.contains(event.relatedTarget)) ui.documents.classList.remove("dragging");
+});
+ui.documents.addEventListener("drop", (event) => {
+  ui.documents.classList.remove("dragging");
+  const files = [...(event.dataTransfer?.files || [])];
+  if (!files.length) return;
+  event.preventDefault();
+  upload(null, files);
+});
 
 ui.question.focus();
 loadLimits();

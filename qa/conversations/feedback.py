@@ -52,9 +52,14 @@ class FeedbackStore:
         return sqlite3.connect(self.path, timeout=30)
 
     def add(self, item: Feedback) -> int:
-        """Store a rating; returns its id."""
+        """Store a rating; returns its id. A client's new rating of the same answer replaces its earlier one (the
+        page saves the thumb at once and the note after it): one row per reader and answer."""
         note = (item.note or "").strip()[:NOTE_CHARS] or None
         with self._db() as db:
+            if item.client:
+                db.execute("DELETE FROM feedback WHERE client = ? AND question = ? AND answer = ?"
+                           " AND coalesce(conversation_id, '') = ?",
+                           (item.client, item.question, item.answer, item.conversation_id or ""))
             cursor = db.execute(
                 "INSERT INTO feedback (rating, question, answer, refused, note, conversation_id, client, evidence,"
                 " doc_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -87,6 +92,10 @@ class PostgresFeedbackStore:
     def add(self, item: Feedback) -> int:
         note = (item.note or "").strip()[:NOTE_CHARS] or None
         with self.database.connection() as conn:
+            if item.client:  # as FeedbackStore.add: a client's new rating of the same answer replaces the old
+                conn.execute("DELETE FROM feedback WHERE client = %s AND question = %s AND answer = %s"
+                             " AND coalesce(conversation_id, '') = %s",
+                             (item.client, item.question, item.answer, item.conversation_id or ""))
             row = conn.execute(
                 "INSERT INTO feedback (rating, question, answer, refused, note, conversation_id, client, evidence,"
                 " doc_ids) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",

@@ -114,10 +114,22 @@ def safe_doc_id(name: str) -> str:
     return doc_id
 
 
+def refuse_unsupported(name: str, data: bytes = b"") -> None:
+    """One type rule for files, folders and uploads: a supported suffix, and never a PDF (said as such, not as
+    "binary", whatever its name)."""
+    kinds = ", ".join(SUPPORTED_SUFFIXES)
+    if data.startswith(b"%PDF-") or Path(name).suffix.lower() == ".pdf":
+        raise BadDocument(name, f"PDF is not supported (save the text as {kinds})")
+    if Path(name.replace("\\", "/")).suffix.lower() not in SUPPORTED_SUFFIXES:
+        raise BadDocument(name, f"unsupported type (use {kinds})")
+
+
 def decode(name: str, data: bytes) -> str:
     """Bytes to text, refusing binary and non-UTF-8 content with a clear reason."""
     if not data.strip():
         raise BadDocument(name, "file is empty")
+    if data.startswith(b"%PDF-"):
+        raise BadDocument(name, f"PDF is not supported (save the text as {', '.join(SUPPORTED_SUFFIXES)})")
     refuse_nul(name, data)
     try:
         text = data.decode("utf-8")

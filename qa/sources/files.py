@@ -12,7 +12,7 @@ from typing import Any
 
 from qa.errors import BadDocument, BadRequest, PathNotAllowed
 from qa.sources.article import Article
-from qa.sources.cleaning import SUPPORTED_SUFFIXES, parse_article, safe_doc_id
+from qa.sources.cleaning import SUPPORTED_SUFFIXES, parse_article, refuse_unsupported, safe_doc_id
 
 MANIFEST_NAME = "manifest.json"
 
@@ -98,8 +98,7 @@ def load_articles(
         try:
             if not path.exists() and not path.is_symlink():
                 raise BadDocument(str(path), "no such file")
-            if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-                raise BadDocument(str(path), f"unsupported type (use {', '.join(SUPPORTED_SUFFIXES)})")
+            refuse_unsupported(str(path))
             data = read_regular_file(path, max_bytes, single_link)
             if path.parent not in manifests:
                 manifests[path.parent] = _manifest_for(path.parent)

@@ -8,7 +8,7 @@ from typing import Any
 
 from qa.errors import BadDocument
 from qa.sources.article import Article
-from qa.sources.cleaning import parse_article, safe_doc_id
+from qa.sources.cleaning import parse_article, refuse_unsupported, safe_doc_id
 
 
 def parse_upload(filename: str, data: bytes, meta: dict | None) -> Article | tuple[str, str]:
@@ -43,6 +43,7 @@ class UploadSource:
                 if len(data) > self.max_bytes:
                     raise BadDocument(filename, f"larger than the {self.max_bytes}-byte limit")
                 doc_id = safe_doc_id(filename)
+                refuse_unsupported(filename, data)
                 parsed = self.run(parse_upload, filename, data, self.meta.get(filename) or self.meta.get(doc_id))
                 yield BadDocument(*parsed) if isinstance(parsed, tuple) else parsed
             except BadDocument as exc:
