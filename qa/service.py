@@ -248,7 +248,11 @@ class Service:
     def _ingest_urls(self, source: UrlSource, progress: Callable[[str], None] | None) -> IngestReportOut:
         self.bind(source)
         try:
-            report = self.indexer.ingest(source.articles(), progress)
+            # Every page is fetched and extracted before the writer lock is taken: no remote site (nor a page that
+            # is slow to extract) ever makes another ingest or a delete wait. Pages are held as cleaned text, at
+            # most QA_FETCH_MAX_URLS per feed or sitemap asked for.
+            items = list(source.articles())
+            report = self.indexer.ingest(items, progress)
             kept = dict(report.duplicate)
             source.remember(kept, {*report.added, *report.replaced, *report.unchanged})
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 import hashlib
 import json
+import logging
 import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -25,6 +26,7 @@ HTML_TYPES = ("text/html", "application/xhtml+xml")
 _TRACKING = re.compile(r"^(?:utm_\w+|fbclid|gclid|dclid|mc_cid|mc_eid|ocid|cmpid|icid|at_medium|at_campaign)$", re.I)
 _SLUG_BAD = re.compile(r"[^a-z0-9]+")
 _SITEMAP_NS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
+log = logging.getLogger("qa.sources.web")
 
 
 def normalize_url(url: str) -> str:
@@ -358,6 +360,9 @@ class WebSource:
             return WebPage(**{**page.__dict__, "asked_url": url})
         except (FetchRefused, FetchFailed) as exc:
             return WebFailure(url, _reason(exc, url), isinstance(exc, FetchRefused))
+        except Exception:  # a bug met by one hostile page must not cost the batch its other articles
+            log.exception("reading %s failed", url[:200])
+            return WebFailure(url, "internal error while reading the page")
 
     def expand_all(self, urls: Iterable[str]) -> tuple[list[WebItem], list[tuple[str, EntryHint | None,
                                                                             Fetched | None]]]:

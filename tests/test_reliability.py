@@ -1,0 +1,163 @@
+"""Reliability, third pass: hostile web sites on 127.0.0.1 (a head sent a byte at a time, empty gzip blocks,
+malformed redirects, sitemap amplification, pages that make extraction quadratic), a full data folder, and
+malformed client tokens and manifests. Each test failed before its fix; deadlines here are fractions of a second."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+import time
+import tracemalloc
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from qa.service import Service
+
+from qa.sources.fetch import Fetcher, FetchFailed, FetchPolicy
+from qa.sources.web import WebFailure, WebPage, WebSource
+from tests.reliability_support import RawServer, html_response, redirect_response, send, trickle
+
+ARTICLE = (b"<html><head><title>Harbour crane returns</title></head><body><article><h1>Harbour crane returns</h1>"
+           b"<p>The harbour crane returned to service on Monday after a month of repairs, the port said.</p>"
+           b"<p>Dock workers said the crane would handle twelve ships a week from now on.</p></article></body></html>")
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\n\r\nhello"
+
+
+def _fetcher(**overrides: object) -> Fetcher:
+    values: dict[str, object] = {"allow_private": True, "read_timeout": 2.0, "total_timeout": 0.6}
+    values.update(overrides)
+    return Fetcher(FetchPolicy(**values))  # type: ignore[arg-type]
+
+
+GZIP_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip\r\nConnection: close\r\n\r\n"
+
+
+def _stalls() -> dict:
+    """Routes that each stay busy for 3 s while never sitting silent for the 2 s read timeout."""
+    def gzip_blocks(conn: object, _path: str) -> None:
+        """A gzip member header, then only empty stored deflate blocks: bytes arrive, nothing decodes."""
+        conn.sendall(GZIP_HEAD + gzip.compress(b"")[:10])  # type: ignore[attr-defined]
+        end = time.monotonic() + 3
+        while time.monotonic() < end:
+            conn.sendall(b"\x00\x00\x00\xff\xff")  # type: ignore[attr-defined]
+            time.sleep(0.02)
+
+    def slow_hops(conn: object, path: str) -> None:
+        n = int(path.rsplit("=", 1)[1]) if "=" in path else 0
+        time.sleep(0.25)  # every hop alone is well inside the deadline, the chain is not
+        conn.sendall(redirect_response(f"/hops?n={n + 1}") if n < 4 else html_response(ARTICLE))  # type: ignore
+
+    return {"/head": trickle(HEAD, 0.1, 3), "/gzip-blocks": gzip_blocks, "/hops": slow_hops,
+            "/body": trickle(HEAD.replace(b"Content-Length: 5", b"Content-Length: 900") + b"x" * 900, 0.05, 3)}
+
+
+@pytest.mark.parametrize("path", ["/head", "/gzip-blocks", "/hops", "/body"])
+def test_every_fetch_ends_by_the_total_deadline(path: str) -> None:
+    with RawServer(_stalls()) as server, _fetcher() as fetcher:
+        started = time.monotonic()
+        with pytest.raises(FetchFailed, match="timed out"):
+            fetcher.fetch(server.url(path))
+        assert time.monotonic() - started < 1.2, "the 0.6 s deadline held (head, redirects and gzip included)"
+
+
+def test_a_gzip_bomb_is_inflated_within_the_byte_budget() -> None:
+    bomb = gzip.compress(b"\0" * 40_000_000, 9)
+    head = (f"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip\r\nContent-Length: {len(bomb)}"
+            "\r\nConnection: close\r\n\r\n").encode()
+    deflated = zlib.compress(b"<p>" + b"all quiet on the harbour front " * 20 + b"</p>")
+    raw = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    raw_deflated = raw.compress(b"<p>raw deflate from an old server</p>") + raw.flush()
+    plain = (f"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: deflate\r\n"
+             f"Content-Length: {len(deflated)}\r\nConnection: close\r\n\r\n").encode()
+    raw_head = plain.replace(str(len(deflated)).encode(), str(len(raw_deflated)).encode())
+    with RawServer({"/bomb": send(head + bomb), "/deflate": send(plain + deflated),
+                    "/raw": send(raw_head + raw_deflated)}) as server, \
+            _fetcher(max_bytes=1_000_000, total_timeout=5) as fetcher:
+        tracemalloc.start()
+        try:
+            with pytest.raises(FetchFailed, match="larger than the 1000000-byte limit"):
+                fetcher.fetch(server.url("/bomb"))
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 4_000_000, f"peak {peak} bytes: inflated past the budget"
+        assert "all quiet on the harbour front" in fetcher.fetch(server.url("/deflate")).text()
+        assert fetcher.fetch(server.url("/raw")).text() == "<p>raw deflate from an old server</p>"
+
+
+BAD_LOCATIONS = ["http:x", "http:\\\\x", "https:relative", "http://[::1", "http://exa mple.org/", "http://:80/x",
+                 "http://x:99999/"]
+
+
+@pytest.mark.parametrize("location", BAD_LOCATIONS)
+def test_a_malformed_redirect_is_one_failed_line(location: str) -> None:
+    with RawServer({"/bad": send(redirect_response(location))}) as server, _fetcher() as fetcher:
+        with pytest.raises(FetchFailed, match="invalid redirect"):
+            fetcher.fetch(server.url("/bad"))
+
+
+def test_a_feed_with_malformed_redirects_keeps_its_good_articles(tmp_path: Path) -> None:
+    entries = "".join(f"<item><title>t{i}</title><link>{{base}}/bad{i}</link></item>" for i in range(3))
+    routes = {f"/bad{i}": send(redirect_response(loc)) for i, loc in enumerate(BAD_LOCATIONS[:3])}
+    routes["/good"] = send(html_response(ARTICLE))
+    with RawServer(routes) as server:
+        feed = (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Hostile</title>{entries}'
+                f"<item><title>good</title><link>{server.base}/good</link></item></channel></rss>"
+                ).replace("{base}", server.base).encode()
+        server.routes["/feed"] = send(html_response(feed).replace(b"text/html", b"application/rss+xml"))
+        server.started["/feed"], server.finished["/feed"] = threading.Event(), threading.Event()
+        with _fetcher(total_timeout=5) as fetcher:
+            items = list(WebSource(fetcher).collect([server.url("/feed")]))
+    pages = [i for i in items if isinstance(i, WebPage)]
+    failures = {i.url.rsplit("/", 1)[1]: i.reason for i in items if isinstance(i, WebFailure)}
+    assert [p.title for p in pages] == ["Harbour crane returns"]
+    assert failures == {"bad0": "invalid redirect", "bad1": "invalid redirect", "bad2": "invalid redirect"}
+
+
+def _feed(base: str, paths: list[str]) -> bytes:
+    items = "".join(f"<item><title>entry {p}</title><link>{base}{p}</link></item>" for p in paths)
+    feed = f'<?xml version="1.0"?><rss version="2.0"><channel><title>Hostile Wire</title>{items}</channel></rss>'
+    return html_response(feed.encode()).replace(b"text/html", b"application/rss+xml")
+
+
+def _wait_job(client: TestClient, job_id: str) -> dict:
+    for _ in range(300):
+        job = client.get(f"/jobs/{job_id}").json()
+        if job["status"] != "running":
+            return job
+        time.sleep(0.05)
+    raise AssertionError("job did not finish")
+
+
+def test_no_remote_site_holds_the_writer_lock_and_bad_redirects_fail_alone(
+    copy_seeded: Callable[..., Service],
+) -> None:
+    routes = {"/good": send(html_response(ARTICLE)), "/bad": send(redirect_response("http:\\\\x")),
+              "/stall": trickle(HEAD, 0.1, 5)}
+    with RawServer(routes) as server:
+        server.routes["/feed"] = send(_feed(server.base, ["/good", "/bad", "/stall"]))
+        server.started["/feed"], server.finished["/feed"] = threading.Event(), threading.Event()
+        settings = copy_seeded(fetch_allow_private=True, fetch_total_timeout=2, fetch_timeout=5).settings
+        with TestClient(create_app(settings)) as client:
+            alone = client.post("/documents/ingest-url", json={"urls": [server.url("/bad")], "wait": True})
+            assert alone.status_code == 422, alone.text  # was a 500
+            assert alone.json()["urls"] == [{"url": server.url("/bad"), "status": "failed",
+                                             "error": "invalid redirect"}]
+            job = client.post("/documents/ingest-url", json={"urls": [server.url("/feed")]}).json()
+            assert server.started["/stall"].wait(5)
+            started = time.monotonic()
+            upload = client.post("/documents", files={"files": ("quay.txt", b"Quay notes\n\nThe quay was "
+                                                                b"repainted blue on Tuesday, the harbour master said.")})
+            waited = time.monotonic() - started
+            assert upload.status_code == 201, upload.text
+            assert waited < 1.8, f"the upload waited {waited:.1f} s for a stalled remote site"
+            report = _wait_job(client, job["job_id"])
+    assert report["status"] == "done", report
+    lines = {u["url"].rsplit("/", 1)[1]: (u["status"], u.get("error")) for u in report["report"]["urls"]}
+    assert lines == {"good": ("added", None), "bad": ("failed", "invalid redirect"),
+                     "stall": ("failed", "timed out (over 2 s in total)")}
