@@ -161,3 +161,23 @@ def test_no_remote_site_holds_the_writer_lock_and_bad_redirects_fail_alone(
     lines = {u["url"].rsplit("/", 1)[1]: (u["status"], u.get("error")) for u in report["report"]["urls"]}
     assert lines == {"good": ("added", None), "bad": ("failed", "invalid redirect"),
                      "stall": ("failed", "timed out (over 2 s in total)")}
+
+
+NON_ASCII_TOKENS = [
+    {"X-QA-Client": "abc.déf".encode()}, {"X-QA-Client": "é.é".encode("latin-1")},
+    {"Cookie": b'qa_client="x.\\351"'}, {"Cookie": "qa_client=ab.\u00ff".encode()},
+    {"Cookie": "qa_client=\u00e9.x".encode(), "X-QA-Client": "\u00e9\u00e9.\u00e9".encode()},
+]
+
+
+def test_a_non_ascii_client_token_is_no_token(pipeline: Service) -> None:
+    with TestClient(create_app(pipeline.settings)) as client:
+        for headers in NON_ASCII_TOKENS:
+            for method, path in (("GET", "/conversations"), ("GET", "/conversations/nope"),
+                                 ("DELETE", "/conversations/nope")):
+                client.cookies.clear()  # only the token under test
+                response = client.request(method, path, headers=headers)  # type: ignore[arg-type]
+                assert response.status_code in (200, 404), (headers, path, response.text)
+                token = response.headers["x-qa-client"]  # a new token is issued
+                assert token.isascii() and token.count(".") == 1
+            assert client.get("/conversations", headers={"X-QA-Client": token}).status_code == 200
