@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     fetch_per_host: int = Field(2, ge=1, le=32, description="Requests in flight to one host at a time.")
     fetch_concurrency: int = Field(8, ge=1, le=64, description="Pages fetched at once.")
     fetch_max_urls: int = Field(1000, ge=1, le=100_000, description="Articles read from one feed or sitemap.")
+    fetch_max_sitemaps: int = Field(50, ge=1, le=10_000,
+                                    description="Sitemaps a sitemap index may have read for one URL asked for.")
 
     @property
     def llm_configured(self) -> bool:

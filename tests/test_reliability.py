@@ -246,3 +246,28 @@ def test_outlet_author_and_feed_title_are_neutralised_at_ingest(tmp_path: Path) 
     author = articles["Harbour crane returns"].author or ""
     assert "Jane Roe" in author and "[" not in author and "\u202e" not in author
     assert articles["Quay crane returns"].source == "Hostile Wire (3) (4)"
+
+
+def _xml(body: str) -> bytes:
+    doc = f'<?xml version="1.0"?>{body}'.encode()
+    return html_response(doc).replace(b"text/html", b"application/xml")
+
+
+def test_sitemap_indexes_of_empty_sitemaps_cost_a_bounded_number_of_fetches() -> None:
+    def index_of(base: str, kind: str, n: int) -> str:
+        return "".join(f"<sitemap><loc>{base}/{kind}?i={i}</loc></sitemap>" for i in range(n))
+
+    routes: dict = {}
+    with RawServer(routes) as server:
+        ns = 'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"'
+        routes["/index"] = send(_xml(f"<sitemapindex {ns}>{index_of(server.base, 'idx', 15)}</sitemapindex>"))
+        routes["/idx"] = send(_xml(f"<sitemapindex {ns}>{index_of(server.base, 'empty', 15)}</sitemapindex>"))
+        routes["/empty"] = send(_xml(f"<urlset {ns}></urlset>"))
+        for path in routes:
+            server.started[path], server.finished[path] = threading.Event(), threading.Event()
+        with _fetcher(total_timeout=5) as fetcher:
+            web = WebSource(fetcher, max_sitemaps=20)
+            items = list(web.expand(server.url("/index"))) + list(web.expand(server.url("/index")))
+    assert sum(server.hits.values()) == 2 * 21, server.hits  # was 241 per URL asked for
+    failures = [i for i in items if isinstance(i, WebFailure)]
+    assert failures and all("QA_FETCH_MAX_SITEMAPS" in f.reason for f in failures)

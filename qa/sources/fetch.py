@@ -98,13 +98,31 @@ class Fetched:
         return decode_body(self.body or b"", self.charset)[0]
 
 
+# IANA's special-purpose address registries (iana-ipv4-special-registry, iana-ipv6-special-registry, 2025) plus
+# the deprecated and multicast blocks: every block not "globally reachable" is listed, since Python's `is_global`
+# misses some (3.11: 192.0.0.0/24, fec0::/10, 3fff::/20, 5f00::/16). Checked as well as the flags, never instead.
+SPECIAL_PURPOSE = tuple(ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.0.0.0/24",
+    "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24",
+    "224.0.0.0/4", "240.0.0.0/4", "255.255.255.255/32",
+    "::/128", "::1/128", "::ffff:0:0/96", "64:ff9b:1::/48", "100::/64", "100:0:0:1::/64", "2001::/23",
+    "2001:db8::/32", "3fff::/20", "5f00::/16", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
+))
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # well-known NAT64 prefix: as public as the IPv4 address it holds
+
+
 def public_address(ip: IPAddress) -> bool:
     """True for a globally routable unicast address; loopback, private, link-local, multicast, reserved,
-    unspecified and shared (CGNAT) addresses are not, nor are IPv6 forms that embed one of them."""
+    unspecified and shared (CGNAT) addresses are not, nor any IANA special-purpose block that is not globally
+    reachable, nor IPv6 forms that embed one of them (IPv4-mapped, 6to4, Teredo, NAT64)."""
     if isinstance(ip, ipaddress.IPv6Address):
         embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if ip in _NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
         if embedded is not None and not public_address(embedded):
             return False
+    if any(ip in network for network in SPECIAL_PURPOSE):
+        return False
     return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_unspecified or ip.is_loopback)
 
 

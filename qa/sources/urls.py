@@ -90,7 +90,7 @@ class UrlSource:
 
     def bind(self, cache: ValidatorCache, known: Callable[[str], bool]) -> UrlSource:
         self.web = WebSource(self.fetcher, cache, self.settings.fetch_concurrency, self.settings.fetch_max_urls,
-                             known)
+                             known, self.settings.fetch_max_sitemaps)
         return self
 
     def _expand(self) -> tuple[list, list]:

@@ -274,11 +274,12 @@ class WebSource:
     (conditionally when it was fetched before), `concurrency` at a time."""
 
     def __init__(self, fetcher: Fetcher, cache: ValidatorCache | None = None, concurrency: int = 8,
-                 max_urls: int = 1000, known: Callable[[str], bool] | None = None) -> None:
+                 max_urls: int = 1000, known: Callable[[str], bool] | None = None, max_sitemaps: int = 50) -> None:
         self.fetcher = fetcher
         self.cache = cache
         self.concurrency = concurrency
         self.max_urls = max_urls
+        self.max_sitemaps = max_sitemaps  # sitemaps read for one URL asked for (an index's, its indexes', ...)
         self._known = known or (lambda _doc_id: True)
 
     def check(self, urls: Iterable[str]) -> None:
@@ -296,8 +297,12 @@ class WebSource:
             return None, None, None  # the article was deleted since: fetch it in full
         return etag, modified, entries
 
-    def expand(self, url: str, depth: int = 0) -> Iterator[tuple[str, EntryHint | None, Fetched | None] | WebFailure]:
-        """The article URLs behind one URL asked for: (url, feed hint, the fetch when it was already an article)."""
+    def expand(self, url: str, depth: int = 0, budget: list[int] | None = None,
+               ) -> Iterator[tuple[str, EntryHint | None, Fetched | None] | WebFailure]:
+        """The article URLs behind one URL asked for: (url, feed hint, the fetch when it was already an article).
+        `budget` counts the sitemaps a sitemap index may still have read for the URL asked for (max_sitemaps in
+        all, empty ones included: an index of indexes of empty sitemaps must not cost thousands of fetches)."""
+        budget = [self.max_sitemaps] if budget is None else budget
         etag, modified, entries = self._validators(url)
         try:
             fetched = self.fetcher.fetch(url, etag, modified)
@@ -324,8 +329,13 @@ class WebSource:
                     if depth >= 2:
                         raise FetchFailed(f"{url[:200]}: sitemap indexes nested too deep")
                     count = 0
-                    for sitemap_url in locs:
-                        for item in self.expand(sitemap_url, depth + 1):
+                    for i, sitemap_url in enumerate(locs):
+                        if budget[0] <= 0:
+                            yield WebFailure(url, f"lists more sitemaps than the {self.max_sitemaps} read for one "
+                                                  f"URL (QA_FETCH_MAX_SITEMAPS); {len(locs) - i} not read")
+                            return
+                        budget[0] -= 1
+                        for item in self.expand(sitemap_url, depth + 1, budget):
                             count += 1
                             if count > self.max_urls:
                                 return
