@@ -5,6 +5,7 @@ malformed client tokens and manifests. Each test failed before its fix; deadline
 from __future__ import annotations
 
 import gzip
+import socket
 import threading
 import time
 import tracemalloc
@@ -19,7 +20,9 @@ from api.app import create_app
 from qa.service import Service
 from qa.sources.fetch import Fetcher, FetchFailed, FetchPolicy
 from qa.sources.web import WebFailure, WebPage, WebSource
+from tests.conftest import make_settings
 from tests.reliability_support import RawServer, html_response, redirect_response, send, trickle
+from tests.support import free_port
 
 ARTICLE = (b"<html><head><title>Harbour crane returns</title></head><body><article><h1>Harbour crane returns</h1>"
            b"<p>The harbour crane returned to service on Monday after a month of repairs, the port said.</p>"
@@ -271,3 +274,61 @@ def test_sitemap_indexes_of_empty_sitemaps_cost_a_bounded_number_of_fetches() ->
     assert sum(server.hits.values()) == 2 * 21, server.hits  # was 241 per URL asked for
     failures = [i for i in items if isinstance(i, WebFailure)]
     assert failures and all("QA_FETCH_MAX_SITEMAPS" in f.reason for f in failures)
+
+
+def _closed_within(sock: socket.socket, seconds: float, trickle_head: bool) -> bool:
+    """Whether the server closes the connection within `seconds` (sending the head a byte at a time, or idle)."""
+    sock.settimeout(0.05)
+    head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 1000
+    end = time.monotonic() + seconds
+    i = 0
+    while time.monotonic() < end:
+        try:
+            if trickle_head:
+                sock.sendall(head[i % len(head): i % len(head) + 1])
+                i += 1
+            if sock.recv(1024) == b"":
+                return True
+        except TimeoutError:
+            continue
+        except OSError:  # reset: closed
+            return True
+    return False
+
+
+def test_idle_and_slow_request_heads_do_not_hold_connections(tmp_path: Path) -> None:
+    import asyncio
+
+    import uvicorn
+
+    from api.serving import HeadTimeoutProtocol, uvicorn_options
+
+    async def tiny(scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    settings = make_settings(tmp_path / "data", header_timeout=0.3, keep_alive_timeout=1, max_connections=50)
+    options = uvicorn_options(settings)
+    assert options["http"] is HeadTimeoutProtocol and HeadTimeoutProtocol.head_timeout == 0.3
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(tiny, host="127.0.0.1", port=port, log_level="warning", **options))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    try:
+        for _ in range(100):
+            if server.started:
+                break
+            time.sleep(0.05)
+        with socket.create_connection(("127.0.0.1", port)) as idle:
+            assert _closed_within(idle, 1.0, trickle_head=False), "an idle new connection stayed open"
+        with socket.create_connection(("127.0.0.1", port)) as slow:
+            assert _closed_within(slow, 1.0, trickle_head=True), "a head sent a byte at a time stayed open"
+        with socket.create_connection(("127.0.0.1", port)) as kept:  # after a response, the next head is timed too
+            kept.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert kept.recv(1024).startswith(b"HTTP/1.1 200")
+            assert _closed_within(kept, 0.8, trickle_head=True), "a slow second head stayed open"
+    finally:
+        server.should_exit = True
+        thread.join(5)
