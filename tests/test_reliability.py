@@ -5,12 +5,14 @@ malformed client tokens and manifests. Each test failed before its fix; deadline
 from __future__ import annotations
 
 import gzip
+import shutil
 import socket
+import subprocess
 import threading
 import time
 import tracemalloc
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -332,3 +334,65 @@ def test_idle_and_slow_request_heads_do_not_hold_connections(tmp_path: Path) -> 
     finally:
         server.should_exit = True
         thread.join(5)
+
+
+@pytest.fixture
+def small_volume(tmp_path: Path) -> Iterator[Path]:
+    """A 48 MB tmpfs (a real volume that fills up); skipped where mounting is not allowed."""
+    mount = tmp_path / "volume"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(folder: Path) -> Path:
+    filler = folder / "filler.bin"
+    with open(filler, "wb") as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 65536)
+                handle.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_a_full_data_folder_is_said_and_answers_still_come(seeded_dir: Path, small_volume: Path) -> None:
+    data_dir = small_volume / "data"
+    shutil.copytree(seeded_dir, data_dir)
+    with TestClient(create_app(make_settings(data_dir))) as client:
+        assert client.get("/health").json()["status"] == "ok"
+        filler = _fill(small_volume)
+        upload = client.post("/documents", files={"files": ("quay.txt", b"Quay notes\n\nThe quay was repainted "
+                                                             b"blue on Tuesday, the harbour master said. " * 400)})
+        assert upload.status_code == 507, upload.text
+        assert "data folder is full" in upload.json()["error"]
+        for _ in range(2):  # a question is still answered, and says its turn was not kept
+            asked = client.post("/ask", json={"question": "Where is the Shayrat Airbase?"})
+            assert asked.status_code == 200, asked.text
+            assert asked.json()["citations"] and "not kept" in (asked.json()["notice"] or "")
+        health = client.get("/health")
+        assert health.status_code == 503 and health.json()["status"] == "degraded"
+        assert "data folder is full" in health.json()["error"]
+        filler.unlink()  # space is back: everything works again
+        assert client.get("/health").json()["status"] == "ok"
+        assert client.post("/documents", files={"files": ("quay.txt", b"Quay notes\n\nThe quay was repainted "
+                                                          b"blue on Tuesday, the harbour master said.")}
+                           ).status_code == 201
+        asked = client.post("/ask", json={"question": "Where is the Shayrat Airbase?"}).json()
+        assert asked["notice"] is None or "not kept" not in asked["notice"]
+
+
+def test_health_is_degraded_when_vectors_and_chunks_disagree(copy_seeded: Callable[..., Service]) -> None:
+    service = copy_seeded()
+    assert service.health().status == "ok"
+    first = service.indexer.store._call(lambda col: col.get(include=[]))["ids"][0]
+    service.indexer.store._call(lambda col: col.delete(ids=[first]))
+    health = service.health()
+    assert health.status == "degraded" and health.vectors == health.chunks - 1  # was "ok"
+    assert "vectors for" in (health.error or "")
