@@ -396,3 +396,20 @@ def test_health_is_degraded_when_vectors_and_chunks_disagree(copy_seeded: Callab
     health = service.health()
     assert health.status == "degraded" and health.vectors == health.chunks - 1  # was "ok"
     assert "vectors for" in (health.error or "")
+
+
+def test_extraction_work_per_page_is_bounded() -> None:
+    """Pages of many tiny paragraphs made trafilatura quadratic (230 KB: 11 s of CPU, 1.9 MB: minutes); a
+    normal page still goes through trafilatura."""
+    from qa.sources.extract import extract_html
+
+    head = '<html><head><title>Gull census</title><meta property="og:site_name" content="Quay Post"></head><body>'
+    for n in (8000, 40000):
+        page = head + "<p>word <b>x</b> <i>y</i></p>" * n + "</body></html>"
+        started = time.process_time()
+        extracted = extract_html(page)
+        assert time.process_time() - started < 2.0, f"{len(page)} bytes took too long"
+        assert extracted is not None and extracted.title == "Gull census" and extracted.site_name == "Quay Post"
+        assert extracted.text.count("word x y") == n
+    normal = extract_html(ARTICLE.decode())
+    assert normal is not None and normal.title == "Harbour crane returns"
