@@ -141,7 +141,7 @@ _META_FIELDS = ("id", "title", "source", "author", "url", "published")
 def checked_meta(name: str, meta: object) -> dict:
     """A manifest entry's values checked one file at a time (BadDocument names the bad field): strings only,
     the id normalised like a file-derived id (letters, digits, '_', '.', '-'; never ':' or '/', at most 128),
-    outlet and author one neutralised line of at most 200 characters, the URL one http(s) line."""
+    outlet and author one neutralised line of at most 200 characters, the URL one http(s) line or none."""
     if not isinstance(meta, dict):
         return {}
     for key in _META_FIELDS:
@@ -160,11 +160,10 @@ def checked_meta(name: str, meta: object) -> dict:
     for key in ("source", "author"):
         if meta.get(key) is not None:
             out[key] = one_line(meta[key]) or None
-    if meta.get("url"):
+    if meta.get("url"):  # kept only as one http(s) URL (the page links nothing else either)
         url = " ".join(meta["url"].split())
-        if not url.lower().startswith(("http://", "https://")) or len(url) > URL_MAX_CHARS or " " in url:
-            raise BadDocument(name, "manifest: 'url' must be one http(s) URL")
-        out["url"] = url
+        ok = url.lower().startswith(("http://", "https://")) and len(url) <= URL_MAX_CHARS and " " not in url
+        out["url"] = url if ok else None
     return out
 
 
