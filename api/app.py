@@ -42,7 +42,7 @@ from qa.contract import (
     dump,
 )
 from qa.conversations.feedback import Feedback
-from qa.errors import QAError
+from qa.errors import DATA_FOLDER_FULL, QAError, is_disk_full
 from qa.service import Service, build_service
 
 STATIC = Path(__file__).parent / "static"
@@ -60,12 +60,13 @@ ERROR_DESCRIPTIONS = {
     422: "Invalid input (which field, and why)",
     500: "Internal error (details are logged, never returned)",
     503: "A dependency (vector store, LLM, embedding service) is unavailable",
+    507: "The data folder is full (nothing was written)",
 }
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for a route's error responses, all with the ErrorOut body (500 on every route)."""
-    return {code: {"model": ErrorOut, "description": ERROR_DESCRIPTIONS[code]} for code in (*codes, 500)}
+    return {code: {"model": ErrorOut, "description": ERROR_DESCRIPTIONS[code]} for code in (*codes, 500, 507)}
 
 
 def _one_of(*models: type[Any]) -> dict[str, Any]:
@@ -231,6 +232,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(QAError)
     async def qa_error(request: Request, exc: QAError) -> JSONResponse:
+        if exc.status_code >= 500 and is_disk_full(exc):  # e.g. a store error raised from a full disk
+            return _error(507, DATA_FOLDER_FULL)
         message = str(exc)
         if exc.status_code == 404 and "conversation" in message and getattr(request.state, "client_issued", False):
             message += (": this request carried no client token, and conversations belong to the client that "
@@ -260,6 +263,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def crash(_request: Request, exc: Exception) -> JSONResponse:
+        if is_disk_full(exc):
+            log.error("data folder is full: %s", exc)
+            return _error(507, DATA_FOLDER_FULL)
         log.exception("unhandled error")
         return _error(500, "internal error")
 

@@ -44,8 +44,8 @@ class ClientTokens:
         return f"{nonce}.{self._sign(nonce)}"
 
     def valid(self, token: str | None) -> bool:
-        if not token or len(token) > 100 or token.count(".") != 1:
-            return False
+        if not token or len(token) > 100 or token.count(".") != 1 or not token.isascii():
+            return False  # a non-ASCII token is no token (compare_digest refuses non-ASCII str)
         nonce, signature = token.split(".")
         return hmac.compare_digest(signature, self._sign(nonce))
 

@@ -382,8 +382,10 @@ def serve(
     out.print(f"Serving on http://{host}:{port}  (chat page at /, API docs at /docs)")
     # A worker loading its models on a busy host can miss uvicorn's 5 s liveness ping and be killed in a loop
     # before it ever serves; 30 s still replaces a worker that is really stuck.
+    from api.serving import uvicorn_options
+
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info",
-                timeout_worker_healthcheck=30)
+                timeout_worker_healthcheck=30, **uvicorn_options(settings))
 
 
 def _check_port(host: str, port: int) -> None:

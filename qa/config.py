@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     fetch_per_host: int = Field(2, ge=1, le=32, description="Requests in flight to one host at a time.")
     fetch_concurrency: int = Field(8, ge=1, le=64, description="Pages fetched at once.")
     fetch_max_urls: int = Field(1000, ge=1, le=100_000, description="Articles read from one feed or sitemap.")
+    header_timeout: float = Field(10.0, gt=0, le=600, description="Seconds a client may take to send a request "
+                                  "head (from connecting, or from the end of the last response).")
+    keep_alive_timeout: int = Field(5, ge=1, le=600, description="Seconds an idle keep-alive connection is kept.")
+    max_connections: int = Field(200, ge=1, le=100_000, description="Connections and requests served at once "
+                                 "(per worker process); more get 503.")
+    fetch_max_sitemaps: int = Field(50, ge=1, le=10_000,
+                                    description="Sitemaps a sitemap index may have read for one URL asked for.")
 
     @property
     def llm_configured(self) -> bool:

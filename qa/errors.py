@@ -68,3 +68,37 @@ class EmbedderUnavailable(QAError):
     """A remote embedding service (OpenAI embeddings) did not answer or answered garbage."""
 
     status_code = 503
+
+
+DATA_FOLDER_FULL = "data folder is full: free some space (or give it a larger volume), then retry"
+
+
+class StorageFull(QAError):
+    """The data folder (or the database volume) has no space left: nothing more can be written until it has."""
+
+    status_code = 507
+
+    def __init__(self, message: str = DATA_FOLDER_FULL) -> None:
+        super().__init__(message)
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """Whether an error (or one it was raised from) says the disk is full: SQLite's SQLITE_FULL, ENOSPC, EDQUOT
+    or EFBIG from the OS, or the same said in words by a library that wraps them (Chroma)."""
+    import errno
+    import sqlite3
+
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, StorageFull):
+            return True
+        if isinstance(exc, sqlite3.Error) and (getattr(exc, "sqlite_errorcode", None) == 13 or
+                                               "database or disk is full" in str(exc)):
+            return True
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return True
+        if any(words in str(exc) for words in ("No space left on device", "database or disk is full",
+                                                "Disk quota exceeded", "File too large")):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False

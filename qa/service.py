@@ -7,6 +7,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,16 @@ from qa.conversations import (
 from qa.conversations.feedback import Feedback, Feedbacks, FeedbackStore, PostgresFeedbackStore
 from qa.cpu import CpuPool
 from qa.embedding import build_embedder
-from qa.errors import AnswererUnavailable, BadRequest, NotFound, QAError, StoreUnavailable
+from qa.errors import (
+    DATA_FOLDER_FULL,
+    AnswererUnavailable,
+    BadRequest,
+    NotFound,
+    QAError,
+    StorageFull,
+    StoreUnavailable,
+    is_disk_full,
+)
 from qa.indexing.chunking import Chunker
 from qa.indexing.indexer import Indexer, IngestReport
 from qa.indexing.progress import FileProgress, IngestProgress, PostgresProgress
@@ -65,6 +75,8 @@ from qa.store.locks import FileLock
 from qa.store.sqlite import SQLiteStore
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+TURN_NOT_KEPT = "This turn was not kept (the data folder is full): a follow-up question cannot refer to it."
+FULL_BELOW_BYTES = 1_000_000  # /health says the data folder is full with less free space than this
 StreamEvent = tuple[str, SourcesEvent | TokenEvent | AnswerOut | StreamError]
 
 
@@ -87,6 +99,19 @@ def clean_question(question: str, max_chars: int) -> str:
     if len(question) > max_chars:
         raise BadRequest(f"question is longer than {max_chars} characters")
     return question
+
+
+@contextmanager
+def _writing() -> Iterator[None]:
+    """A write that fails because the disk is full says so (StorageFull, 507), whichever store raised it."""
+    try:
+        yield
+    except StorageFull:
+        raise
+    except Exception as exc:
+        if is_disk_full(exc):
+            raise StorageFull() from exc
+        raise
 
 
 @dataclass
@@ -155,7 +180,12 @@ class Service:
         result = self._with_copies(AnswerOut.of(prepared.question, prepared.standalone, prepared.conversation_id,
                                                 answer, prepared.retrieval.passages, prepared.timings))
         turn = Turn(prepared.question, prepared.standalone, answer.text, result.model_dump_json())
-        self.conversations.add(prepared.conversation_id, turn, prepared.client)
+        try:
+            self.conversations.add(prepared.conversation_id, turn, prepared.client)
+        except Exception as exc:  # the answer was computed: a full disk costs the history, not the answer
+            if not is_disk_full(exc):
+                raise
+            result.notice = " ".join(filter(None, [result.notice, TURN_NOT_KEPT]))
         result.timings_ms["total"] = _ms(time.perf_counter() - prepared.started)  # the stored copy lacks it
         return result
 
@@ -227,16 +257,18 @@ class Service:
         """Keep a reader's rating (exported as eval items by `qa feedback export`)."""
         if item.conversation_id is not None:
             self.conversations.get(item.conversation_id, item.client)  # only one's own conversation: else 404
-        return FeedbackOut(id=self.feedback.add(item), rating=item.rating)  # type: ignore[arg-type]
+        with _writing():
+            return FeedbackOut(id=self.feedback.add(item), rating=item.rating)  # type: ignore[arg-type]
 
     # ---- documents ----------------------------------------------------------------------------------------
 
     def ingest(self, source: Source, progress: Callable[[str], None] | None = None) -> IngestReportOut:
         """Ingest what a source yields: new articles added, changed ones replaced, bad inputs reported. A web
         source is bound to the store first, and keeps the validators of what landed once the ingest is over."""
-        if isinstance(source, UrlSource):
-            return self._ingest_urls(source, progress)
-        return self._report(self.indexer.ingest(source.articles(), progress))
+        with _writing():
+            if isinstance(source, UrlSource):
+                return self._ingest_urls(source, progress)
+            return self._report(self.indexer.ingest(source.articles(), progress))
 
     def bind(self, source: UrlSource) -> UrlSource:
         """Connect a web source to this service's validator cache and document store (idempotent)."""
@@ -248,7 +280,11 @@ class Service:
     def _ingest_urls(self, source: UrlSource, progress: Callable[[str], None] | None) -> IngestReportOut:
         self.bind(source)
         try:
-            report = self.indexer.ingest(source.articles(), progress)
+            # Every page is fetched and extracted before the writer lock is taken: no remote site (nor a page that
+            # is slow to extract) ever makes another ingest or a delete wait. Pages are held as cleaned text, at
+            # most QA_FETCH_MAX_URLS per feed or sitemap asked for.
+            items = list(source.articles())
+            report = self.indexer.ingest(items, progress)
             kept = dict(report.duplicate)
             source.remember(kept, {*report.added, *report.replaced, *report.unchanged})
         finally:
@@ -315,7 +351,8 @@ class Service:
 
             return self.ingest_urls(urls, advanced, lambda total: update(0, total)).model_dump(mode="json")
 
-        self.jobs.run(job_id, work, lambda exc: str(exc) if isinstance(exc, QAError) else "internal error")
+        self.jobs.run(job_id, work, lambda exc: DATA_FOLDER_FULL if is_disk_full(exc) else
+                      str(exc) if isinstance(exc, QAError) else "internal error")
         return job_id
 
     def job(self, job_id: str) -> JobOut:
@@ -329,7 +366,9 @@ class Service:
         return IngestReportOut.model_validate(report.as_dict())
 
     def delete(self, doc_id: str) -> None:
-        if not self.indexer.delete(doc_id):
+        with _writing():
+            deleted = self.indexer.delete(doc_id)
+        if not deleted:
             raise _unknown_document(doc_id)
 
     def get_document(self, doc_id: str) -> DocumentOut:
@@ -361,6 +400,11 @@ class Service:
             vectors: int | None = self.vectors.check()
         except StoreUnavailable as exc:
             vectors, status, error = None, "degraded", error or str(exc)
+        if vectors is not None and chunks is not None and vectors != chunks and ingest is None:
+            status, error = "degraded", error or (f"the vector store holds {vectors} vectors for {chunks} chunks; "
+                                                  "restart the server to repair the index")
+        if self.layout.free_bytes() < FULL_BELOW_BYTES:
+            status, error = "degraded", error or DATA_FOLDER_FULL
         return HealthOut(
             status=status, error=error, documents=docs, chunks=chunks, vectors=vectors,
             store="server" if self.vectors.is_server else "embedded", embed_model=self.vectors.embed_model,

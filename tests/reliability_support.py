@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import random
 import re
+import socket
 import sqlite3
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -162,3 +165,97 @@ class Canary:
     def __exit__(self, *_exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+Handler = Callable[[socket.socket, str], None]
+
+
+class RawServer:
+    """A TCP server on 127.0.0.1 whose routes write raw bytes (what a hostile web site sends: a head a byte at a
+    time, malformed redirects, empty gzip blocks). `routes` maps a request path to `handler(conn, path)`;
+    `started[path]` is set when a request for it arrives, `finished[path]` when its handler returns."""
+
+    def __init__(self, routes: dict[str, Handler]) -> None:
+        self.routes = routes
+        self.hits: Counter[str] = Counter()
+        self.started: dict[str, threading.Event] = {p: threading.Event() for p in routes}
+        self.finished: dict[str, threading.Event] = {p: threading.Event() for p in routes}
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.base = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
+            head = b""
+            try:
+                while b"\r\n\r\n" not in head:
+                    data = conn.recv(4096)
+                    if not data:
+                        return
+                    head += data
+            except OSError:
+                return
+            path = head.split(b" ", 2)[1].decode("latin-1")
+            route = path.split("?", 1)[0]
+            self.hits[route] += 1
+            handler = self.routes.get(route)
+            if handler is None:
+                conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                return
+            self.started[route].set()
+            try:
+                handler(conn, path)
+            except OSError:  # the client gave up: that is the point of most routes
+                pass
+            finally:
+                self.finished[route].set()
+
+    def __enter__(self) -> RawServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._sock.close()
+
+
+def trickle(data: bytes, every: float, seconds: float) -> Handler:
+    """A handler that sends `data` a byte every `every` seconds, repeating its last byte, for `seconds`."""
+
+    def handler(conn: socket.socket, _path: str) -> None:
+        end = time.monotonic() + seconds
+        i = 0
+        while time.monotonic() < end:
+            conn.sendall(data[min(i, len(data) - 1): min(i, len(data) - 1) + 1])
+            i += 1
+            time.sleep(every)
+
+    return handler
+
+
+def send(data: bytes) -> Handler:
+    """A handler that sends `data` at once and closes."""
+    return lambda conn, _path: conn.sendall(data)
+
+
+def html_response(body: bytes, headers: str = "") -> bytes:
+    return (f"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {len(body)}\r\n"
+            f"Connection: close\r\n{headers}\r\n").encode() + body
+
+
+def redirect_response(location: str) -> bytes:
+    return (f"HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            ).encode("latin-1")

@@ -114,6 +114,22 @@ def test_private_and_reserved_addresses_are_refused_without_a_request(url: str) 
         fetcher.fetch(url)
 
 
+@pytest.mark.parametrize("address", ["192.0.0.8", "192.0.0.170", "fec0::1", "3fff::1", "5f00::1", "192.88.99.1",
+                                     "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "2001:db8::1", "100::1"])
+def test_iana_special_purpose_ranges_are_refused_as_literals_and_as_dns_answers(address: str) -> None:
+    """Python 3.11's `is_global` calls 192.0.0.0/24, fec0::/10, 3fff::/20 and 5f00::/16 global: the explicit IANA
+    list refuses them, and a NAT64 address is as private as the IPv4 address it embeds."""
+    ip = ipaddress.ip_address(address)
+    assert not public_address(ip)
+    literal = f"http://[{address}]/" if ip.version == 6 else f"http://{address}/"
+    with Fetcher(FetchPolicy(), resolver=lambda _host, _port: [ip]) as fetcher:
+        for url in (literal, "http://news.example/story"):
+            with pytest.raises(FetchRefused, match="QA_FETCH_ALLOW_PRIVATE"):
+                fetcher.fetch(url)
+    for public in ("8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "2a00:1450:4001::1"):
+        assert public_address(ipaddress.ip_address(public))
+
+
 @pytest.mark.parametrize("url", ["ftp://example.org/file", "file:///etc/passwd", "gopher://x/", "javascript:alert(1)"])
 def test_only_http_and_https(url: str) -> None:
     with refusing() as fetcher, pytest.raises(FetchRefused, match="only http and https"):

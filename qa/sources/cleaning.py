@@ -15,7 +15,7 @@ from qa.errors import BadDocument
 from qa.lexicon import DATE_PATTERN, WEEKDAY_WORD_PATTERN, parse_date
 from qa.sources.article import Article
 from qa.sources.extract import extract_html
-from qa.sources.sanitize import neutralise_citations, normalise, refuse_nul
+from qa.sources.sanitize import URL_MAX_CHARS, neutralise_citations, normalise, one_line, refuse_nul
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm")
 
@@ -141,16 +141,48 @@ def decode(name: str, data: bytes) -> str:
     return normalise(text)
 
 
-def _one_line(value: object) -> str:
+def _one_line(value: object, max_chars: int = 500) -> str:
     """Whitespace (newlines included) collapsed: a title is one line wherever it is shown or quoted, and
     never carries a bracketed number that could pass for a citation."""
-    return neutralise_citations(" ".join(normalise(str(value or "")).split()))
+    return one_line(value, max_chars)
+
+
+_META_FIELDS = ("id", "title", "source", "author", "url", "published")
+
+
+def checked_meta(name: str, meta: object) -> dict:
+    """A manifest entry's values checked one file at a time (BadDocument names the bad field): strings only,
+    the id normalised like a file-derived id (letters, digits, '_', '.', '-'; never ':' or '/', at most 128),
+    outlet and author one neutralised line of at most 200 characters, the URL one http(s) line or none."""
+    if not isinstance(meta, dict):
+        return {}
+    for key in _META_FIELDS:
+        value = meta.get(key)
+        if value is not None and not isinstance(value, str):
+            raise BadDocument(name, f"manifest: '{key}' must be a string, not {type(value).__name__}")
+    out = dict(meta)
+    if meta.get("id") is not None:
+        doc_id = unicodedata.normalize("NFC", meta["id"])
+        cleaned = _SAFE_ID.sub("-", doc_id).strip("-.")
+        if not cleaned:
+            raise BadDocument(name, "manifest: 'id' gives no usable document id")
+        if len(cleaned) > 128:
+            raise BadDocument(name, "manifest: 'id' is longer than 128 characters")
+        out["id"] = cleaned
+    for key in ("source", "author"):
+        if meta.get(key) is not None:
+            out[key] = one_line(meta[key]) or None
+    if meta.get("url"):  # kept only as one http(s) URL (the page links nothing else either)
+        url = " ".join(meta["url"].split())
+        ok = url.lower().startswith(("http://", "https://")) and len(url) <= URL_MAX_CHARS and " " not in url
+        out["url"] = url if ok else None
+    return out
 
 
 def parse_article(name: str, data: bytes, meta: dict | None = None, doc_id: str | None = None) -> Article:
     """Decode, clean and describe one article; raises BadDocument with the reason it cannot be used. An HTML file
     goes through trafilatura first (main text and the page's metadata; the manifest's metadata wins)."""
-    meta = meta or {}
+    meta = checked_meta(name, meta)
     raw = decode(name, data)
     page = None
     if name.lower().endswith((".html", ".htm")):
@@ -169,10 +201,10 @@ def parse_article(name: str, data: bytes, meta: dict | None = None, doc_id: str 
         doc_id=doc_id or meta.get("id") or safe_doc_id(name),
         title=title,
         text=text,
-        source=meta.get("source") or (page and page.site_name) or None,
+        source=meta.get("source") or one_line(page and page.site_name) or None,
         published=published,
-        url=meta.get("url") or (page and page.canonical_url) or None,
+        url=meta.get("url") or one_line(page and page.canonical_url, URL_MAX_CHARS) or None,
         path=name,
         removed=tuple(removed),
-        author=_one_line(meta.get("author")) or (page and page.author) or None,
+        author=meta.get("author") or one_line(page and page.author) or None,
     )

@@ -15,6 +15,10 @@ _DATE_PARAMS = {"extensive_search": False, "original_date": True}
 # return what is left, furniture included (a cookie notice and menu come out as "We use cookies ... Home News").
 MIN_WORDS = 5
 _LANG = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
+# trafilatura's work grows with the square of a page's elements on pages of many tiny paragraphs (`<p>word <b>x</b>
+# <i>y</i></p>` x n: 3,000 elements 0.5 s, 15,000 elements 4.3 s, 195,000 (1.9 MB) minutes). Real article pages
+# have a few hundred to a few thousand elements; past this many, a linear reading of the <p> text stands in.
+MAX_ELEMENTS = 6000
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,8 @@ def extract_html(html: str | bytes, url: str | None = None) -> Extracted | None:
     if tree is None:
         return None
     language = _declared_language(tree)
+    if any(i >= MAX_ELEMENTS for i, _ in enumerate(tree.iter())):
+        return _plain(tree, language)
     doc = trafilatura.bare_extraction(
         tree, url=url, with_metadata=True, include_comments=False, include_tables=True,
         include_images=False, include_links=False, deduplicate=False, date_extraction_params=_DATE_PARAMS,
@@ -86,4 +92,30 @@ def extract_html(html: str | bytes, url: str | None = None) -> Extracted | None:
         published=_published(doc.date),
         canonical_url=_clean(doc.url),
         language=language or _clean(doc.language),
+    )
+
+
+def _first(tree: object, *xpaths: str) -> str | None:
+    for xpath in xpaths:
+        for value in tree.xpath(xpath):  # type: ignore[attr-defined]
+            if _clean(value):
+                return _clean(value)
+    return None
+
+
+def _plain(tree: object, language: str | None) -> Extracted | None:
+    """A page too large for trafilatura's time: its paragraphs' text and the head's title, site name and
+    canonical URL, read in one pass (linear in the page's size)."""
+    paragraphs = [" ".join(p.text_content().split()) for p in tree.iter("p")]  # type: ignore[attr-defined]
+    text = "\n".join(p for p in paragraphs if p)
+    if len(text.split()) < MIN_WORDS:
+        return None
+    return Extracted(
+        text=text,
+        title=_first(tree, "//meta[@property='og:title']/@content", "//title/text()", "//h1//text()"),
+        author=_first(tree, "//meta[@name='author']/@content"),
+        site_name=_first(tree, "//meta[@property='og:site_name']/@content"),
+        published=_published(_first(tree, "//meta[@property='article:published_time']/@content")),
+        canonical_url=_first(tree, "//link[@rel='canonical']/@href"),
+        language=language,
     )

@@ -12,7 +12,7 @@ from typing import Any
 
 from qa.errors import BadDocument, BadRequest, PathNotAllowed
 from qa.sources.article import Article
-from qa.sources.cleaning import SUPPORTED_SUFFIXES, parse_article, refuse_unsupported, safe_doc_id
+from qa.sources.cleaning import SUPPORTED_SUFFIXES, checked_meta, parse_article, refuse_unsupported, safe_doc_id
 
 MANIFEST_NAME = "manifest.json"
 
@@ -102,8 +102,7 @@ def load_articles(
             data = read_regular_file(path, max_bytes, single_link)
             if path.parent not in manifests:
                 manifests[path.parent] = _manifest_for(path.parent)
-            entry = manifests[path.parent].get(path.name)
-            meta = entry if isinstance(entry, dict) else {}
+            meta = checked_meta(str(path), manifests[path.parent].get(path.name))
             parsed = run(parse_file, str(path), data, meta, meta.get("id") or safe_doc_id(name))
             yield BadDocument(*parsed) if isinstance(parsed, tuple) else parsed
         except BadDocument as exc:

@@ -12,13 +12,18 @@ import unicodedata
 from qa.errors import BadDocument
 from qa.lexicon import neutralise_citations
 
-__all__ = ["neutralise_citations", "normalise", "refuse_nul"]
+__all__ = ["META_MAX_CHARS", "URL_MAX_CHARS", "neutralise_citations", "normalise", "one_line", "refuse_nul"]
 
 # C0 controls other than tab, newline and carriage return (NUL is refused before this), and DEL.
 _CONTROLS = re.compile(r"[\x01-\x08\x0e-\x1b\x7f]")
 # Vertical tab and form feed (a manual line break, a page end in exported text) and the separators: a space,
 # so "retired after\x0b 41 years" stays one sentence.
 _SPACING_CONTROLS = re.compile(r"[\x0b\x0c\x1c-\x1f\x85]")
+# Bidirectional controls (embeddings, overrides, isolates, marks): in a one-line field they only serve to make
+# an outlet or author read as something else ("Times" shown as "semiT").
+_BIDI = re.compile(r"[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+META_MAX_CHARS = 200  # an outlet or author name is shown in every citation: longer is not a name
+URL_MAX_CHARS = 2000
 
 
 
@@ -38,3 +43,15 @@ def normalise(text: str) -> str:
     text = unicodedata.normalize("NFC", text)
     text = _SPACING_CONTROLS.sub(" ", text)
     return _CONTROLS.sub("", text)
+
+
+def one_line(value: object, max_chars: int = META_MAX_CHARS) -> str:
+    """A metadata string (title, outlet, author, feed title) as it may be quoted into answers and prompts: one
+    line (NFC, controls and bidi controls gone, whitespace collapsed), no bracketed number that could pass for a
+    citation, and at most `max_chars` characters (cut at a word, with an ellipsis)."""
+    text = " ".join(_BIDI.sub("", normalise(str(value or "").replace("\x00", ""))).split())
+    text = neutralise_citations(text)
+    if len(text) > max_chars:
+        cut = text[: max_chars - 1]
+        text = (cut.rsplit(" ", 1)[0] if " " in cut[max_chars // 2 :] else cut).rstrip() + "…"
+    return text

@@ -10,6 +10,7 @@ from qa.errors import BadDocument
 from qa.sources.article import Article, Unchanged
 from qa.sources.cleaning import clean_text
 from qa.sources.fetch import Fetcher, FetchFailed, FetchPolicy, InvalidUrl
+from qa.sources.sanitize import one_line
 from qa.sources.web import (
     SQLiteValidatorCache,
     ValidatorCache,
@@ -33,10 +34,11 @@ def page_article(page: WebPage) -> Article:
     text, removed, dateline = clean_text(page.text)
     if not text:
         raise BadDocument(page.url, "no article text left after cleaning")
-    title = page.title or " ".join(text.split("\n", 1)[0].split())[:200]
+    title = one_line(page.title or text.split("\n", 1)[0], 500 if page.title else 200)
     return Article(
-        doc_id=page.doc_id, title=title, text=text, source=page.source, published=page.published or dateline,
-        url=page.url, author=page.author, removed=tuple(removed), dedupe=True,
+        doc_id=page.doc_id, title=title, text=text, source=one_line(page.source) or None,
+        published=page.published or dateline, url=page.url, author=one_line(page.author) or None,
+        removed=tuple(removed), dedupe=True,
     )
 
 
@@ -88,7 +90,7 @@ class UrlSource:
 
     def bind(self, cache: ValidatorCache, known: Callable[[str], bool]) -> UrlSource:
         self.web = WebSource(self.fetcher, cache, self.settings.fetch_concurrency, self.settings.fetch_max_urls,
-                             known)
+                             known, self.settings.fetch_max_sitemaps)
         return self
 
     def _expand(self) -> tuple[list, list]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 import hashlib
 import json
+import logging
 import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -25,6 +26,7 @@ HTML_TYPES = ("text/html", "application/xhtml+xml")
 _TRACKING = re.compile(r"^(?:utm_\w+|fbclid|gclid|dclid|mc_cid|mc_eid|ocid|cmpid|icid|at_medium|at_campaign)$", re.I)
 _SLUG_BAD = re.compile(r"[^a-z0-9]+")
 _SITEMAP_NS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
+log = logging.getLogger("qa.sources.web")
 
 
 def normalize_url(url: str) -> str:
@@ -272,11 +274,12 @@ class WebSource:
     (conditionally when it was fetched before), `concurrency` at a time."""
 
     def __init__(self, fetcher: Fetcher, cache: ValidatorCache | None = None, concurrency: int = 8,
-                 max_urls: int = 1000, known: Callable[[str], bool] | None = None) -> None:
+                 max_urls: int = 1000, known: Callable[[str], bool] | None = None, max_sitemaps: int = 50) -> None:
         self.fetcher = fetcher
         self.cache = cache
         self.concurrency = concurrency
         self.max_urls = max_urls
+        self.max_sitemaps = max_sitemaps  # sitemaps read for one URL asked for (an index's, its indexes', ...)
         self._known = known or (lambda _doc_id: True)
 
     def check(self, urls: Iterable[str]) -> None:
@@ -294,8 +297,12 @@ class WebSource:
             return None, None, None  # the article was deleted since: fetch it in full
         return etag, modified, entries
 
-    def expand(self, url: str, depth: int = 0) -> Iterator[tuple[str, EntryHint | None, Fetched | None] | WebFailure]:
-        """The article URLs behind one URL asked for: (url, feed hint, the fetch when it was already an article)."""
+    def expand(self, url: str, depth: int = 0, budget: list[int] | None = None,
+               ) -> Iterator[tuple[str, EntryHint | None, Fetched | None] | WebFailure]:
+        """The article URLs behind one URL asked for: (url, feed hint, the fetch when it was already an article).
+        `budget` counts the sitemaps a sitemap index may still have read for the URL asked for (max_sitemaps in
+        all, empty ones included: an index of indexes of empty sitemaps must not cost thousands of fetches)."""
+        budget = [self.max_sitemaps] if budget is None else budget
         etag, modified, entries = self._validators(url)
         try:
             fetched = self.fetcher.fetch(url, etag, modified)
@@ -322,8 +329,13 @@ class WebSource:
                     if depth >= 2:
                         raise FetchFailed(f"{url[:200]}: sitemap indexes nested too deep")
                     count = 0
-                    for sitemap_url in locs:
-                        for item in self.expand(sitemap_url, depth + 1):
+                    for i, sitemap_url in enumerate(locs):
+                        if budget[0] <= 0:
+                            yield WebFailure(url, f"lists more sitemaps than the {self.max_sitemaps} read for one "
+                                                  f"URL (QA_FETCH_MAX_SITEMAPS); {len(locs) - i} not read")
+                            return
+                        budget[0] -= 1
+                        for item in self.expand(sitemap_url, depth + 1, budget):
                             count += 1
                             if count > self.max_urls:
                                 return
@@ -358,6 +370,9 @@ class WebSource:
             return WebPage(**{**page.__dict__, "asked_url": url})
         except (FetchRefused, FetchFailed) as exc:
             return WebFailure(url, _reason(exc, url), isinstance(exc, FetchRefused))
+        except Exception:  # a bug met by one hostile page must not cost the batch its other articles
+            log.exception("reading %s failed", url[:200])
+            return WebFailure(url, "internal error while reading the page")
 
     def expand_all(self, urls: Iterable[str]) -> tuple[list[WebItem], list[tuple[str, EntryHint | None,
                                                                             Fetched | None]]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,13 @@ class DataLayout:
     @property
     def ingest_lock(self) -> Path:
         return self.root / "ingest.lock"
+
+    def free_bytes(self) -> int:
+        """Space left on the data folder's volume (what /health reports as full when it runs out)."""
+        try:
+            return shutil.disk_usage(self.root).free
+        except OSError:
+            return 0
 
     def create(self) -> DataLayout:
         self.root.mkdir(parents=True, exist_ok=True)
