@@ -1,0 +1,268 @@
+"""The keyword index: BM25 over every chunk in tantivy, a search engine with block-max WAND top-k pruning, so a
+query reads a few blocks of postings instead of scoring every posting of every term (docs/benchmarks.md).
+
+It is derived state. The SQL store (SQLite or PostgreSQL) stays the single source of truth: each put or delete
+records, in its own transaction, the article's id with a new sequence number (`keyword_changes`, one row per
+article, the latest change wins). The index applies changes by re-reading those articles' chunks as they are
+now (so applying a change twice is harmless) and commits, in the same tantivy commit, a meta document holding
+the last sequence it applied and the store's generation. Before every search it asks the store for its head
+(one indexed read) and catches up when behind; at start-up, after a crash or in a new replica it replays what
+it has not seen. A missing, corrupt or outdated index (another generation after a reset, another schema) is
+rebuilt from the store. A kill -9 at any point loses nothing: an uncommitted tantivy commit is simply redone.
+
+Analysis is tantivy's own (in Rust, at index time): a `\\w+` tokenizer, lower-casing, the stopword list of
+qa.lexicon and the Snowball English stemmer, which gives exactly qa.lexicon.terms() (checked on the 2,225 BBC
+articles and in tests). Scoring is tantivy's BM25: k1=1.2, b=0.75, Lucene's idf; the SQL ranking it replaces
+used k1=1.5 (measured in docs/benchmarks.md). Filters (source, published day) run inside the engine.
+Several processes may share one index folder (workers on one data folder): one of them holds tantivy's writer
+lock at a time, only while applying, and the others wait for its commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import tantivy
+
+from qa.lexicon import ANALYZER_VERSION, STOPWORDS, WORD_PATTERN
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = f"tantivy-1|{ANALYZER_VERSION}"
+ANALYZER = "news_en"
+META_ID = ""  # the doc_id of the meta document (an article id is never empty)
+WRITER_HEAP = 64_000_000
+WAIT_FOR_WRITER = 60.0  # seconds to wait for another process applying the same changes
+
+
+def new_generation() -> str:
+    """A fresh generation token: written when a store is created or reset, so an index of older data rebuilds."""
+    return secrets.token_hex(8)
+
+
+@dataclass(frozen=True)
+class KeywordFilter:
+    """Restrictions applied inside the engine: lower-cased source, published day bounds (yyyymmdd, 0 = none;
+    an undated article never matches a date bound)."""
+
+    source_key: str | None = None
+    day_from: int = 0
+    day_to: int = 0
+
+
+@dataclass(frozen=True)
+class KeywordRow:
+    """One chunk as the index stores it."""
+
+    chunk_id: str
+    doc_id: str
+    source_key: str
+    day: int
+    text: str
+
+
+class ChangeFeed(Protocol):
+    """What the SQL store offers the index: its head, the articles changed since a sequence, their chunks."""
+
+    def keyword_head(self) -> tuple[str, int]:
+        """(generation, last sequence number)."""
+        ...
+
+    def keyword_changes(self, after: int) -> tuple[list[str], int]:
+        """Articles changed after a sequence number, and the highest sequence among them."""
+        ...
+
+    def keyword_rows(self, doc_ids: list[str] | None) -> Iterator[KeywordRow]:
+        """The chunks of these articles as they are now (None: every chunk)."""
+        ...
+
+
+def analyzer() -> tantivy.TextAnalyzer:
+    """The analysis of qa.lexicon.terms(), run by tantivy."""
+    return (tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.regex(WORD_PATTERN.removeprefix("(?u)")))
+            .filter(tantivy.Filter.lowercase())
+            .filter(tantivy.Filter.custom_stopword(sorted(STOPWORDS)))
+            .filter(tantivy.Filter.stemmer("english"))
+            .build())
+
+
+def _schema() -> tantivy.Schema:
+    builder = tantivy.SchemaBuilder()
+    builder.add_text_field("chunk_id", stored=True, tokenizer_name="raw", index_option="basic")
+    builder.add_text_field("doc_id", stored=False, tokenizer_name="raw", index_option="basic")
+    builder.add_text_field("terms", stored=False, tokenizer_name=ANALYZER, index_option="freq")
+    builder.add_text_field("source", stored=False, tokenizer_name="raw", index_option="basic")
+    builder.add_integer_field("day", stored=False, indexed=True, fast=True)
+    builder.add_text_field("meta", stored=True, tokenizer_name="raw", index_option="basic")
+    return builder.build()
+
+
+class KeywordIndex:
+    """A tantivy index kept in step with a ChangeFeed; thread-safe, shareable between processes."""
+
+    def __init__(self, path: Path | None, feed: ChangeFeed) -> None:
+        self.path = path
+        self.feed = feed
+        self.schema = _schema()
+        self.analyzer = analyzer()
+        self._lock = threading.Lock()
+        self._applied: tuple[str, int] | None = None  # (generation, seq) of the commit this process reads
+        self._index: tantivy.Index | None = None
+
+    # ---- opening -----------------------------------------------------------------------------------------
+
+    def _open(self) -> tantivy.Index:
+        if self._index is not None:
+            return self._index
+        if self.path is None:
+            index = tantivy.Index(self.schema)
+        else:
+            self.path.mkdir(parents=True, exist_ok=True)
+            try:
+                index = tantivy.Index(self.schema, str(self.path), reuse=True)
+            except (ValueError, OSError) as error:  # unreadable: it is derived, so start again
+                log.warning("keyword index at %s unreadable (%s): rebuilding it", self.path, error)
+                shutil.rmtree(self.path, ignore_errors=True)
+                self.path.mkdir(parents=True)
+                index = tantivy.Index(self.schema, str(self.path), reuse=False)
+        index.register_tokenizer(ANALYZER, self.analyzer)
+        self._index = index
+        return index
+
+    def _committed(self, index: tantivy.Index) -> tuple[str, int] | None:
+        """(generation, seq) of the last commit, None when the index has none of ours (new, or outdated)."""
+        index.reload()
+        searcher = index.searcher()
+        hits = searcher.search(tantivy.Query.term_query(self.schema, "meta", SCHEMA_VERSION), 1, count=False).hits
+        if not hits:
+            return None
+        stored = searcher.doc(hits[0][1]).get_first("chunk_id")
+        generation, _, seq = str(stored).rpartition("@")
+        return generation, int(seq)
+
+    # ---- keeping up with the store -----------------------------------------------------------------------
+
+    def catch_up(self) -> None:
+        """Apply every change the store has recorded and this index has not (the cheap check first)."""
+        head = self.feed.keyword_head()
+        if head == self._applied:
+            return
+        with self._lock:
+            try:
+                self._catch_up(head)
+            except (ValueError, OSError) as error:  # a damaged index: derived, so rebuilt from the store
+                if self.path is None or "lock" in str(error).lower():
+                    raise
+                log.warning("keyword index at %s damaged (%s): rebuilding it", self.path, error)
+                self._index = None
+                shutil.rmtree(self.path, ignore_errors=True)
+                self._catch_up(self.feed.keyword_head())
+
+    def _catch_up(self, head: tuple[str, int]) -> None:
+        index = self._open()
+        deadline = time.monotonic() + WAIT_FOR_WRITER
+        while True:
+            committed = self._committed(index)
+            if committed is not None and committed[0] == head[0] and committed[1] >= head[1]:
+                self._applied = committed
+                return
+            try:
+                writer = index.writer(WRITER_HEAP, 1)
+            except ValueError:  # another process is applying: its commit is what this one needs
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+                continue
+            break
+        try:
+            committed = self._committed(index)  # the other process may have finished meanwhile
+            if committed is None or committed[0] != head[0]:
+                generation, seq = self.feed.keyword_head()  # read before the rows: they are at least this new
+                writer.delete_all_documents()
+                self._add(writer, self.feed.keyword_rows(None))
+            else:
+                changed, seq = self.feed.keyword_changes(committed[1])
+                generation = committed[0]
+                for doc_id in changed:
+                    writer.delete_documents_by_term("doc_id", doc_id)
+                if changed:
+                    self._add(writer, self.feed.keyword_rows(changed))
+                seq = max(seq, committed[1])
+            writer.delete_documents_by_term("doc_id", META_ID)
+            writer.add_document(tantivy.Document(doc_id=META_ID, meta=SCHEMA_VERSION, chunk_id=f"{generation}@{seq}"))
+            writer.commit()
+            writer.wait_merging_threads()
+        except BaseException:
+            writer.rollback()
+            raise
+        finally:
+            del writer  # releases tantivy's writer lock for the next process
+        self._applied = self._committed(index)
+
+    @staticmethod
+    def _add(writer: tantivy.IndexWriter, rows: Iterable[KeywordRow]) -> None:
+        for row in rows:
+            writer.add_document(tantivy.Document(chunk_id=row.chunk_id, doc_id=row.doc_id, terms=row.text,
+                                                 source=row.source_key, day=row.day))
+
+    def rebuild(self) -> None:
+        """Forget the index and build it again from the store."""
+        with self._lock:
+            self._index = None
+            self._applied = None
+            if self.path is not None:
+                shutil.rmtree(self.path, ignore_errors=True)
+        self.catch_up()
+
+    # ---- searching ---------------------------------------------------------------------------------------
+
+    def search(self, query: str, n: int, where: KeywordFilter | None = None) -> list[tuple[str, float]]:
+        """The n chunks that best match the query's terms (BM25, higher is better), filtered inside the engine.
+        A term counts as often as the query repeats it. Ties go to the smaller chunk id."""
+        words = self.analyzer.analyze(query)
+        if not words or n <= 0:
+            return []
+        self.catch_up()
+        assert self._index is not None
+        schema = self.schema
+        query_obj = tantivy.Query.boolean_query(
+            [(tantivy.Occur.Should, tantivy.Query.term_query(schema, "terms", w, index_option="freq")) for w in words])
+        filters = self._filters(where)
+        if filters:
+            query_obj = tantivy.Query.boolean_query(
+                [(tantivy.Occur.Must, query_obj), *((tantivy.Occur.Must, tantivy.Query.const_score_query(f, 0.0))
+                                                    for f in filters)])
+        searcher = self._index.searcher()
+        hits = searcher.search(query_obj, n, count=False).hits
+        found = [(str(searcher.doc(address).get_first("chunk_id")), float(score)) for score, address in hits]
+        return sorted(found, key=lambda hit: (-hit[1], hit[0].encode()))
+
+    def _filters(self, where: KeywordFilter | None) -> list[tantivy.Query]:
+        if where is None:
+            return []
+        schema, found = self.schema, []
+        if where.source_key is not None:
+            found.append(tantivy.Query.term_query(schema, "source", where.source_key))
+        if where.day_from or where.day_to:
+            found.append(tantivy.Query.range_query(schema, "day", tantivy.FieldType.Integer,
+                                                   max(where.day_from, 1), where.day_to or None))
+        return found
+
+    def chunk_ids(self) -> list[str]:
+        """Every chunk the index holds, once per indexed copy (the crash audit's view)."""
+        self.catch_up()
+        assert self._index is not None
+        searcher = self._index.searcher()
+        not_meta = tantivy.Query.boolean_query([
+            (tantivy.Occur.Must, tantivy.Query.all_query()),
+            (tantivy.Occur.MustNot, tantivy.Query.term_query(self.schema, "doc_id", META_ID))])
+        hits = searcher.search(not_meta, max(searcher.num_docs, 1), count=False).hits
+        return [str(searcher.doc(address).get_first("chunk_id")) for _, address in hits]
