@@ -13,8 +13,10 @@ rebuilt from the store. A kill -9 at any point loses nothing: an uncommitted tan
 Analysis is tantivy's own (in Rust, at index time): its simple tokenizer (runs of letters and digits),
 lower-casing, the stopword list of qa.lexicon and the Snowball English stemmer. That is qa.lexicon.terms() on
 every BBC article and seed (tests/test_retrieval.py checks the seeds) except one thing: `_` splits a word here
-(FTS5 kept it), because tantivy's regex tokenizer made indexing 2-3x slower. Scoring is tantivy's BM25: k1=1.2, b=0.75, Lucene's idf; the SQL ranking it replaces
-used k1=1.5 (measured in docs/benchmarks.md). Filters (source, published day) run inside the engine.
+(FTS5 kept it), because tantivy's regex tokenizer made indexing 2-3x slower. Scoring is tantivy's BM25
+(k1=1.2, b=0.75, Lucene's idf, document lengths quantised to 256 levels; not configurable from Python): the SQL
+ranking it replaces used k1=1.5 with exact lengths (the effect on quality is in docs/benchmarks.md). Filters
+(source, published day) run inside the engine: a term on a raw `source` field, a range on a fast `day` field.
 Several processes may share one index folder (workers on one data folder): one of them holds tantivy's writer
 lock at a time, only while applying, and the others wait for its commit.
 """
