@@ -7,6 +7,7 @@ process replays or rebuilds it from the SQL store, with nothing lost and no phan
 from __future__ import annotations
 
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -168,11 +169,17 @@ print("applied", flush=True)
 """
 
 
+def backup(source: Path, target: Path) -> None:
+    """SQLite's online backup, from one database file into another (a restore too)."""
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+
+
 def test_kill_9_while_the_keyword_index_applies_changes(tmp_path: Path) -> None:
     """Rounds of edits and deletes, each process killed at another moment while tantivy applies them (the
     first round while it builds the index from nothing); each time a new process ends with the index holding
     exactly the SQL store's chunks, each article's current edition found by its code, no old or deleted one.
-    Then a damaged index is rebuilt from the store."""
+    Then a damaged index is rebuilt from the store, and so is one ahead of a store restored from a backup."""
     from qa.store.sqlite import SQLiteStore
 
     articles, folder = 150, tmp_path / "data"
@@ -199,10 +206,15 @@ def test_kill_9_while_the_keyword_index_applies_changes(tmp_path: Path) -> None:
         FAULTS.append(f"kill -9 {delay * 1000:.0f} ms into applying keyword changes (edition {edition})"
                       + ("" if proc.returncode == -signal.SIGKILL else ": it had finished"))
         audit(edition)
+        if edition == 1:  # a backup of the SQL store, restored below under a newer index
+            backup(folder / "docstore.sqlite", tmp_path / "backup.sqlite")
 
     (folder / "keyword-index" / "meta.json").write_text("{ not json")
     FAULTS.append("keyword index meta.json overwritten with garbage")
     audit(edition)
+    backup(tmp_path / "backup.sqlite", folder / "docstore.sqlite")
+    FAULTS.append("SQL store restored from an older backup under a newer keyword index")
+    audit(1)  # the index was ahead of the store: rebuilt from it, nothing of the later edition left
 
 
 def teardown_module() -> None:

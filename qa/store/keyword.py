@@ -175,10 +175,14 @@ class KeywordIndex:
         deadline = time.monotonic() + WAIT_FOR_WRITER
         while True:
             committed = self._committed(index)
-            if committed is not None and committed[0] == head[0] and committed[1] >= head[1]:
+            rebuild = committed is None or committed[0] != head[0]
+            if not rebuild and committed is not None and committed[1] > head[1]:
+                head = self.feed.keyword_head()  # another process may have applied changes since head was read
+                if committed[0] == head[0] and committed[1] > head[1]:
+                    rebuild = True  # ahead of the store: restored from an older backup; forget what it holds
+            if not rebuild and committed is not None and committed[1] >= head[1]:
                 self._applied = committed
                 return
-            rebuild = committed is None or committed[0] != head[0]
             try:
                 writer = index.writer(*((REBUILD_HEAP, REBUILD_THREADS) if rebuild else (WRITER_HEAP, 1)))
             except ValueError:  # another process is applying: its commit is what this one needs
@@ -189,7 +193,7 @@ class KeywordIndex:
             break
         try:
             committed = self._committed(index)  # the other process may have finished meanwhile
-            if committed is None or committed[0] != head[0]:
+            if rebuild or committed is None or committed[0] != head[0]:
                 generation, seq = self.feed.keyword_head()  # read before the rows: they are at least this new
                 writer.delete_all_documents()
                 self._add(writer, self.feed.keyword_rows(None))
