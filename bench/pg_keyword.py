@@ -39,7 +39,7 @@ def eval_runs(postgres: PostgresServer) -> dict[str, Any]:
     for name in ("sqlite", "postgres"):
         overrides: dict[str, Any] = {}
         if name != "sqlite":
-            overrides["database_url"] = postgres.create_database(name.replace("-", "_"))
+            overrides["database_url"] = postgres.create_database("qa_eval")
         settings = Settings(_env_file=None, data_dir=Path("unused"), chroma_url=None, llm_base_url=None,
                             openai_api_key=None, **overrides)
         [run] = run_in_process(dataset, [RunConfig.from_settings(settings)], settings, [SEEDS])
