@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +76,29 @@ def test_keyword_filters_run_inside_the_engine(pipeline: Service) -> None:
                    and (not where.day_to or (published and int(published.replace("-", "")) <= where.day_to))}
         expected = [(c, s) for c, s in everything if c.split(":")[0] in allowed]
         assert hits and [c for c, _ in hits] == [c for c, _ in expected], where
+
+
+def test_a_busy_keyword_index_is_searched_as_it_is(tmp_path: Path) -> None:
+    """While another process holds tantivy's writer (e.g. rebuilding), a search answers from the last commit
+    within seconds instead of failing, and catches up once the writer is free."""
+    import time
+
+    from qa.sources.article import Article
+    from qa.store import ChunkRow
+    from qa.store.keyword import SERVE_STALE_AFTER
+    from qa.store.sqlite import SQLiteStore
+
+    def put(store: SQLiteStore, doc_id: str, text: str) -> None:
+        store.put(Article(doc_id, doc_id, text), doc_id, [ChunkRow(f"{doc_id}:0", doc_id, 0, 0, len(text))], {}, "m")
+
+    store = SQLiteStore(tmp_path / "docstore.sqlite", tmp_path / "keyword-index")
+    put(store, "harbour", "The harbour cranes were repaired.")
+    assert [c for c, _ in store.keyword_search("harbour cranes", 5)] == ["harbour:0"]
+    other = SQLiteStore(tmp_path / "docstore.sqlite", tmp_path / "keyword-index")  # another process's view
+    put(store, "bridge", "The bridge cranes were repaired.")
+    busy = other.keyword._open().writer(15_000_000, 1)
+    started = time.monotonic()
+    assert [c for c, _ in store.keyword_search("bridge cranes", 5)] == ["harbour:0"]  # as it was, not an error
+    assert time.monotonic() - started < SERVE_STALE_AFTER + 5
+    del busy
+    assert store.keyword_search("bridge cranes", 5)[0][0] == "bridge:0"

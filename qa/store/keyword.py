@@ -51,6 +51,7 @@ APPLIED = "applied.json"  # {"schema", "generation", "seq"} of the last commit, 
 WRITER_HEAP = 64_000_000  # one indexing thread, for the few articles of a change
 REBUILD_HEAP, REBUILD_THREADS = 512_000_000, 2  # a rebuild indexes the whole corpus
 WAIT_FOR_WRITER = 60.0  # seconds to wait for another process applying the same changes
+SERVE_STALE_AFTER = 2.0  # ... or, when this index has a commit, after which to answer from it as it is
 
 
 def new_generation() -> str:
@@ -209,6 +210,13 @@ class KeywordIndex:
             try:
                 writer = index.writer(*((REBUILD_HEAP, REBUILD_THREADS) if rebuild else (WRITER_HEAP, 1)))
             except ValueError:  # another process is applying: its commit is what this one needs
+                waited = WAIT_FOR_WRITER - (deadline - time.monotonic())
+                if committed is not None and not rebuild and waited > SERVE_STALE_AFTER:
+                    # e.g. another worker rebuilding a large index: answer from this one (passages are read
+                    # from the SQL store, so a chunk deleted since is dropped there); catch up next time
+                    log.warning("keyword index at %s busy in another process: searching it as it is", self.path)
+                    self._applied = None
+                    return
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.02)
