@@ -1,7 +1,8 @@
 """Keyword search on PostgreSQL against the embedded SQLite store: answer quality on `qa eval` (the seeds,
-in-process) with the PostgreSQL store ranking by BM25 (what ships) and by ts_rank_cd (PostgreSQL's built-in
-cover-density rank), and keyword query latency p50/p95 at N synthetic chunks (50-word windows of the BBC
-corpus, real term statistics), the same rows written into both stores through their own put().
+in-process) on each store, and keyword query latency p50/p95 at N synthetic chunks (50-word windows of the BBC
+corpus, real term statistics), the same rows written into both stores through their own put(). Both search a
+tantivy index (the PostgreSQL one a replica's, fed from the database's change feed); bench.keyword_engine
+measures them at 1M chunks against the previous release's SQL ranking.
 
     python -m bench.pg_keyword                      # eval comparison + latency at 100k chunks
     python -m bench.pg_keyword --chunks 20000 --skip-eval
@@ -17,7 +18,6 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,49 +29,20 @@ CHUNKS_PER_DOC = 10
 WORDS_PER_CHUNK = 50
 
 
-def ts_rank_cd_search(store: Any) -> Callable[..., list[tuple[str, float]]]:
-    """PostgresStore.keyword_search ranked by ts_rank_cd (normalised by log length) instead of BM25."""
-    from qa.lexicon import terms
-    from qa.store.postgres import _pg_params, _quoted
-
-    def search(query: str, n: int, where: Any = None) -> list[tuple[str, float]]:
-        wanted = list(dict.fromkeys(terms(query)))
-        if not wanted:
-            return []
-        clause, params = where or ("", [])
-        tsquery = " | ".join(_quoted(t) for t in wanted)
-        with store.db.connection() as conn:
-            rows = conn.execute(
-                "SELECT c.chunk_id, ts_rank_cd(c.terms, q, 1) AS score FROM chunks c, CAST(%s AS tsquery) q"
-                f" WHERE c.terms @@ q {'AND ' + _pg_params(clause) if clause else ''}"
-                ' ORDER BY score DESC, c.chunk_id COLLATE "C" LIMIT %s', [tsquery, *params, n],
-            ).fetchall()
-        return [(c, float(s)) for c, s in rows]
-
-    return search
-
-
 def eval_runs(postgres: PostgresServer) -> dict[str, Any]:
     from eval.dataset import load_dataset
     from eval.runner import RunConfig, run_in_process
     from qa.config import Settings
-    from qa.store import postgres as pg
 
     dataset = load_dataset([ROOT / "eval" / "data"])
     results: dict[str, Any] = {}
-    original = pg.PostgresStore.keyword_search
-    for name in ("sqlite", "postgres-bm25", "postgres-ts_rank_cd"):
+    for name in ("sqlite", "postgres"):
         overrides: dict[str, Any] = {}
         if name != "sqlite":
-            overrides["database_url"] = postgres.create_database(name.replace("-", "_"))
+            overrides["database_url"] = postgres.create_database("qa_eval")
         settings = Settings(_env_file=None, data_dir=Path("unused"), chroma_url=None, llm_base_url=None,
                             openai_api_key=None, **overrides)
-        if name == "postgres-ts_rank_cd":
-            pg.PostgresStore.keyword_search = lambda self, q, n, where=None: ts_rank_cd_search(self)(q, n, where)
-        try:
-            [run] = run_in_process(dataset, [RunConfig.from_settings(settings)], settings, [SEEDS])
-        finally:
-            pg.PostgresStore.keyword_search = original
+        [run] = run_in_process(dataset, [RunConfig.from_settings(settings)], settings, [SEEDS])
         metrics = run.summary["metrics"]
         results[name] = {k: round(v, 3) for k, v in metrics.items() if isinstance(v, float) and "." not in k}
         print(name, results[name], flush=True)
@@ -104,7 +75,7 @@ def latency(postgres: PostgresServer, chunks: int, folder: Path, n_questions: in
     for path in bbc_files():
         words.extend(re.findall(r"[A-Za-z0-9'£$%-]+", path.read_bytes().decode("utf-8", "replace")))
     stores = {"sqlite": SQLiteStore(folder / "docstore.sqlite"),
-              "postgres": PostgresStore(PostgresDatabase(postgres.create_database("latency")))}
+              "postgres": PostgresStore(PostgresDatabase(postgres.create_database("latency")), folder / "replica")}
     out: dict[str, Any] = {"chunks": chunks}
     for name, store in stores.items():
         rng = random.Random(7)
@@ -112,6 +83,7 @@ def latency(postgres: PostgresServer, chunks: int, folder: Path, n_questions: in
         for i in range(chunks // CHUNKS_PER_DOC):
             article, rows = synthetic(i, words, rng)
             store.put(article, f"fp-{i}", rows, {}, "bench")
+        store.keyword_catch_up()
         out[f"{name}_build_s"] = round(time.perf_counter() - started, 1)
         print(name, "built", out[f"{name}_build_s"], "s", flush=True)
     if hasattr(stores["postgres"], "db"):

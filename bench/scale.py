@@ -7,15 +7,17 @@ query latency.
 
 Synthetic but realistic: chunk texts are 50-word windows of the BBC corpus (real term statistics), 10 per
 article, 3 sentences each, five sources, dates over three years; chunk vectors are clustered random unit
-vectors (384-d). Each size gets a complete data folder (docstore.sqlite with its FTS5 keyword index, and
+vectors (384-d). Each size gets a complete data folder (docstore.sqlite, its tantivy keyword index, and
 chroma/ up to --chroma-max chunks), filled through the project's own classes: `SQLiteStore.put` per
-article (its document, chunk, keyword-index and sentence-vector rows in one transaction, as ingest writes
-them) and `ChromaIndex.upsert`. `--bulk-from N` fills sizes of N chunks and more through `bulk_put`: put's
-insert statements, one transaction per 1000 articles, without put's removal of a previous version (every
-article is new; see bulk_put). Only the fill time changes: every measurement after it uses `put` itself.
+article (its document, chunk, keyword-change and sentence-vector rows in one transaction, as ingest writes
+them), the keyword index's catch-up, and `ChromaIndex.upsert`. `--bulk-from N` fills sizes of N chunks
+and more through `bulk_put`: put's insert statements, one transaction per 1000 articles, without put's
+removal of a previous version (every article is new; see bulk_put). Only the fill time changes: every
+measurement after it uses `put` itself.
 
 "Add one article" is then measured at that size, as `Indexer` writes an article (embedding aside): mark
-pending, Chroma upsert (when the size has Chroma), `SQLiteStore.put`; 30 new articles (2 from 1M chunks:
+pending, Chroma upsert (when the size has Chroma), `SQLiteStore.put` and the keyword index's catch-up (a
+tantivy commit); 30 new articles (2 from 1M chunks:
 each takes seconds there), each timed alone, and as many replacements of existing articles (their old rows
 and keyword-index rows are removed first). Then the same again after creating the index on spans(doc_id)
 proposed in docs/benchmarks.md (issue 11): without it, put's `DELETE FROM spans WHERE doc_id=?` scans the table.
@@ -122,28 +124,24 @@ def bulk_put(docs: Any, batch: list[tuple[Any, str, list[Any], dict[str, Any], s
     article here is new, so it would remove nothing, and its `DELETE FROM spans WHERE doc_id=?` scans the
     whole spans table (the primary key starts with `kind`), which would make the fill quadratic.
     """
-    from qa.store.sqlite import day_number, indexed_terms
+    from qa.store.sqlite import day_number
 
     with docs._tx() as db:
         for article, fingerprint, chunks, enrichments, embed_model in batch:
             published = article.published.isoformat() if article.published else None
             source_key, day = (article.source or "").casefold(), day_number(published)
-            analysed = [indexed_terms(article.text[c.start : c.end]) for c in chunks]
-            docs._add_counts(db, 1, len(chunks), sum(map(len, analysed)))
+            docs._add_counts(db, 1, len(chunks))
+            docs._record_change(db, article.doc_id)
             db.execute(
                 "INSERT INTO documents (doc_id, title, source, published, url, path, text, content_hash, n_chunks,"
                 " embed_model) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (article.doc_id, article.title, article.source, published, article.url, article.path,
                  article.text, fingerprint, len(chunks), embed_model),
             )
-            for c, chunk_terms in zip(chunks, analysed, strict=True):
-                cursor = db.execute(
-                    'INSERT INTO chunks (chunk_id, doc_id, idx, start, "end", source_key, day, n_terms)'
-                    " VALUES (?,?,?,?,?,?,?,?)",
-                    (c.chunk_id, c.doc_id, c.idx, c.start, c.end, source_key, day, len(chunk_terms)),
-                )
-                db.execute("INSERT INTO chunk_terms(rowid, terms) VALUES (?, ?)",
-                           (cursor.lastrowid, " ".join(chunk_terms)))
+            db.executemany(
+                'INSERT INTO chunks (chunk_id, doc_id, idx, start, "end", source_key, day) VALUES (?,?,?,?,?,?,?)',
+                [(c.chunk_id, c.doc_id, c.idx, c.start, c.end, source_key, day) for c in chunks],
+            )
             for kind, rows in enrichments.items():
                 vectors = rows.vectors.astype(np.float16)
                 db.executemany(
@@ -153,15 +151,10 @@ def bulk_put(docs: Any, batch: list[tuple[Any, str, list[Any], dict[str, Any], s
             db.execute("DELETE FROM pending WHERE doc_id=?", (article.doc_id,))
 
 
-def fts_mb(path: Path) -> float | None:
-    """MB of the FTS5 index's shadow tables (dbstat), None when this SQLite lacks dbstat."""
-    try:
-        conn = sqlite3.connect(path)
-        row = conn.execute("SELECT SUM(pgsize) FROM dbstat WHERE name LIKE 'chunk_terms%'").fetchone()
-        conn.close()
-    except sqlite3.Error:
-        return None
-    return round((row[0] or 0) / 2**20, 1)
+def keyword_index_mb(layout: Any) -> float | None:
+    """MB of the tantivy keyword index folder."""
+    folder = layout.keyword_index
+    return round(sum(p.stat().st_size for p in folder.iterdir()) / 2**20, 1) if folder.exists() else None
 
 
 def add_one_article(docs: Any, store: Any, synthetic: Synthetic, first: int, model: str, adds: int,
@@ -180,6 +173,7 @@ def add_one_article(docs: Any, store: Any, synthetic: Synthetic, first: int, mod
             store.upsert([c.chunk_id for c in chunks], vectors, chroma_metadata(article, chunks))
         put = time.perf_counter()
         docs.put(article, f"synthetic-{first + n}", chunks, rows, model)
+        docs.keyword_catch_up()
         done = time.perf_counter()
         added["chroma_upsert_ms"].append((put - upserted) * 1000)
         added["put_ms"].append((done - put) * 1000)
@@ -195,6 +189,7 @@ def add_one_article(docs: Any, store: Any, synthetic: Synthetic, first: int, mod
             store.delete_doc(article.doc_id, keep={c.chunk_id for c in chunks})
         put = time.perf_counter()
         docs.put(article, f"synthetic-{i}-v2", chunks, rows, model)
+        docs.keyword_catch_up()
         done = time.perf_counter()
         replaced["chroma_ms"].append((put - started) * 1000)
         replaced["put_ms"].append((done - put) * 1000)
@@ -292,7 +287,7 @@ def finish(layout: Any, docs: Any, store: Any, synthetic: Synthetic, chunks: int
     checkpoint.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     checkpoint.close()
     out["disk_mb"] = {"docstore": round(layout.documents.stat().st_size / 2**20, 1),
-                      "of_which_fts5_index": fts_mb(layout.documents),
+                      "keyword_index": keyword_index_mb(layout),
                       "chroma": dir_mb(layout.chroma) if store is not None else None}
     out["peak_rss_mb_build"] = rss_mb()["peak_rss_mb"]
 
@@ -309,7 +304,7 @@ def replicate(folder: Path, source: Path, chunks: int, spans: bool = True) -> di
     search and put with the spans index do not read them, and copying them is most of the time.
     """
     from qa.store.layout import DataLayout
-    from qa.store.sqlite import SQLiteStore, indexed_terms
+    from qa.store.sqlite import SQLiteStore
 
     layout = DataLayout(folder / "data").create()
     src = SQLiteStore(source / "data" / "docstore.sqlite")
@@ -324,13 +319,6 @@ def replicate(folder: Path, source: Path, chunks: int, spans: bool = True) -> di
     out: dict[str, Any] = {"chunks": base_chunks * times, "documents": base_docs * times, "chroma": False,
                            "fill": f"{times} copies of a {base_chunks}-chunk store (replicate"
                                    f"{'' if spans else ', spans table not copied'})"}
-    with Stopwatch() as t:
-        db.execute("CREATE TEMP TABLE base_terms (id INTEGER PRIMARY KEY, terms TEXT NOT NULL)")
-        for doc_id, text in db.execute("SELECT doc_id, text FROM documents").fetchall():
-            rows = db.execute('SELECT id, start, "end" FROM chunks WHERE doc_id=?', (doc_id,)).fetchall()
-            db.executemany("INSERT INTO temp.base_terms VALUES (?, ?)",
-                           [(i, " ".join(indexed_terms(text[s:e]))) for i, s, e in rows])
-    out["analyse_source_s"] = round(t.seconds, 1)
     top = db.execute("SELECT MAX(id) FROM chunks").fetchone()[0]
     with Stopwatch() as t:
         for k in range(1, times):
@@ -343,8 +331,6 @@ def replicate(folder: Path, source: Path, chunks: int, spans: bool = True) -> di
                     'INSERT INTO chunks (id, chunk_id, doc_id, idx, start, "end", source_key, day, n_terms) SELECT'
                     " id + ?, doc_id || ? || substr(chunk_id, length(doc_id) + 1), doc_id || ?, idx, start,"
                     " \"end\", source_key, day, n_terms FROM chunks WHERE id <= ?", (k * top, f"-r{k}", f"-r{k}", top))
-                tx.execute("INSERT INTO chunk_terms(rowid, terms) SELECT id + ?, terms FROM temp.base_terms",
-                           (k * top,))
                 if spans:
                     tx.execute("INSERT INTO spans SELECT kind, doc_id || ?, start, \"end\", vector FROM spans"
                                " WHERE doc_id NOT LIKE '%-r%'", (f"-r{k}",))
@@ -353,9 +339,11 @@ def replicate(folder: Path, source: Path, chunks: int, spans: bool = True) -> di
         with docs._tx() as tx:
             tx.execute("UPDATE meta SET value=(SELECT COUNT(*) FROM documents) WHERE key='documents'")
             tx.execute("UPDATE meta SET value=(SELECT COUNT(*) FROM chunks) WHERE key='chunks'")
-            tx.execute("UPDATE meta SET value=(SELECT SUM(n_terms) FROM chunks) WHERE key='terms'")
-        db.execute("DROP TABLE temp.base_terms")
+            tx.execute("UPDATE meta SET value='replicated' WHERE key='keyword_generation'")
     out["docstore_fill_s"] = round(t.seconds, 1)
+    with Stopwatch() as t:
+        docs.keyword_catch_up()  # the copies' keyword index, built from the SQL store as on an upgrade
+    out["keyword_index_build_s"] = round(t.seconds, 1)
     out["documents"], out["chunks"] = docs.count()
     synthetic = Synthetic(seed=11)
     finish(layout, docs, None, synthetic, out["chunks"], first=10_000_000, existing=base_docs, out=out, as_is=spans)
@@ -390,31 +378,6 @@ def interleaved_adds(folders: list[Path], rounds: int = 20) -> dict[str, Any]:
             for folder, docs, _ in stores}
 
 
-def keyword_probe(folder: Path, queries: int = 100) -> dict[str, Any]:
-    """Where an FTS5 keyword query spends its time: ranking every matching row vs only counting them."""
-    from bench.latency import bbc_questions
-    from qa.lexicon import terms
-    from qa.store.sqlite import SQLiteStore
-
-    def match_expression(query: str) -> str:
-        return " OR ".join(f'"{t}"' for t in dict.fromkeys(terms(query))) or '""'
-
-    docs = SQLiteStore(folder / "data" / "docstore.sqlite")
-    conn = docs._conn()
-    questions = bbc_questions(queries)
-    expressions = [match_expression(q) for q in questions]
-    count = "SELECT count(*) FROM chunk_terms WHERE chunk_terms MATCH ?"
-    matches = sorted(conn.execute(count, (e,)).fetchone()[0] for e in expressions)
-    return {
-        "chunks": docs.count()[1], "matches_median": matches[len(matches) // 2],
-        "keyword_search_ms": _timed(lambda i: docs.keyword_search(questions[i], 30), queries),
-        "fts_rank_limit_30_ms": _timed(lambda i: conn.execute(
-            "SELECT rowid, rank FROM chunk_terms WHERE chunk_terms MATCH ? ORDER BY rank LIMIT 30",
-            (expressions[i],)).fetchall(), queries),
-        "fts_count_only_ms": _timed(lambda i: conn.execute(count, (expressions[i],)).fetchone(), queries),
-    }
-
-
 def _timed(fn: Any, n: int, budget_s: float = 90.0) -> dict[str, float]:
     """Latency percentiles of fn(0..n-1), stopping early once budget_s is spent (`n` says how many ran)."""
     samples = []
@@ -432,7 +395,7 @@ def measure(folder: Path) -> dict[str, Any]:
     """Run in a fresh process: start-up, memory and per-part query latency on one data folder."""
     started = time.perf_counter()
     from bench.latency import bbc_questions
-    from qa.retrieval.filters import Filters, sql_where
+    from qa.retrieval.filters import Filters, keyword_filter
     from qa.service import build_service
 
     imported = time.perf_counter()
@@ -452,12 +415,12 @@ def measure(folder: Path) -> dict[str, Any]:
         "first_query_timings_ms": first["timings_ms"], "rss_after_first_query_mb": rss_mb()["rss_mb"],
     }
     docs, retriever = service.docs, service.retriever
-    filters = [sql_where(Filters(source=SOURCES[i % 5], published_from=date(2016, 1, 1))) for i in range(5)]
+    filters = [keyword_filter(Filters(source=SOURCES[i % 5], published_from=date(2016, 1, 1))) for i in range(5)]
     out["keyword_search_ms"] = _timed(lambda i: docs.keyword_search(questions[i], 30), QUERIES)
     out["keyword_search_filtered_ms"] = _timed(
         lambda i: docs.keyword_search(questions[i], 30, filters[i % 5]), QUERIES)
     out["keyword_search_source_only_ms"] = _timed(
-        lambda i: docs.keyword_search(questions[i], 30, sql_where(Filters(source=SOURCES[i % 5]))), QUERIES)
+        lambda i: docs.keyword_search(questions[i], 30, keyword_filter(Filters(source=SOURCES[i % 5]))), QUERIES)
     ids = [chunk_id for chunk_id, _ in docs.keyword_search(questions[0], 60)]
     out["docstore_get_chunks_60_ms"] = _timed(lambda i: docs.get_chunks(ids), 50)
     out["docstore_count_ms"] = _timed(lambda i: docs.count(), 20)
@@ -489,19 +452,12 @@ def main() -> None:
                         help="copies get no sentence-vector rows (see replicate)")
     parser.add_argument("--keep", type=Path, default=None, help="build the data folders here and keep them")
     parser.add_argument("--measure", type=Path, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--probe-keyword", type=Path, default=None,
-                        help="a size folder: FTS5 ranking vs counting the matches of the benchmark's questions")
     parser.add_argument("--interleave", default=None,
                         help="comma-separated size folders (kept with --keep): add-one-article in each in turn")
     parser.add_argument("--name", default="scale")
     args = parser.parse_args()
     if args.measure:
         print(json.dumps(measure(args.measure)))
-        return
-    if args.probe_keyword:
-        probe = keyword_probe(args.probe_keyword)
-        print(probe, flush=True)
-        print(f"saved {save(args.name, {'keyword_probe': probe})}")
         return
     if args.interleave:
         result = interleaved_adds([Path(f) for f in args.interleave.split(",")])

@@ -383,6 +383,7 @@ class Service:
         """Repair a crashed ingest before serving."""
         if self.docs.pending():
             self.indexer.recover()
+        self.docs.keyword_catch_up()  # replay what the keyword index has not applied (rebuild it when missing)
 
     def health(self) -> HealthOut:
         """Counts and configuration; status "degraded" (with the error) while a store is unreachable."""
@@ -431,7 +432,7 @@ class _SqlSide:
 def _sql_side(settings: Settings, layout: DataLayout) -> _SqlSide:
     """SQLite files in the data folder (the default), or PostgreSQL when QA_DATABASE_URL is set."""
     if settings.database_url is None:
-        return _SqlSide(SQLiteStore(layout.documents),
+        return _SqlSide(SQLiteStore(layout.documents, layout.keyword_index),
                         ConversationStore(layout.conversations, settings.history_turns, settings.conversation_turns),
                         FeedbackStore(layout.conversations), JobStore(layout.jobs), FileLock(layout.ingest_lock),
                         FileProgress(layout.ingest_progress),
@@ -441,7 +442,7 @@ def _sql_side(settings: Settings, layout: DataLayout) -> _SqlSide:
     url = settings.database_url.get_secret_value()
     database = PostgresDatabase(url)  # migrates the schema first (automatic at start)
     lock = AdvisoryLock(url)
-    return _SqlSide(PostgresStore(database),
+    return _SqlSide(PostgresStore(database, layout.replica_keyword_index(url)),
                     PostgresConversationStore(database, settings.history_turns, settings.conversation_turns),
                     PostgresFeedbackStore(database), PostgresJobStore(database), lock,
                     PostgresProgress(database, lock.key),

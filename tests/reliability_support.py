@@ -86,14 +86,9 @@ def _sql(pipeline: Service, query: str) -> list[tuple]:
 
 
 def keyword_indexed(pipeline: Service) -> list[str]:
-    """The chunks the keyword index holds a row for: a row of FTS5's docsize shadow table (SQLite), or a chunk
-    whose tsvector holds as many term occurrences as it was analysed into (PostgreSQL)."""
-    if getattr(pipeline.docs, "db", None) is not None:
-        rows = _sql(pipeline, "SELECT chunk_id FROM chunks c WHERE n_terms = COALESCE((SELECT SUM(cardinality("
-                              "u.positions)) FROM unnest(c.terms) u), 0)")
-        return [row[0] for row in rows]
-    rows = _sql(pipeline, "SELECT c.chunk_id FROM chunk_terms_docsize s LEFT JOIN chunks c ON c.id = s.id")
-    return [row[0] or f"<orphan fts row {i}>" for i, row in enumerate(rows)]
+    """The chunks the keyword index (tantivy) holds a live document for, once per document, after it has
+    replayed the SQL store's change feed (as it does before every search)."""
+    return pipeline.docs.keyword.chunk_ids()  # type: ignore[attr-defined]
 
 
 def assert_consistent(pipeline: Service, expected_docs: set[str] | None = None) -> IndexState:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import shutil
 import sqlite3
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -98,27 +99,31 @@ def test_lexicon_and_lower_stages_never_import_the_service() -> None:
         assert "qa.service" not in _imports(path), path
 
 
-def _fts_rows(service: Service) -> dict[str, int]:
-    rows = service.docs._conn().execute(
-        "SELECT c.doc_id, COUNT(*) FROM chunk_terms_docsize s JOIN chunks c ON c.id = s.id GROUP BY c.doc_id"
-    )
-    return dict(rows.fetchall())
+def _keyword_rows(service: Service) -> dict[str, int]:
+    """Chunks per article in the keyword index (tantivy), as it stands after replaying the change feed."""
+    return dict(Counter(chunk_id.split(":", 1)[0] for chunk_id in service.docs.keyword.chunk_ids()))
+
+
+def _segments(service: Service) -> set[str]:
+    return {p.stem for p in service.layout.keyword_index.glob("*.idx")}
 
 
 def test_keyword_index_changes_in_place_with_the_article(copy_seeded: Callable[..., Service], tmp_path: Path) -> None:
-    """An ingest or delete touches only its article's keyword rows; nothing is rebuilt."""
+    """An ingest or delete touches only its article's keyword rows; nothing is rebuilt: the change feed
+    advances by one per change and the segments holding the other articles stay as they were."""
     service = copy_seeded()
-    before = _fts_rows(service)
-    ids_before = dict(service.docs._conn().execute("SELECT chunk_id, id FROM chunks").fetchall())
+    service.startup()
+    before, segments = _keyword_rows(service), _segments(service)
+    generation, seq = service.docs.keyword_head()
+    assert sum(before.values()) == service.docs.count()[1] and segments
     (tmp_path / "zebra.txt").write_text("Zebra summit\n\nThe zebra summit in Quuxville ended with a pact on stripes.")
     assert service.ingest_paths([tmp_path / "zebra.txt"]).added == ["zebra"]
-    after = _fts_rows(service)
-    assert after == {**before, "zebra": 1}
-    assert {c: i for c, i in service.docs._conn().execute("SELECT chunk_id, id FROM chunks") if c in ids_before} \
-        == ids_before  # every other chunk keeps its keyword row
+    assert _keyword_rows(service) == {**before, "zebra": 1}
+    assert service.docs.keyword_head() == (generation, seq + 1)
+    assert segments <= _segments(service)  # every other chunk keeps its keyword row where it was
     assert service.retriever.retrieve("Quuxville stripes pact", 1, mode="bm25").passages[0].doc_id == "zebra"
     service.delete("zebra")
-    assert _fts_rows(service) == before
+    assert _keyword_rows(service) == before and service.docs.keyword_head() == (generation, seq + 2)
     assert service.retriever.retrieve("Quuxville stripes pact", 3, mode="bm25").passages == []
 
 
@@ -158,7 +163,7 @@ def test_a_store_from_before_the_fts_index_is_migrated(seeded_dir: Path, tmp_pat
     service = build_service(make_settings(data_dir))
     assert service.docs.count() == (5, len(chunks))
     assert service.get_document(docs[0][0]).author is None  # the column added since, empty for old articles
-    assert sum(_fts_rows(service).values()) == len(chunks)
+    assert sum(_keyword_rows(service).values()) == len(chunks)
     result = service.ask(QUESTION)
     assert "59 Tomahawk" in result.answer and not result.refused
     assert service.retriever.retrieve("Tomahawk cruise missiles", 1, mode="bm25").passages
@@ -228,3 +233,31 @@ def test_a_programming_error_is_not_reported_as_llm_unavailable(copy_seeded: Cal
     service.answerer = AnswerChain([LLMAnswerer(ChatModel(BrokenClient(), "m")), service.answerer.answerers[0]])
     with pytest.raises(TypeError, match="a bug"):
         service.ask(QUESTION)
+
+
+FTS5_TABLES = """
+CREATE VIRTUAL TABLE chunk_terms USING fts5(terms, content='', tokenize="unicode61 remove_diacritics 0 tokenchars '_'");
+CREATE VIRTUAL TABLE chunk_terms_df USING fts5vocab(chunk_terms, 'row');
+CREATE VIRTUAL TABLE chunk_terms_postings USING fts5vocab(chunk_terms, 'instance');
+INSERT INTO chunk_terms(rowid, terms) SELECT id, 'old terms' FROM chunks;
+INSERT INTO meta VALUES ('analyzer', 'snowball-english+bm25s-stopwords:2'), ('terms', '99');
+"""
+
+
+def test_a_store_with_the_fts5_keyword_index_upgrades_in_place(seeded_dir: Path, tmp_path: Path) -> None:
+    """A data folder of the release that kept BM25 in SQLite FTS5: the FTS5 tables go, the tantivy index is
+    built from the stored chunks on first start, and keyword search finds what it found before."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(seeded_dir, data_dir)
+    shutil.rmtree(data_dir / "keyword-index")
+    old = sqlite3.connect(data_dir / "docstore.sqlite")
+    old.executescript(FTS5_TABLES)
+    old.commit()
+    old.close()
+    service = build_service(make_settings(data_dir))
+    service.startup()
+    tables = {r[0] for r in service.docs._conn().execute("SELECT name FROM sqlite_master")}
+    assert not {t for t in tables if t.startswith("chunk_terms")}
+    assert sum(_keyword_rows(service).values()) == service.docs.count()[1] > 0
+    hit = service.retriever.retrieve("Tomahawk cruise missiles Shayrat", 1, mode="bm25").passages[0]
+    assert "Tomahawk" in hit.text

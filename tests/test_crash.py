@@ -1,10 +1,13 @@
 """Crash safety: `kill -9` a real `qa ingest` in the middle of a large batch (new articles, then a batch of
 edits); running it again ends with exactly the right documents and chunks, and Chroma, the docstore and
-BM25 agree. Plus the narrowest window, a crash between Chroma's delete and the docstore commit, replayed."""
+BM25 agree. Plus the narrowest window, a crash between Chroma's delete and the docstore commit, replayed; and
+`kill -9` of a process applying the keyword index's change feed (tantivy), then a damaged index: the next
+process replays or rebuilds it from the SQL store, with nothing lost and no phantom hit."""
 
 from __future__ import annotations
 
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -139,6 +142,79 @@ def test_crash_between_chroma_delete_and_docstore_commit(
     assert set(after.chroma_chunks) == set(before.chroma_chunks)
     hits = restarted.retriever.retrieve("How many people have died in the Syrian conflict?", 5, mode="dense")
     assert doc_id in {p.doc_id for p in hits.passages}  # its vectors are back, not just its rows
+
+
+KEYWORD_WRITER = """
+import sys
+from pathlib import Path
+from qa.sources.article import Article
+from qa.store import ChunkRow
+from qa.store.sqlite import SQLiteStore
+
+folder, edition = Path(sys.argv[1]), int(sys.argv[2])
+store = SQLiteStore(folder / "docstore.sqlite", folder / "keyword-index")
+for i in range(int(sys.argv[3])):
+    doc_id = f"a{i}"
+    if i % 5 == edition % 5:
+        store.delete(doc_id)
+        continue
+    text = f"Bulletin {i}. The code is e{edition}x{i}. " + "Harbour cranes were repaired in March. " * 20
+    half = len(text) // 2
+    chunks = [ChunkRow(f"{doc_id}:{edition}:{n}", doc_id, n, s, e) for n, (s, e) in enumerate([(0, half),
+                                                                                              (half, len(text))])]
+    store.put(Article(doc_id, f"Bulletin {i}", text), f"{edition}", chunks, {}, "m")
+print("applying", flush=True)
+store.keyword_catch_up()
+print("applied", flush=True)
+"""
+
+
+def backup(source: Path, target: Path) -> None:
+    """SQLite's online backup, from one database file into another (a restore too)."""
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+
+
+def test_kill_9_while_the_keyword_index_applies_changes(tmp_path: Path) -> None:
+    """Rounds of edits and deletes, each process killed at another moment while tantivy applies them (the
+    first round while it builds the index from nothing); each time a new process ends with the index holding
+    exactly the SQL store's chunks, each article's current edition found by its code, no old or deleted one.
+    Then a damaged index is rebuilt from the store, and so is one ahead of a store restored from a backup."""
+    from qa.store.sqlite import SQLiteStore
+
+    articles, folder = 150, tmp_path / "data"
+    folder.mkdir()
+
+    def audit(edition: int) -> None:
+        store = SQLiteStore(folder / "docstore.sqlite", folder / "keyword-index")
+        store.keyword_catch_up()
+        sql = {r[0] for r in store._conn().execute("SELECT chunk_id FROM chunks")}
+        indexed = store.keyword.chunk_ids()
+        assert len(indexed) == len(set(indexed)) and set(indexed) == sql
+        for i in range(0, articles, 7):
+            hits = {c.split(":")[0] for c, _ in store.keyword_search(f"e{edition}x{i}", 5)}
+            assert hits == (set() if i % 5 == edition % 5 else {f"a{i}"}), (edition, i)
+            assert store.keyword_search(f"e{edition - 1}x{i}", 5) == []  # no phantom of the edition before
+
+    for edition, delay in enumerate((0.0, 0.05, 0.12)):
+        proc = subprocess.Popen([sys.executable, "-c", KEYWORD_WRITER, str(folder), str(edition), str(articles)],
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "applying", proc.stderr
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        FAULTS.append(f"kill -9 {delay * 1000:.0f} ms into applying keyword changes (edition {edition})"
+                      + ("" if proc.returncode == -signal.SIGKILL else ": it had finished"))
+        audit(edition)
+        if edition == 1:  # a backup of the SQL store, restored below under a newer index
+            backup(folder / "docstore.sqlite", tmp_path / "backup.sqlite")
+
+    (folder / "keyword-index" / "meta.json").write_text("{ not json")
+    FAULTS.append("keyword index meta.json overwritten with garbage")
+    audit(edition)
+    backup(tmp_path / "backup.sqlite", folder / "docstore.sqlite")
+    FAULTS.append("SQL store restored from an older backup under a newer keyword index")
+    audit(1)  # the index was ahead of the store: rebuilt from it, nothing of the later edition left
 
 
 def teardown_module() -> None:

@@ -29,7 +29,7 @@ from api.clients import ClientTokens
 from qa.conversations import Turn
 from qa.conversations.feedback import Feedback
 from qa.errors import NotFound, StoreUnavailable
-from qa.retrieval.filters import Filters, sql_where
+from qa.retrieval.filters import Filters, keyword_filter
 from qa.service import Service, build_service
 from tests.conftest import make_settings
 from tests.reliability_support import assert_consistent, write_corpus
@@ -121,7 +121,7 @@ def test_keyword_search_ranks_exactly_as_the_embedded_store(seeded_pair: dict[st
     filters = [Filters(source="BBC"), Filters(published_from=date(2017, 4, 7)),
                Filters(published_to=date(2017, 4, 30), source="reuters")]
     for f in filters:
-        where = sql_where(f)
+        where = keyword_filter(f)
         for question in questions[:10]:
             expected, got = sqlite.keyword_search(question, 10, where), postgres.keyword_search(question, 10, where)
             assert [c for c, _ in got] == [c for c, _ in expected], (question, f)
@@ -195,12 +195,12 @@ def test_put_replace_delete_copies_keep_counts_and_index_in_step(fresh: Callable
     assert service.docs.copies_of(["harbour2"]) == {} and "harbour2" not in service.docs.signature_rows()
     assert not any(c.startswith("harbour2:") for c, _ in service.docs.keyword_search("harbour", 10))
     assert_consistent(service)
-    if hasattr(service.docs, "db"):  # the document frequencies BM25 reads are those of the chunks left
+    if hasattr(service.docs, "db"):  # no keyword index is kept in PostgreSQL any more, only its change feed
         with service.docs.db.connection() as conn:
-            stored = dict(conn.execute("SELECT term, df FROM term_df WHERE df > 0").fetchall())
-            counted = dict(conn.execute("SELECT u.lexeme, COUNT(*) FROM chunks c, unnest(c.terms) u"
-                                        " GROUP BY u.lexeme").fetchall())
-        assert stored == counted
+            columns = {r[0] for r in conn.execute("SELECT column_name FROM information_schema.columns"
+                                                  " WHERE table_name='chunks'")}
+            tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
+        assert "terms" not in columns and "term_df" not in tables and "keyword_changes" in tables
     service.docs.reset()
     assert service.docs.count() == (0, 0) and service.docs.keyword_search("harbour", 5) == []
 
@@ -309,8 +309,8 @@ def test_conversations_jobs_progress_and_token_key_are_shared(fresh: Callable[..
     key = a.client_key()
     assert len(key) == 32 and b.client_key() == key
     assert ClientTokens(b.client_key()).valid(ClientTokens(key).issue())
-    if a.settings.database_url:  # all of it lives in the database, none in the data folder
-        assert sorted(p.name for p in a.settings.data_dir.iterdir()) == ["chroma"]
+    if a.settings.database_url:  # all of it lives in the database; the data folder has only rebuildable caches
+        assert sorted(p.name for p in a.settings.data_dir.iterdir()) == ["chroma", "keyword-index-pg"]
 
 
 # ---- migrations and the writer lock ----------------------------------------------------------------------
@@ -509,6 +509,7 @@ def test_replicas_share_one_corpus_conversations_and_jobs(replicas: Replicas) ->
     assert "harbour" in {d["doc_id"] for d in listed["documents"]}
     passages = _answer(c, "How many ships were waiting outside the harbour of Quellstadt?")["passages"]
     assert passages[0]["doc_id"] == "harbour" and "ninetyseven" in passages[0]["text"]
+    assert "bm25" in passages[0]["ranks"]  # C's own keyword index caught up with B's write before answering
 
     # a conversation moves between replicas with its client token (issued by A, accepted by B and C)
     first = _ask(a, "Who did Trump fire?")
@@ -550,9 +551,10 @@ def test_replicas_share_one_corpus_conversations_and_jobs(replicas: Replicas) ->
         assert httpx.get(f"{url}/documents/{MISSILES_DOC}", timeout=30).status_code == 404
         assert MISSILES_DOC not in {p["doc_id"] for p in _answer(url, MISSILES)["passages"]}
     assert replicas.chroma_ids(MISSILES_DOC) == set()
-    for name in "abc":  # nothing of the stores lives in a replica's data folder, only A's cache of web validators
-        assert {p.name for p in (replicas.root / name / "data").iterdir()} <= {"web.sqlite", "web.sqlite-wal",
-                                                                                  "web.sqlite-shm"}
+    for name in "abc":  # nothing of the stores lives in a replica's data folder, only caches: its keyword
+        # index (rebuilt from PostgreSQL when missing) and A's web validators
+        assert {p.name for p in (replicas.root / name / "data").iterdir()} <= {
+            "web.sqlite", "web.sqlite-wal", "web.sqlite-shm", "keyword-index-pg"}
 
 
 def test_two_replicas_writing_one_document_id_leave_one_version(replicas: Replicas) -> None:

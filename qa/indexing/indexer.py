@@ -207,6 +207,7 @@ class Indexer:
             self.progress.start()
             try:
                 yield
+                self.docs.keyword_catch_up()  # the batch searchable now, not at the next question
             finally:
                 self.progress.clear()  # under the lock: a later writer's progress is never removed
 

@@ -1,4 +1,5 @@
-"""Metadata filters, and their one translation per backend: Chroma `where` and the SQL store's WHERE."""
+"""Metadata filters, and their one translation per backend: Chroma `where`, the keyword index's filter and the
+SQL store's WHERE."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import date
 
 from qa.errors import BadRequest
 from qa.store import SqlFilter
+from qa.store.keyword import KeywordFilter
 from qa.store.sqlite import day_number
 
 
@@ -44,6 +46,13 @@ def chroma_where(filters: Filters) -> dict | None:
     if not clauses:
         return None
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def keyword_filter(filters: Filters) -> KeywordFilter | None:
+    """The filter as the keyword index applies it inside the engine (same rules as Chroma's)."""
+    if not (filters.source or filters.published_from or filters.published_to):
+        return None
+    return KeywordFilter(filters.source.casefold() if filters.source else None, filters.day_from, filters.day_to)
 
 
 def sql_where(filters: Filters) -> SqlFilter | None:

@@ -1,10 +1,10 @@
-"""Keyword ranking: BM25 over the SQL store's full-text index."""
+"""Keyword ranking: BM25 in the keyword index the SQL store keeps (tantivy, qa.store.keyword)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from qa.retrieval.filters import Filters, sql_where
+from qa.retrieval.filters import Filters, keyword_filter
 from qa.store import DocumentStore
 
 
@@ -17,4 +17,4 @@ class KeywordRanker:
         self.docs = docs
 
     def rank(self, query: str, vector: np.ndarray, n: int, filters: Filters) -> list[tuple[str, float]]:
-        return self.docs.keyword_search(query, n, sql_where(filters))
+        return self.docs.keyword_search(query, n, keyword_filter(filters))

@@ -1,6 +1,7 @@
-"""Stage 2, store: what is indexed. Two stores and no more: the SQL store (documents, chunks, the keyword
-index and ingest-time enrichment rows, written in one transaction per article) and the vector index (Chroma,
-embedded or server). Crash repair only ever reconciles these two.
+"""Stage 2, store: what is indexed. Two stores and no more: the SQL store (documents, chunks, ingest-time
+enrichment rows and the keyword index's change feed, written in one transaction per article) and the vector
+index (Chroma, embedded or server). Crash repair only ever reconciles these two; the keyword index (tantivy,
+qa.store.keyword) is derived from the SQL store and replays its change feed by itself.
 
 May import: qa.errors, qa.lexicon, qa.sources.article, qa.config. Filters arrive already translated for the
 backend (retrieval owns the translation).
@@ -16,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from qa.sources.article import Article
+from qa.store.keyword import KeywordFilter
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,8 @@ SqlFilter = tuple[str, list[Any]]  # a WHERE fragment over the chunks table `c`,
 
 
 class DocumentStore(Protocol):
-    """Documents, chunks, keyword index and enrichment rows; each article replaced in one transaction."""
+    """Documents, chunks, enrichment rows and the keyword change feed; each article replaced in one transaction.
+    keyword_search() asks the keyword index derived from them, caught up first."""
 
     def content_hash(self, doc_id: str) -> str | None: ...
     def origin(self, doc_id: str) -> str | None: ...
@@ -79,7 +82,8 @@ class DocumentStore(Protocol):
     def list_documents(self) -> list[dict]: ...
     def get_document(self, doc_id: str) -> dict | None: ...
     def get_chunks(self, chunk_ids: Iterable[str]) -> dict[str, StoredChunk]: ...
-    def keyword_search(self, query: str, n: int, where: SqlFilter | None = None) -> list[tuple[str, float]]: ...
+    def keyword_search(self, query: str, n: int, where: KeywordFilter | None = None) -> list[tuple[str, float]]: ...
+    def keyword_catch_up(self) -> None: ...
     def spans_in(self, kind: str, doc_id: str, start: int, end: int) -> list[tuple[int, int, np.ndarray]]: ...
     def close_thread(self) -> None: ...
     def reset(self) -> None: ...

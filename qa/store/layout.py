@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,16 @@ class DataLayout:
     @property
     def documents(self) -> Path:
         return self.root / "docstore.sqlite"
+
+    @property
+    def keyword_index(self) -> Path:
+        """The tantivy keyword index, derived from the SQL store (rebuilt from it when missing)."""
+        return self.root / "keyword-index"
+
+    def replica_keyword_index(self, database_url: str) -> Path:
+        """This replica's keyword index of a PostgreSQL database (one folder per database, named by a hash of
+        its URL): a cache rebuilt from the database whenever it is missing."""
+        return self.root / "keyword-index-pg" / hashlib.sha256(database_url.encode()).hexdigest()[:16]
 
     @property
     def conversations(self) -> Path:

@@ -9,22 +9,24 @@ any number of hosts serve one corpus and keep nothing on local disk.
 - The same database holds what every replica must share beside the store: conversations and their owners
   (qa.conversations.postgres), ingest jobs (qa.jobs), the running ingest's progress (qa.indexing.progress)
   and the key that signs client tokens (PostgresDatabase.shared_key).
-- Keyword search: each chunk's terms (qa.lexicon.terms(), the analysis the SQLite store uses) are stored as a
-  `tsvector` built from those terms directly (so PostgreSQL's parser never re-splits them), with a GIN index.
-  Ranking is the same Lucene BM25 (k1=1.5, b=0.75) the SQLite store computes, from the tsvector positions
-  (term frequency), `n_terms` (length) and a `term_df` table kept in each article's transaction (document
-  frequency); ts_rank_cd was measured against it on `qa eval` (docs/benchmarks.md) and lost.
+- Keyword search: each API process (replica) keeps its own tantivy index (qa.store.keyword), in its data
+  folder (`keyword-index-pg/<database>/`), fed from the `keyword_changes` table that every put and delete
+  writes in its transaction. Sequence numbers come from one `meta` row updated in that transaction, whose row
+  lock orders writers, so they are assigned in commit order and a replica never skips a change committed
+  late. Before each search a replica reads the head (one indexed row) and catches up, so a write through one
+  replica is searchable through every other at once; a new or wiped replica rebuilds its index from the
+  chunks. PostgreSQL full text (a tsvector per chunk, GIN, BM25 in SQL) was measured against it and dropped
+  (docs/benchmarks.md): it scores every posting of every query term.
 - The writer lock is a session advisory lock (AdvisoryLock), held on its own connection: it is released when
   the holder ends, even by `kill -9`, since the server drops the session.
 """
 
 from __future__ import annotations
 
-import math
 import secrets
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,16 +35,14 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from qa.errors import StoreUnavailable
-from qa.lexicon import ANALYZER_VERSION, terms
 from qa.sources.article import Article
-from qa.store import ChunkRow, SpanRows, SqlFilter, StoredChunk
-from qa.store.sqlite import BM25_B, BM25_K1, day_number, indexed_terms
+from qa.store import ChunkRow, SpanRows, StoredChunk
+from qa.store.keyword import KeywordFilter, KeywordIndex, KeywordRow
+from qa.store.sqlite import day_number
 
 UNAVAILABLE = "document store unavailable: the PostgreSQL server (QA_DATABASE_URL) does not answer"
 MIGRATION_LOCK = 7_161_760_001  # advisory lock keys: arbitrary, fixed, used by nothing else
 INGEST_LOCK = 7_161_760_002
-MAX_LEXEME_BYTES = 2046  # PostgreSQL refuses longer tsvector words
-MAX_POSITION = 16383  # and larger positions
 
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "documents, chunks with a tsvector keyword index, spans, pending marks, counts, conversations", """
@@ -103,30 +103,16 @@ CREATE TABLE feedback (
   doc_ids TEXT NOT NULL, created TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
 );
 """),
+    (4, "keyword index out of PostgreSQL: a change feed for each replica's tantivy index", """
+CREATE TABLE keyword_changes (doc_id TEXT PRIMARY KEY, seq BIGINT NOT NULL);
+CREATE INDEX keyword_changes_seq ON keyword_changes(seq);
+INSERT INTO meta VALUES ('keyword_seq', '0'), ('keyword_generation', md5(random()::text));
+DROP INDEX chunks_terms;
+ALTER TABLE chunks DROP COLUMN terms;
+DROP TABLE term_df;
+DELETE FROM meta WHERE key IN ('analyzer', 'terms');
+"""),
 ]
-
-
-def _lexeme(term: str) -> str:
-    raw = term.encode()
-    return term if len(raw) <= MAX_LEXEME_BYTES else raw[:MAX_LEXEME_BYTES].decode(errors="ignore")
-
-
-def _quoted(term: str) -> str:
-    """A lexeme as a tsvector/tsquery literal: quoted, so no character of it is read as syntax."""
-    return "'" + _lexeme(term).replace("\\", "\\\\").replace("'", "''") + "'"
-
-
-def tsvector_literal(chunk_terms: list[str]) -> str:
-    """A chunk's analysed terms as a tsvector, each with its positions (their count is the term frequency)."""
-    positions: dict[str, list[int]] = {}
-    for at, term in enumerate(chunk_terms, 1):
-        positions.setdefault(_lexeme(term), []).append(min(at, MAX_POSITION))
-    return " ".join(f"{_quoted(t)}:{','.join(map(str, sorted(set(p))))}" for t, p in positions.items())
-
-
-def _pg_params(clause: str) -> str:
-    """A WHERE fragment written with SQLite's `?` placeholders (qa.retrieval.filters), for psycopg."""
-    return clause.replace("?", "%s")
 
 
 class PostgresDatabase:
@@ -222,38 +208,50 @@ class AdvisoryLock:
 class PostgresStore:
     """The DocumentStore on PostgreSQL; each article replaced in one transaction, as in SQLiteStore."""
 
-    def __init__(self, database: PostgresDatabase) -> None:
+    def __init__(self, database: PostgresDatabase, keyword_dir: Path | None = None) -> None:
+        """keyword_dir: where this replica keeps its keyword index (None: in memory, rebuilt at each start)."""
         self.db = database
-        with self.db.connection() as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key='analyzer'").fetchone()
-        if row is None or row[0] != ANALYZER_VERSION:
-            self.rebuild_keyword_index()
+        self.keyword = KeywordIndex(keyword_dir, self)
 
-    def rebuild_keyword_index(self) -> int:
-        """Index every chunk again (a new analyzer, or a new database); returns chunks indexed."""
-        count = total = 0
+    # ---- the keyword index's change feed (qa.store.keyword.ChangeFeed) --------------------------------------
+
+    def keyword_head(self) -> tuple[str, int]:
         with self.db.connection() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-            row = conn.execute("SELECT value FROM meta WHERE key='analyzer'").fetchone()
-            if row is not None and row[0] == ANALYZER_VERSION:
-                return 0  # another process did it while this one waited
-            conn.execute("DELETE FROM term_df")
-            df: Counter[str] = Counter()
-            for doc_id, text in conn.execute("SELECT doc_id, text FROM documents").fetchall():
-                rows = conn.execute('SELECT id, start, "end" FROM chunks WHERE doc_id=%s', (doc_id,)).fetchall()
-                analysed = [(i, indexed_terms(text[s:e])) for i, s, e in rows]
-                with conn.cursor() as cur:
-                    cur.executemany("UPDATE chunks SET terms=%s::tsvector, n_terms=%s WHERE id=%s",
-                                    [(tsvector_literal(t), len(t), i) for i, t in analysed])
-                for _, t in analysed:
-                    df.update({_lexeme(x) for x in t})
-                count += len(rows)
-                total += sum(len(t) for _, t in analysed)
-            self._add_df(conn, df)
-            conn.execute("UPDATE meta SET value=%s WHERE key='terms'", (str(total),))
-            conn.execute("INSERT INTO meta VALUES ('analyzer', %s)"
-                         " ON CONFLICT (key) DO UPDATE SET value=EXCLUDED.value", (ANALYZER_VERSION,))
-        return count
+            meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('keyword_generation',"
+                                     " 'keyword_seq')").fetchall())
+        return meta["keyword_generation"], int(meta["keyword_seq"])
+
+    def keyword_changes(self, after: int) -> tuple[list[str], int]:
+        with self.db.connection() as conn:
+            rows = conn.execute("SELECT doc_id, seq FROM keyword_changes WHERE seq > %s", (after,)).fetchall()
+        return [r[0] for r in rows], max((int(r[1]) for r in rows), default=after)
+
+    def keyword_rows(self, doc_ids: list[str] | None) -> Iterator[KeywordRow]:
+        query = ('SELECT c.chunk_id, c.doc_id, c.source_key, c.day, substr(d.text, c.start + 1, c."end" - c.start)'
+                 " FROM chunks c JOIN documents d ON d.doc_id = c.doc_id")
+        with self.db.connection() as conn:
+            if doc_ids is not None:
+                rows = conn.execute(query + " WHERE c.doc_id = ANY(%s)", (doc_ids,)).fetchall()
+                yield from (KeywordRow(*r) for r in rows)
+                return
+            with conn.cursor(name="keyword_rows") as cursor:  # server-side: the whole corpus, streamed
+                cursor.itersize = 5000
+                cursor.execute(query)  # type: ignore[arg-type]
+                yield from (KeywordRow(*r) for r in cursor)
+
+    def keyword_catch_up(self) -> None:
+        """Bring this replica's keyword index up to the database (after an ingest batch, at start-up)."""
+        self.keyword.catch_up()
+
+    @staticmethod
+    def _record_change(conn: psycopg.Connection[Any], doc_id: str) -> None:
+        """Tell every replica's keyword index, in the article's own transaction, that the article changed (the
+        meta row stays locked until commit, so sequence numbers are given in commit order)."""
+        row = conn.execute("UPDATE meta SET value = (value::bigint + 1)::text WHERE key='keyword_seq'"
+                           " RETURNING value").fetchone()
+        assert row is not None
+        conn.execute("INSERT INTO keyword_changes VALUES (%s, %s) ON CONFLICT (doc_id) DO UPDATE SET seq=EXCLUDED.seq",
+                     (doc_id, int(row[0])))
 
     # ---- ingest bookkeeping -------------------------------------------------------------------------------
 
@@ -294,15 +292,14 @@ class PostgresStore:
         self, article: Article, fingerprint: str, chunks: list[ChunkRow], enrichments: dict[str, SpanRows],
         embed_model: str, signature: bytes | None = None,
     ) -> None:
-        """Replace one article (document, chunks, keyword terms, enrichment rows, text signature) in one
-        transaction that also clears its pending mark (its recorded copies stay)."""
+        """Replace one article (document, chunks, enrichment rows, text signature) in one transaction that also
+        records the change for the keyword index and clears its pending mark (its recorded copies stay)."""
         published = article.published.isoformat() if article.published else None
         source_key, day = (article.source or "").casefold(), day_number(published)
-        analysed = [indexed_terms(article.text[c.start : c.end]) for c in chunks]
         with self.db.connection() as conn:
-            docs_removed, chunks_removed, terms_removed = self._delete(conn, article.doc_id)
-            self._add_counts(conn, 1 - docs_removed, len(chunks) - chunks_removed,
-                             sum(map(len, analysed)) - terms_removed)
+            self._record_change(conn, article.doc_id)  # first: the lock that orders writers
+            docs_removed, chunks_removed = self._delete(conn, article.doc_id)
+            self._add_counts(conn, 1 - docs_removed, len(chunks) - chunks_removed)
             conn.execute(
                 "INSERT INTO documents (doc_id, title, source, published, url, path, text, content_hash, n_chunks,"
                 " embed_model, author) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
@@ -313,10 +310,9 @@ class PostgresStore:
                 conn.execute("INSERT INTO signatures (doc_id, signature) VALUES (%s, %s)", (article.doc_id, signature))
             with conn.cursor() as cur:
                 cur.executemany(
-                    'INSERT INTO chunks (chunk_id, doc_id, idx, start, "end", source_key, day, n_terms, terms)'
-                    " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s::tsvector)",
-                    [(c.chunk_id, c.doc_id, c.idx, c.start, c.end, source_key, day, len(t), tsvector_literal(t))
-                     for c, t in zip(chunks, analysed, strict=True)],
+                    'INSERT INTO chunks (chunk_id, doc_id, idx, start, "end", source_key, day)'
+                    " VALUES (%s,%s,%s,%s,%s,%s,%s)",
+                    [(c.chunk_id, c.doc_id, c.idx, c.start, c.end, source_key, day) for c in chunks],
                 )
                 for kind, rows in enrichments.items():
                     vectors = rows.vectors.astype(np.float16)
@@ -324,58 +320,40 @@ class PostgresStore:
                         'INSERT INTO spans (kind, doc_id, start, "end", vector) VALUES (%s,%s,%s,%s,%s)',
                         [(kind, article.doc_id, s, e, vectors[i].tobytes()) for i, (s, e) in enumerate(rows.spans)],
                     )
-            df: Counter[str] = Counter()
-            for t in analysed:
-                df.update({_lexeme(x) for x in t})
-            self._add_df(conn, df)
             conn.execute("DELETE FROM pending WHERE doc_id=%s", (article.doc_id,))
 
     def delete(self, doc_id: str) -> bool:
         """Remove an article and everything derived from it, the copies recorded for it included; False when
         it was not there."""
         with self.db.connection() as conn:
-            docs_removed, chunks_removed, terms_removed = self._delete(conn, doc_id)
+            docs_removed, chunks_removed = self._delete(conn, doc_id)
             conn.execute("DELETE FROM copies WHERE doc_id=%s", (doc_id,))
             conn.execute("DELETE FROM pending WHERE doc_id=%s", (doc_id,))
             if docs_removed:
-                self._add_counts(conn, -docs_removed, -chunks_removed, -terms_removed)
+                self._record_change(conn, doc_id)
+                self._add_counts(conn, -docs_removed, -chunks_removed)
         return bool(docs_removed)
 
     @staticmethod
-    def _delete(conn: psycopg.Connection[Any], doc_id: str) -> tuple[int, int, int]:
-        """Remove an article's rows (and its terms' document frequencies); returns (documents, chunks, terms)."""
-        conn.execute(
-            "UPDATE term_df SET df = term_df.df - x.n FROM (SELECT u.lexeme, COUNT(*) AS n FROM chunks c,"
-            " unnest(c.terms) u WHERE c.doc_id=%s GROUP BY u.lexeme) x WHERE term_df.term = x.lexeme", (doc_id,),
-        )
-        row = conn.execute("SELECT COUNT(*), COALESCE(SUM(n_terms), 0) FROM chunks WHERE doc_id=%s",
-                           (doc_id,)).fetchone()
-        n_terms = int(row[1]) if row else 0
+    def _delete(conn: psycopg.Connection[Any], doc_id: str) -> tuple[int, int]:
+        """Remove an article's rows; returns (documents, chunks) removed."""
         docs = conn.execute("DELETE FROM documents WHERE doc_id=%s", (doc_id,)).rowcount
         removed = conn.execute("DELETE FROM chunks WHERE doc_id=%s", (doc_id,)).rowcount
         conn.execute("DELETE FROM spans WHERE doc_id=%s", (doc_id,))
         conn.execute("DELETE FROM signatures WHERE doc_id=%s", (doc_id,))
-        return docs, removed, n_terms
+        return docs, removed
 
     @staticmethod
-    def _add_df(conn: psycopg.Connection[Any], df: Counter[str]) -> None:
-        if df:
-            conn.execute(
-                "INSERT INTO term_df (term, df) SELECT * FROM unnest(%s::text[], %s::int[])"
-                " ON CONFLICT (term) DO UPDATE SET df = term_df.df + EXCLUDED.df",
-                (list(df), list(df.values())),
-            )
-
-    @staticmethod
-    def _add_counts(conn: psycopg.Connection[Any], documents: int, chunks: int, terms_added: int) -> None:
-        for key, delta in (("documents", documents), ("chunks", chunks), ("terms", terms_added)):
+    def _add_counts(conn: psycopg.Connection[Any], documents: int, chunks: int) -> None:
+        for key, delta in (("documents", documents), ("chunks", chunks)):
             conn.execute("UPDATE meta SET value = (value::bigint + %s)::text WHERE key=%s", (delta, key))
 
     def reset(self) -> None:
         """Delete every article (the index is being rebuilt, e.g. for another embedding model)."""
         with self.db.connection() as conn:
-            conn.execute("TRUNCATE documents, chunks, spans, pending, term_df, signatures, copies")
-            conn.execute("UPDATE meta SET value='0' WHERE key IN ('documents', 'chunks', 'terms')")
+            conn.execute("TRUNCATE documents, chunks, spans, pending, signatures, copies, keyword_changes")
+            conn.execute("UPDATE meta SET value='0' WHERE key IN ('documents', 'chunks')")
+            conn.execute("UPDATE meta SET value=md5(random()::text) WHERE key='keyword_generation'")
 
     def close_thread(self) -> None:
         """Nothing to close: connections go back to the pool after each call."""
@@ -485,36 +463,9 @@ class PostgresStore:
             for r in rows
         }
 
-    def keyword_search(self, query: str, n: int, where: SqlFilter | None = None) -> list[tuple[str, float]]:
-        """The n chunks that best match the query's terms (Lucene BM25 as in SQLiteStore, higher is better):
-        candidates are found through the GIN index, term frequencies read from their tsvectors. Ties go to
-        the smaller chunk id (byte order, as SQLite compares)."""
-        wanted = Counter(_lexeme(t) for t in terms(query))
-        if not wanted:
-            return []
-        with self.db.connection() as conn:
-            meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('chunks', 'terms')").fetchall())
-            n_chunks, n_terms = int(meta["chunks"]), int(meta["terms"])
-            if not n_chunks or not n_terms:
-                return []
-            df = dict(conn.execute("SELECT term, df FROM term_df WHERE term = ANY(%s) AND df > 0",
-                                   (list(wanted),)).fetchall())
-            weights = {t: q * math.log(1 + (n_chunks - df[t] + 0.5) / (df[t] + 0.5))
-                       for t, q in wanted.items() if t in df}
-            if not weights:
-                return []
-            clause, params = where or ("", [])
-            rows = conn.execute(
-                "SELECT c.chunk_id, SUM(q.weight * cardinality(u.positions)"
-                " / (cardinality(u.positions) + %s * (1 - %s + %s * c.n_terms / %s))) AS score"
-                " FROM chunks c CROSS JOIN LATERAL unnest(c.terms) u"
-                " JOIN unnest(%s::text[], %s::float8[]) AS q(term, weight) ON q.term = u.lexeme"
-                f" WHERE c.terms @@ %s::tsquery {'AND ' + _pg_params(clause) if clause else ''}"
-                ' GROUP BY c.id ORDER BY score DESC, c.chunk_id COLLATE "C" LIMIT %s',
-                [BM25_K1, BM25_B, BM25_B, n_terms / n_chunks, list(weights), list(weights.values()),
-                 " | ".join(_quoted(t) for t in weights), *params, n],
-            ).fetchall()
-        return [(chunk_id, float(score)) for chunk_id, score in rows]
+    def keyword_search(self, query: str, n: int, where: KeywordFilter | None = None) -> list[tuple[str, float]]:
+        """The n chunks that best match the query's terms (BM25 in this replica's index, caught up first)."""
+        return self.keyword.search(query, n, where)
 
     def spans_in(self, kind: str, doc_id: str, start: int, end: int) -> list[tuple[int, int, np.ndarray]]:
         """An enrichment's spans (and vectors) lying inside [start, end) of an article."""

@@ -1,39 +1,30 @@
-"""The SQL store on SQLite: cleaned articles, their chunks, the keyword index (FTS5) and enrichment rows.
+"""The SQL store on SQLite: cleaned articles, their chunks and enrichment rows, and the change feed of the
+keyword index.
 
-It is the source of truth for passage text and offsets; Chroma holds only vectors. An article's document
-row, chunk rows, keyword-index rows and enrichment rows are replaced in one transaction, so a reader (in
-any process) sees either the old or the new version, and crash repair only has Chroma to reconcile.
+It is the source of truth for passage text and offsets; Chroma holds only vectors and the keyword index
+(qa.store.keyword, tantivy, in the data folder's `keyword-index/`) only what it derives from these rows. An
+article's document row, chunk rows, enrichment rows and its `keyword_changes` row (the article's id with a
+new sequence number from `meta`) are replaced in one transaction, so a reader (in any process) sees either the
+old or the new version, and the keyword index replays exactly what it has not applied yet.
 
-The keyword index is an FTS5 table without content of its own: each chunk is indexed as the terms
-qa.lexicon.terms() makes of it (Snowball stems, no stopwords), joined by spaces, so indexing and querying
-share one analysis and the text is stored once (in `documents`). FTS5 ranks with BM25 (k1=1.2, b=0.75).
-Removing a chunk from a contentless FTS5 table needs the terms it was indexed with; they are re-derived
-from the stored article text in the same transaction (the analyzer version is recorded in `meta`, and a
-change rebuilds the index when the store opens).
-
-Ranking is Lucene's BM25 (k1=1.5, b=0.75, idf = ln(1 + (N - df + 0.5) / (df + 0.5))), computed in SQL from
-FTS5's own postings (fts5vocab), not FTS5's built-in bm25(): that one fixes k1=1.2 and uses an idf that is
-zero for any term in half the chunks or more, which on a small corpus (the 20-chunk seeds) throws away most
-query terms. Measured on `qa eval`: with the built-in rank hit@3 fell 0.87 -> 0.82, hit@5 0.95 -> 0.92, gold
-0.92 -> 0.89 and refusal precision 0.92 -> 0.86; with this one the keyword top 10 equals the old bm25s index
-on all 51 eval questions, and every metric is unchanged.
+A data folder written before the keyword index moved to tantivy holds FTS5 tables (`chunk_terms` and its
+fts5vocab views): they are dropped when the store opens, and the index is built from the stored chunks on
+first use (the index folder is missing).
 """
 
 from __future__ import annotations
 
-import math
 import sqlite3
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from qa.lexicon import ANALYZER_VERSION, terms
 from qa.sources.article import Article
 from qa.sqlite_local import ThreadLocalSQLite
-from qa.store import ChunkRow, SpanRows, SqlFilter, StoredChunk
+from qa.store import ChunkRow, SpanRows, StoredChunk
+from qa.store.keyword import KeywordFilter, KeywordIndex, KeywordRow, new_generation
 
 DOCUMENTS_TABLE = """CREATE TABLE IF NOT EXISTS documents (
   doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT, published TEXT, url TEXT, path TEXT,
@@ -63,10 +54,6 @@ SCHEMA = ";\n".join([
     DOCUMENTS_TABLE,
     CHUNKS_TABLE,
     "CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id)",
-    "CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms"
-    " USING fts5(terms, content='', tokenize=\"unicode61 remove_diacritics 0 tokenchars '_'\")",
-    "CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms_df USING fts5vocab(chunk_terms, 'row')",
-    "CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms_postings USING fts5vocab(chunk_terms, 'instance')",
     SPANS_TABLE,
     # put() and delete() remove an article's spans by doc_id; the primary key starts with kind, so without
     # this index that DELETE scans every span row (3 per chunk: a full read of the table per article at 1M)
@@ -76,6 +63,9 @@ SCHEMA = ";\n".join([
     "CREATE INDEX IF NOT EXISTS copies_copy ON copies(copy_id)",
     "CREATE TABLE IF NOT EXISTS pending (doc_id TEXT PRIMARY KEY)",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    # the keyword index's change feed: the latest change of each article (a delete too), by sequence number
+    "CREATE TABLE IF NOT EXISTS keyword_changes (doc_id TEXT PRIMARY KEY, seq INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS keyword_changes_seq ON keyword_changes(seq)",
 ]) + ";"
 
 
@@ -86,19 +76,13 @@ def day_number(published: str | None) -> int:
     return int(str(published)[:10].replace("-", ""))
 
 
-BM25_K1 = 1.5
-BM25_B = 0.75
-
-
-def indexed_terms(text: str) -> list[str]:
-    """What the keyword index stores for a chunk (as space-separated terms)."""
-    return terms(text)
+LEGACY_KEYWORD_TABLES = ("chunk_terms_df", "chunk_terms_postings", "chunk_terms")  # FTS5, before tantivy
 
 
 class SQLiteStore:
     """Thread-safe access to the SQLite store (one connection per thread, WAL for many readers)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, keyword_dir: Path | None = None) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = ThreadLocalSQLite(path, rows=True)
@@ -106,6 +90,7 @@ class SQLiteStore:
         self._conn().executescript(SCHEMA)
         self._add_columns()
         self._init_meta()
+        self.keyword = KeywordIndex(keyword_dir or path.parent / "keyword-index", self)
 
     # ---- connection and transactions --------------------------------------------------------------------
 
@@ -130,11 +115,16 @@ class SQLiteStore:
         """Bring a store written before the keyword index moved into SQLite up to this schema: chunks get an
         integer key (the FTS rowid) and filter columns, sentence vectors become `sentence` span rows."""
         conn = self._conn()
+        legacy = [t for t in LEGACY_KEYWORD_TABLES
+                  if conn.execute("SELECT 1 FROM sqlite_master WHERE name=?", (t,)).fetchone()]
+        if legacy:  # the keyword index lives in tantivy now, built from the chunks on first use
+            with self._tx() as db:
+                for table in legacy:
+                    db.execute(f"DROP TABLE {table}")
+                db.execute("DELETE FROM meta WHERE key IN ('analyzer', 'terms')")
         columns = {r[1] for r in conn.execute("PRAGMA table_info(chunks)")}
         if "id" in columns and "n_terms" not in columns:
-            with self._tx() as db:
-                db.execute("ALTER TABLE chunks ADD COLUMN n_terms INTEGER NOT NULL DEFAULT 0")
-                db.execute("DELETE FROM meta WHERE key='analyzer'")  # the rebuild fills n_terms
+            conn.execute("ALTER TABLE chunks ADD COLUMN n_terms INTEGER NOT NULL DEFAULT 0")
         if not columns or "id" in columns:
             return
         with self._tx() as db:
@@ -162,33 +152,51 @@ class SQLiteStore:
 
     def _init_meta(self) -> None:
         """Row counts kept in `meta` (count() is asked on every /health; COUNT(*) reads the whole table), and
-        the keyword index rebuilt when it was made by another analyzer (or never)."""
+        the keyword change feed's sequence and generation."""
         conn = self._conn()
-        if conn.execute("SELECT COUNT(*) FROM meta WHERE key IN ('documents', 'chunks', 'terms')").fetchone()[0] != 3:
+        if conn.execute("SELECT COUNT(*) FROM meta WHERE key IN ('documents', 'chunks', 'keyword_seq',"
+                        " 'keyword_generation')").fetchone()[0] != 4:
             with self._tx() as db:
                 db.execute("INSERT OR IGNORE INTO meta SELECT 'documents', COUNT(*) FROM documents")
                 db.execute("INSERT OR IGNORE INTO meta SELECT 'chunks', COUNT(*) FROM chunks")
-                db.execute("INSERT OR IGNORE INTO meta SELECT 'terms', COALESCE(SUM(n_terms), 0) FROM chunks")
-        row = conn.execute("SELECT value FROM meta WHERE key='analyzer'").fetchone()
-        if row is None or row[0] != ANALYZER_VERSION:
-            self.rebuild_keyword_index()
+                db.execute("INSERT OR IGNORE INTO meta VALUES ('keyword_seq', '0')")
+                db.execute("INSERT OR IGNORE INTO meta VALUES ('keyword_generation', ?)", (new_generation(),))
 
-    def rebuild_keyword_index(self) -> int:
-        """Index every chunk again (a new analyzer, or a store from before the index); returns chunks indexed."""
-        count = total = 0
-        with self._tx() as db:
-            db.execute("INSERT INTO chunk_terms(chunk_terms) VALUES ('delete-all')")
-            for doc_id, text in db.execute("SELECT doc_id, text FROM documents").fetchall():
-                rows = db.execute('SELECT id, start, "end" FROM chunks WHERE doc_id=?', (doc_id,)).fetchall()
-                analysed = [(i, indexed_terms(text[s:e])) for i, s, e in rows]
-                db.executemany("INSERT INTO chunk_terms(rowid, terms) VALUES (?, ?)",
-                               [(i, " ".join(t)) for i, t in analysed])
-                db.executemany("UPDATE chunks SET n_terms=? WHERE id=?", [(len(t), i) for i, t in analysed])
-                count += len(rows)
-                total += sum(len(t) for _, t in analysed)
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('terms', ?)", (str(total),))
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('analyzer', ?)", (ANALYZER_VERSION,))
-        return count
+    @staticmethod
+    def _record_change(db: sqlite3.Connection, doc_id: str) -> None:
+        """Tell the keyword index, in the article's own transaction, that the article changed."""
+        seq = db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='keyword_seq'"
+                         " RETURNING value").fetchone()[0]
+        db.execute("INSERT OR REPLACE INTO keyword_changes VALUES (?, ?)", (doc_id, int(seq)))
+
+    # ---- the keyword index's change feed (qa.store.keyword.ChangeFeed) --------------------------------------
+
+    def keyword_head(self) -> tuple[str, int]:
+        meta = dict(self._conn().execute(
+            "SELECT key, value FROM meta WHERE key IN ('keyword_generation', 'keyword_seq')").fetchall())
+        return meta["keyword_generation"], int(meta["keyword_seq"])
+
+    def keyword_changes(self, after: int) -> tuple[list[str], int]:
+        rows = self._conn().execute("SELECT doc_id, seq FROM keyword_changes WHERE seq > ?", (after,)).fetchall()
+        return [r[0] for r in rows], max((r[1] for r in rows), default=after)
+
+    def keyword_rows(self, doc_ids: list[str] | None) -> Iterator[KeywordRow]:
+        conn = self._conn()
+        if doc_ids is None:
+            doc_ids = [r[0] for r in conn.execute("SELECT doc_id FROM documents")]
+        for at in range(0, len(doc_ids), 200):
+            part = doc_ids[at : at + 200]
+            marks = ",".join("?" * len(part))
+            rows = conn.execute(
+                'SELECT c.chunk_id, c.doc_id, c.source_key, c.day, substr(d.text, c.start + 1, c."end" - c.start)'
+                f" FROM chunks c JOIN documents d ON d.doc_id = c.doc_id WHERE c.doc_id IN ({marks})",
+                part,
+            ).fetchall()
+            yield from (KeywordRow(*r) for r in rows)
+
+    def keyword_catch_up(self) -> None:
+        """Bring the keyword index up to the store (after an ingest batch, at start-up)."""
+        self.keyword.catch_up()
 
     # ---- ingest bookkeeping -------------------------------------------------------------------------------
 
@@ -222,15 +230,15 @@ class SQLiteStore:
         self, article: Article, fingerprint: str, chunks: list[ChunkRow], enrichments: dict[str, SpanRows],
         embed_model: str, signature: bytes | None = None,
     ) -> None:
-        """Replace one article: its document row, chunks, keyword-index rows, enrichment rows and text
-        signature, in one transaction that also clears its pending mark (its recorded copies stay)."""
+        """Replace one article: its document row, chunks, enrichment rows and text signature, in one
+        transaction that also records the change for the keyword index and clears its pending mark (its
+        recorded copies stay)."""
         published = article.published.isoformat() if article.published else None
         source_key, day = (article.source or "").casefold(), day_number(published)
         with self._tx() as db:
-            docs_removed, chunks_removed, terms_removed = self._delete(db, article.doc_id)
-            analysed = [indexed_terms(article.text[c.start : c.end]) for c in chunks]
-            self._add_counts(db, 1 - docs_removed, len(chunks) - chunks_removed,
-                             sum(map(len, analysed)) - terms_removed)
+            docs_removed, chunks_removed = self._delete(db, article.doc_id)
+            self._add_counts(db, 1 - docs_removed, len(chunks) - chunks_removed)
+            self._record_change(db, article.doc_id)
             db.execute(
                 "INSERT INTO documents (doc_id, title, source, published, url, path, text, content_hash, n_chunks,"
                 " embed_model, author) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -239,14 +247,10 @@ class SQLiteStore:
             )
             if signature is not None:
                 db.execute("INSERT INTO signatures (doc_id, signature) VALUES (?, ?)", (article.doc_id, signature))
-            for c, chunk_terms in zip(chunks, analysed, strict=True):
-                cursor = db.execute(
-                    'INSERT INTO chunks (chunk_id, doc_id, idx, start, "end", source_key, day, n_terms)'
-                    " VALUES (?,?,?,?,?,?,?,?)",
-                    (c.chunk_id, c.doc_id, c.idx, c.start, c.end, source_key, day, len(chunk_terms)),
-                )
-                db.execute("INSERT INTO chunk_terms(rowid, terms) VALUES (?, ?)",
-                           (cursor.lastrowid, " ".join(chunk_terms)))
+            db.executemany(
+                'INSERT INTO chunks (chunk_id, doc_id, idx, start, "end", source_key, day) VALUES (?,?,?,?,?,?,?)',
+                [(c.chunk_id, c.doc_id, c.idx, c.start, c.end, source_key, day) for c in chunks],
+            )
             for kind, rows in enrichments.items():
                 vectors = rows.vectors.astype(np.float16)
                 db.executemany(
@@ -259,39 +263,35 @@ class SQLiteStore:
         """Remove an article and everything derived from it, the copies recorded for it included; False when
         it was not there."""
         with self._tx() as db:
-            docs_removed, chunks_removed, terms_removed = self._delete(db, doc_id)
+            docs_removed, chunks_removed = self._delete(db, doc_id)
             db.execute("DELETE FROM copies WHERE doc_id=?", (doc_id,))
             db.execute("DELETE FROM pending WHERE doc_id=?", (doc_id,))
             if docs_removed:
-                self._add_counts(db, -docs_removed, -chunks_removed, -terms_removed)
+                self._add_counts(db, -docs_removed, -chunks_removed)
+                self._record_change(db, doc_id)
         return bool(docs_removed)
 
     @staticmethod
-    def _delete(db: sqlite3.Connection, doc_id: str) -> tuple[int, int, int]:
-        """Remove an article's rows (keyword-index rows too); returns (documents, chunks, terms) removed."""
-        row = db.execute("SELECT text FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
-        chunks = db.execute('SELECT id, start, "end", n_terms FROM chunks WHERE doc_id=?', (doc_id,)).fetchall()
-        if row is not None:
-            db.executemany("INSERT INTO chunk_terms(chunk_terms, rowid, terms) VALUES ('delete', ?, ?)",
-                           [(i, " ".join(indexed_terms(row[0][s:e]))) for i, s, e, _ in chunks])
+    def _delete(db: sqlite3.Connection, doc_id: str) -> tuple[int, int]:
+        """Remove an article's rows; returns (documents, chunks) removed."""
         docs = db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,)).rowcount
         removed = db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,)).rowcount
         db.execute("DELETE FROM spans WHERE doc_id=?", (doc_id,))
         db.execute("DELETE FROM signatures WHERE doc_id=?", (doc_id,))
-        return docs, removed, sum(n for *_, n in chunks)
+        return docs, removed
 
     @staticmethod
-    def _add_counts(db: sqlite3.Connection, documents: int, chunks: int, terms_added: int) -> None:
-        for key, delta in (("documents", documents), ("chunks", chunks), ("terms", terms_added)):
+    def _add_counts(db: sqlite3.Connection, documents: int, chunks: int) -> None:
+        for key, delta in (("documents", documents), ("chunks", chunks)):
             db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + ? WHERE key=?", (delta, key))
 
     def reset(self) -> None:
         """Delete every article (the index is being rebuilt, e.g. for another embedding model)."""
         with self._tx() as db:
-            for table in ("documents", "chunks", "spans", "pending", "signatures", "copies"):
+            for table in ("documents", "chunks", "spans", "pending", "signatures", "copies", "keyword_changes"):
                 db.execute(f"DELETE FROM {table}")
-            db.execute("INSERT INTO chunk_terms(chunk_terms) VALUES ('delete-all')")
-            db.execute("UPDATE meta SET value='0' WHERE key IN ('documents', 'chunks', 'terms')")
+            db.execute("UPDATE meta SET value='0' WHERE key IN ('documents', 'chunks')")
+            db.execute("UPDATE meta SET value=? WHERE key='keyword_generation'", (new_generation(),))
 
     # ---- reads --------------------------------------------------------------------------------------------
 
@@ -391,37 +391,9 @@ class SQLiteStore:
             for r in rows
         }
 
-    def keyword_search(self, query: str, n: int, where: SqlFilter | None = None) -> list[tuple[str, float]]:
-        """The n chunks that best match the query's terms (BM25, higher is better), optionally filtered.
-
-        A query term counts as often as it occurs in the query (as bm25s scored it before). Ties go to the
-        smaller chunk id, so results are stable.
-        """
-        wanted = Counter(terms(query))
-        if not wanted:
-            return []
-        conn = self._conn()
-        meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('chunks', 'terms')"))
-        n_chunks, n_terms = int(meta["chunks"]), int(meta["terms"])
-        if not n_chunks or not n_terms:
-            return []
-        marks = ",".join("?" * len(wanted))
-        df = dict(conn.execute(f"SELECT term, doc FROM chunk_terms_df WHERE term IN ({marks})", list(wanted)))
-        weights = [(t, q * math.log(1 + (n_chunks - df[t] + 0.5) / (df[t] + 0.5))) for t, q in wanted.items()
-                   if t in df]
-        if not weights:
-            return []
-        clause, params = where or ("", [])
-        postings = " UNION ALL ".join("SELECT doc, term, ? AS weight FROM chunk_terms_postings WHERE term = ?"
-                                      for _ in weights)
-        rows = conn.execute(
-            f"SELECT c.chunk_id, SUM(p.weight * p.tf / (p.tf + ? * (1 - ? + ? * c.n_terms / ?))) AS score"
-            f" FROM (SELECT doc, weight, COUNT(*) AS tf FROM ({postings}) GROUP BY doc, term) p"
-            f" JOIN chunks c ON c.id = p.doc {'WHERE ' + clause if clause else ''}"
-            f" GROUP BY p.doc ORDER BY score DESC, c.chunk_id LIMIT ?",
-            [BM25_K1, BM25_B, BM25_B, n_terms / n_chunks, *[v for t, w in weights for v in (w, t)], *params, n],
-        )
-        return [(chunk_id, float(score)) for chunk_id, score in rows]
+    def keyword_search(self, query: str, n: int, where: KeywordFilter | None = None) -> list[tuple[str, float]]:
+        """The n chunks that best match the query's terms (BM25 in the keyword index, caught up first)."""
+        return self.keyword.search(query, n, where)
 
     def spans_in(self, kind: str, doc_id: str, start: int, end: int) -> list[tuple[int, int, np.ndarray]]:
         """An enrichment's spans (and vectors) lying inside [start, end) of an article."""
