@@ -76,15 +76,15 @@ _WORD = re.compile(r"\w+")
 SHINGLE_WORDS = 3
 
 
-def shingles(text: str) -> frozenset[int]:
-    """The hashed 3-word shingles of a text, case-folded (a text shorter than that: its words)."""
+def shingles(text: str) -> frozenset[tuple[str, ...]]:
+    """The 3-word shingles of a text, case-folded (a text shorter than that: its words)."""
     words = _WORD.findall(text.casefold())
     if len(words) < SHINGLE_WORDS:
-        return frozenset(hash(w) for w in words)
-    return frozenset(hash(tuple(words[i : i + SHINGLE_WORDS])) for i in range(len(words) - SHINGLE_WORDS + 1))
+        return frozenset((w,) for w in words)
+    return frozenset(zip(words, words[1:], words[2:], strict=False))
 
 
-def near_identical(a: frozenset[int], b: frozenset[int], overlap: float) -> bool:
+def near_identical(a: frozenset[tuple[str, ...]], b: frozenset[tuple[str, ...]], overlap: float) -> bool:
     """True when at least `overlap` of the smaller text's shingles are in the other (repeated lines, a copy of
     the same story uploaded twice)."""
     small, large = (a, b) if len(a) <= len(b) else (b, a)
@@ -98,17 +98,18 @@ def diversify(passages: list[Passage], k: int, max_per_article: int, overlap: fl
     `max_per_article` (0: no limit) from one article ahead of other articles' passages; an article's further
     passages are not dropped but follow the rest, so a corpus of one article still fills k. Scans only until
     k diverse passages are found, so a question costs a few dozen shingle sets at most."""
-    kept: list[tuple[Passage, frozenset[int]]] = []
+    kept: list[frozenset[tuple[str, ...]]] = []
     ahead: list[Passage] = []
     behind: list[Passage] = []
     per_article: dict[str, int] = {}
     for passage in passages:
         if len(ahead) >= k:
             break
-        grams = shingles(passage.text)
-        if overlap and any(near_identical(grams, other, overlap) for _, other in kept):
-            continue
-        kept.append((passage, grams))
+        if overlap:
+            grams = shingles(passage.text)
+            if any(near_identical(grams, other, overlap) for other in kept):
+                continue
+            kept.append(grams)
         taken = per_article.get(passage.doc_id, 0)
         per_article[passage.doc_id] = taken + 1
         (behind if max_per_article and taken >= max_per_article else ahead).append(passage)
