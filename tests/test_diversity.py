@@ -54,4 +54,4 @@ def test_a_flooding_article_does_not_crowd_out_the_answer(tmp_path: Path) -> Non
                                                      "repaired?"}).json()
     assert not body["refused"] and "14 cranes" in body["answer"], body["answer"]
     assert [c["doc_id"] for c in body["citations"]] == ["tokyo"] and "[1]" in body["answer"]
-    assert sum(p["doc_id"] == "harbour-notes" for p in body["passages"]) <= 2
+    assert sum(p["doc_id"] == "harbour-notes" for p in body["passages"]) <= 3  # QA_MAX_PER_ARTICLE
