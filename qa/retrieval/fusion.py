@@ -1,8 +1,10 @@
 """Hybrid retrieval: rankers (dense, keyword) fused by weighted reciprocal rank, overlapping chunks of one
-article dropped, the reranker applied, cut to k."""
+article dropped, the reranker applied, then diversified (near-identical chunks collapsed, at most
+`max_per_article` passages of one article before every other article has had its turn) and cut to k."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from qa.embedding import Embedder
@@ -18,7 +20,8 @@ class FusionRetriever:
 
     def __init__(
         self, rankers: Sequence[tuple[Ranker, float]], docs: DocumentStore, embedder: Embedder, reranker: Reranker,
-        *, mode: str = "hybrid", candidates: int = 30, rrf_k: int = 60,
+        *, mode: str = "hybrid", candidates: int = 30, rrf_k: int = 60, max_per_article: int = 0,
+        duplicate_overlap: float = 0.8,
     ) -> None:
         self.rankers = list(rankers)
         self.mode = mode
@@ -27,6 +30,8 @@ class FusionRetriever:
         self.reranker = reranker
         self.candidates = candidates
         self.rrf_k = rrf_k
+        self.max_per_article = max_per_article
+        self.duplicate_overlap = duplicate_overlap
 
     def retrieve(self, query: str, k: int, filters: Filters | None = None, mode: str | None = None) -> Retrieval:
         """The top-k passages for `query`, best first."""
@@ -55,7 +60,8 @@ class FusionRetriever:
                 chunk.chunk_id, chunk.doc_id, chunk.title, chunk.source, chunk.published, chunk.text, chunk.start,
                 chunk.end, fused[chunk_id], ranks[chunk_id],
             ))
-        return Retrieval(self.reranker.rerank(query, passages)[:k], vector, query)
+        ranked = self.reranker.rerank(query, passages)
+        return Retrieval(diversify(ranked, k, self.max_per_article, self.duplicate_overlap), vector, query)
 
 
 def _overlaps(doc_id: str, start: int, end: int, other: Passage) -> bool:
@@ -64,3 +70,47 @@ def _overlaps(doc_id: str, start: int, end: int, other: Passage) -> bool:
         return False
     shared = min(end, other.end) - max(start, other.start)
     return shared > 0.5 * min(end - start, other.end - other.start)
+
+
+_WORD = re.compile(r"\w+")
+SHINGLE_WORDS = 3
+
+
+def shingles(text: str) -> frozenset[tuple[str, ...]]:
+    """The 3-word shingles of a text, case-folded (a text shorter than that: its words)."""
+    words = _WORD.findall(text.casefold())
+    if len(words) < SHINGLE_WORDS:
+        return frozenset((w,) for w in words)
+    return frozenset(zip(words, words[1:], words[2:], strict=False))
+
+
+def near_identical(a: frozenset[tuple[str, ...]], b: frozenset[tuple[str, ...]], overlap: float) -> bool:
+    """True when at least `overlap` of the smaller text's shingles are in the other (repeated lines, a copy of
+    the same story uploaded twice)."""
+    small, large = (a, b) if len(a) <= len(b) else (b, a)
+    if not small:
+        return not large
+    return len(small & large) >= overlap * len(small)
+
+
+def diversify(passages: list[Passage], k: int, max_per_article: int, overlap: float) -> list[Passage]:
+    """The first k passages with near-identical ones dropped (overlap 0: none; the better-ranked copy stays) and at most
+    `max_per_article` (0: no limit) from one article ahead of other articles' passages; an article's further
+    passages are not dropped but follow the rest, so a corpus of one article still fills k. Scans only until
+    k diverse passages are found, so a question costs a few dozen shingle sets at most."""
+    kept: list[frozenset[tuple[str, ...]]] = []
+    ahead: list[Passage] = []
+    behind: list[Passage] = []
+    per_article: dict[str, int] = {}
+    for passage in passages:
+        if len(ahead) >= k:
+            break
+        if overlap:
+            grams = shingles(passage.text)
+            if any(near_identical(grams, other, overlap) for other in kept):
+                continue
+            kept.append(grams)
+        taken = per_article.get(passage.doc_id, 0)
+        per_article[passage.doc_id] = taken + 1
+        (behind if max_per_article and taken >= max_per_article else ahead).append(passage)
+    return (ahead + behind)[:k]
