@@ -420,8 +420,11 @@ def build_service(settings: Settings, cpu_worker: bool = False) -> Service:
         from qa.answering.llm import ChatModel, make_client
 
         llm = ChatModel(make_client(settings), settings.llm_model)
-    context = AnswerContext(settings, docs, embedder, llm)
-    answerer = AnswerChain([build_answerer(name, context) for name in chain_names(settings)])
+    from qa.answering.refusal import RefusalPolicy
+
+    policy = RefusalPolicy(settings.refusal_threshold)
+    context = AnswerContext(settings, docs, embedder, llm, policy)
+    answerer = AnswerChain([build_answerer(name, context) for name in chain_names(settings)], policy)
     chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
     indexer = Indexer(vectors, docs, embedder, chunker, sql.lock, sql.progress, answerer.enrichments,
                       run=cpu.run_if_large if cpu else None)

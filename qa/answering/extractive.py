@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -11,14 +10,11 @@ import numpy as np
 
 from qa.answering import Answer, AnswerContext, Citation, Disagreement, Quote
 from qa.answering.answer_types import AnswerType, Expectation
-from qa.answering.citations import REFUSAL_PREFIX, last_sentence, refusal_text, tokens_of
+from qa.answering.citations import REFUSAL_PREFIX, last_sentence, tokens_of
 from qa.answering.enrichments import SENTENCE_VECTORS, LazySentenceVectors, SentenceVectors
 from qa.answering.news import (
     Stated,
-    about_topic,
-    asks_latest,
     describe,
-    describer_terms,
     description_strength,
     disagreement,
     is_correction,
@@ -26,23 +22,20 @@ from qa.answering.news import (
     kind_of,
     numbers_in,
     published_day,
-    question_form,
     reason_strength,
-    resolve_what_about,
     said_by,
     source_label,
-    split_parts,
     superseded,
     values_in,
     yes_no_lead,
 )
+from qa.answering.question import Question
+from qa.answering.refusal import WEAK_EVIDENCE, RefusalPolicy
 from qa.lexicon import (
-    SEQUENCE_CUE_PATTERN,
     Gazetteer,
     neutralise_citations,
     predicate_coverage,
     predicate_terms,
-    question_terms,
     speaks_of,
     terms,
 )
@@ -50,7 +43,6 @@ from qa.retrieval import Retrieval
 from qa.store import DocumentStore
 
 MIN_SENTENCE_WORDS = 5
-_SEQUENCE = re.compile(SEQUENCE_CUE_PATTERN, re.I)
 # How far below the best score a later report may be and still lead a question about the latest state; how
 # far another article's sentence may be and still count as an earlier figure or the other side of a
 # disagreement. A correction and a sentence giving a reason (why questions) are ranked up by these.
@@ -140,29 +132,32 @@ class ExtractiveAnswerer:
         self, docs: DocumentStore, embed: Callable[[list[str]], np.ndarray], refusal_threshold: float,
         gazetteer: Gazetteer, max_sentences: int = 2, keyword_weight: float = 0.35,
         passages_considered: int = 5, margin: float = 0.08, sentences: SentenceVectors | None = None,
+        policy: RefusalPolicy | None = None,
     ) -> None:
         self.enrichments = (sentences or SentenceVectors(),)
         self.on_use = None if self.enrichments[0].at_ingest else LazySentenceVectors(embed)
         self.docs = docs
         self.embed = embed
-        self.threshold = refusal_threshold
+        self.policy = policy or RefusalPolicy(refusal_threshold)
+        self.threshold = self.policy.threshold
         self.gazetteer = gazetteer
         self.max_sentences = max_sentences
         self.keyword_weight = keyword_weight
         self.passages_considered = passages_considered
         self.margin = margin
 
-    def candidates(self, question: str, retrieval: Retrieval, expect: Expectation) -> list[_Candidate]:
+    def candidates(self, question: Question, retrieval: Retrieval) -> list[_Candidate]:
         """Every sentence of the top passages, scored against the question, best first."""
-        q_terms = question_terms(question)
+        expect = question.expect
+        q_terms = set(question.terms)
         # in a conversation the follow-up's own words weigh again: the earlier turn only says what it is about
-        follow_up = question_terms(last_sentence(question)) if last_sentence(question) != question.strip() else set()
-        query_vector = retrieval.query_vector if question == retrieval.query else self.embed([question])[0]
-        form = question_form(expect.question)
+        follow_up = set(question.follow_up_terms)
+        query_vector = retrieval.query_vector if question.text == retrieval.query else self.embed([question.text])[0]
+        form = question.form
         # yes/no and why: the evidence must speak of what is asked, not only of who is involved
-        predicate = predicate_terms(expect.question) if form in ("why", "yes-no") else []
-        topic = about_topic(question)  # "What about Iran?": the evidence speaks of Iran
-        describer = describer_terms(expect.question) if form == "description" else set()
+        predicate = question.predicate
+        topic = set(question.topic)  # "What about Iran?": the evidence speaks of Iran
+        describer = set(question.describer)
         sentences: list[tuple[int, int, int, str, np.ndarray]] = []
         previous: dict[tuple[int, int], str] = {}  # the sentence before each one, in its passage
         seen: set[tuple[str, int]] = set()
@@ -224,53 +219,54 @@ class ExtractiveAnswerer:
         by them again."""
         if not context:
             return set()
-        previous = Expectation.of(last_sentence(context))
-        ranked = [c for c in self.candidates(context, retrieval, previous) if c.typed or not previous.strict]
+        previous = Question.parse(context, last_sentence(context))
+        ranked = [c for c in self.candidates(previous, retrieval) if c.typed or not previous.expect.strict]
         return {(c.passage_index, c.start) for c in ranked[: self.max_sentences]}
 
-    def answer(self, question: str, retrieval: Retrieval) -> Answer:
-        asked = resolve_what_about(question)  # in a conversation: the follow-up actually asked
-        context = _context_of(question)
-        parts = split_parts(asked)
+    def answer(self, question: str | Question, retrieval: Retrieval) -> Answer:
+        question = Question.of(question)
         citer = _Citer(retrieval)
-        if len(parts) == 1:
-            part = self._part(question, asked, retrieval, citer)
+        if len(question.parts) == 1:
+            part = self._part(question, retrieval, citer)
             if part.text is None:
-                return Answer(refusal_text(question), True, confidence=part.confidence)
+                refusal = self.policy.weak(question, None)
+                assert refusal is not None
+                return Answer(refusal.message, True, confidence=part.confidence, refusal_reason=refusal.reason)
             return Answer(part.text, part.uncertain, citer.citations, confidence=part.confidence,
-                          disagreements=part.disagreements)
+                          disagreements=part.disagreements,
+                          refusal_reason=WEAK_EVIDENCE if part.uncertain else None)
         texts: list[str] = []
         found: list[Disagreement] = []
-        answered = [self._part(f"{context} {p}".strip(), p, retrieval, citer) for p in parts]
-        for text, part in zip(parts, answered, strict=True):
+        answered = [self._part(question.part(p), retrieval, citer) for p in question.parts]
+        for text, part in zip(question.parts, answered, strict=True):
             texts.append(part.text if part.text is not None else f"{REFUSAL_PREFIX} “{text.rstrip('?')}”.")
             found += part.disagreements
         if all(p.text is None for p in answered):
-            return Answer(refusal_text(question), True, confidence=max((p.confidence or 0.0) for p in answered))
+            refusal = self.policy.weak(question, None)
+            assert refusal is not None
+            return Answer(refusal.message, True, confidence=max((p.confidence or 0.0) for p in answered),
+                          refusal_reason=refusal.reason)
         confidence = min(p.confidence or 0.0 for p in answered if p.text is not None)
         return Answer(" ".join(texts), False, citer.citations, confidence=round(confidence, 4), disagreements=found)
 
-    def _part(self, question: str, asked: str, retrieval: Retrieval, citer: _Citer) -> _Part:
+    def _part(self, question: Question, retrieval: Retrieval, citer: _Citer) -> _Part:
         """One question (or one part of a multi-part question): its answer text, or None to refuse."""
-        expect = Expectation.of(asked)
-        ranked = self.candidates(question, retrieval, expect)
-        form = question_form(asked)
-        if expect.strict or form in ("why", "yes-no") or about_topic(question) or (
-                form == "description" and describer_terms(asked)):
+        asked, expect, form = question.asked, question.expect, question.form
+        ranked = self.candidates(question, retrieval)
+        if question.must_match:
             ranked = [c for c in ranked if c.typed]  # only a sentence with the asked kind of answer can answer
-        if _SEQUENCE.search(asked):
-            context = _context_of(question)
-            quoted = self.already_quoted(context, retrieval)
+        if question.sequence:
+            quoted = self.already_quoted(question.context, retrieval)
             ranked = [c for c in ranked if (c.passage_index, c.start) not in quoted]
         best = ranked[0] if ranked else None
-        if best is None or best.score < self.threshold:
+        if best is None or self.policy.weak(question, best.score) is not None:
             return _Part(None, round(best.score, 4) if best else None, [])
         confidence = round(best.score, 4)
         if form == "why":  # a sentence giving a reason outright beats one whose "after" or "over" may
             outright = [c for c in ranked if reason_strength(c.text) == 2 and c.overlap > 0
                         and c.score >= best.score - WHY_MARGIN]
             best = outright[0] if outright else best
-        latest = asks_latest(asked)
+        latest = question.latest
         if latest:  # of the reports about as good as the best, the latest leads
             pool = [c for c in ranked if c.score >= max(self.threshold, best.score - LATEST_MARGIN)]
             best = max(pool, key=lambda c: (c.day or date.min, c.score))
@@ -334,7 +330,7 @@ class ExtractiveAnswerer:
             found.append(Stated(theirs[0][0], theirs[0][1], citer.cite_value(cand, theirs[0][0]), passage))
         return [lead, *found] if found else []
 
-    def stream(self, question: str, retrieval: Retrieval) -> Iterator[str | Answer]:
+    def stream(self, question: str | Question, retrieval: Retrieval) -> Iterator[str | Answer]:
         result = self.answer(question, retrieval)
         yield from tokens_of(result.text)
         yield result
@@ -343,12 +339,6 @@ class ExtractiveAnswerer:
 def _overlap(asked: set[str], text: str) -> float:
     """The share of the question's terms a text repeats."""
     return len(asked & set(terms(text))) / len(asked) if asked else 0.0
-
-
-def _context_of(question: str) -> str:
-    """What comes before the question's last sentence: in a conversation, the earlier turn it follows."""
-    question = question.strip()
-    return question[: len(question) - len(last_sentence(question))].strip()
 
 
 def _same_subject(first: str, second: str, asked: set[str]) -> bool:
@@ -382,7 +372,9 @@ def _without_corrected(found: list[_Candidate]) -> list[_Candidate]:
 def build(context: AnswerContext) -> ExtractiveAnswerer:
     """The registry's factory: sentence vectors from the SQL store, the question embedded by the embedder."""
     settings = context.settings
-    return ExtractiveAnswerer(context.docs, context.embedder.embed, settings.refusal_threshold, Gazetteer(),
+    policy = context.refusal_policy()
+    return ExtractiveAnswerer(context.docs, context.embedder.embed, policy.threshold, Gazetteer(),
                               settings.max_answer_sentences,
                               sentences=SentenceVectors(in_chunk=settings.sentence_vectors == "pooled",
-                                                        at_ingest=settings.sentence_vectors != "lazy"))
+                                                        at_ingest=settings.sentence_vectors != "lazy"),
+                              policy=policy)

@@ -38,6 +38,7 @@ class Retrieval:
     passages: list[Passage]
     query_vector: np.ndarray
     query: str = ""
+    filtered: bool = False  # filters narrowed the search (no passages then need not mean an empty index)
 
 
 class Ranker(Protocol):

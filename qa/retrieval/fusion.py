@@ -55,7 +55,7 @@ class FusionRetriever:
                 chunk.chunk_id, chunk.doc_id, chunk.title, chunk.source, chunk.published, chunk.text, chunk.start,
                 chunk.end, fused[chunk_id], ranks[chunk_id],
             ))
-        return Retrieval(self.reranker.rerank(query, passages)[:k], vector, query)
+        return Retrieval(self.reranker.rerank(query, passages)[:k], vector, query, filters != Filters())
 
 
 def _overlaps(doc_id: str, start: int, end: int, other: Passage) -> bool:
