@@ -9,7 +9,7 @@ from datetime import date
 import numpy as np
 
 from qa.answering import Answer, AnswerContext, Citation, Disagreement, Quote
-from qa.answering.answer_types import AnswerType, Expectation
+from qa.answering.answer_types import AnswerType
 from qa.answering.citations import REFUSAL_PREFIX, last_sentence, tokens_of
 from qa.answering.enrichments import SENTENCE_VECTORS, LazySentenceVectors, SentenceVectors
 from qa.answering.news import (
@@ -27,10 +27,11 @@ from qa.answering.news import (
     source_label,
     superseded,
     values_in,
-    yes_no_lead,
 )
 from qa.answering.question import Question
 from qa.answering.refusal import WEAK_EVIDENCE, RefusalPolicy
+from qa.answering.rules import disagreement as disagreement_rule
+from qa.answering.rules import yes_no
 from qa.lexicon import (
     Gazetteer,
     neutralise_citations,
@@ -229,7 +230,7 @@ class ExtractiveAnswerer:
         if len(question.parts) == 1:
             part = self._part(question, retrieval, citer)
             if part.text is None:
-                refusal = self.policy.weak(question, None)
+                refusal = self.policy.weak(question, None, retrieval)
                 assert refusal is not None
                 return Answer(refusal.message, True, confidence=part.confidence, refusal_reason=refusal.reason)
             return Answer(part.text, part.uncertain, citer.citations, confidence=part.confidence,
@@ -242,7 +243,7 @@ class ExtractiveAnswerer:
             texts.append(part.text if part.text is not None else f"{REFUSAL_PREFIX} “{text.rstrip('?')}”.")
             found += part.disagreements
         if all(p.text is None for p in answered):
-            refusal = self.policy.weak(question, None)
+            refusal = self.policy.weak(question, None, retrieval)
             assert refusal is not None
             return Answer(refusal.message, True, confidence=max((p.confidence or 0.0) for p in answered),
                           refusal_reason=refusal.reason)
@@ -275,8 +276,11 @@ class ExtractiveAnswerer:
             parts[0] += f" ({best.label(retrieval)})"
         if form == "yes-no":
             uncertain = is_uncertain(best.text) and not is_correction(best.text)
-            lead = "The articles don't say for certain." if uncertain else yes_no_lead(asked, best.text)
-            text = f"{lead} {' '.join(parts)}"
+            passage = retrieval.passages[best.passage_index]
+            before = passage.text[: best.start - passage.start][-300:]
+            lead = "The articles don't say for certain." if uncertain else yes_no.verdict(question, best.text,
+                                                                                           before)
+            text = f"{lead} {' '.join(parts)}" if lead else " ".join(parts)
             return _Part(text, confidence, [], uncertain)
         chosen = [best]
         for cand in ranked if form != "why" else []:  # why: the reason alone
@@ -288,7 +292,7 @@ class ExtractiveAnswerer:
             parts.append(citer.quote(cand))
         found: list[Disagreement] = []
         if expect.wanted not in (AnswerType.ANY, AnswerType.ENTITY):  # names: too unreliable without a reader
-            stated = self._values(ranked, best, expect, asked, citer, latest)
+            stated = self._values(ranked, best, question, citer, latest)
             if latest and stated:
                 shown = " and ".join(f"{s.shown} [{s.n}] ({source_label(s.passage)})" for s in stated[1:])
                 parts.append(f"Earlier reports said {shown}.")
@@ -297,10 +301,12 @@ class ExtractiveAnswerer:
                 parts.append(describe(found[0]))
         return _Part(" ".join(parts), confidence, found)
 
-    def _values(self, ranked: list[_Candidate], best: _Candidate, expect: Expectation, asked: str,
-                citer: _Citer, latest: bool) -> list[Stated]:
+    def _values(self, ranked: list[_Candidate], best: _Candidate, question: Question, citer: _Citer,
+                latest: bool) -> list[Stated]:
         """The lead sentence's value of the asked kind, then the differing values other articles give about as
         well: earlier figures (latest questions) or the other sides of a disagreement. [] when no other differs."""
+        expect, asked = question.expect, question.asked
+
         def values(cand: _Candidate) -> list[tuple[str, str]]:
             return values_in(cand.text, expect.wanted, asked, cand.day, self.gazetteer)
 
@@ -324,6 +330,9 @@ class ExtractiveAnswerer:
             theirs = values(cand)
             if not theirs or theirs[0][1] in keys or not _same_subject(best.text, cand.text, asked_terms):
                 continue
+            if not disagreement_rule.same_measure(own[0][1], theirs[0][1]) or not disagreement_rule.same_subject(
+                    question, _up_to(best, citer.retrieval), _up_to(cand, citer.retrieval)):
+                continue  # another kind of measure ("76%" / "$17m"), or another company or story
             if {key for _, key in theirs} & {key for _, key in own}:
                 continue  # it also gives the lead's value: not another side
             keys.add(theirs[0][1])
@@ -339,6 +348,12 @@ class ExtractiveAnswerer:
 def _overlap(asked: set[str], text: str) -> float:
     """The share of the question's terms a text repeats."""
     return len(asked & set(terms(text))) / len(asked) if asked else 0.0
+
+
+def _up_to(cand: _Candidate, retrieval: Retrieval) -> str:
+    """The sentence with what its passage says before it (where "the bridge" of the sentence is named)."""
+    passage = retrieval.passages[cand.passage_index]
+    return passage.text[: cand.end - passage.start]
 
 
 def _same_subject(first: str, second: str, asked: set[str]) -> bool:

@@ -31,11 +31,15 @@ class Refusal:
     message: str
 
 
-def missing_entity(question: Question, retrieval: Retrieval) -> str | None:
+def missing_entity(question: Question, retrieval: Retrieval, words_at_least: int = 1) -> str | None:
     """A name the question asks about that no retrieved passage (text or title) mentions: no word of the name
-    (three letters or more) opens a word of any of them. Acronyms and nationality words are not checked."""
+    (three letters or more) opens a word of any of them. Acronyms and nationality words are not checked;
+    `words_at_least` 2 checks only names of two words or more ("Boris Johnson", not "France" that a passage
+    may call "French", nor "Kremlin" that a passage may not need to name)."""
     seen = {w.lower()[:PREFIX] for p in retrieval.passages for w in _WORD.findall(f"{p.title} {p.text}")}
     for name in question.entities:
+        if len(name.split()) < words_at_least:
+            continue
         words = [w for w in _WORD.findall(name)
                  if len(w) >= 3 and not _ACRONYM.match(w) and not _DEMONYM.search(w.lower())]
         if words and not any(w.lower()[:PREFIX] in seen for w in words):
@@ -61,21 +65,26 @@ class RefusalPolicy:
         if question.language is not None:
             return Refusal(NOT_ENGLISH, f"Only questions in English are understood; this one looks like "
                                         f"{question.language}. Please ask it in English.")
-        name = missing_entity(question, retrieval)
+        name = missing_entity(question, retrieval, words_at_least=2)
         if name is not None:
-            return Refusal(ENTITY_NOT_FOUND, f"{REFUSAL_PREFIX} — no passage in the indexed articles mentions "
-                                             f"“{name}”.")
+            return _not_mentioned(name)
         return None
 
-    def weak(self, question: Question, score: float | None) -> Refusal | None:
-        """A refusal for evidence under the threshold (or none of the asked kind: `score` None)."""
+    def weak(self, question: Question, score: float | None, retrieval: Retrieval | None = None) -> Refusal | None:
+        """A refusal for evidence under the threshold (or none of the asked kind: `score` None); when a name
+        the question asks about is in no passage, that is the reason given."""
         if score is None or score < self.threshold:
-            return Refusal(WEAK_EVIDENCE, refusal_text(question.text))
+            name = missing_entity(question, retrieval) if retrieval is not None else None
+            return _not_mentioned(name) if name else Refusal(WEAK_EVIDENCE, refusal_text(question.text))
         return None
 
     def unanswered(self, question: Question) -> Refusal:
         """What a refusal says when an answerer found no evidence by its own judgement (the LLM's marker)."""
         return Refusal(WEAK_EVIDENCE, refusal_text(question.text))
+
+
+def _not_mentioned(name: str) -> Refusal:
+    return Refusal(ENTITY_NOT_FOUND, f"{REFUSAL_PREFIX} — no passage in the indexed articles mentions “{name}”.")
 
 
 def _topic(question: Question) -> str:
