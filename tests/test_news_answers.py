@@ -186,7 +186,8 @@ def test_news_rules_read_questions_and_sentences() -> None:
     assert says_no("Did the airport close?", "The airport did not close.")
     assert not says_no("Has the port reopened?", "The port reopened on Thursday.")
     assert superseded("Skyway cancelled 120 flights, not 80 as reported earlier.") == {"count:80"}  # measure:value
-    assert superseded("An earlier version of this article said 7 votes to 2; the vote was 6 to 3.") == {"count:7", "count:2"}
+    assert superseded("An earlier version of this article said 7 votes to 2; the vote was 6 to 3.") == {
+        "count:7", "count:2"}
     assert days_in("The fire started on Saturday.", date(2026, 8, 3)) == [("Saturday (1 Aug 2026)", "2026-08-01")]
     assert days_in("Officials said on Monday that it grew.", date(2026, 8, 3)) == []  # when it was said
     assert resolve_what_about("How many homes burned? What about residents?") == "How many residents?"

@@ -1,9 +1,9 @@
 """When two figures from two articles are two values of one thing, so that "the sources disagree" may be
 said. They must be the same kind of measure (money in the same currency, a percentage, a count, a length:
 the key of qa.answering.news.numbers_in), and both sentences must name the subject the question asks about
-(every name of the question, as the yes/no rule reads them, in the sentence or before it in its passage) and share what it asks about (two content words,
-one of them a word of the question's predicate: news._same_subject's rule). A different company, story or
-measure is not a disagreement."""
+(every name of the question, as the yes/no rule reads them, in the sentence or before it in its passage)
+and share what it asks about (two content words, one of them a word of the question's predicate:
+extractive._same_subject). A different company, story or measure is not a disagreement."""
 
 from __future__ import annotations
 
