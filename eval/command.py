@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -14,10 +15,12 @@ from typing import Annotated, Any
 
 import typer
 
-LOWER_IS_BETTER = {"phantom_citations", "unused_citations", "errors"}
+LOWER_IS_BETTER = {"phantom_citations", "unused_citations", "errors", "false_refusal", "followup.false_refusal",
+                   "false_disagreement", "wrong_yes_no"}
 GATED = re.compile(
     r"^(followup\.)?(hit@\d+|recall@\d+|ndcg@\d+|mrr|gold_contained|token_f1|answered_correct|citation_precision|"
-    r"citation_recall|answer_coverage|refusal_precision|refusal_recall)$|^(phantom_citations|unused_citations|errors)$"
+    r"citation_recall|answer_coverage|refusal_precision|refusal_recall|false_refusal)$"
+    r"|^(phantom_citations|unused_citations|errors|false_disagreement|wrong_yes_no)$"
 )
 INDEX_AXES = ("retriever", "chunk_size", "chunk_overlap", "candidates", "weights", "refusal_threshold",
               "max_answer_sentences")
@@ -131,6 +134,8 @@ def eval_command(
     url: Annotated[str | None, typer.Option(help="Ask a running server (POST /ask) instead of in process.")] = None,
     index: Annotated[Path | None, typer.Option(
         help="Evaluate this existing data folder as it is, instead of a fresh index of the seeds.")] = None,
+    save_index: Annotated[Path | None, typer.Option(
+        help="Index the seeds into this new folder and keep it (re-run later with --index DIR).")] = None,
     retriever: Annotated[str | None, typer.Option(help="Compare retrievers, e.g. dense,bm25,hybrid.")] = None,
     chunk_size: Annotated[str | None, typer.Option(help="Compare chunk sizes, e.g. 256,512.")] = None,
     chunk_overlap: Annotated[str | None, typer.Option(help="Compare chunk overlaps, e.g. 0,32,64.")] = None,
@@ -153,7 +158,8 @@ def eval_command(
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     started = time.perf_counter()
     try:
-        opts = {"data": data, "seeds": seeds, "url": url, "index": index, "retriever": retriever,
+        opts = {"data": data, "seeds": seeds, "url": url, "index": index, "save_index": save_index,
+                "retriever": retriever,
                 "chunk_size": chunk_size, "chunk_overlap": chunk_overlap, "k": k, "candidates": candidates,
                 "weights": weights, "refusal_threshold": refusal_threshold, "sentences": sentences,
                 "axes_only": axes_only, "baseline": baseline, "fail_under": fail_under, "err": err}
@@ -203,6 +209,13 @@ def _run(opts: dict[str, Any]) -> tuple[list[Any], int, dict[str, Any]]:
         raise UsageError("--index evaluates an existing index as it is: it cannot change --chunk-size/--chunk-overlap")
     if opts["index"] and not (opts["index"] / "docstore.sqlite").is_file():
         raise UsageError(f"{opts['index']} is not a QA data folder (no docstore.sqlite)")
+    if opts["save_index"]:
+        if opts["url"] or opts["index"]:
+            raise UsageError("--save-index builds a new index: it cannot go with --url or --index")
+        if len(axes["chunk_size"]) > 1 or len(axes["chunk_overlap"]) > 1:
+            raise UsageError("--save-index keeps one index: give at most one --chunk-size and --chunk-overlap")
+        if opts["save_index"].exists() and (not opts["save_index"].is_dir() or any(opts["save_index"].iterdir())):
+            raise UsageError(f"--save-index {opts['save_index']}: the folder exists and is not empty")
     # an eval set with its own corpus (eval/news/corpus) is asked against it; the others against seeds/
     seeds = opts["seeds"] or list(dict.fromkeys(
         (corpus_for([path]) or [Path("seeds")])[0] for path in (opts["data"] or [Path("eval/data")])))
@@ -234,14 +247,29 @@ def _run(opts: dict[str, Any]) -> tuple[list[Any], int, dict[str, Any]]:
         progress = _BarProgress(bar, task)
         if opts["url"]:
             runs = [run_http(dataset, opts["url"], k, progress) for k in ks]
-        else:
+        elif opts["index"]:
             runs = run_in_process(dataset, configs, settings, seeds, progress, opts["index"])
-    meta.update({"data": dataset.files, "seeds": [] if opts["url"] or opts["index"] else [str(p) for p in seeds]})
+        else:
+            with tempfile.TemporaryDirectory(prefix="qa-eval-corpus-") as tmp:
+                laid_out = _lay_out(seeds, Path(tmp))
+                runs = run_in_process(dataset, configs, settings, laid_out, progress, None, opts["save_index"])
+    meta.update({"data": dataset.files, "seeds": [] if opts["url"] or opts["index"] else [str(p) for p in seeds],
+                 "saved_index": str(opts["save_index"]) if opts["save_index"] else None})
     if opts["url"]:
         primary = ks.index(base.top_k) if base.top_k in ks else 0
     else:
         primary = next((i for i, c in enumerate(configs) if c == base), 0)
     return runs, primary, meta
+
+
+def _lay_out(seeds: list[Path], tmp: Path) -> list[Path]:
+    """Seeds as ingestible paths: a corpus list (eval/bbc/corpus.txt) becomes a folder of its articles."""
+    from eval.corpus import CorpusError, is_list, lay_out
+
+    try:
+        return [lay_out(path, tmp / f"corpus-{i}") if is_list(path) else path for i, path in enumerate(seeds)]
+    except CorpusError as exc:
+        raise UsageError(str(exc)) from None
 
 
 class _BarProgress:
@@ -288,6 +316,8 @@ def _finish(
     problems += floors_failed(main.summary["metrics"], floors)
     for line in problems:
         err.print(f"[red]FAIL[/red] {line}", markup=True)
+    if meta.get("saved_index"):
+        console.print(f"index kept in {meta['saved_index']}: re-run with --index {meta['saved_index']}")
     if baseline or floors:
         console.print(f"gate on '{main.label}': " + ("[red]failed[/red]" if problems else "[green]passed[/green]"))
     return 1 if problems else 0

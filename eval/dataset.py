@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 CORPUS_DIR = "corpus"  # an eval set with articles of its own keeps them here (with a manifest.json)
+CORPUS_LIST = "corpus.txt"  # or lists files of an installed package here (eval/bbc: see eval/corpus.py)
 QUESTIONS_FILE = "questions.jsonl"
 DIALOGS_FILE = "dialogs.jsonl"
 
@@ -136,13 +137,15 @@ def expand(paths: Iterable[Path]) -> list[Path]:
 
 
 def corpus_for(paths: Iterable[Path]) -> list[Path]:
-    """The article folders an eval set brings: a `corpus` folder beside its data files or one level up
-    (eval/news/corpus serves eval/news, eval/news/tune and eval/news/check). Empty when none has one."""
+    """The articles an eval set brings: a `corpus` folder, or a `corpus.txt` list of package files (eval/bbc),
+    beside its data files or one level up (eval/news/corpus serves eval/news, eval/news/tune and
+    eval/news/check; eval/bbc/corpus.txt serves eval/bbc/tune). Empty when none has one."""
     found: list[Path] = []
     for path in paths:
         folder = path if path.is_dir() else path.parent
-        for candidate in (folder / CORPUS_DIR, folder.parent / CORPUS_DIR):
-            if candidate.is_dir():
+        for candidate in (folder / CORPUS_DIR, folder / CORPUS_LIST, folder.parent / CORPUS_DIR,
+                          folder.parent / CORPUS_LIST):
+            if candidate.is_dir() if candidate.name == CORPUS_DIR else candidate.is_file():
                 if candidate not in found:
                     found.append(candidate)
                 break

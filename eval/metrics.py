@@ -226,6 +226,8 @@ def score_item(
             "citation_recall": None if refused else citation_recall(cited, item.evidence),
         })
     scores["behaviour_ok"] = behaviour_ok(item, result)
+    scores["wrong_yes_no"] = wrong_yes_no(item, answer)
+    scores["false_disagreement"] = false_disagreement(item, result)
     timings = dict(result.get("timings_ms") or {})
     timings["roundtrip"] = round(seconds * 1000, 1)
     record = {
@@ -262,6 +264,33 @@ def behaviour_ok(item: Item, result: dict[str, Any]) -> float | None:
     return float(ok)
 
 
+YES_NO_KINDS = frozenset({"yes-no", "yes-no-negative"})
+_VERDICT = re.compile(r"\s*(yes|no)\b(?![.\s]*\d)", re.IGNORECASE)  # "No." opens a verdict, "No. 10" does not
+
+
+def verdict(answer: str) -> str | None:
+    """'Yes' or 'No' when the answer opens with that word, else None."""
+    found = _VERDICT.match(answer)
+    return found.group(1).capitalize() if found else None
+
+
+def wrong_yes_no(item: Item, answer: str) -> bool:
+    """The answer opens with Yes/No contrary to the item's `starts_with`, or opens with one on a yes/no item that
+    expects no verdict (its evidence does not settle the question)."""
+    said = verdict(answer)
+    if said is None:
+        return False
+    expected = str(item.expect.get("starts_with", "")).strip().capitalize()
+    if expected in ("Yes", "No"):
+        return said != expected
+    return item.kind in YES_NO_KINDS and not expected
+
+
+def false_disagreement(item: Item, result: dict[str, Any]) -> bool:
+    """The answer says the sources disagree where the item expects no disagreement."""
+    return bool(result.get("disagreements")) and item.expect.get("disagreement") is not True
+
+
 def failures(record: dict[str, Any]) -> list[str]:
     """Why an item counts as failed (empty when it passed)."""
     s = record["scores"]
@@ -279,6 +308,10 @@ def failures(record: dict[str, Any]) -> list[str]:
         found.append("answered an unanswerable question")
     if s.get("behaviour_ok") == 0.0:
         found.append("answer does not read as expected (see the item's expect)")
+    if s.get("wrong_yes_no"):
+        found.append("opens with a yes/no verdict the item does not expect")
+    if s.get("false_disagreement"):
+        found.append("says the sources disagree where they do not")
     if s["phantom_citations"]:
         found.append(f"{s['phantom_citations']} phantom citation(s)")
     return found
@@ -307,6 +340,7 @@ def _block(records: list[dict[str, Any]], k: int, prefix: str = "") -> dict[str,
         block["behaviour_ok"] = mean(r["scores"].get("behaviour_ok") for r in records)
     refusal = refusal_scores([r["refused"] for r in records], [r["answerable"] for r in records])
     block["answer_coverage"] = refusal["answer_coverage"]
+    block["false_refusal"] = sum(1 for r in answerable if r["refused"]) / len(answerable) if answerable else None
     if any(not r["answerable"] for r in records):
         block["refusal_precision"] = refusal["refusal_precision"]
         block["refusal_recall"] = refusal["refusal_recall"]
@@ -325,6 +359,8 @@ def summarise(records: list[dict[str, Any]], k: int) -> dict[str, Any]:
     metrics["phantom_citations"] = float(sum(r["scores"]["phantom_citations"] for r in records))
     metrics["unused_citations"] = float(sum(r["scores"]["unused_citations"] for r in records))
     metrics["errors"] = float(sum(1 for r in records if r.get("error")))
+    metrics["false_disagreement"] = float(sum(1 for r in records if r["scores"].get("false_disagreement")))
+    metrics["wrong_yes_no"] = float(sum(1 for r in records if r["scores"].get("wrong_yes_no")))
     scored = [r["scores"]["hit_curve"] for r in questions if r["answerable"]]
     by_kind: dict[str, dict[str, Any]] = {}
     for kind in dict.fromkeys(r["kind"] for r in records):

@@ -20,16 +20,19 @@ from eval.runner import ConfigRun
 RETRIEVAL_COLUMNS = [("hit@1", "hit@1"), ("hit@3", "hit@3"), ("hit@k", "hit@{k}"), ("recall@k", "recall@{k}"),
                      ("MRR", "mrr"), ("nDCG@k", "ndcg@{k}"), ("follow-up hit@k", "followup.hit@{k}")]
 ANSWER_COLUMNS = [("gold", "gold_contained"), ("F1", "token_f1"), ("correct when answered", "answered_correct"),
-                  ("answer coverage", "answer_coverage"), ("refusal P", "refusal_precision"),
+                  ("answer coverage", "answer_coverage"), ("false refusal", "false_refusal"),
+                  ("refusal P", "refusal_precision"),
                   ("refusal R", "refusal_recall"), ("follow-up gold", "followup.gold_contained"),
                   ("behaviour", "behaviour_ok")]
 CITATION_COLUMNS = [("citation P", "citation_precision"), ("citation R", "citation_recall"),
-                    ("phantom", "phantom_citations"), ("unused", "unused_citations"), ("errors", "errors")]
+                    ("phantom", "phantom_citations"), ("unused", "unused_citations"), ("errors", "errors"),
+                    ("false disagreement", "false_disagreement"), ("wrong yes/no", "wrong_yes_no")]
 SHORT = {"follow-up hit@k": "f-up hit", "recall@k": "R@k", "nDCG@k": "nDCG", "correct when answered": "corr",
          "answer coverage": "cover", "refusal P": "ref P", "refusal R": "ref R", "follow-up gold": "f-up gold",
-         "citation P": "cit P", "citation R": "cit R", "behaviour": "behav"}
+         "citation P": "cit P", "citation R": "cit R", "behaviour": "behav", "false refusal": "false ref",
+         "false disagreement": "false dis", "wrong yes/no": "wrong y/n"}
 MAX_CURVES = 10  # more lines than this make the hit@k plot unreadable
-COUNTS = {"phantom_citations", "unused_citations", "errors"}
+COUNTS = {"phantom_citations", "unused_citations", "errors", "false_disagreement", "wrong_yes_no"}
 SECTIONS = [("Retrieval", RETRIEVAL_COLUMNS, "retrieve"), ("Answers", ANSWER_COLUMNS, "total"),
             ("Citations", CITATION_COLUMNS, "roundtrip")]
 
@@ -75,7 +78,20 @@ def tables(runs: Sequence[ConfigRun], primary: int) -> list[Table]:
                 head += [str(run.k), fmt(run.summary.get("context_chars"), 0)]
             table.add_row(*head, *cells, latency)
         made.append(table)
+    made.append(kind_table(runs[primary]))
     return made
+
+
+def kind_table(run: ConfigRun) -> Table:
+    """The gated configuration's scores per question kind (answerable items for hit and gold)."""
+    table = Table(title=f"By kind ({run.label})", title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
+                  pad_edge=False)
+    for header in ("kind", "n", f"hit@{run.k}", "gold", "refused", "behaviour"):
+        table.add_column(header, justify="left" if header == "kind" else "right")
+    for kind, v in sorted(run.summary["by_kind"].items()):
+        table.add_row(kind, str(v["n"]), fmt(v.get(f"hit@{run.k}"), 2), fmt(v["gold_contained"], 2),
+                      fmt(v["refused"], 2), fmt(v.get("behaviour_ok"), 2))
+    return table
 
 
 def run_folder(out: Path) -> Path:

