@@ -422,7 +422,7 @@ def build_service(settings: Settings, cpu_worker: bool = False) -> Service:
         llm = ChatModel(make_client(settings), settings.llm_model)
     from qa.answering.refusal import RefusalPolicy
 
-    policy = RefusalPolicy(settings.refusal_threshold)
+    policy = RefusalPolicy.of(settings.refusal_threshold)
     context = AnswerContext(settings, docs, embedder, llm, policy)
     answerer = AnswerChain([build_answerer(name, context) for name in chain_names(settings)], policy)
     chunker = Chunker(settings.chunk_size, settings.chunk_overlap)

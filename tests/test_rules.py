@@ -28,6 +28,7 @@ def _retrieval(*texts: str) -> Retrieval:
     ("Did Ana Ferreira meet Omar Haddad?", "Ana Ferreira met the prime minister in Lisbon.", None),
     # the names, but not what is asked
     ("Did Lavrov invite Trump to visit Moscow?", "Lavrov said Trump would decide on Moscow later.", None),
+    ("Did Lavrov invite Trump to visit Moscow?", "Lavrov invited Trump to visit Moscow.", "Yes."),
 ])
 def test_yes_no_verdict_only_when_the_sentence_asserts_what_is_asked(question: str, sentence: str,
                                                                     expected: str | None) -> None:

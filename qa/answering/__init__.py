@@ -105,7 +105,7 @@ class AnswerContext:
     def refusal_policy(self) -> RefusalPolicy:
         from qa.answering.refusal import RefusalPolicy
 
-        return self.policy or RefusalPolicy(self.settings.refusal_threshold)
+        return self.policy or RefusalPolicy.of(self.settings.refusal_threshold)
 
 
 # name -> "module:factory"; the factory takes an AnswerContext.

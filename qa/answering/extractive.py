@@ -32,6 +32,8 @@ from qa.answering.question import Question
 from qa.answering.refusal import WEAK_EVIDENCE, RefusalPolicy
 from qa.answering.rules import disagreement as disagreement_rule
 from qa.answering.rules import yes_no
+from qa.answering.scorer import Scorer
+from qa.answering.scorer import load as load_scorer
 from qa.lexicon import (
     Gazetteer,
     neutralise_citations,
@@ -49,10 +51,6 @@ MIN_SENTENCE_WORDS = 5
 # disagreement. A correction and a sentence giving a reason (why questions) are ranked up by these.
 LATEST_MARGIN = 0.25
 VALUES_MARGIN = 0.15
-CORRECTION_BONUS = 0.1
-REASON_BONUS = 0.15
-PREDICATE_BONUS = 0.2  # yes/no: times the share of what is asked that a sentence speaks of
-DESCRIPTION_BONUS = 0.1  # "How did X describe Y?": times 2 for a verb of describing, 1 for a copula
 WHY_MARGIN = 0.6
 SAME_SUBJECT_TERMS = 2
 
@@ -67,6 +65,7 @@ class _Candidate:
     typed: bool
     day: date | None = None
     overlap: float = 0.0
+    features: list[float] | None = None  # the scorer's inputs (eval.fit_scorer reads them)
 
     def label(self, retrieval: Retrieval) -> str:
         return source_label(retrieval.passages[self.passage_index])
@@ -130,20 +129,20 @@ class ExtractiveAnswerer:
     name = "extractive"
 
     def __init__(
-        self, docs: DocumentStore, embed: Callable[[list[str]], np.ndarray], refusal_threshold: float,
-        gazetteer: Gazetteer, max_sentences: int = 2, keyword_weight: float = 0.35,
+        self, docs: DocumentStore, embed: Callable[[list[str]], np.ndarray], refusal_threshold: float | None,
+        gazetteer: Gazetteer, max_sentences: int = 2,
         passages_considered: int = 5, margin: float = 0.08, sentences: SentenceVectors | None = None,
-        policy: RefusalPolicy | None = None,
+        policy: RefusalPolicy | None = None, scorer: Scorer | None = None,
     ) -> None:
         self.enrichments = (sentences or SentenceVectors(),)
         self.on_use = None if self.enrichments[0].at_ingest else LazySentenceVectors(embed)
         self.docs = docs
         self.embed = embed
-        self.policy = policy or RefusalPolicy(refusal_threshold)
+        self.scorer = scorer or load_scorer()
+        self.policy = policy or RefusalPolicy(self.scorer.threshold if refusal_threshold is None else refusal_threshold)
         self.threshold = self.policy.threshold
         self.gazetteer = gazetteer
         self.max_sentences = max_sentences
-        self.keyword_weight = keyword_weight
         self.passages_considered = passages_considered
         self.margin = margin
 
@@ -177,42 +176,60 @@ class ExtractiveAnswerer:
             made = self.on_use.vectors([text for _, _, _, text, _ in sentences])
             sentences = [(i, s, e, t, v) for (i, s, e, t, _), v in zip(sentences, made, strict=True)]
         found: list[_Candidate] = []
+        rows: list[list[float]] = []
+        place: dict[int, int] = {}  # each passage's sentences seen so far
+        passage_cosine = self._passage_cosines(sentences, query_vector)
+        newest = _date_ranks(retrieval.passages[: self.passages_considered])
+        idf = _idf([set(terms(text)) for _, _, _, text, _ in sentences])
+        q_weight = sum(idf.get(t, idf[""]) for t in q_terms) or 1.0
         for index, start, end, text, vector in sentences:
             passage = retrieval.passages[index]
             day = published_day(passage)
             said = set(terms(text))  # the sentence's terms, read once for every check below
             overlap = len(q_terms & said) / len(q_terms) if q_terms else 0.0
-            dense = float(np.dot(vector, query_vector))
             typed = expect.met_by(text, passage.text, self.gazetteer, passage.source)
-            score = dense + self.keyword_weight * overlap - (0.0 if typed else 0.25)
-            if follow_up:
-                score += self.keyword_weight * len(follow_up & said) / len(follow_up)
             if topic and not topic & said:
                 typed = False
             if predicate:
                 typed = typed and speaks_of(predicate, said, strict=form == "yes-no")
-            if form == "yes-no":  # the sentence saying most of what is asked, not the one naming who is asked about
-                score += PREDICATE_BONUS * predicate_coverage(predicate, said)
+            reason = reason_strength(text) if form == "why" else 0
             if form == "why":
-                strength = reason_strength(text)
-                typed = typed and strength > 0
-                score += REASON_BONUS * (strength == 2)
-            if form == "description":  # the sentence that describes, said by whoever the question names
-                describes = description_strength(text)
-                score += DESCRIPTION_BONUS * describes
-                if describer:
-                    before = previous.get((index, start), "")
-                    direct = said_by(describer, text, "")
-                    via_pronoun = not direct and said_by(describer, text, before)
-                    typed = typed and describes > 0 and (direct or via_pronoun)
-                    if via_pronoun:  # "He also called it ...": weighed with the words of the sentence "he" points to
-                        score += self.keyword_weight * max(0.0, _overlap(q_terms, before) - overlap)
-            if is_correction(text):
-                score += CORRECTION_BONUS
-            found.append(_Candidate(index, start, end, text, score, typed, day, overlap))
+                typed = typed and reason > 0
+            describes = description_strength(text) if form == "description" else 0
+            if describer:  # the sentence that describes, said by whoever the question names
+                before = previous.get((index, start), "")
+                direct = said_by(describer, text, "")
+                typed = typed and describes > 0 and (direct or said_by(describer, text, before))
+            place[index] = place.get(index, -1) + 1
+            rows.append([
+                float(np.dot(vector, query_vector)), passage_cosine[index], overlap,
+                sum(idf.get(t, idf[""]) for t in q_terms & said) / q_weight,
+                len(follow_up & said) / len(follow_up) if follow_up else 0.0,
+                float(typed), _entity_share(question, text), predicate_coverage(predicate, said) if predicate else 0.0,
+                reason / 2, describes / 2, float(is_correction(text)), 1.0 / (1 + place[index]),
+                float(start == 0 or passage.text[: start - passage.start].strip() == passage.title.strip()),
+                1.0 / (1 + index), 1.0 / (1 + newest[index]),
+            ])
+            found.append(_Candidate(index, start, end, text, 0.0, typed, day, overlap))
+        scores = self.scorer.score(np.asarray(rows, dtype=np.float32))
+        for cand, score, row in zip(found, scores, rows, strict=True):
+            cand.score = float(score)
+            cand.features = row
         found = _without_corrected(found)
         found.sort(key=lambda c: (-c.score, c.passage_index, c.start))
         return found
+
+    def _passage_cosines(self, sentences: list[tuple[int, int, int, str, np.ndarray]],
+                         query_vector: np.ndarray) -> dict[int, float]:
+        """Cosine between the question and each passage, the passage as the mean of its sentence vectors."""
+        grouped: dict[int, list[np.ndarray]] = {}
+        for index, _, _, _, vector in sentences:
+            grouped.setdefault(index, []).append(vector)
+        cosines: dict[int, float] = {}
+        for index, vectors in grouped.items():
+            mean = np.mean(vectors, axis=0)
+            cosines[index] = float(np.dot(mean, query_vector) / (np.linalg.norm(mean) or 1.0))
+        return cosines
 
     def already_quoted(self, context: str, retrieval: Retrieval) -> set[tuple[int, int]]:
         """The sentences the previous turn would have quoted (its question is the context of a standalone
@@ -345,9 +362,29 @@ class ExtractiveAnswerer:
         yield result
 
 
-def _overlap(asked: set[str], text: str) -> float:
-    """The share of the question's terms a text repeats."""
-    return len(asked & set(terms(text))) / len(asked) if asked else 0.0
+def _date_ranks(passages: list) -> list[int]:
+    """Each passage's place by publication date, newest first (undated last)."""
+    order = sorted(range(len(passages)), key=lambda i: published_day(passages[i]) or date.min, reverse=True)
+    return [order.index(i) for i in range(len(passages))]
+
+
+def _idf(sentences: list[set[str]]) -> dict[str, float]:
+    """Inverse document frequency of each term over the candidate sentences ("" for a term none has)."""
+    n = len(sentences)
+    counts: dict[str, int] = {}
+    for said in sentences:
+        for term in said:
+            counts[term] = counts.get(term, 0) + 1
+    idf = {t: float(np.log(1 + (n - c + 0.5) / (c + 0.5))) for t, c in counts.items()}
+    idf[""] = float(np.log(1 + (n + 0.5) / 0.5))
+    return idf
+
+
+def _entity_share(question: Question, text: str) -> float:
+    """The share of the names the question asks about that the text names (1 when it asks about none)."""
+    if not question.entities:
+        return 1.0
+    return sum(yes_no.mentioned(question.entities, text)) / len(question.entities)
 
 
 def _up_to(cand: _Candidate, retrieval: Retrieval) -> str:

@@ -51,10 +51,18 @@ def missing_entity(question: Question, retrieval: Retrieval, words_at_least: int
 class RefusalPolicy:
     """The checks made before answering (index, language, the asked names) and the evidence threshold after.
 
-    `threshold` is the minimum score of the best sentence (the extractive answerer's score scale); it is
-    QA_REFUSAL_THRESHOLD, chosen on the tune sets (docs/eval.md)."""
+    `threshold` is the minimum score of the best sentence (the learned scorer's probability that it is the
+    evidence); QA_REFUSAL_THRESHOLD when set, else the one `python -m eval.fit_scorer` chose on the tune sets
+    (docs/eval.md)."""
 
-    threshold: float = 0.58
+    threshold: float = 0.5
+
+    @classmethod
+    def of(cls, threshold: float | None) -> RefusalPolicy:
+        """The policy with this threshold, or with the one fitted with the scorer's weights."""
+        from qa.answering.scorer import load
+
+        return cls(load().threshold if threshold is None else threshold)
 
     def before(self, question: Question, retrieval: Retrieval, filtered: bool = False) -> Refusal | None:
         """A refusal that needs no evidence score: nothing to search, a question not in English, or a name
