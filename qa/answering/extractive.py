@@ -11,7 +11,7 @@ import numpy as np
 from qa.answering import Answer, AnswerContext, Citation, Disagreement, Quote
 from qa.answering.answer_types import AnswerType
 from qa.answering.citations import REFUSAL_PREFIX, last_sentence, tokens_of
-from qa.answering.enrichments import SENTENCE_VECTORS, LazySentenceVectors, SentenceVectors
+from qa.answering.enrichments import LazySentenceVectors, SentenceVectors, sentence_spans
 from qa.answering.news import (
     Stated,
     describe,
@@ -43,7 +43,6 @@ from qa.lexicon import (
     terms,
 )
 from qa.retrieval import Retrieval
-from qa.store import DocumentStore
 
 MIN_SENTENCE_WORDS = 5
 # How far below the best score a later report may be and still lead a question about the latest state; how
@@ -129,14 +128,14 @@ class ExtractiveAnswerer:
     name = "extractive"
 
     def __init__(
-        self, docs: DocumentStore, embed: Callable[[list[str]], np.ndarray], refusal_threshold: float | None,
+        self, embed: Callable[[list[str]], np.ndarray], refusal_threshold: float | None,
         gazetteer: Gazetteer, max_sentences: int = 2,
         passages_considered: int = 5, margin: float = 0.08, sentences: SentenceVectors | None = None,
         policy: RefusalPolicy | None = None, scorer: Scorer | None = None,
     ) -> None:
         self.enrichments = (sentences or SentenceVectors(),)
         self.on_use = None if self.enrichments[0].at_ingest else LazySentenceVectors(embed)
-        self.docs = docs
+        self.unstored = LazySentenceVectors(embed, capacity=2_000)  # passages handed over without their vectors
         self.embed = embed
         self.scorer = scorer or load_scorer()
         self.policy = policy or RefusalPolicy(self.scorer.threshold if refusal_threshold is None else refusal_threshold)
@@ -158,12 +157,15 @@ class ExtractiveAnswerer:
         predicate = question.predicate
         topic = set(question.topic)  # "What about Iran?": the evidence speaks of Iran
         describer = set(question.describer)
-        sentences: list[tuple[int, int, int, str, np.ndarray]] = []
+        sentences: list[tuple[int, int, int, str, np.ndarray | None]] = []
         previous: dict[tuple[int, int], str] = {}  # the sentence before each one, in its passage
         seen: set[tuple[str, int]] = set()
         for index, passage in enumerate(retrieval.passages[: self.passages_considered]):
             before = ""
-            for start, end, vector in self.docs.spans_in(SENTENCE_VECTORS, passage.doc_id, passage.start, passage.end):
+            spans = passage.sentences  # handed over by retrieval; answering never reads the store
+            if spans is None:  # a passage retrieved without them: split here, embedded below
+                spans = [(passage.start + s, passage.start + e, None) for s, e in sentence_spans(passage.text)]
+            for start, end, vector in spans:
                 text = passage.text[start - passage.start : end - passage.start]
                 previous[(index, start)], before = before, text
                 if (passage.doc_id, start) in seen:
@@ -172,8 +174,9 @@ class ExtractiveAnswerer:
                 if len(text.split()) < MIN_SENTENCE_WORDS or text.strip() == passage.title.strip():
                     continue  # headlines and cross-heads restate topics; they do not answer
                 sentences.append((index, start, end, text, vector))
-        if self.on_use is not None and sentences:  # vectors made on first use (QA_SENTENCE_VECTORS=lazy)
-            made = self.on_use.vectors([text for _, _, _, text, _ in sentences])
+        unstored = self.on_use is None and any(v is None for *_, v in sentences)
+        if (self.on_use is not None or unstored) and sentences:  # made on first use (QA_SENTENCE_VECTORS=lazy)
+            made = (self.on_use or self.unstored).vectors([text for _, _, _, text, _ in sentences])
             sentences = [(i, s, e, t, v) for (i, s, e, t, _), v in zip(sentences, made, strict=True)]
         found: list[_Candidate] = []
         rows: list[list[float]] = []
@@ -211,6 +214,7 @@ class ExtractiveAnswerer:
                 1.0 / (1 + index), 1.0 / (1 + newest[index]),
             ])
             found.append(_Candidate(index, start, end, text, 0.0, typed, day, overlap))
+        _relative(rows)
         scores = self.scorer.score(np.asarray(rows, dtype=np.float32))
         for cand, score, row in zip(found, scores, rows, strict=True):
             cand.score = float(score)
@@ -362,6 +366,16 @@ class ExtractiveAnswerer:
         yield result
 
 
+def _relative(rows: list[list[float]]) -> None:
+    """Append each candidate's features relative to the others and its typed interactions (FEATURES' tail)."""
+    cosines = [row[0] for row in rows]
+    best = max(cosines, default=0.0)
+    order = sorted(range(len(rows)), key=lambda i: -cosines[i])
+    place = {i: n for n, i in enumerate(order)}
+    for i, row in enumerate(rows):
+        row += [row[0] - best, 1.0 / (1 + place[i]), row[0] * row[5], row[3] * row[5]]
+
+
 def _date_ranks(passages: list) -> list[int]:
     """Each passage's place by publication date, newest first (undated last)."""
     order = sorted(range(len(passages)), key=lambda i: published_day(passages[i]) or date.min, reverse=True)
@@ -425,7 +439,7 @@ def build(context: AnswerContext) -> ExtractiveAnswerer:
     """The registry's factory: sentence vectors from the SQL store, the question embedded by the embedder."""
     settings = context.settings
     policy = context.refusal_policy()
-    return ExtractiveAnswerer(context.docs, context.embedder.embed, policy.threshold, Gazetteer(),
+    return ExtractiveAnswerer(context.embedder.embed, policy.threshold, Gazetteer(),
                               settings.max_answer_sentences,
                               sentences=SentenceVectors(in_chunk=settings.sentence_vectors == "pooled",
                                                         at_ingest=settings.sentence_vectors != "lazy"),

@@ -30,6 +30,10 @@ FEATURES = (
     "article_lead",  # the sentence opens its article
     "passage_rank",  # 1 / (1 + the passage's retrieval rank)
     "date_rank",  # 1 / (1 + the passage's place by publication date, newest first)
+    "cosine_gap",  # cosine_question minus the best cosine_question among the candidates
+    "cosine_rank",  # 1 / (1 + the sentence's place by cosine_question among the candidates)
+    "typed_cosine",  # cosine_question when the sentence holds the asked kind of answer, else 0
+    "typed_bm25",  # bm25 when the sentence holds the asked kind of answer, else 0
 )
 
 

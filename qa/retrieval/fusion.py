@@ -18,8 +18,9 @@ class FusionRetriever:
 
     def __init__(
         self, rankers: Sequence[tuple[Ranker, float]], docs: DocumentStore, embedder: Embedder, reranker: Reranker,
-        *, mode: str = "hybrid", candidates: int = 30, rrf_k: int = 60,
+        *, mode: str = "hybrid", candidates: int = 30, rrf_k: int = 60, span_kind: str | None = None,
     ) -> None:
+        self.span_kind = span_kind
         self.rankers = list(rankers)
         self.mode = mode
         self.docs = docs
@@ -55,7 +56,11 @@ class FusionRetriever:
                 chunk.chunk_id, chunk.doc_id, chunk.title, chunk.source, chunk.published, chunk.text, chunk.start,
                 chunk.end, fused[chunk_id], ranks[chunk_id],
             ))
-        return Retrieval(self.reranker.rerank(query, passages)[:k], vector, query, filters != Filters())
+        passages = self.reranker.rerank(query, passages)[:k]
+        if self.span_kind is not None:
+            for passage in passages:
+                passage.sentences = self.docs.spans_in(self.span_kind, passage.doc_id, passage.start, passage.end)
+        return Retrieval(passages, vector, query, filters != Filters())
 
 
 def _overlaps(doc_id: str, start: int, end: int, other: Passage) -> bool:
