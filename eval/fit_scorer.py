@@ -198,7 +198,8 @@ def main(argv: list[str]) -> int:
     if cache is not None and cache.is_file():  # features extracted by an earlier run (same code)
         examples = [Example(**e) for e in json.loads(cache.read_text("utf-8"))]
     with tempfile.TemporaryDirectory(prefix="qa-fit-") as tmp:
-        for name in TUNE_SETS if not examples else ():
+        cached = {e.set for e in examples}
+        for name in (n for n in TUNE_SETS if n not in cached):
             if not Path(name).exists():
                 continue
             if (Path(name).parent / "corpus.txt").is_file() and name not in index:
@@ -209,7 +210,7 @@ def main(argv: list[str]) -> int:
             print(f"{name}: {len(found)} items, {sum(len(e.rows) for e in found)} candidate sentences",
                   file=sys.stderr)
             examples += found
-    if cache is not None and not cache.is_file():
+    if cache is not None:
         cache.write_text(json.dumps([e.__dict__ for e in examples]), "utf-8")
     chosen: tuple[float, float, float, dict[str, float]] | None = None
     for c in (0.03, 0.1, 0.3, 1.0, 3.0):  # the regularisation, chosen on the cross-validated result

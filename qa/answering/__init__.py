@@ -5,8 +5,8 @@ settings, e.g. llm -> extractive: when one is unavailable (AnswererUnavailable) 
 notice. An answerer that needs data computed at ingest declares it as `enrichments` (the extractive
 answerer's sentence vectors), which the service hands to the indexer.
 
-May import: qa.retrieval (Passage, Retrieval), qa.store (to read enrichment rows), qa.embedding, qa.lexicon,
-qa.errors, qa.config. Adding an answerer = a module with a `build(context)` factory, and a line in ANSWERERS.
+May import: qa.retrieval (Passage, Retrieval: each passage comes with its sentence spans, so answering reads
+no store), qa.store (protocol types), qa.embedding, qa.lexicon, qa.text, qa.errors, qa.config. Adding an answerer = a module with a `build(context)` factory, and a line in ANSWERERS.
 """
 
 from __future__ import annotations
