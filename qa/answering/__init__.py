@@ -6,7 +6,8 @@ notice. An answerer that needs data computed at ingest declares it as `enrichmen
 answerer's sentence vectors), which the service hands to the indexer.
 
 May import: qa.retrieval (Passage, Retrieval: each passage comes with its sentence spans, so answering reads
-no store), qa.store (protocol types), qa.embedding, qa.lexicon, qa.text, qa.errors, qa.config. Adding an answerer = a module with a `build(context)` factory, and a line in ANSWERERS.
+no store), qa.store (protocol types), qa.embedding, qa.lexicon, qa.text, qa.errors, qa.config.
+Adding an answerer = a module with a `build(context)` factory, and a line in ANSWERERS.
 """
 
 from __future__ import annotations
