@@ -184,10 +184,6 @@ def says_no(question: str, sentence: str) -> bool:
     return opposite != negated
 
 
-def yes_no_lead(question: str, sentence: str) -> str:
-    return "No." if says_no(question, sentence) else "Yes."
-
-
 # ---- corrections --------------------------------------------------------------------------------------------
 
 def is_correction(sentence: str) -> bool:
