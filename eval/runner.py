@@ -41,7 +41,7 @@ class RunConfig:
     candidates: int
     dense_weight: float
     bm25_weight: float
-    refusal_threshold: float
+    refusal_threshold: float | None
     max_answer_sentences: int
 
     @classmethod

@@ -50,7 +50,9 @@ class Settings(BaseSettings):
         "lazy", description="Sentence vectors: each embedded alone at ingest, pooled from the chunk pass at "
         "ingest, or (lazy) embedded when an answer first reads them and kept in memory (ingest embeds only chunks).",
     )
-    refusal_threshold: float = Field(0.58, description="Minimum evidence score to answer (extractive).")
+    refusal_threshold: float | None = Field(
+        None, description="Minimum score of the best sentence to answer (extractive; the learned scorer's "
+                          "probability). Unset: the threshold chosen on the tune sets (qa/answering/scorer.json).")
     max_answer_sentences: int = Field(2, ge=1, le=5, description="Sentences in an extractive answer.")
 
     llm_base_url: str | None = Field(None, description="OpenAI-compatible base URL (vLLM, Ollama, ...).")

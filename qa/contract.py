@@ -139,6 +139,11 @@ class AnswerOut(BaseModel):
     standalone_question: str = Field(description="The question as searched (a follow-up made self-contained).")
     answer: str = Field(description="The answer text; [n] markers point to `citations`.")
     refused: bool = Field(description="True when the articles do not hold the answer.")
+    refusal_reason: str | None = Field(
+        None, description="Why it refused: empty_index (nothing indexed, or nothing matches the filters), "
+                          "not_english (only English is understood), entity_not_found (no passage mentions a "
+                          "name the question asks about), weak_evidence (no sentence answers well enough); "
+                          "null when answered.")
     citations: list[CitationOut]
     passages: list[PassageOut]
     conversation_id: str
@@ -156,6 +161,7 @@ class AnswerOut(BaseModel):
         timings_ms: dict[str, float],
     ) -> AnswerOut:
         return cls(question=question, standalone_question=standalone, answer=answer.text, refused=answer.refused,
+                   refusal_reason=answer.refusal_reason if answer.refused else None,
                    citations=[CitationOut.of(c) for c in answer.citations],
                    passages=[PassageOut.of(p) for p in passages], conversation_id=conversation_id,
                    mode=answer.mode, notice=answer.notice, timings_ms=timings_ms,

@@ -465,12 +465,16 @@ def build_service(settings: Settings, cpu_worker: bool = False) -> Service:
         from qa.answering.llm import ChatModel, make_client
 
         llm = ChatModel(make_client(settings), settings.llm_model)
-    context = AnswerContext(settings, docs, embedder, llm)
-    answerer = AnswerChain([build_answerer(name, context) for name in chain_names(settings)])
+    from qa.answering.refusal import RefusalPolicy
+
+    policy = RefusalPolicy.of(settings.refusal_threshold)
+    context = AnswerContext(settings, docs, embedder, llm, policy)
+    answerer = AnswerChain([build_answerer(name, context) for name in chain_names(settings)], policy)
     chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
     indexer = Indexer(vectors, docs, embedder, chunker, sql.lock, sql.progress, answerer.enrichments,
                       run=cpu.run_if_large if cpu else None)
-    retriever = build_retriever(settings, vectors, docs, embedder)
+    kinds = [e.kind for e in answerer.enrichments]
+    retriever = build_retriever(settings, vectors, docs, embedder, kinds[0] if kinds else None)
     rewriter: QuestionRewriter = LLMRewriter(llm.complete) if llm and settings.use_llm else OfflineRewriter()
     fetcher = Fetcher(fetch_policy(settings))
     closers = (sql.close, *((embedder.close,) if hasattr(embedder, "close") else ()))

@@ -71,6 +71,9 @@ FORBIDDEN = {
     "retrieval": ("qa.answering", "qa.indexing", "qa.conversations", "qa.service"),
     "answering": ("qa.conversations", "qa.service", "qa.sources.files", "qa.sources.uploads"),
     "conversations": ("qa.answering", "qa.retrieval", "qa.store", "qa.indexing", "qa.service"),
+    # language analysis without domain knowledge: no other qa package at all
+    "text": ("qa.sources", "qa.store", "qa.embedding", "qa.indexing", "qa.retrieval", "qa.answering",
+             "qa.conversations", "qa.service", "qa.lexicon", "qa.config", "qa.errors", "qa.contract"),
 }
 
 

@@ -5,8 +5,9 @@ settings, e.g. llm -> extractive: when one is unavailable (AnswererUnavailable) 
 notice. An answerer that needs data computed at ingest declares it as `enrichments` (the extractive
 answerer's sentence vectors), which the service hands to the indexer.
 
-May import: qa.retrieval (Passage, Retrieval), qa.store (to read enrichment rows), qa.embedding, qa.lexicon,
-qa.errors, qa.config. Adding an answerer = a module with a `build(context)` factory, and a line in ANSWERERS.
+May import: qa.retrieval (Passage, Retrieval: each passage comes with its sentence spans, so answering reads
+no store), qa.store (protocol types), qa.embedding, qa.lexicon, qa.text, qa.errors, qa.config.
+Adding an answerer = a module with a `build(context)` factory, and a line in ANSWERERS.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import import_module
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from qa.config import Settings
 from qa.embedding import Embedder
@@ -22,6 +23,10 @@ from qa.errors import AnswererUnavailable, BadRequest
 from qa.indexing import Enrichment
 from qa.retrieval import Passage, Retrieval
 from qa.store import DocumentStore
+
+if TYPE_CHECKING:
+    from qa.answering.question import Question
+    from qa.answering.refusal import RefusalPolicy
 
 
 @dataclass
@@ -72,6 +77,7 @@ class Answer:
     confidence: float | None = None
     mode: str = ""  # the answerer that wrote it (set by the chain)
     disagreements: list[Disagreement] = field(default_factory=list)
+    refusal_reason: str | None = None  # qa.answering.refusal.REASONS; None when answered
 
 
 class Answerer(Protocol):
@@ -80,9 +86,9 @@ class Answerer(Protocol):
     name: str
     enrichments: Sequence[Enrichment]
 
-    def answer(self, question: str, retrieval: Retrieval) -> Answer: ...
+    def answer(self, question: Question, retrieval: Retrieval) -> Answer: ...
 
-    def stream(self, question: str, retrieval: Retrieval) -> Iterator[str | Answer]:
+    def stream(self, question: Question, retrieval: Retrieval) -> Iterator[str | Answer]:
         """Text tokens, then the finished Answer last."""
         ...
 
@@ -95,6 +101,12 @@ class AnswerContext:
     docs: DocumentStore
     embedder: Embedder
     llm: Any = None  # a qa.answering.llm.ChatModel when an LLM is configured
+    policy: Any = None  # the qa.answering.refusal.RefusalPolicy every answerer shares (None: from settings)
+
+    def refusal_policy(self) -> RefusalPolicy:
+        from qa.answering.refusal import RefusalPolicy
+
+        return self.policy or RefusalPolicy.of(self.settings.refusal_threshold)
 
 
 # name -> "module:factory"; the factory takes an AnswerContext.
@@ -119,12 +131,25 @@ def build_answerer(name: str, context: AnswerContext) -> Answerer:
 
 
 class AnswerChain:
-    """Answerers tried in order: an unavailable one hands over to the next, whose answer says so."""
+    """Answerers tried in order: an unavailable one hands over to the next, whose answer says so. The question
+    is parsed once here, and the refusal policy's checks that need no evidence (empty index, not English, an
+    asked name no passage mentions) are made once for every answerer."""
 
-    def __init__(self, answerers: Sequence[Answerer]) -> None:
+    def __init__(self, answerers: Sequence[Answerer], policy: RefusalPolicy | None = None) -> None:
+        from qa.answering.refusal import RefusalPolicy
+
         if not answerers:
             raise ValueError("an answer chain needs at least one answerer")
         self.answerers = list(answerers)
+        self.policy = policy or RefusalPolicy()
+
+    def _refused(self, question: Question, retrieval: Retrieval) -> Answer | None:
+        refusal = self.policy.before(question, retrieval, retrieval.filtered)
+        if refusal is None:
+            return None
+        answer = Answer(refusal.message, True, refusal_reason=refusal.reason)
+        answer.mode = self.answerers[0].name
+        return answer
 
     @property
     def name(self) -> str:
@@ -141,7 +166,13 @@ class AnswerChain:
     def get(self, name: str) -> Answerer | None:
         return next((a for a in self.answerers if a.name == name), None)
 
-    def answer(self, question: str, retrieval: Retrieval) -> Answer:
+    def answer(self, question: str | Question, retrieval: Retrieval) -> Answer:
+        from qa.answering.question import Question
+
+        question = Question.of(question)
+        refused = self._refused(question, retrieval)
+        if refused is not None:
+            return refused
         failure: AnswererUnavailable | None = None
         for answerer in self.answerers:
             try:
@@ -153,8 +184,17 @@ class AnswerChain:
         assert failure is not None
         raise failure
 
-    def stream(self, question: str, retrieval: Retrieval) -> Iterator[str | Answer]:
+    def stream(self, question: str | Question, retrieval: Retrieval) -> Iterator[str | Answer]:
         """Tokens, then the Answer. A failure after tokens were sent cannot be taken back: it is raised."""
+        from qa.answering.citations import tokens_of
+        from qa.answering.question import Question
+
+        question = Question.of(question)
+        refused = self._refused(question, retrieval)
+        if refused is not None:
+            yield from tokens_of(refused.text)
+            yield refused
+            return
         failure: AnswererUnavailable | None = None
         for answerer in self.answerers:
             sent = False

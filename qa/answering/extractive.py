@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -10,15 +9,12 @@ from datetime import date
 import numpy as np
 
 from qa.answering import Answer, AnswerContext, Citation, Disagreement, Quote
-from qa.answering.answer_types import AnswerType, Expectation
-from qa.answering.citations import REFUSAL_PREFIX, last_sentence, refusal_text, tokens_of
-from qa.answering.enrichments import SENTENCE_VECTORS, LazySentenceVectors, SentenceVectors
+from qa.answering.answer_types import AnswerType
+from qa.answering.citations import REFUSAL_PREFIX, last_sentence, tokens_of
+from qa.answering.enrichments import LazySentenceVectors, SentenceVectors, sentence_spans
 from qa.answering.news import (
     Stated,
-    about_topic,
-    asks_latest,
     describe,
-    describer_terms,
     description_strength,
     disagreement,
     is_correction,
@@ -26,40 +22,34 @@ from qa.answering.news import (
     kind_of,
     numbers_in,
     published_day,
-    question_form,
     reason_strength,
-    resolve_what_about,
     said_by,
     source_label,
-    split_parts,
     superseded,
     values_in,
-    yes_no_lead,
 )
+from qa.answering.question import Question
+from qa.answering.refusal import WEAK_EVIDENCE, RefusalPolicy
+from qa.answering.rules import disagreement as disagreement_rule
+from qa.answering.rules import yes_no
+from qa.answering.scorer import Scorer
+from qa.answering.scorer import load as load_scorer
 from qa.lexicon import (
-    SEQUENCE_CUE_PATTERN,
     Gazetteer,
     neutralise_citations,
     predicate_coverage,
     predicate_terms,
-    question_terms,
     speaks_of,
     terms,
 )
 from qa.retrieval import Retrieval
-from qa.store import DocumentStore
 
 MIN_SENTENCE_WORDS = 5
-_SEQUENCE = re.compile(SEQUENCE_CUE_PATTERN, re.I)
 # How far below the best score a later report may be and still lead a question about the latest state; how
 # far another article's sentence may be and still count as an earlier figure or the other side of a
 # disagreement. A correction and a sentence giving a reason (why questions) are ranked up by these.
 LATEST_MARGIN = 0.25
 VALUES_MARGIN = 0.15
-CORRECTION_BONUS = 0.1
-REASON_BONUS = 0.15
-PREDICATE_BONUS = 0.2  # yes/no: times the share of what is asked that a sentence speaks of
-DESCRIPTION_BONUS = 0.1  # "How did X describe Y?": times 2 for a verb of describing, 1 for a copula
 WHY_MARGIN = 0.6
 SAME_SUBJECT_TERMS = 2
 
@@ -74,6 +64,7 @@ class _Candidate:
     typed: bool
     day: date | None = None
     overlap: float = 0.0
+    features: list[float] | None = None  # the scorer's inputs (eval.fit_scorer reads them)
 
     def label(self, retrieval: Retrieval) -> str:
         return source_label(retrieval.passages[self.passage_index])
@@ -137,38 +128,44 @@ class ExtractiveAnswerer:
     name = "extractive"
 
     def __init__(
-        self, docs: DocumentStore, embed: Callable[[list[str]], np.ndarray], refusal_threshold: float,
-        gazetteer: Gazetteer, max_sentences: int = 2, keyword_weight: float = 0.35,
+        self, embed: Callable[[list[str]], np.ndarray], refusal_threshold: float | None,
+        gazetteer: Gazetteer, max_sentences: int = 2,
         passages_considered: int = 5, margin: float = 0.08, sentences: SentenceVectors | None = None,
+        policy: RefusalPolicy | None = None, scorer: Scorer | None = None,
     ) -> None:
         self.enrichments = (sentences or SentenceVectors(),)
         self.on_use = None if self.enrichments[0].at_ingest else LazySentenceVectors(embed)
-        self.docs = docs
+        self.unstored = LazySentenceVectors(embed, capacity=2_000)  # passages handed over without their vectors
         self.embed = embed
-        self.threshold = refusal_threshold
+        self.scorer = scorer or load_scorer()
+        self.policy = policy or RefusalPolicy(self.scorer.threshold if refusal_threshold is None else refusal_threshold)
+        self.threshold = self.policy.threshold
         self.gazetteer = gazetteer
         self.max_sentences = max_sentences
-        self.keyword_weight = keyword_weight
         self.passages_considered = passages_considered
         self.margin = margin
 
-    def candidates(self, question: str, retrieval: Retrieval, expect: Expectation) -> list[_Candidate]:
+    def candidates(self, question: Question, retrieval: Retrieval) -> list[_Candidate]:
         """Every sentence of the top passages, scored against the question, best first."""
-        q_terms = question_terms(question)
+        expect = question.expect
+        q_terms = set(question.terms)
         # in a conversation the follow-up's own words weigh again: the earlier turn only says what it is about
-        follow_up = question_terms(last_sentence(question)) if last_sentence(question) != question.strip() else set()
-        query_vector = retrieval.query_vector if question == retrieval.query else self.embed([question])[0]
-        form = question_form(expect.question)
+        follow_up = set(question.follow_up_terms)
+        query_vector = retrieval.query_vector if question.text == retrieval.query else self.embed([question.text])[0]
+        form = question.form
         # yes/no and why: the evidence must speak of what is asked, not only of who is involved
-        predicate = predicate_terms(expect.question) if form in ("why", "yes-no") else []
-        topic = about_topic(question)  # "What about Iran?": the evidence speaks of Iran
-        describer = describer_terms(expect.question) if form == "description" else set()
-        sentences: list[tuple[int, int, int, str, np.ndarray]] = []
+        predicate = question.predicate
+        topic = set(question.topic)  # "What about Iran?": the evidence speaks of Iran
+        describer = set(question.describer)
+        sentences: list[tuple[int, int, int, str, np.ndarray | None]] = []
         previous: dict[tuple[int, int], str] = {}  # the sentence before each one, in its passage
         seen: set[tuple[str, int]] = set()
         for index, passage in enumerate(retrieval.passages[: self.passages_considered]):
             before = ""
-            for start, end, vector in self.docs.spans_in(SENTENCE_VECTORS, passage.doc_id, passage.start, passage.end):
+            spans = passage.sentences  # handed over by retrieval; answering never reads the store
+            if spans is None:  # a passage retrieved without them: split here, embedded below
+                spans = [(passage.start + s, passage.start + e, None) for s, e in sentence_spans(passage.text)]
+            for start, end, vector in spans:
                 text = passage.text[start - passage.start : end - passage.start]
                 previous[(index, start)], before = before, text
                 if (passage.doc_id, start) in seen:
@@ -177,46 +174,66 @@ class ExtractiveAnswerer:
                 if len(text.split()) < MIN_SENTENCE_WORDS or text.strip() == passage.title.strip():
                     continue  # headlines and cross-heads restate topics; they do not answer
                 sentences.append((index, start, end, text, vector))
-        if self.on_use is not None and sentences:  # vectors made on first use (QA_SENTENCE_VECTORS=lazy)
-            made = self.on_use.vectors([text for _, _, _, text, _ in sentences])
+        unstored = self.on_use is None and any(v is None for *_, v in sentences)
+        if (self.on_use is not None or unstored) and sentences:  # made on first use (QA_SENTENCE_VECTORS=lazy)
+            made = (self.on_use or self.unstored).vectors([text for _, _, _, text, _ in sentences])
             sentences = [(i, s, e, t, v) for (i, s, e, t, _), v in zip(sentences, made, strict=True)]
         found: list[_Candidate] = []
+        rows: list[list[float]] = []
+        place: dict[int, int] = {}  # each passage's sentences seen so far
+        passage_cosine = self._passage_cosines(sentences, query_vector)
+        newest = _date_ranks(retrieval.passages[: self.passages_considered])
+        idf = _idf([set(terms(text)) for _, _, _, text, _ in sentences])
+        q_weight = sum(idf.get(t, idf[""]) for t in q_terms) or 1.0
         for index, start, end, text, vector in sentences:
             passage = retrieval.passages[index]
             day = published_day(passage)
             said = set(terms(text))  # the sentence's terms, read once for every check below
             overlap = len(q_terms & said) / len(q_terms) if q_terms else 0.0
-            dense = float(np.dot(vector, query_vector))
             typed = expect.met_by(text, passage.text, self.gazetteer, passage.source)
-            score = dense + self.keyword_weight * overlap - (0.0 if typed else 0.25)
-            if follow_up:
-                score += self.keyword_weight * len(follow_up & said) / len(follow_up)
             if topic and not topic & said:
                 typed = False
             if predicate:
                 typed = typed and speaks_of(predicate, said, strict=form == "yes-no")
-            if form == "yes-no":  # the sentence saying most of what is asked, not the one naming who is asked about
-                score += PREDICATE_BONUS * predicate_coverage(predicate, said)
+            reason = reason_strength(text) if form == "why" else 0
             if form == "why":
-                strength = reason_strength(text)
-                typed = typed and strength > 0
-                score += REASON_BONUS * (strength == 2)
-            if form == "description":  # the sentence that describes, said by whoever the question names
-                describes = description_strength(text)
-                score += DESCRIPTION_BONUS * describes
-                if describer:
-                    before = previous.get((index, start), "")
-                    direct = said_by(describer, text, "")
-                    via_pronoun = not direct and said_by(describer, text, before)
-                    typed = typed and describes > 0 and (direct or via_pronoun)
-                    if via_pronoun:  # "He also called it ...": weighed with the words of the sentence "he" points to
-                        score += self.keyword_weight * max(0.0, _overlap(q_terms, before) - overlap)
-            if is_correction(text):
-                score += CORRECTION_BONUS
-            found.append(_Candidate(index, start, end, text, score, typed, day, overlap))
+                typed = typed and reason > 0
+            describes = description_strength(text) if form == "description" else 0
+            if describer:  # the sentence that describes, said by whoever the question names
+                before = previous.get((index, start), "")
+                direct = said_by(describer, text, "")
+                typed = typed and describes > 0 and (direct or said_by(describer, text, before))
+            place[index] = place.get(index, -1) + 1
+            rows.append([
+                float(np.dot(vector, query_vector)), passage_cosine[index], overlap,
+                sum(idf.get(t, idf[""]) for t in q_terms & said) / q_weight,
+                len(follow_up & said) / len(follow_up) if follow_up else 0.0,
+                float(typed), _entity_share(question, text), predicate_coverage(predicate, said) if predicate else 0.0,
+                reason / 2, describes / 2, float(is_correction(text)), 1.0 / (1 + place[index]),
+                float(start == 0 or passage.text[: start - passage.start].strip() == passage.title.strip()),
+                1.0 / (1 + index), 1.0 / (1 + newest[index]),
+            ])
+            found.append(_Candidate(index, start, end, text, 0.0, typed, day, overlap))
+        _relative(rows)
+        scores = self.scorer.score(np.asarray(rows, dtype=np.float32))
+        for cand, score, row in zip(found, scores, rows, strict=True):
+            cand.score = float(score)
+            cand.features = row
         found = _without_corrected(found)
         found.sort(key=lambda c: (-c.score, c.passage_index, c.start))
         return found
+
+    def _passage_cosines(self, sentences: list[tuple[int, int, int, str, np.ndarray]],
+                         query_vector: np.ndarray) -> dict[int, float]:
+        """Cosine between the question and each passage, the passage as the mean of its sentence vectors."""
+        grouped: dict[int, list[np.ndarray]] = {}
+        for index, _, _, _, vector in sentences:
+            grouped.setdefault(index, []).append(vector)
+        cosines: dict[int, float] = {}
+        for index, vectors in grouped.items():
+            mean = np.mean(vectors, axis=0)
+            cosines[index] = float(np.dot(mean, query_vector) / (np.linalg.norm(mean) or 1.0))
+        return cosines
 
     def already_quoted(self, context: str, retrieval: Retrieval) -> set[tuple[int, int]]:
         """The sentences the previous turn would have quoted (its question is the context of a standalone
@@ -224,53 +241,54 @@ class ExtractiveAnswerer:
         by them again."""
         if not context:
             return set()
-        previous = Expectation.of(last_sentence(context))
-        ranked = [c for c in self.candidates(context, retrieval, previous) if c.typed or not previous.strict]
+        previous = Question.parse(context, last_sentence(context))
+        ranked = [c for c in self.candidates(previous, retrieval) if c.typed or not previous.expect.strict]
         return {(c.passage_index, c.start) for c in ranked[: self.max_sentences]}
 
-    def answer(self, question: str, retrieval: Retrieval) -> Answer:
-        asked = resolve_what_about(question)  # in a conversation: the follow-up actually asked
-        context = _context_of(question)
-        parts = split_parts(asked)
+    def answer(self, question: str | Question, retrieval: Retrieval) -> Answer:
+        question = Question.of(question)
         citer = _Citer(retrieval)
-        if len(parts) == 1:
-            part = self._part(question, asked, retrieval, citer)
+        if len(question.parts) == 1:
+            part = self._part(question, retrieval, citer)
             if part.text is None:
-                return Answer(refusal_text(question), True, confidence=part.confidence)
+                refusal = self.policy.weak(question, None, retrieval)
+                assert refusal is not None
+                return Answer(refusal.message, True, confidence=part.confidence, refusal_reason=refusal.reason)
             return Answer(part.text, part.uncertain, citer.citations, confidence=part.confidence,
-                          disagreements=part.disagreements)
+                          disagreements=part.disagreements,
+                          refusal_reason=WEAK_EVIDENCE if part.uncertain else None)
         texts: list[str] = []
         found: list[Disagreement] = []
-        answered = [self._part(f"{context} {p}".strip(), p, retrieval, citer) for p in parts]
-        for text, part in zip(parts, answered, strict=True):
+        answered = [self._part(question.part(p), retrieval, citer) for p in question.parts]
+        for text, part in zip(question.parts, answered, strict=True):
             texts.append(part.text if part.text is not None else f"{REFUSAL_PREFIX} “{text.rstrip('?')}”.")
             found += part.disagreements
         if all(p.text is None for p in answered):
-            return Answer(refusal_text(question), True, confidence=max((p.confidence or 0.0) for p in answered))
+            refusal = self.policy.weak(question, None, retrieval)
+            assert refusal is not None
+            return Answer(refusal.message, True, confidence=max((p.confidence or 0.0) for p in answered),
+                          refusal_reason=refusal.reason)
         confidence = min(p.confidence or 0.0 for p in answered if p.text is not None)
         return Answer(" ".join(texts), False, citer.citations, confidence=round(confidence, 4), disagreements=found)
 
-    def _part(self, question: str, asked: str, retrieval: Retrieval, citer: _Citer) -> _Part:
+    def _part(self, question: Question, retrieval: Retrieval, citer: _Citer) -> _Part:
         """One question (or one part of a multi-part question): its answer text, or None to refuse."""
-        expect = Expectation.of(asked)
-        ranked = self.candidates(question, retrieval, expect)
-        form = question_form(asked)
-        if expect.strict or form in ("why", "yes-no") or about_topic(question) or (
-                form == "description" and describer_terms(asked)):
+        asked, expect, form = question.asked, question.expect, question.form
+        ranked = self.candidates(question, retrieval)
+        if question.must_match:
             ranked = [c for c in ranked if c.typed]  # only a sentence with the asked kind of answer can answer
-        if _SEQUENCE.search(asked):
-            context = _context_of(question)
-            quoted = self.already_quoted(context, retrieval)
+        if question.sequence:
+            quoted = self.already_quoted(question.context, retrieval)
             ranked = [c for c in ranked if (c.passage_index, c.start) not in quoted]
         best = ranked[0] if ranked else None
-        if best is None or best.score < self.threshold:
+        if best is None or self.policy.weak(question, best.score) is not None:
             return _Part(None, round(best.score, 4) if best else None, [])
         confidence = round(best.score, 4)
         if form == "why":  # a sentence giving a reason outright beats one whose "after" or "over" may
             outright = [c for c in ranked if reason_strength(c.text) == 2 and c.overlap > 0
                         and c.score >= best.score - WHY_MARGIN]
             best = outright[0] if outright else best
-        latest = asks_latest(asked)
+        latest = question.latest
         if latest:  # of the reports about as good as the best, the latest leads
             pool = [c for c in ranked if c.score >= max(self.threshold, best.score - LATEST_MARGIN)]
             best = max(pool, key=lambda c: (c.day or date.min, c.score))
@@ -279,8 +297,11 @@ class ExtractiveAnswerer:
             parts[0] += f" ({best.label(retrieval)})"
         if form == "yes-no":
             uncertain = is_uncertain(best.text) and not is_correction(best.text)
-            lead = "The articles don't say for certain." if uncertain else yes_no_lead(asked, best.text)
-            text = f"{lead} {' '.join(parts)}"
+            passage = retrieval.passages[best.passage_index]
+            before = passage.text[: best.start - passage.start][-300:]
+            lead = "The articles don't say for certain." if uncertain else yes_no.verdict(question, best.text,
+                                                                                           before)
+            text = f"{lead} {' '.join(parts)}" if lead else " ".join(parts)
             return _Part(text, confidence, [], uncertain)
         chosen = [best]
         for cand in ranked if form != "why" else []:  # why: the reason alone
@@ -292,7 +313,7 @@ class ExtractiveAnswerer:
             parts.append(citer.quote(cand))
         found: list[Disagreement] = []
         if expect.wanted not in (AnswerType.ANY, AnswerType.ENTITY):  # names: too unreliable without a reader
-            stated = self._values(ranked, best, expect, asked, citer, latest)
+            stated = self._values(ranked, best, question, citer, latest)
             if latest and stated:
                 shown = " and ".join(f"{s.shown} [{s.n}] ({source_label(s.passage)})" for s in stated[1:])
                 parts.append(f"Earlier reports said {shown}.")
@@ -301,10 +322,12 @@ class ExtractiveAnswerer:
                 parts.append(describe(found[0]))
         return _Part(" ".join(parts), confidence, found)
 
-    def _values(self, ranked: list[_Candidate], best: _Candidate, expect: Expectation, asked: str,
-                citer: _Citer, latest: bool) -> list[Stated]:
+    def _values(self, ranked: list[_Candidate], best: _Candidate, question: Question, citer: _Citer,
+                latest: bool) -> list[Stated]:
         """The lead sentence's value of the asked kind, then the differing values other articles give about as
         well: earlier figures (latest questions) or the other sides of a disagreement. [] when no other differs."""
+        expect, asked = question.expect, question.asked
+
         def values(cand: _Candidate) -> list[tuple[str, str]]:
             return values_in(cand.text, expect.wanted, asked, cand.day, self.gazetteer)
 
@@ -328,27 +351,60 @@ class ExtractiveAnswerer:
             theirs = values(cand)
             if not theirs or theirs[0][1] in keys or not _same_subject(best.text, cand.text, asked_terms):
                 continue
+            if not disagreement_rule.same_measure(own[0][1], theirs[0][1]) or not disagreement_rule.same_subject(
+                    question, _up_to(best, citer.retrieval), _up_to(cand, citer.retrieval)):
+                continue  # another kind of measure ("76%" / "$17m"), or another company or story
             if {key for _, key in theirs} & {key for _, key in own}:
                 continue  # it also gives the lead's value: not another side
             keys.add(theirs[0][1])
             found.append(Stated(theirs[0][0], theirs[0][1], citer.cite_value(cand, theirs[0][0]), passage))
         return [lead, *found] if found else []
 
-    def stream(self, question: str, retrieval: Retrieval) -> Iterator[str | Answer]:
+    def stream(self, question: str | Question, retrieval: Retrieval) -> Iterator[str | Answer]:
         result = self.answer(question, retrieval)
         yield from tokens_of(result.text)
         yield result
 
 
-def _overlap(asked: set[str], text: str) -> float:
-    """The share of the question's terms a text repeats."""
-    return len(asked & set(terms(text))) / len(asked) if asked else 0.0
+def _relative(rows: list[list[float]]) -> None:
+    """Append each candidate's features relative to the others and its typed interactions (FEATURES' tail)."""
+    cosines = [row[0] for row in rows]
+    best = max(cosines, default=0.0)
+    order = sorted(range(len(rows)), key=lambda i: -cosines[i])
+    place = {i: n for n, i in enumerate(order)}
+    for i, row in enumerate(rows):
+        row += [row[0] - best, 1.0 / (1 + place[i]), row[0] * row[5], row[3] * row[5]]
 
 
-def _context_of(question: str) -> str:
-    """What comes before the question's last sentence: in a conversation, the earlier turn it follows."""
-    question = question.strip()
-    return question[: len(question) - len(last_sentence(question))].strip()
+def _date_ranks(passages: list) -> list[int]:
+    """Each passage's place by publication date, newest first (undated last)."""
+    order = sorted(range(len(passages)), key=lambda i: published_day(passages[i]) or date.min, reverse=True)
+    return [order.index(i) for i in range(len(passages))]
+
+
+def _idf(sentences: list[set[str]]) -> dict[str, float]:
+    """Inverse document frequency of each term over the candidate sentences ("" for a term none has)."""
+    n = len(sentences)
+    counts: dict[str, int] = {}
+    for said in sentences:
+        for term in said:
+            counts[term] = counts.get(term, 0) + 1
+    idf = {t: float(np.log(1 + (n - c + 0.5) / (c + 0.5))) for t, c in counts.items()}
+    idf[""] = float(np.log(1 + (n + 0.5) / 0.5))
+    return idf
+
+
+def _entity_share(question: Question, text: str) -> float:
+    """The share of the names the question asks about that the text names (1 when it asks about none)."""
+    if not question.entities:
+        return 1.0
+    return sum(yes_no.mentioned(question.entities, text)) / len(question.entities)
+
+
+def _up_to(cand: _Candidate, retrieval: Retrieval) -> str:
+    """The sentence with what its passage says before it (where "the bridge" of the sentence is named)."""
+    passage = retrieval.passages[cand.passage_index]
+    return passage.text[: cand.end - passage.start]
 
 
 def _same_subject(first: str, second: str, asked: set[str]) -> bool:
@@ -382,7 +438,9 @@ def _without_corrected(found: list[_Candidate]) -> list[_Candidate]:
 def build(context: AnswerContext) -> ExtractiveAnswerer:
     """The registry's factory: sentence vectors from the SQL store, the question embedded by the embedder."""
     settings = context.settings
-    return ExtractiveAnswerer(context.docs, context.embedder.embed, settings.refusal_threshold, Gazetteer(),
+    policy = context.refusal_policy()
+    return ExtractiveAnswerer(context.embedder.embed, policy.threshold, Gazetteer(),
                               settings.max_answer_sentences,
                               sentences=SentenceVectors(in_chunk=settings.sentence_vectors == "pooled",
-                                                        at_ingest=settings.sentence_vectors != "lazy"))
+                                                        at_ingest=settings.sentence_vectors != "lazy"),
+                              policy=policy)

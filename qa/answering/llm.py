@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from qa.answering import Answer, AnswerContext
-from qa.answering.answer_types import expected_type
-from qa.answering.citations import REFUSAL_PREFIX, check_citations, last_sentence, refusal_text
+from qa.answering.citations import REFUSAL_PREFIX, check_citations, refusal_text
 from qa.answering.news import passage_disagreements
+from qa.answering.question import Question
+from qa.answering.refusal import EMPTY_INDEX, WEAK_EVIDENCE
 from qa.config import Settings
 from qa.errors import LLMUnavailable
 from qa.lexicon import neutralise_citations, question_terms
@@ -144,15 +145,15 @@ class LLMAnswerer:
     def __init__(self, model: ChatModel) -> None:
         self.model = model
 
-    def finish(self, question: str, text: str, passages: list[Passage]) -> Answer:
+    def finish(self, question: str | Question, text: str, passages: list[Passage]) -> Answer:
         """Validate a raw model reply into an Answer."""
+        question = Question.of(question)
         stripped = text.strip()
         if not stripped or NOT_FOUND in stripped or stripped.startswith(REFUSAL_PREFIX) or not passages:
-            return Answer(refusal_text(question), True)
+            return Answer(refusal_text(question.text), True, refusal_reason=WEAK_EVIDENCE)
         cleaned, citations, phantoms = check_citations(stripped, passages)
         cited = [(c.n, c.passage) for c in citations]
-        found = passage_disagreements(last_sentence(question), expected_type(last_sentence(question)), cited,
-                                      question_terms(last_sentence(question)))
+        found = passage_disagreements(question.asked, question.expect.wanted, cited, question_terms(question.asked))
         notice = None
         if phantoms:
             notice = f"Removed citation(s) {', '.join(f'[{n}]' for n in phantoms)} that named no passage."
@@ -160,18 +161,20 @@ class LLMAnswerer:
             notice = (notice + " " if notice else "") + "The model cited no passage; check the sources below."
         return Answer(cleaned, False, citations, notice, disagreements=found)
 
-    def answer(self, question: str, retrieval: Retrieval) -> Answer:
+    def answer(self, question: str | Question, retrieval: Retrieval) -> Answer:
+        question = Question.of(question)
         if not retrieval.passages:
-            return Answer(refusal_text(question), True)
-        text = self.model.complete(build_messages(question, retrieval.passages))
+            return Answer(refusal_text(question.text), True, refusal_reason=EMPTY_INDEX)
+        text = self.model.complete(build_messages(question.text, retrieval.passages))
         return self.finish(question, text, retrieval.passages)
 
-    def stream(self, question: str, retrieval: Retrieval) -> Iterator[str | Answer]:
+    def stream(self, question: str | Question, retrieval: Retrieval) -> Iterator[str | Answer]:
+        question = Question.of(question)
         if not retrieval.passages:
-            yield Answer(refusal_text(question), True)
+            yield Answer(refusal_text(question.text), True, refusal_reason=EMPTY_INDEX)
             return
         parts: list[str] = []
-        for delta in self.model.stream(build_messages(question, retrieval.passages)):
+        for delta in self.model.stream(build_messages(question.text, retrieval.passages)):
             parts.append(delta)
             yield delta
         yield self.finish(question, "".join(parts), retrieval.passages)

@@ -48,6 +48,7 @@ from qa.lexicon import (
     terms,
 )
 from qa.retrieval import Passage
+from qa.text.figures import figures
 
 _YES_NO = re.compile(YES_NO_PATTERN, re.I)
 _WHY = re.compile(WHY_PATTERN, re.I)
@@ -69,15 +70,9 @@ _WHAT_ABOUT = re.compile(WHAT_ABOUT_PATTERN, re.I)
 _OPENING = re.compile(QUESTION_OPENING_PATTERN, re.I)
 _PART_OPENER = re.compile(rf"^\W*(?:{'|'.join(sorted(PART_OPENERS))})\b", re.I)
 _TIME = re.compile(TIME_PATTERN, re.I)
-_NUMBER = re.compile(
-    r"(?:(?:at least|more than|fewer than|less than|about|around|some|nearly|almost|over|up to|roughly) )?"
-    r"[$€£]?\d[\d,]*(?:\.\d+)?(?: ?(?:million|billion|percent|per cent|%))?(?: (?:euros?|dollars?|pounds))?"
-)
 _DAY_MENTION = re.compile(rf"\b(?:{DATE_PATTERN}|{MONTH_WORD_PATTERN} \d{{1,2}}\b|\d{{1,2}} {MONTH_WORD_PATTERN}|"
                           rf"{WEEKDAY_PATTERN}|yesterday|today)")
 _CURRENCY = re.compile(r"[$€£]|euro|dollar|pound|million|billion", re.I)
-_MODIFIER = re.compile(r"^(?:at least|more than|fewer than|less than|about|around|some|nearly|almost|over|up to|"
-                       r"roughly) ")
 
 
 # ---- question forms -----------------------------------------------------------------------------------------
@@ -189,10 +184,6 @@ def says_no(question: str, sentence: str) -> bool:
     return opposite != negated
 
 
-def yes_no_lead(question: str, sentence: str) -> str:
-    return "No." if says_no(question, sentence) else "Yes."
-
-
 # ---- corrections --------------------------------------------------------------------------------------------
 
 def is_correction(sentence: str) -> bool:
@@ -212,17 +203,21 @@ def superseded(sentence: str) -> set[str]:
 
 def numbers_in(sentence: str, asked: set[str]) -> list[tuple[str, str]]:
     """(as written, comparable key) for each figure in a sentence that the question does not name itself;
-    years and day numbers of dates are not figures."""
+    years and day numbers of dates are not figures. A figure keeps its qualifier and unit ("no less than
+    $17m"); its key is its kind of measure and value ("money:$:17000000"), so "76%" and "$17m" never compare."""
     found: list[tuple[str, str]] = []
     dated = [m.span() for m in _DAY_MENTION.finditer(sentence)] + [m.span() for m in _TIME.finditer(sentence)]
-    for match in _NUMBER.finditer(sentence):
-        shown = match.group(0).strip()
-        digits = re.sub(r"[^\d.]", "", _MODIFIER.sub("", shown)).rstrip(".")
-        if not digits or digits in asked or any(s <= match.start() < e for s, e in dated):
+    for figure in figures(sentence):
+        number = re.search(r"\d(?:[\d,]*\d)?(?:\.\d+)?", figure.shown)
+        if number is None:
             continue
-        if re.fullmatch(r"(19|20)\d\d", digits) and shown == digits:
+        raw = number.group(0).replace(",", "")
+        at = figure.start + number.start()
+        if raw in asked or any(s <= at < e for s, e in dated):
             continue
-        found.append((shown, digits.replace(",", "")))
+        if re.fullmatch(r"(19|20)\d\d", raw) and figure.shown == raw:
+            continue
+        found.append((figure.shown, f"{figure.measure}:{figure.value:g}"))
     return found
 
 

@@ -29,6 +29,9 @@ class Passage(StoredChunk):
 
     score: float = 0.0
     ranks: dict[str, int] = field(default_factory=dict)
+    # the answerer's sentence spans inside the passage, with their vectors (start, end, vector), read from the
+    # store with the passage so answering never reads the store; None when the retriever was not asked for them
+    sentences: list[tuple[int, int, np.ndarray]] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -38,6 +41,7 @@ class Retrieval:
     passages: list[Passage]
     query_vector: np.ndarray
     query: str = ""
+    filtered: bool = False  # filters narrowed the search (no passages then need not mean an empty index)
 
 
 class Ranker(Protocol):
@@ -78,8 +82,10 @@ def load(registry: dict[str, str], name: str, what: str) -> Any:
     return getattr(import_module(module), attribute)
 
 
-def build_retriever(settings: Settings, index: VectorIndex, docs: DocumentStore, embedder: Embedder) -> Retriever:
-    """The retriever the settings ask for: hybrid (dense + BM25), dense or BM25 alone."""
+def build_retriever(settings: Settings, index: VectorIndex, docs: DocumentStore, embedder: Embedder,
+                    span_kind: str | None = None) -> Retriever:
+    """The retriever the settings ask for: hybrid (dense + BM25), dense or BM25 alone; with `span_kind` (the
+    answerer's sentence enrichment) each passage comes with its sentence spans and vectors."""
     from qa.retrieval.dense import DenseRanker
     from qa.retrieval.fusion import FusionRetriever
     from qa.retrieval.keyword import KeywordRanker
@@ -88,5 +94,5 @@ def build_retriever(settings: Settings, index: VectorIndex, docs: DocumentStore,
                                            (KeywordRanker(docs), settings.bm25_weight)]
     reranker = load(RERANKERS, settings.reranker, "reranker")()
     return FusionRetriever(rankers, docs, embedder, reranker, mode=settings.retriever,
-                           candidates=settings.candidates, rrf_k=settings.rrf_k,
+                           candidates=settings.candidates, rrf_k=settings.rrf_k, span_kind=span_kind,
                            max_per_article=settings.max_per_article, duplicate_overlap=settings.duplicate_overlap)

@@ -20,9 +20,10 @@ class FusionRetriever:
 
     def __init__(
         self, rankers: Sequence[tuple[Ranker, float]], docs: DocumentStore, embedder: Embedder, reranker: Reranker,
-        *, mode: str = "hybrid", candidates: int = 30, rrf_k: int = 60, max_per_article: int = 0,
-        duplicate_overlap: float = 0.8,
+        *, mode: str = "hybrid", candidates: int = 30, rrf_k: int = 60, span_kind: str | None = None,
+        max_per_article: int = 0, duplicate_overlap: float = 0.8,
     ) -> None:
+        self.span_kind = span_kind
         self.rankers = list(rankers)
         self.mode = mode
         self.docs = docs
@@ -61,7 +62,11 @@ class FusionRetriever:
                 chunk.end, fused[chunk_id], ranks[chunk_id],
             ))
         ranked = self.reranker.rerank(query, passages)
-        return Retrieval(diversify(ranked, k, self.max_per_article, self.duplicate_overlap), vector, query)
+        passages = diversify(ranked, k, self.max_per_article, self.duplicate_overlap)
+        if self.span_kind is not None:
+            for passage in passages:
+                passage.sentences = self.docs.spans_in(self.span_kind, passage.doc_id, passage.start, passage.end)
+        return Retrieval(passages, vector, query, filters != Filters())
 
 
 def _overlaps(doc_id: str, start: int, end: int, other: Passage) -> bool:
