@@ -8,6 +8,7 @@ import time
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -419,14 +420,16 @@ def build_service(settings: Settings, cpu_worker: bool = False) -> Service:
     if settings.llm_configured:
         from qa.answering.llm import ChatModel, make_client
 
-        llm = ChatModel(make_client(settings), settings.llm_model)
+        llm = ChatModel(make_client(settings), settings.llm_model, settings.llm_deadline, settings.llm_max_tokens,
+                        settings.llm_max_reply_bytes, settings.llm_max_retries)
     context = AnswerContext(settings, docs, embedder, llm)
     answerer = AnswerChain([build_answerer(name, context) for name in chain_names(settings)])
     chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
     indexer = Indexer(vectors, docs, embedder, chunker, sql.lock, sql.progress, answerer.enrichments,
                       run=cpu.run_if_large if cpu else None)
     retriever = build_retriever(settings, vectors, docs, embedder)
-    rewriter: QuestionRewriter = LLMRewriter(llm.complete) if llm and settings.use_llm else OfflineRewriter()
+    rewriter: QuestionRewriter = (LLMRewriter(partial(llm.complete, deadline=settings.llm_rewrite_deadline))
+                                  if llm and settings.use_llm else OfflineRewriter())
     fetcher = Fetcher(fetch_policy(settings))
     closers = (sql.close, *((embedder.close,) if hasattr(embedder, "close") else ()))
     return Service(settings, docs, vectors, indexer, retriever, answerer, rewriter, sql.conversations, sql.feedback,

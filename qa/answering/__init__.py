@@ -72,6 +72,7 @@ class Answer:
     confidence: float | None = None
     mode: str = ""  # the answerer that wrote it (set by the chain)
     disagreements: list[Disagreement] = field(default_factory=list)
+    dropped: list[Any] = field(default_factory=list)  # qa.answering.grounding.Dropped: sentences not shown
 
 
 class Answerer(Protocol):
@@ -154,11 +155,15 @@ class AnswerChain:
         raise failure
 
     def stream(self, question: str, retrieval: Retrieval) -> Iterator[str | Answer]:
-        """Tokens, then the Answer. A failure after tokens were sent cannot be taken back: it is raised."""
+        """Tokens, then the Answer. The tokens are a draft: when the answerer that sent them fails (a deadline,
+        an answer its citations do not support), the next one's whole answer is the Answer."""
         failure: AnswererUnavailable | None = None
+        sent = False
         for answerer in self.answerers:
-            sent = False
             try:
+                if sent:  # the reader has a draft already: the fallback's answer comes whole, in `done`
+                    yield self._finish(answerer.answer(question, retrieval), answerer, failure)
+                    return
                 for item in answerer.stream(question, retrieval):
                     if isinstance(item, Answer):
                         yield self._finish(item, answerer, failure)
@@ -166,8 +171,6 @@ class AnswerChain:
                     sent = True
                     yield item
             except AnswererUnavailable as error:
-                if sent:
-                    raise
                 failure = failure or error
         assert failure is not None
         raise failure
@@ -175,6 +178,8 @@ class AnswerChain:
     @staticmethod
     def _finish(answer: Answer, answerer: Answerer, failure: AnswererUnavailable | None) -> Answer:
         answer.mode = answerer.name
+        if failure is not None and not answer.dropped:
+            answer.dropped = list(getattr(failure, "dropped", []))
         if failure is not None:
             fallback = f"{failure} — showing an {answerer.name} answer from the articles instead."
             answer.notice = f"{fallback} {answer.notice}" if answer.notice else fallback
