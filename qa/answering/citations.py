@@ -69,6 +69,7 @@ def check_citations(text: str, passages: list[Passage]) -> tuple[str, list[Citat
         return ""
 
     cleaned = CITATION.sub(keep, text)
+    cleaned = re.sub(r"(\[[0-9]+\])(?:[ \t]*\1)+", r"\1", cleaned)  # "[1] [1]" once
     cleaned = re.sub(r"[ \t]+([.,;:!?])", r"\1", cleaned)
     cleaned = re.sub(r"[ \t]{2,}", " ", cleaned).strip()
     cited = sorted({int(n) for n in CITATION.findall(cleaned)})

@@ -90,8 +90,9 @@ def split_sentences(text: str) -> list[str]:
             before = line[start:match.start()].rsplit(None, 1)
             word = before[-1].lower().rstrip(".") if before else ""
             after = line[match.end():].lstrip()
-            if (word in _ABBREVIATIONS or re.fullmatch(r"[a-z]", word) or after[:1].islower()
-                    or (word == "no" and after[:1].isdigit())):  # "No. 5"
+            quoted = line.count("“", start, match.start()) > line.count("”", start, match.start())
+            if (quoted or word in _ABBREVIATIONS or re.fullmatch(r"[a-z]", word) or after[:1].islower()
+                    or (word == "no" and after[:1].isdigit())):  # inside a quotation, "Mr.", "No. 5"
                 continue
             sentences.append(line[start:match.end()].strip())
             start = match.end()
@@ -165,13 +166,19 @@ def unsupported(claim: str, evidence: _Evidence) -> list[str]:
             missing.append(name)
     if missing:
         return missing
-    content = [t for t in dict.fromkeys(terms(claim)) if not t.isdigit()]
+    content = [t for t in dict.fromkeys(terms(claim)) if not t.isdigit() and t not in _FRAMING]
     absent = [t for t in content if not evidence.has_term(t)]
     if content and len(content) - len(absent) < MIN_TERM_COVERAGE * len(content):
         return absent
     return []
 
 
+# Words an answer frames its evidence with, as the prompt asks ("the sources disagree", "earlier reports said"):
+# not claims of their own.
+_FRAMING = frozenset(terms(
+    "source sources disagree disagreement report reports reported reporting earlier later latest say said says "
+    "according article articles passage passages state states stated mention mentioned previously however also "
+    "whereas while answer question"))
 # Sentence-initial words that are capitalised only because they open the sentence.
 _COMMON_OPENERS = words("earlier later meanwhile after before during since while when where what who why how "
                             "both neither either each many most some several officials reports report")
@@ -203,7 +210,9 @@ def ground(text: str, passages: list[Passage]) -> Grounded:
             continue
         valid = [n for n in cited if 1 <= n <= len(passages)]
         if not valid:
-            dropped.append(Dropped(pending_stance + sentence, "cites no passage", position))
+            reason = (f"cites {', '.join(f'[{n}]' for n in dict.fromkeys(cited))}, which names no passage" if cited
+                      else "cites no passage")
+            dropped.append(Dropped(pending_stance + sentence, reason, position))
             pending_stance = ""
             continue
         missing = unsupported(claim, _Evidence.of([passages[n - 1] for n in dict.fromkeys(valid)]))
