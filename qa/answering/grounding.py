@@ -30,7 +30,7 @@ _DEBRIS = re.compile(
     r"|^(?:Passages|Question|System|User|Assistant|Answer)\s*:|\"\"\"",
     re.I | re.M,
 )
-_SENTENCE_END = re.compile(r"[.!?…]+[\"”’)]*((?:\s*\[[0-9]+\])*)(?=\s|$)")
+_SENTENCE_END = re.compile(r"[.!?…]+[\"”’)]*(?:\s*\[[0-9]+\])*[.!?]?(?=\s|$)")  # "… fired. [1]", "6 a.m. [2]."
 _ABBREVIATIONS = words(
     "mr mrs ms dr st jr sr prof gen col lt sgt capt gov sen rep rev vs etc inc ltd co corp dept est fig approx "
     "jan feb mar apr jun jul aug sep sept oct nov dec mon tue tues wed thu thurs fri sat sun u.s u.k u.n e.g i.e"
