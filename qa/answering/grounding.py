@@ -191,6 +191,7 @@ def ground(text: str, passages: list[Passage]) -> Grounded:
     kept: list[str] = []
     dropped: list[Dropped] = []
     pending_stance = ""
+    evidence: dict[tuple[int, ...], _Evidence] = {}  # per set of cited passages
     for position, sentence in enumerate(split_sentences(cleaned), start=1):
         cited = [int(n) for n in CITATION.findall(sentence)]
         claim = CITATION.sub("", sentence).strip()
@@ -215,7 +216,10 @@ def ground(text: str, passages: list[Passage]) -> Grounded:
             dropped.append(Dropped(pending_stance + sentence, reason, position))
             pending_stance = ""
             continue
-        missing = unsupported(claim, _Evidence.of([passages[n - 1] for n in dict.fromkeys(valid)]))
+        key = tuple(sorted(set(valid)))
+        if key not in evidence:
+            evidence[key] = _Evidence.of([passages[n - 1] for n in key])
+        missing = unsupported(claim, evidence[key])
         if missing:
             where = ", ".join(f"[{n}]" for n in dict.fromkeys(valid))
             shown = ", ".join(f"“{m}”" for m in list(dict.fromkeys(missing))[:3])
