@@ -62,7 +62,13 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("OPENAI_API_KEY", "QA_OPENAI_API_KEY"),
         description="API key for the LLM/embeddings (OPENAI_API_KEY).",
     )
-    llm_timeout: float = Field(30.0, gt=0, description="Seconds before an LLM call is abandoned.")
+    llm_timeout: float = Field(30.0, gt=0, description="Seconds the LLM may stay silent (connect, each read).")
+    llm_deadline: float = Field(20.0, gt=0, le=600, description="Seconds one LLM answer (call or stream) may take "
+                                "in all; then the extractive fallback is given.")
+    llm_rewrite_deadline: float = Field(5.0, gt=0, le=600, description="Seconds the LLM may take to rewrite a "
+                                        "follow-up; then the offline rule is used.")
+    llm_max_tokens: int = Field(300, ge=16, le=4096, description="max_tokens asked of the LLM per answer.")
+    llm_max_reply_bytes: int = Field(524_288, ge=1024, description="Largest LLM reply read (bytes on the wire).")
     llm_max_retries: int = Field(1, ge=0, le=5, description="Retries on LLM connection errors/5xx.")
     llm_fallback: bool = Field(True, description="Answer extractively with a notice when the LLM fails.")
 

@@ -96,6 +96,14 @@ class DisagreementOut(BaseModel):
                    values=[DisagreementValueOut(**vars(v)) for v in found.values])
 
 
+class DroppedOut(BaseModel):
+    """A sentence of the model's answer that was not shown: it cited no passage, or its passages do not say it."""
+
+    text: str
+    reason: str
+    position: int = Field(description="Its place among the model's sentences (1-based).")
+
+
 def _day(published: str | None) -> date | None:
     """A stored publication date (YYYY-MM-DD) as a date; None when missing or unreadable."""
     try:
@@ -154,6 +162,8 @@ class AnswerOut(BaseModel):
                                                     "dated or nothing is cited).")
     disagreements: list[DisagreementOut] = Field(
         default_factory=list, description="Values the cited sources disagree on, each with its source and date.")
+    dropped: list[DroppedOut] = Field(
+        default_factory=list, description="Sentences of the model's answer that were not shown, and why (LLM mode).")
 
     @classmethod
     def of(
@@ -166,7 +176,8 @@ class AnswerOut(BaseModel):
                    passages=[PassageOut.of(p) for p in passages], conversation_id=conversation_id,
                    mode=answer.mode, notice=answer.notice, timings_ms=timings_ms,
                    as_of=AsOfOut.of(answer.citations),
-                   disagreements=[DisagreementOut.of(d) for d in answer.disagreements])
+                   disagreements=[DisagreementOut.of(d) for d in answer.disagreements],
+                   dropped=[DroppedOut(text=d.text, reason=d.reason, position=d.position) for d in answer.dropped])
 
 
 class SourcesEvent(BaseModel):

@@ -9,6 +9,7 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -464,7 +465,8 @@ def build_service(settings: Settings, cpu_worker: bool = False) -> Service:
     if settings.llm_configured:
         from qa.answering.llm import ChatModel, make_client
 
-        llm = ChatModel(make_client(settings), settings.llm_model)
+        llm = ChatModel(make_client(settings), settings.llm_model, settings.llm_deadline, settings.llm_max_tokens,
+                        settings.llm_max_reply_bytes, settings.llm_max_retries)
     from qa.answering.refusal import RefusalPolicy
 
     policy = RefusalPolicy.of(settings.refusal_threshold)
@@ -475,7 +477,8 @@ def build_service(settings: Settings, cpu_worker: bool = False) -> Service:
                       run=cpu.run_if_large if cpu else None)
     kinds = [e.kind for e in answerer.enrichments]
     retriever = build_retriever(settings, vectors, docs, embedder, kinds[0] if kinds else None)
-    rewriter: QuestionRewriter = LLMRewriter(llm.complete) if llm and settings.use_llm else OfflineRewriter()
+    rewriter: QuestionRewriter = (LLMRewriter(partial(llm.complete, deadline=settings.llm_rewrite_deadline))
+                                  if llm and settings.use_llm else OfflineRewriter())
     fetcher = Fetcher(fetch_policy(settings))
     closers = (sql.close, *((embedder.close,) if hasattr(embedder, "close") else ()))
     return Service(settings, docs, vectors, indexer, retriever, answerer, rewriter, sql.conversations, sql.feedback,

@@ -22,6 +22,7 @@ class Reply:
     delay: float = 0.0
     garbage: bool = False
     word_delay: float = 0.0  # a pause between streamed words (a slow model)
+    trickle: float = 0.0  # send the whole HTTP response a byte at a time, this many seconds apart
 
 
 class FakeLLM:
@@ -61,6 +62,9 @@ class FakeLLM:
             self._send(handler, 200, "application/json", b"<html>not json</html>")
             return
         model = body.get("model", "fake")
+        if reply.trickle:
+            self._trickle(handler, body, reply)
+            return
         if body.get("stream"):
             handler.send_response(200)
             handler.send_header("content-type", "text/event-stream")
@@ -85,6 +89,19 @@ class FakeLLM:
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         }
         self._send(handler, 200, "application/json", json.dumps(payload).encode())
+
+    @staticmethod
+    def _trickle(handler: BaseHTTPRequestHandler, body: dict, reply: Reply) -> None:
+        """A model that never goes silent for long but never finishes: head and body a byte at a time."""
+        payload = json.dumps({"id": "c1", "object": "chat.completion", "created": 0, "model": body.get("model"),
+                              "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.content},
+                                           "finish_reason": "stop"}]}).encode()
+        raw = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+               + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+        for i in range(len(raw)):
+            handler.wfile.write(raw[i:i + 1])
+            handler.wfile.flush()
+            time.sleep(reply.trickle)
 
     @staticmethod
     def _send(handler: BaseHTTPRequestHandler, status: int, ctype: str, data: bytes) -> None:

@@ -251,6 +251,25 @@ def test_stop_after_the_server_kept_the_answer_says_so_and_retry_makes_no_copy(p
     assert [c["id"] for c in after] == [new[0]["id"]]
 
 
+def test_the_page_shows_only_the_sentences_that_survived_the_check(page: Page, llm_server: LLMServer) -> None:
+    """The streamed draft carries an unsupported sentence; the finished answer on the page does not."""
+    url, llm = llm_server.url, llm_server.llm
+    llm.replies.clear()
+    supported = "The US fired at least 59 Tomahawk cruise missiles at the Shayrat Airbase [1]."
+    llm.replies.append(Reply(f"{supported} Reuters reported 200 dead in Moscow [1].", word_delay=0.02))
+    page.goto(url)
+    box = page.get_by_label("Your question")
+    box.fill("How many Tomahawk missiles did the US fire at the Shayrat Airbase?")
+    box.press("Enter")
+    answer = page.locator("#log article.answer").first
+    expect(answer).to_have_attribute("data-state", "done")
+    expect(answer.locator(".answer-text")).to_contain_text("at least 59 Tomahawk cruise missiles")
+    assert "Reuters" not in (answer.locator(".answer-text").text_content() or "")
+    expect(answer.locator(".notice")).to_contain_text("1 of 2 sentences")
+    assert "Reuters reported" not in (answer.text_content() or "")
+    llm.replies.clear()
+
+
 def test_retry_after_an_error_keeps_the_question_and_says_it_in_words(page: Page, server: str) -> None:
     page.route("**/chat", lambda route: route.fulfill(status=500, json={"error": "internal error"}))
     page.goto(server)

@@ -46,9 +46,11 @@ def test_phantom_citation_is_removed_and_flagged(llm_pipeline: Service, llm: Fak
     llm.replies.append(Reply("At least 59 missiles were fired [1][9]. Russia objected [42]."))
     result = llm_pipeline.ask(QUESTION, k=3).model_dump()
     assert "[9]" not in result["answer"] and "[42]" not in result["answer"]
-    assert result["answer"] == "At least 59 missiles were fired [1]. Russia objected."
+    assert result["answer"] == "At least 59 missiles were fired [1]."  # the other sentence cites no passage
     assert [c["n"] for c in result["citations"]] == [1]
     assert "[9]" in result["notice"] and "[42]" in result["notice"]
+    assert result["dropped"] == [{"text": "Russia objected [42].", "reason": "cites [42], which names no passage",
+                                  "position": 2}]
 
 
 def test_model_refusal_sets_refused(llm_pipeline: Service, llm: FakeLLM) -> None:

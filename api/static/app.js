@@ -434,7 +434,12 @@ function addTurn(question, { retry, filters } = {}) {
   return {
     element: turn,
     searched(count) { status.textContent = `Reading ${count} passage${count === 1 ? "" : "s"}…`; },
-    token(chunk) { follow(() => streamed.appendData(chunk)); },
+    token(chunk) {
+      // The tokens are the model's draft: each sentence is checked against the passages it cites when the
+      // answer is complete, and `done` brings what survived, which replaces the draft.
+      if (!streamed.length) status.textContent = "Writing a draft… each sentence is checked against its sources when it is done.";
+      follow(() => streamed.appendData(chunk));
+    },
     finish(result) { follow(() => this.render(result)); },
     render(result) {
       const citations = result.citations || [];
@@ -468,7 +473,7 @@ function addTurn(question, { retry, filters } = {}) {
       answer.setAttribute("role", "alert");
       answer.prepend(h("p", { class: "error-label" }, "Something went wrong"));
       text.after(h("p", { class: "error-message" }, message));
-      if (!streamed.length) text.remove();
+      text.remove(); // an unchecked draft is never left on the page
       settle("error");
       actions(null, true);
     },
@@ -483,7 +488,7 @@ function addTurn(question, { retry, filters } = {}) {
     stopped() {
       answer.prepend(h("p", { class: "stopped-label" }, "Stopped"));
       text.after(h("p", { class: "notice" }, "You stopped this answer; it was not saved."));
-      if (!streamed.length) text.remove();
+      text.remove(); // an unchecked draft is never left on the page
       settle("stopped");
       actions(null, true);
     },

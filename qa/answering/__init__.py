@@ -78,6 +78,7 @@ class Answer:
     mode: str = ""  # the answerer that wrote it (set by the chain)
     disagreements: list[Disagreement] = field(default_factory=list)
     refusal_reason: str | None = None  # qa.answering.refusal.REASONS; None when answered
+    dropped: list[Any] = field(default_factory=list)  # qa.answering.grounding.Dropped: sentences not shown
 
 
 class Answerer(Protocol):
@@ -185,7 +186,8 @@ class AnswerChain:
         raise failure
 
     def stream(self, question: str | Question, retrieval: Retrieval) -> Iterator[str | Answer]:
-        """Tokens, then the Answer. A failure after tokens were sent cannot be taken back: it is raised."""
+        """Tokens, then the Answer. The tokens are a draft: when the answerer that sent them fails (a deadline,
+        an answer its citations do not support), the next one's whole answer is the Answer."""
         from qa.answering.citations import tokens_of
         from qa.answering.question import Question
 
@@ -196,9 +198,12 @@ class AnswerChain:
             yield refused
             return
         failure: AnswererUnavailable | None = None
+        sent = False
         for answerer in self.answerers:
-            sent = False
             try:
+                if sent:  # the reader has a draft already: the fallback's answer comes whole, in `done`
+                    yield self._finish(answerer.answer(question, retrieval), answerer, failure)
+                    return
                 for item in answerer.stream(question, retrieval):
                     if isinstance(item, Answer):
                         yield self._finish(item, answerer, failure)
@@ -206,8 +211,6 @@ class AnswerChain:
                     sent = True
                     yield item
             except AnswererUnavailable as error:
-                if sent:
-                    raise
                 failure = failure or error
         assert failure is not None
         raise failure
@@ -215,6 +218,8 @@ class AnswerChain:
     @staticmethod
     def _finish(answer: Answer, answerer: Answerer, failure: AnswererUnavailable | None) -> Answer:
         answer.mode = answerer.name
+        if failure is not None and not answer.dropped:
+            answer.dropped = list(getattr(failure, "dropped", []))
         if failure is not None:
             fallback = f"{failure} — showing an {answerer.name} answer from the articles instead."
             answer.notice = f"{fallback} {answer.notice}" if answer.notice else fallback
