@@ -241,8 +241,9 @@ def test_server_failure_shows_error_state(page: Page, server: str, failure: str,
     expect(answer).to_have_attribute("role", "alert")
     expect(answer.locator(".error-label")).to_have_text("Something went wrong")
     expect(answer.locator(".error-message")).to_contain_text(message)
-    if failure == "error-event":
-        expect(answer.locator(".answer-text")).to_have_text("Partial ")
+    if failure == "error-event":  # the streamed draft was never checked against its sources: it goes (issue 26)
+        expect(answer.locator(".answer-text")).to_have_count(0)
+        assert "Partial" not in (answer.text_content() or "")
     expect(page.get_by_role("button", name="Ask")).to_be_enabled()
     if failure == "http-500":
         screenshot(page, "chat-error")
