@@ -19,7 +19,8 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from eval.dataset import load_dataset
 from qa.conversations import ConversationStore, Turn
-from qa.conversations.store import RESULT_CHARS
+from qa.conversations.feedback import EVIDENCE_QUOTES, QUOTE_CHARS
+from qa.conversations.store import PASSAGE_CHARS, RESULT_CHARS, STORED_PASSAGES
 from tests.conftest import LLMServer, make_settings
 from tests.fake_llm import Reply
 from tests.support import ROOT, qa_env
@@ -104,14 +105,18 @@ def test_rename_and_delete_only_ones_own(app: object) -> None:
 def test_stored_answer_objects_are_bounded(tmp_path: Path) -> None:
     store = ConversationStore(tmp_path / "c.sqlite", max_turns=5)
     small = json.dumps({"answer": "a", "passages": [{"text": "p"}]})
-    huge = json.dumps({"answer": "a", "passages": [{"text": "x" * RESULT_CHARS}]})
+    many = json.dumps({"answer": "a", "passages": [{"text": "x" * (PASSAGE_CHARS + 500)}] * 3
+                       + [{"text": "p"}] * STORED_PASSAGES})
+    huge = json.dumps({"answer": "a", "passages": [{"text": "x" * RESULT_CHARS}] * STORED_PASSAGES})
     enormous = json.dumps({"answer": "y" * RESULT_CHARS, "passages": []})
-    for n, result in enumerate((small, huge, enormous)):
+    for n, result in enumerate((small, many, huge, enormous)):
         store.add("c1", Turn(f"q{n}", f"q{n}", "a", result), client="me")
     turns = store.get("c1", "me")["turns"]
     assert turns[0]["answer"] == json.loads(small)
-    assert turns[1]["answer"] == {"answer": "a", "passages": []}  # passages dropped to fit
-    assert turns[2]["answer"] is None and turns[2]["answer_text"] == "a"  # too big even so: the text alone
+    kept = turns[1]["answer"]["passages"]  # the first STORED_PASSAGES passages, each text cut
+    assert len(kept) == STORED_PASSAGES and [len(p["text"]) for p in kept[:4]] == [PASSAGE_CHARS] * 3 + [1]
+    assert turns[2]["answer"] == {"answer": "a", "passages": []}  # passages dropped to fit
+    assert turns[3]["answer"] is None and turns[3]["answer_text"] == "a"  # too big even so: the text alone
     with sqlite3.connect(tmp_path / "c.sqlite") as db:
         assert max(len(r[0] or "") for r in db.execute("SELECT result FROM turns")) <= RESULT_CHARS
 
@@ -187,3 +192,18 @@ def test_feedback_is_stored_and_exported_as_eval_items(app: object, data_dir: Pa
     assert not by_question["Who won the 2018 World Cup?"].answerable
     review = [json.loads(line) for line in (out / "review.jsonl").read_text().splitlines()]
     assert [(r["question"], r["note"]) for r in review] == [("Who won?", "wrong outlet")]
+
+
+def test_a_rating_keeps_only_bounded_fields(app: object, data_dir: Path) -> None:
+    """An anonymous client posting the largest body /feedback accepts stores tens of KB, not hundreds."""
+    body = {"rating": "down", "question": "é" * 20_000, "answer": "a" * 50_000, "note": "n" * 2000,
+            "evidence": ["€" * 5000] * 50, "doc_ids": ["d" * 300] * 50}
+    assert _client(app).post("/feedback", json=body).status_code == 201
+    with sqlite3.connect(data_dir / "conversations.sqlite") as db:
+        question, evidence, size = db.execute(
+            "SELECT question, evidence, length(CAST(question || answer || coalesce(note, '') || evidence || doc_ids"
+            " AS BLOB)) FROM feedback ORDER BY id DESC LIMIT 1").fetchone()
+    quotes = json.loads(evidence)
+    assert len(quotes) == EVIDENCE_QUOTES and all(len(q) == QUOTE_CHARS for q in quotes)
+    assert question.endswith("…") and len(question) < 20_000
+    assert size < 64_000  # was over 1.5 MB (all 50 quotes kept, as \\u escapes)

@@ -9,7 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from qa.conversations.store import STORED_CHARS, bounded
+
 NOTE_CHARS = 2000
+EVIDENCE_QUOTES = 10  # a rating keeps at most this many of the answer's cited quotes...
+QUOTE_CHARS = 1000  # ...each cut to this (a quote is a sentence or two of a cited passage)
+DOC_IDS = 20
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,17 @@ class Feedback:
     client: str = ""
     evidence: tuple[str, ...] = field(default_factory=tuple)  # the quotes the answer cited
     doc_ids: tuple[str, ...] = field(default_factory=tuple)
+
+
+def stored_fields(item: Feedback) -> tuple[str, str, str, int, str | None, str | None, str, str, str]:
+    """The row a rating is kept as, each field bounded: question and answer as a conversation turn's, the note to
+    NOTE_CHARS, the evidence to the first EVIDENCE_QUOTES cited quotes (JSON as UTF-8, not \\u escapes)."""
+    note = (item.note or "").strip()[:NOTE_CHARS] or None
+    evidence = [bounded(quote, QUOTE_CHARS) for quote in item.evidence[:EVIDENCE_QUOTES]]
+    doc_ids = [bounded(doc_id, 300) for doc_id in item.doc_ids[:DOC_IDS]]
+    return (item.rating, bounded(item.question, STORED_CHARS), bounded(item.answer, STORED_CHARS), int(item.refused),
+            note, item.conversation_id, item.client, json.dumps(evidence, ensure_ascii=False),
+            json.dumps(doc_ids, ensure_ascii=False))
 
 
 class Feedbacks(Protocol):
@@ -54,18 +70,15 @@ class FeedbackStore:
     def add(self, item: Feedback) -> int:
         """Store a rating; returns its id. A client's new rating of the same answer replaces its earlier one (the
         page saves the thumb at once and the note after it): one row per reader and answer."""
-        note = (item.note or "").strip()[:NOTE_CHARS] or None
+        row = stored_fields(item)
         with self._db() as db:
             if item.client:
                 db.execute("DELETE FROM feedback WHERE client = ? AND question = ? AND answer = ?"
                            " AND coalesce(conversation_id, '') = ?",
-                           (item.client, item.question, item.answer, item.conversation_id or ""))
+                           (item.client, row[1], row[2], item.conversation_id or ""))
             cursor = db.execute(
                 "INSERT INTO feedback (rating, question, answer, refused, note, conversation_id, client, evidence,"
-                " doc_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (item.rating, item.question, item.answer, int(item.refused), note, item.conversation_id, item.client,
-                 json.dumps(list(item.evidence)), json.dumps(list(item.doc_ids))),
-            )
+                " doc_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
             return int(cursor.lastrowid or 0)
 
     def all(self) -> list[dict[str, Any]]:
@@ -90,17 +103,15 @@ class PostgresFeedbackStore:
         self.database = database
 
     def add(self, item: Feedback) -> int:
-        note = (item.note or "").strip()[:NOTE_CHARS] or None
+        fields = stored_fields(item)
         with self.database.connection() as conn:
             if item.client:  # as FeedbackStore.add: a client's new rating of the same answer replaces the old
                 conn.execute("DELETE FROM feedback WHERE client = %s AND question = %s AND answer = %s"
                              " AND coalesce(conversation_id, '') = %s",
-                             (item.client, item.question, item.answer, item.conversation_id or ""))
+                             (item.client, fields[1], fields[2], item.conversation_id or ""))
             row = conn.execute(
                 "INSERT INTO feedback (rating, question, answer, refused, note, conversation_id, client, evidence,"
-                " doc_ids) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                (item.rating, item.question, item.answer, int(item.refused), note, item.conversation_id, item.client,
-                 json.dumps(list(item.evidence)), json.dumps(list(item.doc_ids))),
+                " doc_ids) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id", fields,
             ).fetchone()
         return int(row[0])
 

@@ -17,11 +17,14 @@ CONVERSATION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 LOCAL_CLIENT = "local"  # the owner of conversations started in-process (CLI, `qa eval` without --url)
 TITLE_CHARS = 200
 STORED_CHARS = 4000  # each of a turn's question, standalone question and answer is kept to this many characters
-RESULT_CHARS = 100_000  # a turn's answer object (JSON, to re-show it with its citations) is kept up to this size
+RESULT_CHARS = 30_000  # a turn's answer object (JSON, to re-show it with its citations) is kept up to this size
+STORED_PASSAGES = 10  # the nearest passages a stored turn keeps (the page shows them under a refusal)
+PASSAGE_CHARS = 3000  # each kept passage's text, cut to this (a default chunk is ~1,200 characters)
 
 
-def bounded(text: str) -> str:
-    return text if len(text) <= STORED_CHARS else text[: STORED_CHARS - 1] + "…"
+def bounded(text: str, limit: int = STORED_CHARS) -> str:
+    """`text` cut to `limit` characters (an ellipsis marks the cut): what a stored record may hold."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def title_of(question: str) -> str:
@@ -48,15 +51,34 @@ class Turn:
     result: str | None = None  # the answer object as JSON, so the turn can be shown again with its citations
 
 
+def _trimmed_passages(passages: object) -> object:
+    """At most STORED_PASSAGES passages, each text at most PASSAGE_CHARS (what a reopened turn shows)."""
+    if not isinstance(passages, list):
+        return passages
+    kept = []
+    for passage in passages[:STORED_PASSAGES]:
+        if isinstance(passage, dict) and isinstance(passage.get("text"), str):
+            passage = {**passage, "text": bounded(passage["text"], PASSAGE_CHARS)}
+        kept.append(passage)
+    return kept
+
+
 def bounded_result(result: str | None) -> str | None:
-    """The answer object if it fits RESULT_CHARS; else the same without its passages; else nothing (the turn
-    is then shown again as its answer text alone)."""
-    if result is None or len(result) <= RESULT_CHARS:
-        return result
+    """The answer object with its passages bounded, if it fits RESULT_CHARS; else the same without its passages;
+    else nothing (the turn is then shown again as its answer text alone)."""
+    if result is None:
+        return None
     try:
         data = json.loads(result)
     except ValueError:
-        return None
+        return result if len(result) <= RESULT_CHARS else None
+    if isinstance(data, dict) and "passages" in data:
+        trimmed = _trimmed_passages(data["passages"])
+        if trimmed != data["passages"]:
+            data["passages"] = trimmed
+            result = json.dumps(data, ensure_ascii=False)
+    if len(result) <= RESULT_CHARS:
+        return result
     data["passages"] = []
     smaller = json.dumps(data, ensure_ascii=False)
     return smaller if len(smaller) <= RESULT_CHARS else None
