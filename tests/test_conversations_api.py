@@ -207,3 +207,32 @@ def test_a_rating_keeps_only_bounded_fields(app: object, data_dir: Path) -> None
     assert len(quotes) == EVIDENCE_QUOTES and all(len(q) == QUOTE_CHARS for q in quotes)
     assert question.endswith("…") and len(question) < 20_000
     assert size < 64_000  # was over 1.5 MB (all 50 quotes kept, as \\u escapes)
+
+
+def test_idle_conversations_expire_and_quotas_delete_the_least_recently_used(seeded_dir: Path,
+                                                                             tmp_path: Path) -> None:
+    """Retention (swept at start-up), a client's conversation quota and the total turn quota, small limits."""
+    data = tmp_path / "data"
+    shutil.copytree(seeded_dir, data)
+    aged = ConversationStore(data / "conversations.sqlite", max_turns=5)
+    for cid in ("idle", "recent"):
+        aged.add(cid, Turn("q", "q", "a"), client="someone")
+    with sqlite3.connect(data / "conversations.sqlite") as db:
+        db.execute("UPDATE turns SET created = datetime('now', '-3 days') WHERE conversation_id = 'idle'")
+        db.execute("UPDATE conversations SET created = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-3 days')")
+    settings = make_settings(data, answer_mode="extractive", conversation_retention_days=2,
+                             max_conversations_per_client=2, max_stored_turns=6)
+    with TestClient(create_app(settings)) as alice:
+        with sqlite3.connect(data / "conversations.sqlite") as db:  # swept at start-up: idle for 3 days > 2
+            assert {r[0] for r in db.execute("SELECT conversation_id FROM turns")} == {"recent"}
+        ids = [alice.post("/ask", json={"question": q}).json()["conversation_id"] for q in (FIRST, FOLLOW, FIRST)]
+        listed = [c["id"] for c in alice.get("/conversations").json()["conversations"]]
+        assert listed == ids[:0:-1]  # the third conversation pushed out alice's first
+        assert alice.get(f"/conversations/{ids[0]}").status_code == 404
+        alice.post("/ask", json={"question": FOLLOW, "conversation_id": ids[1]})  # alice's 2nd is now her newest
+        anonymous = [_client(alice.app).post("/ask", json={"question": FIRST}).json()["conversation_id"]
+                     for _ in range(3)]  # 1 + 3 + 3 = 7 turns > 6: down to 5, least recently used first
+        with sqlite3.connect(data / "conversations.sqlite") as db:
+            kept = {r[0] for r in db.execute("SELECT conversation_id FROM turns")}
+        assert kept == {ids[1], *anonymous}  # "recent" and alice's 3rd (least recently used) were deleted
+        assert alice.get(f"/conversations/{ids[1]}").json()["turns"][1]["question"] == FOLLOW
