@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     max_stored_turns: int = Field(
         50_000, ge=0, description="Turns kept in all; beyond, the least recently used conversations are deleted "
                                   "down to 90% of it (0: no limit).")
+    max_feedback: int = Field(
+        10_000, ge=0, description="Readers' ratings kept; beyond, new ones get a 507 (0: no limit).")
 
     fetch_allow_private: bool = Field(False, description="Fetch URLs on loopback/private/link-local hosts too.")
     fetch_connect_timeout: float = Field(5.0, gt=0, le=120, description="Seconds to connect to a web host.")

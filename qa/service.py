@@ -443,7 +443,8 @@ def _sql_side(settings: Settings, layout: DataLayout) -> _SqlSide:
         return _SqlSide(SQLiteStore(layout.documents, layout.keyword_index),
                         ConversationStore(layout.conversations, settings.history_turns, settings.conversation_turns,
                                           _limits(settings)),
-                        FeedbackStore(layout.conversations), JobStore(layout.jobs), FileLock(layout.ingest_lock),
+                        FeedbackStore(layout.conversations, settings.max_feedback), JobStore(layout.jobs),
+                        FileLock(layout.ingest_lock),
                         FileProgress(layout.ingest_progress),
                         lambda: file_key(layout.client_key))
     from qa.store.postgres import AdvisoryLock, PostgresDatabase, PostgresStore
@@ -454,7 +455,7 @@ def _sql_side(settings: Settings, layout: DataLayout) -> _SqlSide:
     return _SqlSide(PostgresStore(database, layout.replica_keyword_index(url)),
                     PostgresConversationStore(database, settings.history_turns, settings.conversation_turns,
                                               _limits(settings)),
-                    PostgresFeedbackStore(database), PostgresJobStore(database), lock,
+                    PostgresFeedbackStore(database, settings.max_feedback), PostgresJobStore(database), lock,
                     PostgresProgress(database, lock.key),
                     lambda: database.shared_key(CLIENT_KEY), database.close)
 

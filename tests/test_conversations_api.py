@@ -211,7 +211,8 @@ def test_a_rating_keeps_only_bounded_fields(app: object, data_dir: Path) -> None
 
 def test_idle_conversations_expire_and_quotas_delete_the_least_recently_used(seeded_dir: Path,
                                                                              tmp_path: Path) -> None:
-    """Retention (swept at start-up), a client's conversation quota and the total turn quota, small limits."""
+    """Retention (swept at start-up), a client's conversation quota, the total turn and rating quotas, with
+    small limits."""
     data = tmp_path / "data"
     shutil.copytree(seeded_dir, data)
     aged = ConversationStore(data / "conversations.sqlite", max_turns=5)
@@ -221,7 +222,7 @@ def test_idle_conversations_expire_and_quotas_delete_the_least_recently_used(see
         db.execute("UPDATE turns SET created = datetime('now', '-3 days') WHERE conversation_id = 'idle'")
         db.execute("UPDATE conversations SET created = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-3 days')")
     settings = make_settings(data, answer_mode="extractive", conversation_retention_days=2,
-                             max_conversations_per_client=2, max_stored_turns=6)
+                             max_conversations_per_client=2, max_stored_turns=6, max_feedback=1)
     with TestClient(create_app(settings)) as alice:
         with sqlite3.connect(data / "conversations.sqlite") as db:  # swept at start-up: idle for 3 days > 2
             assert {r[0] for r in db.execute("SELECT conversation_id FROM turns")} == {"recent"}
@@ -236,3 +237,10 @@ def test_idle_conversations_expire_and_quotas_delete_the_least_recently_used(see
             kept = {r[0] for r in db.execute("SELECT conversation_id FROM turns")}
         assert kept == {ids[1], *anonymous}  # "recent" and alice's 3rd (least recently used) were deleted
         assert alice.get(f"/conversations/{ids[1]}").json()["turns"][1]["question"] == FOLLOW
+        rating = {"rating": "up", "question": FIRST, "answer": "Comey."}
+        assert alice.post("/feedback", json=rating).status_code == 201
+        assert alice.post("/feedback", json={**rating, "rating": "down"}).status_code == 201  # replaces: room
+        full = alice.post("/feedback", json={**rating, "question": FOLLOW})
+        assert full.status_code == 507 and "at most 1" in full.json()["error"]
+        with sqlite3.connect(data / "conversations.sqlite") as db:
+            assert db.execute("SELECT rating, question FROM feedback").fetchall() == [("down", FIRST)]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from qa.conversations.store import STORED_CHARS, bounded
+from qa.errors import QuotaReached
 
 NOTE_CHARS = 2000
 EVIDENCE_QUOTES = 10  # a rating keeps at most this many of the answer's cited quotes...
@@ -43,6 +44,12 @@ def stored_fields(item: Feedback) -> tuple[str, str, str, int, str | None, str |
             json.dumps(doc_ids, ensure_ascii=False))
 
 
+def check_room(kept: int, limit: int) -> None:
+    """Refuse a new rating when `limit` (QA_MAX_FEEDBACK; 0: none) are kept already."""
+    if limit and kept >= limit:
+        raise QuotaReached(f"no more ratings can be kept now (the service keeps at most {limit}); nothing was saved")
+
+
 class Feedbacks(Protocol):
     """Where ratings are kept (FeedbackStore in SQLite, PostgresFeedbackStore)."""
 
@@ -53,9 +60,11 @@ class Feedbacks(Protocol):
 class FeedbackStore:
     """A `feedback` table in the conversations database (one file per data folder, shared by workers)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, limit: int = 0) -> None:
+        """`limit`: the most ratings kept (QA_MAX_FEEDBACK; 0: no limit); a client re-rating an answer is not new."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.limit = limit
         with self._db() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS feedback (id INTEGER PRIMARY KEY AUTOINCREMENT, rating TEXT NOT NULL,"
@@ -76,6 +85,8 @@ class FeedbackStore:
                 db.execute("DELETE FROM feedback WHERE client = ? AND question = ? AND answer = ?"
                            " AND coalesce(conversation_id, '') = ?",
                            (item.client, row[1], row[2], item.conversation_id or ""))
+            if self.limit:  # after the replaced rating is gone; a raise rolls that back
+                check_room(db.execute("SELECT COUNT(*) FROM feedback").fetchone()[0], self.limit)
             cursor = db.execute(
                 "INSERT INTO feedback (rating, question, answer, refused, note, conversation_id, client, evidence,"
                 " doc_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
@@ -99,8 +110,9 @@ class PostgresFeedbackStore:
     """The same `feedback` table in PostgreSQL (QA_DATABASE_URL; made by its migrations): every replica's
     ratings in one place, exported by `qa feedback export` from any host."""
 
-    def __init__(self, database: Connections) -> None:
+    def __init__(self, database: Connections, limit: int = 0) -> None:
         self.database = database
+        self.limit = limit
 
     def add(self, item: Feedback) -> int:
         fields = stored_fields(item)
@@ -109,6 +121,8 @@ class PostgresFeedbackStore:
                 conn.execute("DELETE FROM feedback WHERE client = %s AND question = %s AND answer = %s"
                              " AND coalesce(conversation_id, '') = %s",
                              (item.client, fields[1], fields[2], item.conversation_id or ""))
+            if self.limit:
+                check_room(conn.execute("SELECT COUNT(*) FROM feedback").fetchone()[0], self.limit)
             row = conn.execute(
                 "INSERT INTO feedback (rating, question, answer, refused, note, conversation_id, client, evidence,"
                 " doc_ids) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id", fields,
