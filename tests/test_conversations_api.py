@@ -18,9 +18,10 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from eval.dataset import load_dataset
-from qa.conversations import ConversationStore, Turn
+from qa.conversations import ConversationStore, Limits, Turn
+from qa.conversations import store as conversation_store
 from qa.conversations.feedback import EVIDENCE_QUOTES, QUOTE_CHARS
-from qa.conversations.store import PASSAGE_CHARS, RESULT_CHARS, STORED_PASSAGES
+from qa.conversations.store import PASSAGE_CHARS, RESULT_CHARS, STORED_PASSAGES, SWEEP_EVERY
 from tests.conftest import LLMServer, make_settings
 from tests.fake_llm import Reply
 from tests.support import ROOT, qa_env
@@ -119,6 +120,21 @@ def test_stored_answer_objects_are_bounded(tmp_path: Path) -> None:
     assert turns[3]["answer"] is None and turns[3]["answer_text"] == "a"  # too big even so: the text alone
     with sqlite3.connect(tmp_path / "c.sqlite") as db:
         assert max(len(r[0] or "") for r in db.execute("SELECT result FROM turns")) <= RESULT_CHARS
+
+
+def test_writes_sweep_idle_conversations_at_most_once_an_hour(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "c.sqlite"
+    store = ConversationStore(path, max_turns=5, limits=Limits(retention_days=2))
+    store.add("old", Turn("q", "q", "a"), client="me")  # the first write sweeps (nothing idle yet)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE turns SET created = datetime('now', '-3 days')")
+        db.execute("UPDATE conversations SET created = '2000-01-01T00:00:00.000Z'")
+    store.add("new", Turn("q", "q", "a"), client="me")
+    assert [c["id"] for c in store.list_for("me")] == ["new", "old"]  # swept less than an hour ago
+    later = time.monotonic() + SWEEP_EVERY
+    monkeypatch.setattr(conversation_store.time, "monotonic", lambda: later)
+    store.add("next", Turn("q", "q", "a"), client="me")
+    assert [c["id"] for c in store.list_for("me")] == ["next", "new"]
 
 
 def test_an_old_turns_table_gains_the_answer_column(tmp_path: Path) -> None:
