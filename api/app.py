@@ -60,7 +60,7 @@ ERROR_DESCRIPTIONS = {
     422: "Invalid input (which field, and why)",
     500: "Internal error (details are logged, never returned)",
     503: "A dependency (vector store, LLM, embedding service) is unavailable",
-    507: "The data folder is full (nothing was written)",
+    507: "The data folder is full, or QA_MAX_FEEDBACK ratings are kept (nothing was written)",
 }
 
 

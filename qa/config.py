@@ -80,6 +80,15 @@ class Settings(BaseSettings):
     history_turns: int = Field(10, ge=1, le=100, description="Last turns of a conversation given as context.")
     conversation_turns: int = Field(200, ge=1, le=10_000,
                                     description="Turns of a conversation kept for reopening it (older ones deleted).")
+    conversation_retention_days: int = Field(
+        30, ge=0, description="Conversations idle for longer are deleted (0: kept for ever).")
+    max_conversations_per_client: int = Field(
+        100, ge=0, description="A client's new conversation beyond this deletes its least recently used (0: no limit).")
+    max_stored_turns: int = Field(
+        50_000, ge=0, description="Turns kept in all; beyond, the least recently used conversations are deleted "
+                                  "down to 90% of it (0: no limit).")
+    max_feedback: int = Field(
+        10_000, ge=0, description="Readers' ratings kept; beyond, new ones get a 507 (0: no limit).")
 
     fetch_allow_private: bool = Field(False, description="Fetch URLs on loopback/private/link-local hosts too.")
     fetch_connect_timeout: float = Field(5.0, gt=0, le=120, description="Seconds to connect to a web host.")

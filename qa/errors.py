@@ -82,6 +82,12 @@ class StorageFull(QAError):
         super().__init__(message)
 
 
+class QuotaReached(QAError):
+    """A configured bound on what anonymous clients may store is reached (e.g. QA_MAX_FEEDBACK): nothing kept."""
+
+    status_code = 507
+
+
 def is_disk_full(exc: BaseException | None) -> bool:
     """Whether an error (or one it was raised from) says the disk is full: SQLite's SQLITE_FULL, ENOSPC, EDQUOT
     or EFBIG from the OS, or the same said in words by a library that wraps them (Chroma)."""

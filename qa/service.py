@@ -39,6 +39,7 @@ from qa.conversations import (
     LOCAL_CLIENT,
     Conversations,
     ConversationStore,
+    Limits,
     LLMRewriter,
     OfflineRewriter,
     PostgresConversationStore,
@@ -381,10 +382,11 @@ class Service:
     # ---- operations ---------------------------------------------------------------------------------------
 
     def startup(self) -> None:
-        """Repair a crashed ingest before serving."""
+        """Repair a crashed ingest and delete idle conversations before serving."""
         if self.docs.pending():
             self.indexer.recover()
         self.docs.keyword_catch_up()  # replay what the keyword index has not applied (rebuild it when missing)
+        self.conversations.sweep()  # QA_CONVERSATION_RETENTION_DAYS; writes sweep again at most hourly
 
     def health(self) -> HealthOut:
         """Counts and configuration; status "degraded" (with the error) while a store is unreachable."""
@@ -430,12 +432,20 @@ class _SqlSide:
     close: Callable[[], None] = lambda: None  # SQLite files need no closing; a PostgreSQL pool does
 
 
+def _limits(settings: Settings) -> Limits:
+    """Retention and quotas of the conversation store (QA_CONVERSATION_RETENTION_DAYS, QA_MAX_*)."""
+    return Limits(settings.conversation_retention_days, settings.max_conversations_per_client,
+                  settings.max_stored_turns)
+
+
 def _sql_side(settings: Settings, layout: DataLayout) -> _SqlSide:
     """SQLite files in the data folder (the default), or PostgreSQL when QA_DATABASE_URL is set."""
     if settings.database_url is None:
         return _SqlSide(SQLiteStore(layout.documents, layout.keyword_index),
-                        ConversationStore(layout.conversations, settings.history_turns, settings.conversation_turns),
-                        FeedbackStore(layout.conversations), JobStore(layout.jobs), FileLock(layout.ingest_lock),
+                        ConversationStore(layout.conversations, settings.history_turns, settings.conversation_turns,
+                                          _limits(settings)),
+                        FeedbackStore(layout.conversations, settings.max_feedback), JobStore(layout.jobs),
+                        FileLock(layout.ingest_lock),
                         FileProgress(layout.ingest_progress),
                         lambda: file_key(layout.client_key))
     from qa.store.postgres import AdvisoryLock, PostgresDatabase, PostgresStore
@@ -444,8 +454,9 @@ def _sql_side(settings: Settings, layout: DataLayout) -> _SqlSide:
     database = PostgresDatabase(url)  # migrates the schema first (automatic at start)
     lock = AdvisoryLock(url)
     return _SqlSide(PostgresStore(database, layout.replica_keyword_index(url)),
-                    PostgresConversationStore(database, settings.history_turns, settings.conversation_turns),
-                    PostgresFeedbackStore(database), PostgresJobStore(database), lock,
+                    PostgresConversationStore(database, settings.history_turns, settings.conversation_turns,
+                                              _limits(settings)),
+                    PostgresFeedbackStore(database, settings.max_feedback), PostgresJobStore(database), lock,
                     PostgresProgress(database, lock.key),
                     lambda: database.shared_key(CLIENT_KEY), database.close)
 

@@ -18,8 +18,10 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from eval.dataset import load_dataset
-from qa.conversations import ConversationStore, Turn
-from qa.conversations.store import RESULT_CHARS
+from qa.conversations import ConversationStore, Limits, Turn
+from qa.conversations import store as conversation_store
+from qa.conversations.feedback import EVIDENCE_QUOTES, QUOTE_CHARS
+from qa.conversations.store import PASSAGE_CHARS, RESULT_CHARS, STORED_PASSAGES, SWEEP_EVERY
 from tests.conftest import LLMServer, make_settings
 from tests.fake_llm import Reply
 from tests.support import ROOT, qa_env
@@ -104,16 +106,35 @@ def test_rename_and_delete_only_ones_own(app: object) -> None:
 def test_stored_answer_objects_are_bounded(tmp_path: Path) -> None:
     store = ConversationStore(tmp_path / "c.sqlite", max_turns=5)
     small = json.dumps({"answer": "a", "passages": [{"text": "p"}]})
-    huge = json.dumps({"answer": "a", "passages": [{"text": "x" * RESULT_CHARS}]})
+    many = json.dumps({"answer": "a", "passages": [{"text": "x" * (PASSAGE_CHARS + 500)}] * 3
+                       + [{"text": "p"}] * STORED_PASSAGES})
+    huge = json.dumps({"answer": "a", "passages": [{"text": "x" * RESULT_CHARS}] * STORED_PASSAGES})
     enormous = json.dumps({"answer": "y" * RESULT_CHARS, "passages": []})
-    for n, result in enumerate((small, huge, enormous)):
+    for n, result in enumerate((small, many, huge, enormous)):
         store.add("c1", Turn(f"q{n}", f"q{n}", "a", result), client="me")
     turns = store.get("c1", "me")["turns"]
     assert turns[0]["answer"] == json.loads(small)
-    assert turns[1]["answer"] == {"answer": "a", "passages": []}  # passages dropped to fit
-    assert turns[2]["answer"] is None and turns[2]["answer_text"] == "a"  # too big even so: the text alone
+    kept = turns[1]["answer"]["passages"]  # the first STORED_PASSAGES passages, each text cut
+    assert len(kept) == STORED_PASSAGES and [len(p["text"]) for p in kept[:4]] == [PASSAGE_CHARS] * 3 + [1]
+    assert turns[2]["answer"] == {"answer": "a", "passages": []}  # passages dropped to fit
+    assert turns[3]["answer"] is None and turns[3]["answer_text"] == "a"  # too big even so: the text alone
     with sqlite3.connect(tmp_path / "c.sqlite") as db:
         assert max(len(r[0] or "") for r in db.execute("SELECT result FROM turns")) <= RESULT_CHARS
+
+
+def test_writes_sweep_idle_conversations_at_most_once_an_hour(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "c.sqlite"
+    store = ConversationStore(path, max_turns=5, limits=Limits(retention_days=2))
+    store.add("old", Turn("q", "q", "a"), client="me")  # the first write sweeps (nothing idle yet)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE turns SET created = datetime('now', '-3 days')")
+        db.execute("UPDATE conversations SET created = '2000-01-01T00:00:00.000Z'")
+    store.add("new", Turn("q", "q", "a"), client="me")
+    assert [c["id"] for c in store.list_for("me")] == ["new", "old"]  # swept less than an hour ago
+    later = time.monotonic() + SWEEP_EVERY
+    monkeypatch.setattr(conversation_store.time, "monotonic", lambda: later)
+    store.add("next", Turn("q", "q", "a"), client="me")
+    assert [c["id"] for c in store.list_for("me")] == ["next", "new"]
 
 
 def test_an_old_turns_table_gains_the_answer_column(tmp_path: Path) -> None:
@@ -187,3 +208,55 @@ def test_feedback_is_stored_and_exported_as_eval_items(app: object, data_dir: Pa
     assert not by_question["Who won the 2018 World Cup?"].answerable
     review = [json.loads(line) for line in (out / "review.jsonl").read_text().splitlines()]
     assert [(r["question"], r["note"]) for r in review] == [("Who won?", "wrong outlet")]
+
+
+def test_a_rating_keeps_only_bounded_fields(app: object, data_dir: Path) -> None:
+    """An anonymous client posting the largest body /feedback accepts stores tens of KB, not hundreds."""
+    body = {"rating": "down", "question": "é" * 20_000, "answer": "a" * 50_000, "note": "n" * 2000,
+            "evidence": ["€" * 5000] * 50, "doc_ids": ["d" * 300] * 50}
+    assert _client(app).post("/feedback", json=body).status_code == 201
+    with sqlite3.connect(data_dir / "conversations.sqlite") as db:
+        question, evidence, size = db.execute(
+            "SELECT question, evidence, length(CAST(question || answer || coalesce(note, '') || evidence || doc_ids"
+            " AS BLOB)) FROM feedback ORDER BY id DESC LIMIT 1").fetchone()
+    quotes = json.loads(evidence)
+    assert len(quotes) == EVIDENCE_QUOTES and all(len(q) == QUOTE_CHARS for q in quotes)
+    assert question.endswith("…") and len(question) < 20_000
+    assert size < 64_000  # was over 1.5 MB (all 50 quotes kept, as \\u escapes)
+
+
+def test_idle_conversations_expire_and_quotas_delete_the_least_recently_used(seeded_dir: Path,
+                                                                             tmp_path: Path) -> None:
+    """Retention (swept at start-up), a client's conversation quota, the total turn and rating quotas, with
+    small limits."""
+    data = tmp_path / "data"
+    shutil.copytree(seeded_dir, data)
+    aged = ConversationStore(data / "conversations.sqlite", max_turns=5)
+    for cid in ("idle", "recent"):
+        aged.add(cid, Turn("q", "q", "a"), client="someone")
+    with sqlite3.connect(data / "conversations.sqlite") as db:
+        db.execute("UPDATE turns SET created = datetime('now', '-3 days') WHERE conversation_id = 'idle'")
+        db.execute("UPDATE conversations SET created = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-3 days')")
+    settings = make_settings(data, answer_mode="extractive", conversation_retention_days=2,
+                             max_conversations_per_client=2, max_stored_turns=6, max_feedback=1)
+    with TestClient(create_app(settings)) as alice:
+        with sqlite3.connect(data / "conversations.sqlite") as db:  # swept at start-up: idle for 3 days > 2
+            assert {r[0] for r in db.execute("SELECT conversation_id FROM turns")} == {"recent"}
+        ids = [alice.post("/ask", json={"question": q}).json()["conversation_id"] for q in (FIRST, FOLLOW, FIRST)]
+        listed = [c["id"] for c in alice.get("/conversations").json()["conversations"]]
+        assert listed == ids[:0:-1]  # the third conversation pushed out alice's first
+        assert alice.get(f"/conversations/{ids[0]}").status_code == 404
+        alice.post("/ask", json={"question": FOLLOW, "conversation_id": ids[1]})  # alice's 2nd is now her newest
+        anonymous = [_client(alice.app).post("/ask", json={"question": FIRST}).json()["conversation_id"]
+                     for _ in range(3)]  # 1 + 3 + 3 = 7 turns > 6: down to 5, least recently used first
+        with sqlite3.connect(data / "conversations.sqlite") as db:
+            kept = {r[0] for r in db.execute("SELECT conversation_id FROM turns")}
+        assert kept == {ids[1], *anonymous}  # "recent" and alice's 3rd (least recently used) were deleted
+        assert alice.get(f"/conversations/{ids[1]}").json()["turns"][1]["question"] == FOLLOW
+        rating = {"rating": "up", "question": FIRST, "answer": "Comey."}
+        assert alice.post("/feedback", json=rating).status_code == 201
+        assert alice.post("/feedback", json={**rating, "rating": "down"}).status_code == 201  # replaces: room
+        full = alice.post("/feedback", json={**rating, "question": FOLLOW})
+        assert full.status_code == 507 and "at most 1" in full.json()["error"]
+        with sqlite3.connect(data / "conversations.sqlite") as db:
+            assert db.execute("SELECT rating, question FROM feedback").fetchall() == [("down", FIRST)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -26,7 +27,7 @@ import numpy as np
 import pytest
 
 from api.clients import ClientTokens
-from qa.conversations import Turn
+from qa.conversations import ConversationStore, Limits, PostgresConversationStore, Turn
 from qa.conversations.feedback import Feedback
 from qa.errors import NotFound, StoreUnavailable
 from qa.retrieval.filters import Filters, keyword_filter
@@ -269,6 +270,24 @@ def test_conversations_jobs_progress_and_token_key_are_shared(fresh: Callable[..
     with pytest.raises(NotFound):
         a.conversations.resolve_id(second, "alice")
     assert [c["id"] for c in a.conversations.list_for("alice")] == [first]
+    # retention: a conversation idle for 3 days is swept by a store keeping them 2 days, a live one stays
+    live = b.conversations.resolve_id(None, "bob")
+    b.conversations.add(live, Turn("Now", "Now", "z"), "bob")
+    kept = Limits(retention_days=2)
+    if isinstance(a.conversations, PostgresConversationStore):
+        with a.conversations.db.connection() as conn:
+            for table, column in (("turns", "conversation_id"), ("conversations", "id")):
+                conn.execute(f"UPDATE {table} SET created = now() - interval '3 days' WHERE {column}=%s", (first,))
+        sweeper: ConversationStore | PostgresConversationStore = PostgresConversationStore(a.conversations.db, 2,
+                                                                                            limits=kept)
+    else:
+        assert isinstance(a.conversations, ConversationStore)
+        with sqlite3.connect(a.conversations.path) as db:
+            db.execute("UPDATE turns SET created = datetime('now', '-3 days') WHERE conversation_id=?", (first,))
+            db.execute("UPDATE conversations SET created = '2000-01-01T00:00:00.000Z' WHERE id=?", (first,))
+        sweeper = ConversationStore(a.conversations.path, 2, limits=kept)
+    assert sweeper.sweep() == 1
+    assert a.conversations.list_for("alice") == [] and [c["id"] for c in a.conversations.list_for("bob")] == [live]
 
     # readers' feedback: given through one, exported from the other
     a.feedback.add(Feedback("up", "Who did Trump fire?", "Comey.", conversation_id=first, client="alice",

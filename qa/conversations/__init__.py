@@ -8,7 +8,7 @@ import the answering stage.
 
 from qa.conversations.postgres import PostgresConversationStore
 from qa.conversations.rewrite import LLMRewriter, OfflineRewriter, QuestionRewriter, offline_standalone
-from qa.conversations.store import LOCAL_CLIENT, Conversations, ConversationStore, Turn
+from qa.conversations.store import LOCAL_CLIENT, Conversations, ConversationStore, Limits, Turn
 
-__all__ = ["LOCAL_CLIENT", "ConversationStore", "Conversations", "LLMRewriter", "OfflineRewriter",
+__all__ = ["LOCAL_CLIENT", "ConversationStore", "Conversations", "LLMRewriter", "Limits", "OfflineRewriter",
            "PostgresConversationStore", "QuestionRewriter", "Turn", "offline_standalone"]

@@ -9,7 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from qa.conversations.store import STORED_CHARS, bounded
+from qa.errors import QuotaReached
+
 NOTE_CHARS = 2000
+EVIDENCE_QUOTES = 10  # a rating keeps at most this many of the answer's cited quotes...
+QUOTE_CHARS = 1000  # ...each cut to this (a quote is a sentence or two of a cited passage)
+DOC_IDS = 20
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,23 @@ class Feedback:
     doc_ids: tuple[str, ...] = field(default_factory=tuple)
 
 
+def stored_fields(item: Feedback) -> tuple[str, str, str, int, str | None, str | None, str, str, str]:
+    """The row a rating is kept as, each field bounded: question and answer as a conversation turn's, the note to
+    NOTE_CHARS, the evidence to the first EVIDENCE_QUOTES cited quotes (JSON as UTF-8, not \\u escapes)."""
+    note = (item.note or "").strip()[:NOTE_CHARS] or None
+    evidence = [bounded(quote, QUOTE_CHARS) for quote in item.evidence[:EVIDENCE_QUOTES]]
+    doc_ids = [bounded(doc_id, 300) for doc_id in item.doc_ids[:DOC_IDS]]
+    return (item.rating, bounded(item.question, STORED_CHARS), bounded(item.answer, STORED_CHARS), int(item.refused),
+            note, item.conversation_id, item.client, json.dumps(evidence, ensure_ascii=False),
+            json.dumps(doc_ids, ensure_ascii=False))
+
+
+def check_room(kept: int, limit: int) -> None:
+    """Refuse a new rating when `limit` (QA_MAX_FEEDBACK; 0: none) are kept already."""
+    if limit and kept >= limit:
+        raise QuotaReached(f"no more ratings can be kept now (the service keeps at most {limit}); nothing was saved")
+
+
 class Feedbacks(Protocol):
     """Where ratings are kept (FeedbackStore in SQLite, PostgresFeedbackStore)."""
 
@@ -37,9 +60,11 @@ class Feedbacks(Protocol):
 class FeedbackStore:
     """A `feedback` table in the conversations database (one file per data folder, shared by workers)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, limit: int = 0) -> None:
+        """`limit`: the most ratings kept (QA_MAX_FEEDBACK; 0: no limit); a client re-rating an answer is not new."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.limit = limit
         with self._db() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS feedback (id INTEGER PRIMARY KEY AUTOINCREMENT, rating TEXT NOT NULL,"
@@ -54,18 +79,17 @@ class FeedbackStore:
     def add(self, item: Feedback) -> int:
         """Store a rating; returns its id. A client's new rating of the same answer replaces its earlier one (the
         page saves the thumb at once and the note after it): one row per reader and answer."""
-        note = (item.note or "").strip()[:NOTE_CHARS] or None
+        row = stored_fields(item)
         with self._db() as db:
             if item.client:
                 db.execute("DELETE FROM feedback WHERE client = ? AND question = ? AND answer = ?"
                            " AND coalesce(conversation_id, '') = ?",
-                           (item.client, item.question, item.answer, item.conversation_id or ""))
+                           (item.client, row[1], row[2], item.conversation_id or ""))
+            if self.limit:  # after the replaced rating is gone; a raise rolls that back
+                check_room(db.execute("SELECT COUNT(*) FROM feedback").fetchone()[0], self.limit)
             cursor = db.execute(
                 "INSERT INTO feedback (rating, question, answer, refused, note, conversation_id, client, evidence,"
-                " doc_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (item.rating, item.question, item.answer, int(item.refused), note, item.conversation_id, item.client,
-                 json.dumps(list(item.evidence)), json.dumps(list(item.doc_ids))),
-            )
+                " doc_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
             return int(cursor.lastrowid or 0)
 
     def all(self) -> list[dict[str, Any]]:
@@ -86,21 +110,22 @@ class PostgresFeedbackStore:
     """The same `feedback` table in PostgreSQL (QA_DATABASE_URL; made by its migrations): every replica's
     ratings in one place, exported by `qa feedback export` from any host."""
 
-    def __init__(self, database: Connections) -> None:
+    def __init__(self, database: Connections, limit: int = 0) -> None:
         self.database = database
+        self.limit = limit
 
     def add(self, item: Feedback) -> int:
-        note = (item.note or "").strip()[:NOTE_CHARS] or None
+        fields = stored_fields(item)
         with self.database.connection() as conn:
             if item.client:  # as FeedbackStore.add: a client's new rating of the same answer replaces the old
                 conn.execute("DELETE FROM feedback WHERE client = %s AND question = %s AND answer = %s"
                              " AND coalesce(conversation_id, '') = %s",
-                             (item.client, item.question, item.answer, item.conversation_id or ""))
+                             (item.client, fields[1], fields[2], item.conversation_id or ""))
+            if self.limit:
+                check_room(conn.execute("SELECT COUNT(*) FROM feedback").fetchone()[0], self.limit)
             row = conn.execute(
                 "INSERT INTO feedback (rating, question, answer, refused, note, conversation_id, client, evidence,"
-                " doc_ids) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                (item.rating, item.question, item.answer, int(item.refused), note, item.conversation_id, item.client,
-                 json.dumps(list(item.evidence)), json.dumps(list(item.doc_ids))),
+                " doc_ids) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id", fields,
             ).fetchone()
         return int(row[0])
 

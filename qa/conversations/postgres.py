@@ -5,20 +5,25 @@ before this store is used."""
 
 from __future__ import annotations
 
+import time
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from qa.conversations.store import (
     CONVERSATION_ID,
     LOCAL_CLIENT,
+    SWEEP_EVERY,
     TITLE_CHARS,
+    Limits,
     Turn,
     bounded,
     bounded_result,
     check_id,
     conversation_record,
+    least_recent,
     new_id,
     title_of,
+    to_free,
 )
 from qa.errors import BadRequest, NotFound
 
@@ -35,12 +40,52 @@ class PostgresConversationStore:
     """Turns per conversation in PostgreSQL, bounded to the last `max_turns`; an id that does not exist and
     one that belongs to another client get the same NotFound."""
 
-    def __init__(self, database: Connections, max_turns: int, kept_turns: int | None = None) -> None:
+    def __init__(self, database: Connections, max_turns: int, kept_turns: int | None = None,
+                 limits: Limits | None = None) -> None:
         """`max_turns`: the last turns given as context; `kept_turns` (default `max_turns`): the turns kept for
-        reopening a conversation, older ones deleted."""
+        reopening a conversation, older ones deleted; `limits`: retention and quotas."""
         self.db = database
         self.max_turns = max_turns
         self.kept_turns = max_turns if kept_turns is None else kept_turns
+        self.limits = limits or Limits()
+        self._next_sweep = 0.0  # the first write sweeps, if start-up did not
+
+    @staticmethod
+    def _remove(conn: Any, conversation_ids: list[str]) -> None:
+        if conversation_ids:
+            conn.execute("DELETE FROM turns WHERE conversation_id = ANY(%s)", (conversation_ids,))
+            conn.execute("DELETE FROM conversations WHERE id = ANY(%s)", (conversation_ids,))
+
+    def sweep(self) -> int:
+        """As ConversationStore.sweep: delete the conversations idle for longer than the retention."""
+        self._next_sweep = time.monotonic() + SWEEP_EVERY
+        if not self.limits.retention_days:
+            return 0
+        with self.db.connection() as conn:
+            idle = [r[0] for r in conn.execute(
+                "SELECT conversation_id FROM turns GROUP BY conversation_id"
+                " HAVING MAX(created) < now() - make_interval(days => %s)"
+                " UNION SELECT id FROM conversations c WHERE created < now() - make_interval(days => %s)"
+                " AND NOT EXISTS (SELECT 1 FROM turns t WHERE t.conversation_id = c.id)",
+                (self.limits.retention_days, self.limits.retention_days)).fetchall()]
+            self._remove(conn, idle)
+        return len(idle)
+
+    def _enforce_quotas(self, conn: Any, conversation_id: str, client: str, new: bool) -> None:
+        """As ConversationStore._enforce_quotas: least recently used first, never the conversation written."""
+        if new and self.limits.per_client:
+            rows = conn.execute(
+                "SELECT c.id FROM conversations c LEFT JOIN turns t ON t.conversation_id = c.id WHERE c.client=%s"
+                " AND c.id<>%s GROUP BY c.id ORDER BY MAX(t.created), MAX(c.seq)", (client, conversation_id),
+            ).fetchall()
+            excess = len(rows) + 1 - self.limits.per_client
+            if excess > 0:
+                self._remove(conn, [r[0] for r in rows[:excess]])
+        turns = to_free(conn.execute("SELECT COUNT(*) FROM turns").fetchone()[0], self.limits.total_turns)
+        if turns:
+            rows = conn.execute("SELECT conversation_id, COUNT(*) FROM turns WHERE conversation_id<>%s"
+                                " GROUP BY conversation_id ORDER BY MAX(created)", (conversation_id,))
+            self._remove(conn, least_recent(rows.fetchall(), turns))
 
     def resolve_id(self, conversation_id: str | None, client: str = LOCAL_CLIENT) -> str:
         """A new id when none is given; else the given one, if it exists and belongs to `client`."""
@@ -110,11 +155,15 @@ class PostgresConversationStore:
 
     def add(self, conversation_id: str, turn: Turn, client: str = LOCAL_CLIENT) -> None:
         """Append a turn; the first turn of a new id records its owner and title. Two replicas adding to one
-        conversation at once take turns on a lock per conversation."""
+        conversation at once take turns on a lock per conversation. The quotas are kept in the same
+        transaction."""
+        if time.monotonic() >= self._next_sweep:
+            self.sweep()
         with self.db.connection() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (conversation_id,))
-            conn.execute("INSERT INTO conversations (id, client, title) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                         (conversation_id, client, title_of(turn.question)))
+            new = conn.execute(
+                "INSERT INTO conversations (id, client, title) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                (conversation_id, client, title_of(turn.question))).rowcount == 1
             conn.execute(
                 "INSERT INTO turns (conversation_id, idx, question, standalone, answer, result) VALUES (%s,"
                 " (SELECT COALESCE(MAX(idx), -1) + 1 FROM turns WHERE conversation_id=%s), %s, %s, %s, %s)",
@@ -126,3 +175,4 @@ class PostgresConversationStore:
                 " WHERE conversation_id=%s) - %s",
                 (conversation_id, conversation_id, self.kept_turns),
             )
+            self._enforce_quotas(conn, conversation_id, client, new)

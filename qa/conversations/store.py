@@ -6,6 +6,8 @@ import json
 import re
 import secrets
 import sqlite3
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -17,11 +19,41 @@ CONVERSATION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 LOCAL_CLIENT = "local"  # the owner of conversations started in-process (CLI, `qa eval` without --url)
 TITLE_CHARS = 200
 STORED_CHARS = 4000  # each of a turn's question, standalone question and answer is kept to this many characters
-RESULT_CHARS = 100_000  # a turn's answer object (JSON, to re-show it with its citations) is kept up to this size
+RESULT_CHARS = 30_000  # a turn's answer object (JSON, to re-show it with its citations) is kept up to this size
+STORED_PASSAGES = 10  # the nearest passages a stored turn keeps (the page shows them under a refusal)
+PASSAGE_CHARS = 3000  # each kept passage's text, cut to this (a default chunk is ~1,200 characters)
+SWEEP_EVERY = 3600.0  # seconds between two retention sweeps of one process (the first runs at start-up)
 
 
-def bounded(text: str) -> str:
-    return text if len(text) <= STORED_CHARS else text[: STORED_CHARS - 1] + "…"
+@dataclass(frozen=True)
+class Limits:
+    """How much the conversation store may hold, so anonymous clients cannot grow it without end (0: no limit)."""
+
+    retention_days: int = 0  # conversations idle for longer are deleted by the sweep
+    per_client: int = 0  # a client's new conversation beyond this deletes its least recently used one
+    total_turns: int = 0  # beyond this, the least recently used conversations go, down to 90% of it
+
+
+def to_free(total: int, limit: int) -> int:
+    """Turns to delete once `total` exceeds `limit`: down to 90% of it, so the search for the least recently
+    used conversations runs once per tenth of the limit, not on every turn."""
+    return total - limit * 9 // 10 if limit and total > limit else 0
+
+
+def least_recent(rows: Iterable[tuple[str, int]], turns: int) -> list[str]:
+    """The first conversations of `rows` (id, turn count; least recently used first) that hold `turns` turns."""
+    chosen, freed = [], 0
+    for conversation_id, count in rows:
+        if freed >= turns:
+            break
+        chosen.append(conversation_id)
+        freed += count
+    return chosen
+
+
+def bounded(text: str, limit: int = STORED_CHARS) -> str:
+    """`text` cut to `limit` characters (an ellipsis marks the cut): what a stored record may hold."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def title_of(question: str) -> str:
@@ -48,15 +80,34 @@ class Turn:
     result: str | None = None  # the answer object as JSON, so the turn can be shown again with its citations
 
 
+def _trimmed_passages(passages: object) -> object:
+    """At most STORED_PASSAGES passages, each text at most PASSAGE_CHARS (what a reopened turn shows)."""
+    if not isinstance(passages, list):
+        return passages
+    kept = []
+    for passage in passages[:STORED_PASSAGES]:
+        if isinstance(passage, dict) and isinstance(passage.get("text"), str):
+            passage = {**passage, "text": bounded(passage["text"], PASSAGE_CHARS)}
+        kept.append(passage)
+    return kept
+
+
 def bounded_result(result: str | None) -> str | None:
-    """The answer object if it fits RESULT_CHARS; else the same without its passages; else nothing (the turn
-    is then shown again as its answer text alone)."""
-    if result is None or len(result) <= RESULT_CHARS:
-        return result
+    """The answer object with its passages bounded, if it fits RESULT_CHARS; else the same without its passages;
+    else nothing (the turn is then shown again as its answer text alone)."""
+    if result is None:
+        return None
     try:
         data = json.loads(result)
     except ValueError:
-        return None
+        return result if len(result) <= RESULT_CHARS else None
+    if isinstance(data, dict) and "passages" in data:
+        trimmed = _trimmed_passages(data["passages"])
+        if trimmed != data["passages"]:
+            data["passages"] = trimmed
+            result = json.dumps(data, ensure_ascii=False)
+    if len(result) <= RESULT_CHARS:
+        return result
     data["passages"] = []
     smaller = json.dumps(data, ensure_ascii=False)
     return smaller if len(smaller) <= RESULT_CHARS else None
@@ -72,7 +123,7 @@ class Conversations(Protocol):
     def delete(self, conversation_id: str, client: str) -> None: ...
     def history(self, conversation_id: str) -> list[Turn]: ...
     def add(self, conversation_id: str, turn: Turn, client: str = LOCAL_CLIENT) -> None: ...
-
+    def sweep(self) -> int: ...
 
 
 def conversation_record(conversation_id: str, created: str, title: str,
@@ -95,13 +146,16 @@ class ConversationStore:
     that does not exist and one that belongs to another client get the same NotFound, so nothing leaks.
     """
 
-    def __init__(self, path: Path, max_turns: int, kept_turns: int | None = None) -> None:
+    def __init__(self, path: Path, max_turns: int, kept_turns: int | None = None,
+                 limits: Limits | None = None) -> None:
         """`max_turns`: the last turns given as context; `kept_turns` (default `max_turns`): the turns kept for
-        reopening a conversation, older ones deleted."""
+        reopening a conversation, older ones deleted; `limits`: retention and quotas."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.max_turns = max_turns
         self.kept_turns = max_turns if kept_turns is None else kept_turns
+        self.limits = limits or Limits()
+        self._next_sweep = 0.0  # the first write sweeps, if start-up did not
         self._db = ThreadLocalSQLite(path)
         self._db().executescript(
             "CREATE TABLE IF NOT EXISTS turns (conversation_id TEXT NOT NULL, idx INTEGER NOT NULL,"
@@ -186,13 +240,59 @@ class ConversationStore:
         ).fetchall()
         return [Turn(*row) for row in reversed(rows)]
 
-    def add(self, conversation_id: str, turn: Turn, client: str = LOCAL_CLIENT) -> None:
-        """Append a turn; the first turn of a new id records its owner and its title (the first question)."""
+    @staticmethod
+    def _remove(db: sqlite3.Connection, conversation_ids: list[str]) -> None:
+        db.executemany("DELETE FROM turns WHERE conversation_id=?", [(i,) for i in conversation_ids])
+        db.executemany("DELETE FROM conversations WHERE id=?", [(i,) for i in conversation_ids])
+
+    def sweep(self) -> int:
+        """Delete the conversations idle for longer than `limits.retention_days` (last turn older); returns how
+        many. Runs at start-up and at most once per SWEEP_EVERY on writes."""
+        self._next_sweep = time.monotonic() + SWEEP_EVERY
+        if not self.limits.retention_days:
+            return 0
+        cutoff = f"-{self.limits.retention_days} days"
         db = self._db()
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute("INSERT OR IGNORE INTO conversations (id, client, title) VALUES (?, ?, ?)",
-                       (conversation_id, client, title_of(turn.question)))
+            idle = [r[0] for r in db.execute(
+                "SELECT conversation_id FROM turns GROUP BY conversation_id HAVING MAX(created) < datetime('now', ?)"
+                " UNION SELECT id FROM conversations c WHERE datetime(created) < datetime('now', ?)"
+                " AND NOT EXISTS (SELECT 1 FROM turns t WHERE t.conversation_id = c.id)", (cutoff, cutoff))]
+            self._remove(db, idle)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return len(idle)
+
+    def _enforce_quotas(self, db: sqlite3.Connection, conversation_id: str, client: str, new: bool) -> None:
+        """Make room, least recently used first (never the conversation being written): a client's new
+        conversation beyond `per_client` removes its oldest; the total beyond `total_turns` removes others'."""
+        if new and self.limits.per_client:
+            rows = db.execute(
+                "SELECT c.id FROM conversations c LEFT JOIN turns t ON t.conversation_id = c.id WHERE c.client=?"
+                " AND c.id<>? GROUP BY c.id ORDER BY MAX(t.created), MAX(t.rowid), c.rowid", (client, conversation_id),
+            ).fetchall()
+            excess = len(rows) + 1 - self.limits.per_client
+            if excess > 0:
+                self._remove(db, [r[0] for r in rows[:excess]])
+        turns = to_free(db.execute("SELECT COUNT(*) FROM turns").fetchone()[0], self.limits.total_turns)
+        if turns:
+            rows = db.execute("SELECT conversation_id, COUNT(*) FROM turns WHERE conversation_id<>?"
+                              " GROUP BY conversation_id ORDER BY MAX(created), MAX(rowid)", (conversation_id,))
+            self._remove(db, least_recent(rows.fetchall(), turns))
+
+    def add(self, conversation_id: str, turn: Turn, client: str = LOCAL_CLIENT) -> None:
+        """Append a turn; the first turn of a new id records its owner and its title (the first question). The
+        quotas are kept in the same transaction."""
+        if time.monotonic() >= self._next_sweep:
+            self.sweep()
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            new = db.execute("INSERT OR IGNORE INTO conversations (id, client, title) VALUES (?, ?, ?)",
+                             (conversation_id, client, title_of(turn.question))).rowcount == 1
             db.execute(
                 "INSERT INTO turns (conversation_id, idx, question, standalone, answer, result) VALUES (?,"
                 " (SELECT COALESCE(MAX(idx), -1) + 1 FROM turns WHERE conversation_id=?), ?, ?, ?, ?)",
@@ -204,6 +304,7 @@ class ConversationStore:
                 " WHERE conversation_id=?) - ?",
                 (conversation_id, conversation_id, self.kept_turns),
             )
+            self._enforce_quotas(db, conversation_id, client, new)
         except BaseException:
             db.execute("ROLLBACK")
             raise
