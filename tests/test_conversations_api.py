@@ -232,6 +232,10 @@ def test_idle_conversations_expire_and_quotas_delete_the_least_recently_used(see
     data = tmp_path / "data"
     shutil.copytree(seeded_dir, data)
     aged = ConversationStore(data / "conversations.sqlite", max_turns=5)
+    with sqlite3.connect(data / "conversations.sqlite") as db:  # other tests may have left turns in seeded_dir
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        for table in tables & {"turns", "conversations", "feedback"}:
+            db.execute(f"DELETE FROM {table}")
     for cid in ("idle", "recent"):
         aged.add(cid, Turn("q", "q", "a"), client="someone")
     with sqlite3.connect(data / "conversations.sqlite") as db:

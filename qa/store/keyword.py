@@ -59,6 +59,9 @@ def new_generation() -> str:
     return secrets.token_hex(8)
 
 
+TIE_WINDOW = 16  # extra hits fetched so that ties at the n-th score are broken by chunk id, not segment order
+
+
 @dataclass(frozen=True)
 class KeywordFilter:
     """Restrictions applied inside the engine: lower-cased source, published day bounds (yyyymmdd, 0 = none;
@@ -281,9 +284,14 @@ class KeywordIndex:
                 [(tantivy.Occur.Must, query_obj), *((tantivy.Occur.Must, tantivy.Query.const_score_query(f, 0.0))
                                                     for f in filters)])
         searcher = self._index.searcher()
-        hits = searcher.search(query_obj, n, count=False).hits
-        found = [(str(searcher.doc(address).get_first("chunk_id")), float(score)) for score, address in hits]
-        return sorted(found, key=lambda hit: (-hit[1], hit[0].encode()))
+        limit = n + TIE_WINDOW
+        while True:  # which of several equal scores tantivy returns at the cut depends on segment order
+            hits = searcher.search(query_obj, limit, count=False).hits
+            found = sorted(((str(searcher.doc(address).get_first("chunk_id")), float(score))
+                            for score, address in hits), key=lambda hit: (-hit[1], hit[0].encode()))
+            if len(found) < limit or found[-1][1] < found[n - 1][1]:  # every hit tied with the n-th is here
+                return found[:n]
+            limit *= 2
 
     def _filters(self, where: KeywordFilter | None) -> list[tantivy.Query]:
         if where is None:
