@@ -58,11 +58,11 @@ class _Handler(BaseHTTPRequestHandler):
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(body)))
+        with self.server.lock:  # counted before the reply goes out: a client may assert as soon as it has read it
+            self.server.gzipped[self.path] += gzipped
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
-        with self.server.lock:
-            self.server.gzipped[self.path] += gzipped
 
     def _redirect(self, location: str, status: int = 302) -> None:
         self._send(status, b"", headers={"Location": location})
