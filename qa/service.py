@@ -48,6 +48,8 @@ from qa.conversations import (
 )
 from qa.conversations.feedback import Feedback, Feedbacks, FeedbackStore, PostgresFeedbackStore
 from qa.cpu import CpuPool
+from qa.db import Database, sqlite_url
+from qa.db.schema import DOCUMENTS, EVERY_GROUP
 from qa.embedding import build_embedder
 from qa.errors import (
     DATA_FOLDER_FULL,
@@ -71,10 +73,10 @@ from qa.sources.urls import fetch_policy
 from qa.sources.web import SQLiteValidatorCache
 from qa.store import DocumentStore, VectorIndex, WriterLock
 from qa.store.chroma import ChromaIndex
+from qa.store.documents import SqlStore
 from qa.store.keys import CLIENT_KEY, file_key
 from qa.store.layout import DataLayout
-from qa.store.locks import FileLock
-from qa.store.sqlite import SQLiteStore
+from qa.store.locks import AdvisoryLock, FileLock
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 TURN_NOT_KEPT = "This turn was not kept (the data folder is full): a follow-up question cannot refer to it."
@@ -438,27 +440,43 @@ def _limits(settings: Settings) -> Limits:
                   settings.max_stored_turns)
 
 
+def databases(settings: Settings, layout: DataLayout, upgrade: bool = True) -> dict[str, Database]:
+    """The SQL layer's databases, by the group of tables each holds: SQLite files in the data folder (the
+    default; a file per group, so a chat never waits for an ingest's write), or one PostgreSQL database
+    (QA_DATABASE_URL) holding every group. Each is brought up to the schema of this release as it opens."""
+    if settings.database_url is not None:
+        database = Database(settings.database_url.get_secret_value(), EVERY_GROUP, upgrade=upgrade)
+        return dict.fromkeys(sorted(EVERY_GROUP), database)
+    return {DOCUMENTS: Database(sqlite_url(layout.documents), frozenset({DOCUMENTS}), upgrade=upgrade)}
+
+
 def _sql_side(settings: Settings, layout: DataLayout) -> _SqlSide:
     """SQLite files in the data folder (the default), or PostgreSQL when QA_DATABASE_URL is set."""
+    sql = databases(settings, layout)
     if settings.database_url is None:
-        return _SqlSide(SQLiteStore(layout.documents, layout.keyword_index),
+        return _SqlSide(SqlStore(sql[DOCUMENTS], layout.keyword_index),
                         ConversationStore(layout.conversations, settings.history_turns, settings.conversation_turns,
                                           _limits(settings)),
                         FeedbackStore(layout.conversations, settings.max_feedback), JobStore(layout.jobs),
                         FileLock(layout.ingest_lock),
                         FileProgress(layout.ingest_progress),
                         lambda: file_key(layout.client_key))
-    from qa.store.postgres import AdvisoryLock, PostgresDatabase, PostgresStore
+    from qa.store.postgres import PostgresDatabase
 
     url = settings.database_url.get_secret_value()
-    database = PostgresDatabase(url)  # migrates the schema first (automatic at start)
+    database = PostgresDatabase(url)
     lock = AdvisoryLock(url)
-    return _SqlSide(PostgresStore(database, layout.replica_keyword_index(url)),
+
+    def close() -> None:
+        sql[DOCUMENTS].close()
+        database.close()
+
+    return _SqlSide(SqlStore(sql[DOCUMENTS], layout.replica_keyword_index(url)),
                     PostgresConversationStore(database, settings.history_turns, settings.conversation_turns,
                                               _limits(settings)),
                     PostgresFeedbackStore(database, settings.max_feedback), PostgresJobStore(database), lock,
                     PostgresProgress(database, lock.key),
-                    lambda: database.shared_key(CLIENT_KEY), database.close)
+                    lambda: database.shared_key(CLIENT_KEY), close)
 
 
 def build_service(settings: Settings, cpu_worker: bool = False) -> Service:

@@ -27,7 +27,7 @@ from qa.store.layout import DataLayout
 from tests.conftest import make_settings
 from tests.reliability_support import assert_consistent as audit
 from tests.reliability_support import keyword_indexed, write_corpus
-from tests.support import SEEDS
+from tests.support import SEEDS, sql_rows
 
 
 def chroma_ids(pipeline: Service) -> set[str]:
@@ -36,7 +36,7 @@ def chroma_ids(pipeline: Service) -> set[str]:
 
 
 def docstore_ids(pipeline: Service) -> set[str]:
-    return {row[0] for row in pipeline.docs._conn().execute("SELECT chunk_id FROM chunks")}
+    return {row[0] for row in sql_rows(pipeline.docs, "SELECT chunk_id FROM chunks")}
 
 
 def keyword_ids(pipeline: Service) -> set[str]:
@@ -142,23 +142,21 @@ def _group_spy(pipeline: Service, monkeypatch: pytest.MonkeyPatch) -> list[list[
 
 def _rows(pipeline: Service) -> dict[str, list[tuple]]:
     """Every docstore row that an ingest writes (not the timestamps)."""
-    conn = pipeline.docs._conn()
     return {
-        "documents": [tuple(r) for r in conn.execute(
+        "documents": sql_rows(pipeline.docs,
             "SELECT doc_id, title, source, published, text, content_hash, n_chunks, embed_model FROM documents"
-            " ORDER BY doc_id")],
-        "chunks": [tuple(r) for r in conn.execute('SELECT chunk_id, doc_id, idx, start, "end" FROM chunks ORDER BY 1')],
-        "sentences": [tuple(r) for r in conn.execute('SELECT kind, doc_id, start, "end" FROM spans ORDER BY 1, 2, 3')],
+            " ORDER BY doc_id"),
+        "chunks": sql_rows(pipeline.docs, 'SELECT chunk_id, doc_id, idx, start, "end" FROM chunks ORDER BY 1'),
+        "sentences": sql_rows(pipeline.docs, 'SELECT kind, doc_id, start, "end" FROM spans ORDER BY 1, 2, 3'),
     }
 
 
 def _sentence_vectors(pipeline: Service) -> tuple[list[str], np.ndarray]:
     """Each stored sentence's text and its stored vector."""
-    conn = pipeline.docs._conn()
     texts, vectors = [], []
-    for text, start, end, vector in conn.execute(
-        'SELECT d.text, s.start, s."end", s.vector FROM spans s JOIN documents d USING (doc_id) ORDER BY 1, 2'
-    ):
+    for text, start, end, vector in sql_rows(
+        pipeline.docs, 'SELECT d.text, s.start, s."end", s.vector FROM spans s JOIN documents d USING (doc_id)'
+        " ORDER BY 1, 2"):
         texts.append(text[start:end])
         vectors.append(np.frombuffer(vector, dtype=np.float16).astype(np.float32))
     return texts, np.stack(vectors)

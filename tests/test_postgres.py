@@ -29,12 +29,14 @@ import pytest
 from api.clients import ClientTokens
 from qa.conversations import ConversationStore, Limits, PostgresConversationStore, Turn
 from qa.conversations.feedback import Feedback
+from qa.db import Database
+from qa.db.schema import EVERY_GROUP
 from qa.errors import NotFound, StoreUnavailable
 from qa.retrieval.filters import Filters, keyword_filter
 from qa.service import Service, build_service
 from tests.conftest import make_settings
 from tests.reliability_support import assert_consistent, write_corpus
-from tests.support import ROOT, PostgresServer, api_server, chroma_server, postgres_available, qa_env
+from tests.support import ROOT, PostgresServer, api_server, chroma_server, postgres_available, qa_env, sql_rows
 from tests.web_server import WebServer
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(600),
@@ -59,13 +61,10 @@ def _poll(check: Callable[[], object], timeout: float, what: str, every: float =
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """One server for the session, with a template database already migrated (copied per test)."""
-    from qa.store.postgres import PostgresDatabase
-
     server = PostgresServer()
     server.start()
     try:
-        database = PostgresDatabase(server.create_database(TEMPLATE))
-        database.close()  # a template must have no open connections to be copied
+        Database(server.create_database(TEMPLATE), EVERY_GROUP).close()  # a template may have no open connections
         yield server
     finally:
         server.close()
@@ -196,11 +195,10 @@ def test_put_replace_delete_copies_keep_counts_and_index_in_step(fresh: Callable
     assert service.docs.copies_of(["harbour2"]) == {} and "harbour2" not in service.docs.signature_rows()
     assert not any(c.startswith("harbour2:") for c, _ in service.docs.keyword_search("harbour", 10))
     assert_consistent(service)
-    if hasattr(service.docs, "db"):  # no keyword index is kept in PostgreSQL any more, only its change feed
-        with service.docs.db.connection() as conn:
-            columns = {r[0] for r in conn.execute("SELECT column_name FROM information_schema.columns"
-                                                  " WHERE table_name='chunks'")}
-            tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
+    if service.docs.db.is_postgres:  # no keyword index is kept in PostgreSQL any more, only its change feed
+        columns = {r[0] for r in sql_rows(service.docs, "SELECT column_name FROM information_schema.columns"
+                                                        " WHERE table_name='chunks'")}
+        tables = {r[0] for r in sql_rows(service.docs, "SELECT tablename FROM pg_tables WHERE schemaname='public'")}
         assert "terms" not in columns and "term_df" not in tables and "keyword_changes" in tables
     service.docs.reset()
     assert service.docs.count() == (0, 0) and service.docs.keyword_search("harbour", 5) == []
@@ -231,10 +229,13 @@ def test_close_releases_the_database_pool_and_the_embedder_threads(fresh: Callab
     service = fresh()
     service.indexer.embedder.embed(["one text", "another text", "a third one"])  # starts the worker threads
     assert any(t.name.startswith("embed") for t in threading.enumerate())
-    database = getattr(service.docs, "db", None)
     service.close()
-    if database is not None:  # PostgreSQL: its pool is closed, so its connections are gone
-        assert database.pool.closed
+    if service.settings.database_url:  # PostgreSQL: its pools are closed, so its connections are gone
+        import psycopg
+
+        with psycopg.connect(service.settings.database_url.get_secret_value()) as conn:
+            assert conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                " AND pid <> pg_backend_pid()").fetchone()[0] == 0
     assert service.indexer.embedder.embed(["still answers"]).shape == (1, 384)  # in the caller's thread now
 
 
@@ -335,50 +336,60 @@ def test_conversations_jobs_progress_and_token_key_are_shared(fresh: Callable[..
 # ---- migrations and the writer lock ----------------------------------------------------------------------
 
 
-def test_migrations_run_once_upgrade_a_database_in_use_and_refuse_a_newer_one(postgres: PostgresServer) -> None:
-    from qa.store.postgres import MIGRATIONS, PostgresDatabase, PostgresStore
+def restore_legacy(postgres: PostgresServer) -> str:
+    """A new database holding tests/fixtures/legacy-postgres.sql: what the release before Alembic made."""
+    from tests.support import PG_BIN
 
     url = fresh_database(postgres, "template0")
-    applied: list[list[int]] = []
+    subprocess.run([str(PG_BIN / "psql"), "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f",
+                    str(ROOT / "tests" / "fixtures" / "legacy-postgres.sql")], check=True, capture_output=True)
+    return url
+
+
+def test_a_database_of_the_previous_release_upgrades_in_place_once_and_a_newer_one_is_refused(
+        postgres: PostgresServer) -> None:
+    """The pg_dump of a database made by the release before Alembic, upgraded while that release still has
+    it open, by four processes starting at once (one migrates); then read and written through the new layer."""
+    import psycopg
+
+    from qa.db.database import head_revision
+    from qa.store.documents import SqlStore
+    from tests.test_store_upgrade import check_documents
+
+    url = restore_legacy(postgres)
+    applied: list[list[str]] = []
     errors: list[BaseException] = []
 
-    def start(migrations: list) -> None:
+    def start() -> None:
         try:
-            database = PostgresDatabase(url, migrate=False)
-            applied.append(database.migrate(migrations))
+            database = Database(url, EVERY_GROUP, upgrade=False)
+            applied.append(database.upgrade())
             database.close()
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=start, args=(MIGRATIONS[:1],)) for _ in range(4)]  # the first release
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors and sorted(applied) == [[], [], [], [1]]  # one process migrated, three found it done
-    old = PostgresDatabase(url, migrate=False)
-    with old.connection() as conn:  # a document written by the first release
-        conn.execute("INSERT INTO documents (doc_id, title, text, content_hash, n_chunks, embed_model)"
-                     " VALUES ('old', 'Old', 'Old text.', 'h', 0, 'm')")
-        conn.execute("INSERT INTO turns (conversation_id, idx, question, standalone, answer)"
-                     " VALUES ('c', 0, 'q', 's', 'a')")
-    database = PostgresDatabase(url)  # the new release, started while the old one still runs
-    assert database.schema_version() == MIGRATIONS[-1][0]
-    document = PostgresStore(database).get_document("old")
-    assert document is not None and document["author"] is None and document["also_at"] == []
-    with old.connection() as conn:
-        assert conn.execute("SELECT COUNT(*) FROM turns").fetchone()[0] == 1
-    old.close()
+    with psycopg.connect(url) as old:  # the previous release, still running
+        assert old.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == 4
+        threads = [threading.Thread(target=start) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors and sorted(applied) == [[], [], [], ["0001"]]  # one process migrated
+        assert old.execute("SELECT COUNT(*) FROM turns").fetchone()[0] == 1
+    database = Database(url, EVERY_GROUP)
+    assert database.revision() == head_revision()
+    check_documents(SqlStore(database))
     from typer.testing import CliRunner
 
     from qa.cli import app
 
     result = CliRunner().invoke(app, ["db", "upgrade"], env={"QA_DATABASE_URL": url})
     assert result.exit_code == 0 and "already up to date" in result.output, result.output
-    with database.connection() as conn:
-        conn.execute("INSERT INTO schema_migrations (version, name) VALUES (999, 'from a newer release')")
+    with database.write() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
     with pytest.raises(StoreUnavailable, match="newer than this release"):
-        PostgresDatabase(url)
+        Database(url, EVERY_GROUP)
     result = CliRunner().invoke(app, ["db", "upgrade"], env={"QA_DATABASE_URL": url})
     assert result.exit_code == 1 and "newer than this release" in result.output
     database.close()
@@ -387,7 +398,8 @@ def test_migrations_run_once_upgrade_a_database_in_use_and_refuse_a_newer_one(po
 HOLDER = """
 import sys
 from qa.indexing.progress import PostgresProgress
-from qa.store.postgres import AdvisoryLock, PostgresDatabase
+from qa.store.locks import AdvisoryLock
+from qa.store.postgres import PostgresDatabase
 lock = AdvisoryLock(sys.argv[1])
 with lock.hold():
     PostgresProgress(PostgresDatabase(sys.argv[1]), lock.key).update("held-doc", 1, 9, force=True)
@@ -400,7 +412,8 @@ def test_writer_lock_is_held_across_processes_and_freed_by_kill_9(postgres: Post
     import psycopg
 
     from qa.indexing.progress import PostgresProgress
-    from qa.store.postgres import INGEST_LOCK, AdvisoryLock, PostgresDatabase
+    from qa.store.locks import INGEST_LOCK, AdvisoryLock
+    from qa.store.postgres import PostgresDatabase
 
     url = fresh_database(postgres)
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, url], cwd=ROOT, stdin=subprocess.PIPE,
@@ -600,8 +613,6 @@ def test_kill_9_mid_ingest_leaves_nothing_half_visible(replicas: Replicas, tmp_p
     one version of every article in both stores."""
     import psycopg
 
-    from qa.store.postgres import PostgresStore
-
     folder = tmp_path / "batch"
     facts = write_corpus(folder, 12)
     database = fresh_database(replicas.postgres)
@@ -626,7 +637,7 @@ def test_kill_9_mid_ingest_leaves_nothing_half_visible(replicas: Replicas, tmp_p
     assert 3 <= killed_at < 12
     service = build_service(make_settings(tmp_path / "data", database_url=database, chroma_url=replicas.chroma,
                                           collection="crash"))  # the next process on these stores: run it again
-    assert isinstance(service.docs, PostgresStore)
+    assert service.docs.db.is_postgres
     service.startup()
     report = service.ingest_paths([folder])
     assert not report.failed and len(report.added) + len(report.replaced) + len(report.unchanged) == 12

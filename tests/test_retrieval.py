@@ -85,16 +85,16 @@ def test_a_busy_keyword_index_is_searched_as_it_is(tmp_path: Path) -> None:
 
     from qa.sources.article import Article
     from qa.store import ChunkRow
+    from qa.store.documents import SqlStore, sqlite_store
     from qa.store.keyword import SERVE_STALE_AFTER
-    from qa.store.sqlite import SQLiteStore
 
-    def put(store: SQLiteStore, doc_id: str, text: str) -> None:
+    def put(store: SqlStore, doc_id: str, text: str) -> None:
         store.put(Article(doc_id, doc_id, text), doc_id, [ChunkRow(f"{doc_id}:0", doc_id, 0, 0, len(text))], {}, "m")
 
-    store = SQLiteStore(tmp_path / "docstore.sqlite", tmp_path / "keyword-index")
+    store = sqlite_store(tmp_path / "docstore.sqlite", tmp_path / "keyword-index")
     put(store, "harbour", "The harbour cranes were repaired.")
     assert [c for c, _ in store.keyword_search("harbour cranes", 5)] == ["harbour:0"]
-    other = SQLiteStore(tmp_path / "docstore.sqlite", tmp_path / "keyword-index")  # another process's view
+    other = sqlite_store(tmp_path / "docstore.sqlite", tmp_path / "keyword-index")  # another process's view
     put(store, "bridge", "The bridge cranes were repaired.")
     busy = other.keyword._open().writer(15_000_000, 1)
     started = time.monotonic()

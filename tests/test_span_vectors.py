@@ -11,7 +11,7 @@ from qa.embedding.onnx import MAX_TOKENS, OnnxMiniLMEmbedding
 from qa.service import Service, build_service
 from qa.sources.files import load_articles
 from tests.conftest import make_settings
-from tests.support import ROOT, SEEDS
+from tests.support import ROOT, SEEDS, sql_rows
 
 TEXT = ("The council met on Monday. It voted to close the old bridge for repairs. "
         "Traffic will use the ferry until March.")
@@ -89,7 +89,7 @@ def test_a_span_cut_by_truncation_is_not_whole(embedder: OnnxMiniLMEmbedding) ->
 
 
 def stored_sentences(service: Service) -> dict[tuple[str, int, int], np.ndarray]:
-    rows = service.docs._conn().execute("""SELECT doc_id, start, "end", vector FROM spans WHERE kind='sentence'""")
+    rows = sql_rows(service.docs, """SELECT doc_id, start, "end", vector FROM spans WHERE kind='sentence'""")
     return {(d, s, e): np.frombuffer(v, dtype=np.float16).astype(np.float32) for d, s, e, v in rows}
 
 
@@ -98,7 +98,7 @@ def expected_pooled(service: Service, doc_id: str, start: int, end: int) -> np.n
     (and not cut by truncation), renormalised; the sentence embedded alone when there is none."""
     embedder = service.indexer.embedder
     text = service.docs.get_document(doc_id)["text"]
-    rows = service.docs._conn().execute('SELECT start, "end" FROM chunks WHERE doc_id=?', (doc_id,)).fetchall()
+    rows = sql_rows(service.docs, 'SELECT start, "end" FROM chunks WHERE doc_id=?', (doc_id,))
     found = []
     for chunk_start, chunk_end in rows:
         if chunk_start <= start and end <= chunk_end:
@@ -162,10 +162,10 @@ def test_lazy_sentence_vectors_embed_only_chunks_at_ingest_and_answer_the_same(t
     report = lazy.indexer.ingest(load_articles([SEEDS]))
     assert len(report.added) == 5
     lazy.indexer.embedder.embed = embed  # type: ignore[method-assign]
-    chunks = lazy.docs._conn().execute('SELECT doc_id, start, "end" FROM chunks').fetchall()
+    chunks = sql_rows(lazy.docs, 'SELECT doc_id, start, "end" FROM chunks')
     texts = {d: lazy.docs.get_document(d)["text"] for d, _, _ in chunks}
     assert sorted(embedded) == sorted(texts[d][s:e] for d, s, e in chunks)  # chunks only, each once
-    rows = lazy.docs._conn().execute("""SELECT doc_id, start, "end", length(vector) FROM spans""").fetchall()
+    rows = sql_rows(lazy.docs, """SELECT doc_id, start, "end", length(vector) FROM spans""")
     assert {r[:3] for r in rows} == set(stored_sentences(separate)) and {r[3] for r in rows} == {0}
 
     questions = [json.loads(line)["question"] for line in (ROOT / "eval/data/questions.jsonl").open()]

@@ -37,7 +37,7 @@ from qa.indexing.progress import IngestProgress
 from qa.sources.article import Article, Unchanged
 from qa.sources.dedupe import NearDuplicates, Signature, signature
 from qa.store import ChunkRow, DocumentStore, SpanRows, VectorIndex, WriterLock
-from qa.store.sqlite import day_number
+from qa.store.documents import day_number
 
 EMBED_GROUP_TEXTS = 512  # texts embedded together across articles, so batches stay full
 PROGRESS_TEXTS = 64  # texts per embed() call within a group (one batch): progress is reported between them

@@ -8,8 +8,8 @@ from datetime import date
 
 from qa.errors import BadRequest
 from qa.store import SqlFilter
+from qa.store.documents import day_number
 from qa.store.keyword import KeywordFilter
-from qa.store.sqlite import day_number
 
 
 @dataclass(frozen=True)
