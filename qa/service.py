@@ -42,14 +42,13 @@ from qa.conversations import (
     Limits,
     LLMRewriter,
     OfflineRewriter,
-    PostgresConversationStore,
     QuestionRewriter,
     Turn,
 )
-from qa.conversations.feedback import Feedback, Feedbacks, FeedbackStore, PostgresFeedbackStore
+from qa.conversations.feedback import Feedback, Feedbacks, FeedbackStore
 from qa.cpu import CpuPool
 from qa.db import Database, sqlite_url
-from qa.db.schema import DOCUMENTS, EVERY_GROUP
+from qa.db.schema import CONVERSATIONS, DOCUMENTS, EVERY_GROUP, JOBS, SHARED, VALIDATORS
 from qa.embedding import build_embedder
 from qa.errors import (
     DATA_FOLDER_FULL,
@@ -63,18 +62,18 @@ from qa.errors import (
 )
 from qa.indexing.chunking import Chunker
 from qa.indexing.indexer import Indexer, IngestReport
-from qa.indexing.progress import FileProgress, IngestProgress, PostgresProgress
-from qa.jobs import Jobs, JobStore, PostgresJobStore
+from qa.indexing.progress import IngestProgress
+from qa.jobs import Jobs, JobStore
 from qa.retrieval import Filters, Retrieval, Retriever, build_retriever
 from qa.sources import FileSource, Source, UploadSource, UrlSource
 from qa.sources.fetch import Fetcher
 from qa.sources.files import resolve_under_root
 from qa.sources.urls import fetch_policy
-from qa.sources.web import SQLiteValidatorCache
+from qa.sources.web import SqlValidatorCache, ValidatorCache
 from qa.store import DocumentStore, VectorIndex, WriterLock
 from qa.store.chroma import ChromaIndex
 from qa.store.documents import SqlStore
-from qa.store.keys import CLIENT_KEY, file_key
+from qa.store.keys import CLIENT_KEY, SharedKeys
 from qa.store.layout import DataLayout
 from qa.store.locks import AdvisoryLock, FileLock
 
@@ -146,6 +145,7 @@ class Service:
     jobs: Jobs
     fetcher: Fetcher  # shared by every web ingest of this process, so QA_FETCH_PER_HOST holds across jobs
     client_key: Callable[[], bytes]  # the key that signs client tokens, shared by every process on these stores
+    validators: Callable[[], ValidatorCache]  # the web sources' ETag / Last-Modified per URL (opened on first use)
     cpu: CpuPool | None = None  # the server's worker process for parsing and chunking; None: in-process
     closers: tuple[Callable[[], None], ...] = ()  # what else holds threads or connections (pools), closed last
 
@@ -277,7 +277,7 @@ class Service:
     def bind(self, source: UrlSource) -> UrlSource:
         """Connect a web source to this service's validator cache and document store (idempotent)."""
         if source.web is None:
-            source.bind(SQLiteValidatorCache(self.layout.web_cache),
+            source.bind(self.validators(),
                         lambda doc_id: self.docs.content_hash(doc_id) is not None)
         return source
 
@@ -421,8 +421,8 @@ class Service:
 
 @dataclass
 class _SqlSide:
-    """What lives in the SQL database: documents, conversations, feedback, jobs, the writer lock, the running
-    ingest's progress and the client-token key. SQLite files in the data folder, or all of it in PostgreSQL."""
+    """What lives in the SQL layer: documents, conversations, feedback, jobs, the running ingest's progress, the
+    client-token key and the web validators; with the writer lock, the one part that differs by database."""
 
     docs: DocumentStore
     conversations: Conversations
@@ -431,7 +431,8 @@ class _SqlSide:
     lock: WriterLock
     progress: IngestProgress
     client_key: Callable[[], bytes]
-    close: Callable[[], None] = lambda: None  # SQLite files need no closing; a PostgreSQL pool does
+    validators: Callable[[], ValidatorCache]
+    close: Callable[[], None]
 
 
 def _limits(settings: Settings) -> Limits:
@@ -442,41 +443,52 @@ def _limits(settings: Settings) -> Limits:
 
 def databases(settings: Settings, layout: DataLayout, upgrade: bool = True) -> dict[str, Database]:
     """The SQL layer's databases, by the group of tables each holds: SQLite files in the data folder (the
-    default; a file per group, so a chat never waits for an ingest's write), or one PostgreSQL database
-    (QA_DATABASE_URL) holding every group. Each is brought up to the schema of this release as it opens."""
+    default; a file per group, so a chat never waits for an ingest's write: docstore.sqlite also holds the
+    ingest progress and the shared keys), or one PostgreSQL database (QA_DATABASE_URL) holding every group.
+    Each is brought up to this release's schema as it opens (`upgrade`). The SQLite validators file is opened
+    only when it exists (web sources open it on first use)."""
     if settings.database_url is not None:
         database = Database(settings.database_url.get_secret_value(), EVERY_GROUP, upgrade=upgrade)
         return dict.fromkeys(sorted(EVERY_GROUP), database)
-    return {DOCUMENTS: Database(sqlite_url(layout.documents), frozenset({DOCUMENTS}), upgrade=upgrade)}
+    documents = Database(sqlite_url(layout.documents), frozenset({DOCUMENTS, SHARED}), upgrade=upgrade)
+    found = {DOCUMENTS: documents, SHARED: documents,
+             CONVERSATIONS: Database(sqlite_url(layout.conversations), frozenset({CONVERSATIONS}), upgrade=upgrade),
+             JOBS: Database(sqlite_url(layout.jobs), frozenset({JOBS}), upgrade=upgrade)}
+    if layout.web_cache.exists():
+        found[VALIDATORS] = _validators_file(layout, upgrade)
+    return found
+
+
+def _validators_file(layout: DataLayout, upgrade: bool = True) -> Database:
+    return Database(sqlite_url(layout.web_cache), frozenset({VALIDATORS}), upgrade=upgrade)
 
 
 def _sql_side(settings: Settings, layout: DataLayout) -> _SqlSide:
-    """SQLite files in the data folder (the default), or PostgreSQL when QA_DATABASE_URL is set."""
+    """One class per role on the databases of `databases()`; the writer lock is a file lock in the data folder,
+    or an advisory lock in PostgreSQL."""
     sql = databases(settings, layout)
     if settings.database_url is None:
-        return _SqlSide(SqlStore(sql[DOCUMENTS], layout.keyword_index),
-                        ConversationStore(layout.conversations, settings.history_turns, settings.conversation_turns,
-                                          _limits(settings)),
-                        FeedbackStore(layout.conversations, settings.max_feedback), JobStore(layout.jobs),
-                        FileLock(layout.ingest_lock),
-                        FileProgress(layout.ingest_progress),
-                        lambda: file_key(layout.client_key))
-    from qa.store.postgres import PostgresDatabase
+        lock: FileLock | AdvisoryLock = FileLock(layout.ingest_lock)
+        keyword_dir = layout.keyword_index
+    else:
+        url = settings.database_url.get_secret_value()
+        lock, keyword_dir = AdvisoryLock(url), layout.replica_keyword_index(url)
 
-    url = settings.database_url.get_secret_value()
-    database = PostgresDatabase(url)
-    lock = AdvisoryLock(url)
+    def validators() -> ValidatorCache:
+        if VALIDATORS not in sql:
+            sql[VALIDATORS] = _validators_file(layout)
+        return SqlValidatorCache(sql[VALIDATORS])
 
     def close() -> None:
-        sql[DOCUMENTS].close()
-        database.close()
+        for database in dict.fromkeys(sql.values()):
+            database.close()
 
-    return _SqlSide(SqlStore(sql[DOCUMENTS], layout.replica_keyword_index(url)),
-                    PostgresConversationStore(database, settings.history_turns, settings.conversation_turns,
-                                              _limits(settings)),
-                    PostgresFeedbackStore(database, settings.max_feedback), PostgresJobStore(database), lock,
-                    PostgresProgress(database, lock.key),
-                    lambda: database.shared_key(CLIENT_KEY), close)
+    keys = SharedKeys(sql[SHARED])
+    return _SqlSide(SqlStore(sql[DOCUMENTS], keyword_dir),
+                    ConversationStore(sql[CONVERSATIONS], settings.history_turns, settings.conversation_turns,
+                                      _limits(settings)),
+                    FeedbackStore(sql[CONVERSATIONS], settings.max_feedback), JobStore(sql[JOBS]), lock,
+                    IngestProgress(sql[SHARED], lock), lambda: keys.get(CLIENT_KEY), validators, close)
 
 
 def build_service(settings: Settings, cpu_worker: bool = False) -> Service:
@@ -511,16 +523,13 @@ def build_service(settings: Settings, cpu_worker: bool = False) -> Service:
     fetcher = Fetcher(fetch_policy(settings))
     closers = (sql.close, *((embedder.close,) if hasattr(embedder, "close") else ()))
     return Service(settings, docs, vectors, indexer, retriever, answerer, rewriter, sql.conversations, sql.feedback,
-                   layout, sql.jobs, fetcher, sql.client_key, cpu, closers)
+                   layout, sql.jobs, fetcher, sql.client_key, sql.validators, cpu, closers)
 
 
 def feedback_store(settings: Settings) -> Feedbacks:
     """Where readers' ratings are kept: beside the conversations (SQLite), or in PostgreSQL."""
-    if settings.database_url is None:
-        return FeedbackStore(DataLayout(settings.data_dir).create().conversations)
-    from qa.store.postgres import PostgresDatabase
-
-    return PostgresFeedbackStore(PostgresDatabase(settings.database_url.get_secret_value()))
+    layout = DataLayout(settings.data_dir).create()
+    return FeedbackStore(databases(settings, layout)[CONVERSATIONS])
 
 
 def reset_index(settings: Settings) -> None:

@@ -414,7 +414,7 @@ def test_no_writer_thread_or_connection_outlives_an_ingest(tmp_path: Path, monke
 
     def docstore_handles() -> int:
         fds = Path("/proc/self/fd")
-        return sum(1 for fd in fds.iterdir() if _target(fd).startswith(str(pipeline.docs.path)))
+        return sum(1 for fd in fds.iterdir() if _target(fd).startswith(str(pipeline.docs.db.engine.url.database)))
 
     gc.disable()  # an unclosed sqlite3 connection is a reference cycle: only a collection would free it
     try:

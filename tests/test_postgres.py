@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import json
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -27,7 +26,7 @@ import numpy as np
 import pytest
 
 from api.clients import ClientTokens
-from qa.conversations import ConversationStore, Limits, PostgresConversationStore, Turn
+from qa.conversations import ConversationStore, Limits, Turn
 from qa.conversations.feedback import Feedback
 from qa.db import Database
 from qa.db.schema import EVERY_GROUP
@@ -275,19 +274,17 @@ def test_conversations_jobs_progress_and_token_key_are_shared(fresh: Callable[..
     live = b.conversations.resolve_id(None, "bob")
     b.conversations.add(live, Turn("Now", "Now", "z"), "bob")
     kept = Limits(retention_days=2)
-    if isinstance(a.conversations, PostgresConversationStore):
-        with a.conversations.db.connection() as conn:
+    assert isinstance(a.conversations, ConversationStore)
+    with a.conversations.db.write() as conn:
+        if a.conversations.db.is_postgres:
             for table, column in (("turns", "conversation_id"), ("conversations", "id")):
-                conn.execute(f"UPDATE {table} SET created = now() - interval '3 days' WHERE {column}=%s", (first,))
-        sweeper: ConversationStore | PostgresConversationStore = PostgresConversationStore(a.conversations.db, 2,
-                                                                                            limits=kept)
-    else:
-        assert isinstance(a.conversations, ConversationStore)
-        with sqlite3.connect(a.conversations.path) as db:
-            db.execute("UPDATE turns SET created = datetime('now', '-3 days') WHERE conversation_id=?", (first,))
-            db.execute("UPDATE conversations SET created = '2000-01-01T00:00:00.000Z' WHERE id=?", (first,))
-        sweeper = ConversationStore(a.conversations.path, 2, limits=kept)
-    assert sweeper.sweep() == 1
+                conn.exec_driver_sql(f"UPDATE {table} SET created = now() - interval '3 days' WHERE {column}=%s",
+                                     (first,))
+        else:
+            conn.exec_driver_sql("UPDATE turns SET created = datetime('now', '-3 days') WHERE conversation_id=?",
+                                 (first,))
+            conn.exec_driver_sql("UPDATE conversations SET created = '2000-01-01T00:00:00.000Z' WHERE id=?", (first,))
+    assert ConversationStore(a.conversations.db, 2, limits=kept).sweep() == 1
     assert a.conversations.list_for("alice") == [] and [c["id"] for c in a.conversations.list_for("bob")] == [live]
 
     # readers' feedback: given through one, exported from the other
@@ -354,7 +351,7 @@ def test_a_database_of_the_previous_release_upgrades_in_place_once_and_a_newer_o
 
     from qa.db.database import head_revision
     from qa.store.documents import SqlStore
-    from tests.test_store_upgrade import check_documents
+    from tests.test_store_upgrade import check_documents, check_roles
 
     url = restore_legacy(postgres)
     applied: list[list[str]] = []
@@ -375,11 +372,12 @@ def test_a_database_of_the_previous_release_upgrades_in_place_once_and_a_newer_o
             t.start()
         for t in threads:
             t.join()
-        assert not errors and sorted(applied) == [[], [], [], ["0001"]]  # one process migrated
+        assert not errors and sorted(applied) == [[], [], [], ["0001", "0002"]]  # one process migrated
         assert old.execute("SELECT COUNT(*) FROM turns").fetchone()[0] == 1
     database = Database(url, EVERY_GROUP)
     assert database.revision() == head_revision()
     check_documents(SqlStore(database))
+    check_roles(dict.fromkeys(EVERY_GROUP, database), None, None)
     from typer.testing import CliRunner
 
     from qa.cli import app
@@ -397,12 +395,13 @@ def test_a_database_of_the_previous_release_upgrades_in_place_once_and_a_newer_o
 
 HOLDER = """
 import sys
-from qa.indexing.progress import PostgresProgress
+from qa.db import Database
+from qa.db.schema import EVERY_GROUP
+from qa.indexing.progress import IngestProgress
 from qa.store.locks import AdvisoryLock
-from qa.store.postgres import PostgresDatabase
 lock = AdvisoryLock(sys.argv[1])
 with lock.hold():
-    PostgresProgress(PostgresDatabase(sys.argv[1]), lock.key).update("held-doc", 1, 9, force=True)
+    IngestProgress(Database(sys.argv[1], EVERY_GROUP), lock).update("held-doc", 1, 9, force=True)
     print("held", flush=True)
     sys.stdin.read()
 """
@@ -411,15 +410,14 @@ with lock.hold():
 def test_writer_lock_is_held_across_processes_and_freed_by_kill_9(postgres: PostgresServer) -> None:
     import psycopg
 
-    from qa.indexing.progress import PostgresProgress
+    from qa.indexing.progress import IngestProgress
     from qa.store.locks import INGEST_LOCK, AdvisoryLock
-    from qa.store.postgres import PostgresDatabase
 
     url = fresh_database(postgres)
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, url], cwd=ROOT, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
-    database = PostgresDatabase(url)
-    progress = PostgresProgress(database, INGEST_LOCK)
+    database = Database(url, EVERY_GROUP)
+    progress = IngestProgress(database, AdvisoryLock(url))
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         assert progress.read()["document"] == "held-doc"  # type: ignore[index]

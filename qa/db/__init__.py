@@ -7,6 +7,6 @@ build their queries on it; none of them holds SQL written for one dialect only, 
 (qa.store.locks) and the few expressions Database states per dialect.
 """
 
-from qa.db.database import Database, sqlite_url
+from qa.db.database import Database, sqlite_file, sqlite_url
 
-__all__ = ["Database", "sqlite_url"]
+__all__ = ["Database", "sqlite_file", "sqlite_url"]

@@ -36,6 +36,11 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+def sqlite_file(path: Path, *groups: str) -> Database:
+    """A SQLite file holding these table groups, brought up to date (tests, tools, benchmarks)."""
+    return Database(sqlite_url(path), frozenset(groups))
+
+
 @functools.cache
 def _scripts() -> Any:
     from alembic.config import Config

@@ -57,7 +57,7 @@ turns = Table(
     "turns", metadata,
     Column("conversation_id", Text, primary_key=True), Column("idx", Integer, primary_key=True),
     Column("question", Text, nullable=False), Column("standalone", Text, nullable=False),
-    Column("answer", Text, nullable=False), Column("created", Text), Column("result", Text),
+    Column("answer", Text, nullable=False), Column("created", Text), Column("result", Text),  # + seq on PostgreSQL
 )
 feedback = Table(
     "feedback", metadata,

@@ -2,7 +2,7 @@
 Articles, or the BadDocument that says why one input could not be used, so one bad input never stops a batch
 (the web source also yields Unchanged for a page its server answered 304 Not Modified for).
 
-May import: qa.errors, qa.lexicon, qa.config. Nothing from store, indexing, retrieval or answering.
+May import: qa.errors, qa.lexicon, qa.config, qa.db. Nothing from store, indexing, retrieval or answering.
 Adding a source = a module here with a class that follows `Source`, and a line in SOURCE_TYPES.
 """
 

@@ -12,7 +12,6 @@ from qa.sources.cleaning import clean_text
 from qa.sources.fetch import Fetcher, FetchFailed, FetchPolicy, InvalidUrl
 from qa.sources.sanitize import one_line
 from qa.sources.web import (
-    SQLiteValidatorCache,
     ValidatorCache,
     WebFailure,
     WebPage,
@@ -145,8 +144,6 @@ class UrlSource:
     def close(self) -> None:
         if self._own_fetcher:
             self.fetcher.close()
-        if self.web is not None and isinstance(self.web.cache, SQLiteValidatorCache):
-            self.web.cache.close()
 
 
 def open_urls(targets: Sequence[str], settings: Settings) -> UrlSource:

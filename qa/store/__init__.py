@@ -100,6 +100,7 @@ class WriterLock(Protocol):
     embedded store, an advisory lock for PostgreSQL); held while both stores change."""
 
     def hold(self) -> AbstractContextManager[None]: ...
+    def held(self, conn: Any) -> bool: ...
 
 
 class VectorIndex(Protocol):

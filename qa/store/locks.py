@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from sqlalchemy import Connection, text
+
 from qa.errors import StoreUnavailable
 
 INGEST_LOCK = 7_161_760_002  # the advisory lock key: arbitrary, fixed, used by nothing else
@@ -29,6 +31,19 @@ class FileLock:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def held(self, _conn: Connection | None = None) -> bool:
+        """Whether a writer (in any process, this one included) holds the lock now."""
+        try:
+            with open(self.path) as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return True
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        except FileNotFoundError:
+            pass
+        return False
 
 
 class AdvisoryLock:
@@ -57,3 +72,11 @@ class AdvisoryLock:
             finally:
                 with suppress(psycopg.Error):  # the session is gone, and the lock with it
                     conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+
+    def held(self, conn: Connection) -> bool:
+        """Whether a session (of any replica) holds the lock now, asked on a connection to the same database."""
+        return bool(conn.execute(text(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND classid = CAST(:high AS bigint)::oid AND objid = CAST(:low AS bigint)::oid AND objsubid = 1"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))"),
+            {"high": self.key >> 32, "low": self.key & 0xFFFFFFFF}).scalar())
