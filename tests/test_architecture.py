@@ -50,6 +50,26 @@ def test_a_part_option_its_factory_does_not_take_is_a_clear_error(tmp_path: Path
     assert qa.retrieval.RERANKERS.build("none", settings, settings).name == "none"
 
 
+def test_a_source_type_plugs_in_with_one_module_and_one_registry_line(
+    copy_seeded: Callable[..., Service], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI's ingest path (open, check, bind, count, ingest) takes a new type with no edit of its own."""
+    import qa.sources
+    from qa.cli import _run_ingest
+    from tests.plugins.memo_source import claims, open_memos
+
+    monkeypatch.setattr(qa.sources, "SOURCE_TYPES", [qa.sources.SourceType("memo", claims, open_memos),
+                                                     *qa.sources.SOURCE_TYPES])
+    service = copy_seeded()
+    sources = qa.sources.open_targets(["memo:Zebra|The zebra summit in Quuxville ended with a pact."], service.settings)
+    for source in sources:
+        source.check()
+    report = _run_ingest(service, sources, as_json=True)
+    assert report.added == ["memo-zebra"] and service.get_document("memo-zebra").title == "Zebra"
+    with pytest.raises(BadRequest, match="memo:Title"):
+        qa.sources.open_targets(["memo:no bar"], service.settings)[0].check()
+
+
 def test_every_source_type_follows_the_lifecycle_and_nothing_switches_on_it() -> None:
     """Each source class has every Source method; the service and the CLI never ask which class a source is."""
     import qa.sources
