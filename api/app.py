@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from api import chat_edits
 from api.clients import ClientToken, ClientTokens, WriteKey
 from api.models import AskIn, FeedbackIn, IngestPathsIn, IngestUrlsIn, RenameIn
 from qa.config import Settings, load_settings
@@ -274,6 +275,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return FileResponse(STATIC / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(chat_edits.router)  # edit a question / regenerate an answer (h15-ui)
 
     @app.get("/health", summary="Index size, store and LLM status (503 while the vector store is unreachable)",
              response_model=HealthOut, responses={**_errors(), 503: {"model": HealthOut, "description": "Degraded"}})

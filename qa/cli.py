@@ -346,7 +346,9 @@ def chat(
     if sys.stdin.isatty():
         _line_editing(settings.data_dir / "chat_history")
     conversation_id = None
-    out.print("Ask about the indexed articles. Up and Down recall earlier questions; empty line to quit.")
+    suggested: list[str] = []
+    out.print("Ask about the indexed articles. Up and Down recall earlier questions; a number asks that suggested "
+              "question; empty line to quit.")
     while True:
         try:
             question = input("\n> ").strip()
@@ -354,6 +356,9 @@ def chat(
             break
         if not question:
             break
+        if question.isdigit() and 1 <= int(question) <= len(suggested):
+            question = suggested[int(question) - 1]
+            out.print(f"> {question}", style="dim", highlight=False, markup=False)
         try:
             result = service.ask(question, conversation_id=conversation_id)
         except QAError as exc:
@@ -361,6 +366,11 @@ def chat(
             continue
         conversation_id = result.conversation_id
         _print_answer(result, sources)
+        suggested = result.follow_ups
+        if suggested:
+            out.print("\nAsk next (type its number):", style="dim", highlight=False)
+            for n, follow_up in enumerate(suggested, 1):
+                out.print(f"  {n}. {follow_up}", highlight=False, markup=False)
 
 
 @app.command()
