@@ -332,6 +332,17 @@ def _line_editing(history: Path) -> None:
     atexit.register(save)
 
 
+def _remember_instead(question: str) -> None:
+    """The history keeps the question a typed number stood for, so Up recalls the question itself."""
+    try:
+        import readline
+    except ImportError:  # pragma: no cover - no readline on this platform
+        return
+    length = readline.get_current_history_length()
+    if length:
+        readline.replace_history_item(length - 1, question)
+
+
 @app.command()
 def chat(
     sources: Annotated[str, typer.Option(
@@ -359,6 +370,7 @@ def chat(
         if question.isdigit() and 1 <= int(question) <= len(suggested):
             question = suggested[int(question) - 1]
             out.print(f"> {question}", style="dim", highlight=False, markup=False)
+            _remember_instead(question)
         try:
             result = service.ask(question, conversation_id=conversation_id)
         except QAError as exc:

@@ -426,7 +426,8 @@ function editForm(turnElement, questionText) {
   });
   row.hidden = true;
   row.after(form);
-  area.focus();
+  area.focus({ preventScroll: true });
+  form.scrollIntoView({ block: "center" }); // clear of the sticky question box, on a phone too
 }
 
 /** Edit on each kept question; Regenerate only on the last kept answer (what the conversation ends with). */
