@@ -5,7 +5,9 @@ from __future__ import annotations
 import errno
 import json
 import sys
+import threading
 import time
+from contextlib import suppress
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -54,6 +56,7 @@ def _asking_service(settings: Settings) -> Service:
     if settings.database_url is None and not settings.data_dir.exists():
         raise _fail(f"no index here: the data folder {_where(settings)} does not exist; run `qa ingest` first, "
                     "or set QA_DATA_DIR to the folder holding the index")
+    _warm_up()
     service = _service(settings)
     try:
         documents, _ = service.docs.count()
@@ -63,6 +66,21 @@ def _asking_service(settings: Settings) -> Service:
         raise _fail(f"the index in {_where(settings)} is empty: add articles with `qa ingest PATH`, "
                     "or set QA_DATA_DIR to the folder holding the index")
     return service
+
+
+def _warm_up() -> None:
+    """Begin, on a second core, what the first answer needs besides the models: the GeoNames names of the
+    gazetteer and the Chroma client library (imported at the first search). Meanwhile the main thread loads
+    the ONNX model, which runs in native code: `qa ask` starts ~1 s sooner (docs/benchmarks.md)."""
+
+    def work() -> None:
+        with suppress(Exception):  # a warm-up only: whatever fails here fails again, and is reported, later
+            from qa.lexicon import geonames
+
+            geonames()
+            import chromadb  # noqa: F401
+
+    threading.Thread(target=work, name="qa-warm-up", daemon=True).start()
 
 
 def _service(settings: Settings) -> Service:
@@ -118,8 +136,20 @@ def _run_ingest(service: Service, sources: list, as_json: bool) -> IngestReportO
                 service.bind(source)
             total += source.count()  # a feed or sitemap is read here, to know how many articles it lists
         bar.update(task, total=total, description="ingesting")
+        moved: set[str] = set()  # articles the bar counted when they were embedded, not again when written
+
+        def embedded(name: str) -> None:
+            moved.add(name)
+            bar.advance(task)
+
+        def written(name: str) -> None:
+            if name in moved:
+                moved.discard(name)
+            else:  # unchanged, failed or a copy: counted when its turn in the input order comes
+                bar.advance(task)
+
         for source in sources:
-            reports.append(service.ingest(source, progress=lambda _name: bar.advance(task)))
+            reports.append(service.ingest(source, progress=written, embedded=embedded))
     return _merge(reports)
 
 
@@ -319,7 +349,6 @@ def _line_editing(history: Path) -> None:
     except ImportError:  # pragma: no cover - no readline on this platform
         return
     import atexit
-    from contextlib import suppress
 
     readline.set_history_length(1000)
     with suppress(OSError):  # no history yet

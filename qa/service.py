@@ -288,13 +288,15 @@ class Service:
 
     # ---- documents ----------------------------------------------------------------------------------------
 
-    def ingest(self, source: Source, progress: Callable[[str], None] | None = None) -> IngestReportOut:
+    def ingest(self, source: Source, progress: Callable[[str], None] | None = None,
+               embedded: Callable[[str], None] | None = None) -> IngestReportOut:
         """Ingest what a source yields: new articles added, changed ones replaced, bad inputs reported. A web
-        source is bound to the store first, and keeps the validators of what landed once the ingest is over."""
+        source is bound to the store first, and keeps the validators of what landed once the ingest is over.
+        `progress` hears of each input when written, `embedded` of each changed article when embedded."""
         with _writing():
             if isinstance(source, UrlSource):
-                return self._ingest_urls(source, progress)
-            return self._report(self.indexer.ingest(source.articles(), progress))
+                return self._ingest_urls(source, progress, embedded)
+            return self._report(self.indexer.ingest(source.articles(), progress, embedded))
 
     def bind(self, source: UrlSource) -> UrlSource:
         """Connect a web source to this service's validator cache and document store (idempotent)."""
@@ -303,14 +305,15 @@ class Service:
                         lambda doc_id: self.docs.content_hash(doc_id) is not None)
         return source
 
-    def _ingest_urls(self, source: UrlSource, progress: Callable[[str], None] | None) -> IngestReportOut:
+    def _ingest_urls(self, source: UrlSource, progress: Callable[[str], None] | None,
+                     embedded: Callable[[str], None] | None = None) -> IngestReportOut:
         self.bind(source)
         try:
             # Every page is fetched and extracted before the writer lock is taken: no remote site (nor a page that
             # is slow to extract) ever makes another ingest or a delete wait. Pages are held as cleaned text, at
             # most QA_FETCH_MAX_URLS per feed or sitemap asked for.
             items = list(source.articles())
-            report = self.indexer.ingest(items, progress)
+            report = self.indexer.ingest(items, progress, embedded)
             kept = dict(report.duplicate)
             source.remember(kept, {*report.added, *report.replaced, *report.unchanged})
         finally:

@@ -10,7 +10,6 @@ import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from qa.answering.news import sentences_of
 from qa.lexicon import CALENDAR_WORDS, IRREGULAR_PAST, NAME_MODIFIERS, PERSON_TITLES, SENTENCE_OPENERS, words
 
 if TYPE_CHECKING:
@@ -34,6 +33,7 @@ _PASSIVE = re.compile(rf"\b{_QUALIFIER}{_COUNT}\s+{_THINGS}\s+(?P<aux>were|have 
 _ACTIVE = re.compile(rf"(?P<the>\bthe\s+)?(?P<name>{_NAME})\s+(?P<verb>[a-z]+)\s+{_QUALIFIER}{_COUNT}\s+{_THINGS}\b")
 _NOT_THINGS = words("years months weeks days hours minutes seconds times percent dollars euros pounds")
 _PARTICIPLES = {past: forms.split()[-1] for forms in IRREGULAR_PAST.values() for past in forms.split()[:1]}
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"”’)]?\s+(?=[\"“‘(]?[A-Z0-9])|\n\s*\n")
 _DEMONYM = re.compile(r"(?:ian|ean|ese|ish)$")
 _NOT_SPEAKERS = frozenset({"he", "she", "they", "it", "we", "i", "you", "this", "that", "there"})
 
@@ -103,6 +103,16 @@ def _from_sentence(sentence: str) -> Iterator[str]:
             yield f"How many {things} were {participle} by {who}?"
 
 
+def _sentences(passage: Passage) -> list[str]:
+    """The passage's sentences: the spans retrieval handed over (punkt, at ingest), else a plain split (no
+    tokenizer is loaded for this: it would cost seconds on a cold start)."""
+    if passage.sentences:
+        texts = [passage.text[s - passage.start : e - passage.start] for s, e, _ in passage.sentences]
+    else:
+        texts = _SENTENCE_END.split(passage.text)
+    return [t.strip() for t in texts if len(t.split()) >= 4]
+
+
 def _headline(passage: Passage) -> str | None:
     title = " ".join(passage.title.split()).rstrip(".!:;,")
     if len(title.split()) < 4:
@@ -135,7 +145,7 @@ def suggest(question: str, answer: Answer, answerable: Answerable, limit: int = 
         return len(picked) >= limit
 
     for passage in passages:
-        for sentence in sentences_of(passage.text):
+        for sentence in _sentences(passage):
             if any(sentence in q or q in sentence for q in quoted if q):
                 continue  # the answer already says it
             for candidate in _from_sentence(sentence):
