@@ -62,7 +62,7 @@ from qa.indexing.chunking import Chunker
 from qa.indexing.indexer import Indexer, IngestReport
 from qa.indexing.progress import FileProgress, IngestProgress, PostgresProgress
 from qa.jobs import Jobs, JobStore, PostgresJobStore
-from qa.retrieval import Filters, Retrieval, Retriever, build_retriever
+from qa.retrieval import Filters, Passage, Retrieval, Retriever, build_retriever
 from qa.sources import FileSource, Landed, Source, SourceContext, UploadSource, UrlSource
 from qa.sources.files import resolve_under_root
 from qa.sources.lifecycle import in_process
@@ -122,6 +122,7 @@ class _Prepared:
     retrieval: Retrieval
     timings: dict[str, float]
     started: float
+    replace: int | None = None  # the kept turn this answer replaces, with every later one (an edit)
 
 
 @dataclass
@@ -155,30 +156,51 @@ class Service:
     # ---- questions ----------------------------------------------------------------------------------------
 
     def _prepare(
-        self, question: str, k: int | None, filters: Filters | None, conversation_id: str | None, client: str
+        self, question: str | None, k: int | None, filters: Filters | None, conversation_id: str | None, client: str,
+        replace: int | None = None,
     ) -> _Prepared:
         started = time.perf_counter()
-        question = clean_question(question, self.settings.max_question_chars)
+        if replace is not None:  # an edit: the turn must be one of the kept ones; no question = ask it again
+            if conversation_id is None:
+                raise BadRequest("replacing a turn needs its conversation_id")
+            kept = self.conversations.get(conversation_id, client)["turns"]
+            if not 0 <= replace < len(kept):  # type: ignore[arg-type]
+                raise NotFound(f"no turn {replace} in this conversation")
+            question = kept[replace]["question"] if question is None else question  # type: ignore[index]
+        question = clean_question(question, self.settings.max_question_chars)  # type: ignore[arg-type]
         k = self.settings.top_k if k is None else k
         if not 1 <= k <= 50:
             raise BadRequest("k must be between 1 and 50")
         conversation_id = self.conversations.resolve_id(conversation_id, client)
-        standalone = self.rewriter.standalone(question, self.conversations.history(conversation_id))
+        standalone = self.rewriter.standalone(question, self.conversations.history(conversation_id, replace))
         rewritten = time.perf_counter()
         retrieval = self.retriever.retrieve(standalone, k, filters)
         timings = {"rewrite": _ms(rewritten - started), "retrieve": _ms(time.perf_counter() - rewritten)}
-        return _Prepared(question, standalone, conversation_id, client, retrieval, timings, started)
+        return _Prepared(question, standalone, conversation_id, client, retrieval, timings, started, replace)
+
+    def _answerable(self, question: str, passage: Passage) -> bool:
+        """Whether a suggested question finds its source passage: among the keyword index's top 5 (a few ms)."""
+        return any(chunk_id == passage.chunk_id for chunk_id, _ in self.docs.keyword_search(question, 5, None))
 
     def _result(self, prepared: _Prepared, answer: object, answering: float) -> AnswerOut:
         from qa.answering import Answer
+        from qa.answering.followups import suggest
+        from qa.answering.titles import conversation_title
 
         assert isinstance(answer, Answer)
         prepared.timings["answer"] = _ms(time.perf_counter() - answering)
         result = self._with_copies(AnswerOut.of(prepared.question, prepared.standalone, prepared.conversation_id,
                                                 answer, prepared.retrieval.passages, prepared.timings))
-        turn = Turn(prepared.question, prepared.standalone, answer.text, result.model_dump_json())
+        suggesting = time.perf_counter()
+        result.follow_ups = suggest(prepared.question, answer, self._answerable)
+        result.timings_ms["follow_ups"] = _ms(time.perf_counter() - suggesting)
+        turn = Turn(prepared.question, prepared.standalone, answer.text, result.model_dump_json(),
+                    conversation_title(prepared.question, answer))
         try:
-            self.conversations.add(prepared.conversation_id, turn, prepared.client)
+            if prepared.replace is not None:
+                self.conversations.replace(prepared.conversation_id, prepared.replace, turn, prepared.client)
+            else:
+                self.conversations.add(prepared.conversation_id, turn, prepared.client)
         except Exception as exc:  # the answer was computed: a full disk costs the history, not the answer
             if not is_disk_full(exc):
                 raise
@@ -194,23 +216,25 @@ class Service:
         return result
 
     def ask(
-        self, question: str, k: int | None = None, filters: Filters | None = None,
-        conversation_id: str | None = None, client: str = LOCAL_CLIENT,
+        self, question: str | None, k: int | None = None, filters: Filters | None = None,
+        conversation_id: str | None = None, client: str = LOCAL_CLIENT, replace: int | None = None,
     ) -> AnswerOut:
-        """Answer one question (a turn of `client`'s conversation when conversation_id is given)."""
-        prepared = self._prepare(question, k, filters, conversation_id, client)
+        """Answer one question (a turn of `client`'s conversation when conversation_id is given). With `replace`,
+        the answer takes the place of that kept turn and every later one is deleted (an edited question, or
+        with no question the same one answered again); until it is complete the conversation is unchanged."""
+        prepared = self._prepare(question, k, filters, conversation_id, client, replace)
         answering = time.perf_counter()
         answer = self.answerer.answer(prepared.standalone, prepared.retrieval)
         return self._result(prepared, answer, answering)
 
     def stream(
-        self, question: str, k: int | None = None, filters: Filters | None = None,
-        conversation_id: str | None = None, client: str = LOCAL_CLIENT,
+        self, question: str | None, k: int | None = None, filters: Filters | None = None,
+        conversation_id: str | None = None, client: str = LOCAL_CLIENT, replace: int | None = None,
     ) -> Iterator[StreamEvent]:
         """The same answer as ask(), as events: sources, then tokens, then done (or error). A turn is stored only
         when `done` is produced: a caller that stops reading (closes this generator) leaves no half answer, and
-        closing it closes the answerer's stream, so the LLM request is abandoned too."""
-        prepared = self._prepare(question, k, filters, conversation_id, client)
+        closing it closes the answerer's stream, so the LLM request is abandoned too. `replace`: as in ask()."""
+        prepared = self._prepare(question, k, filters, conversation_id, client, replace)
         yield "sources", SourcesEvent(
             question=prepared.question, standalone_question=prepared.standalone,
             conversation_id=prepared.conversation_id,
@@ -265,12 +289,14 @@ class Service:
         return source
 
     def ingest(self, source: Source, progress: Callable[[str], None] | None = None,
-               counted: Callable[[int], None] | None = None, check: bool = False) -> IngestReportOut:
+               counted: Callable[[int], None] | None = None, check: bool = False,
+               embedded: Callable[[str], None] | None = None) -> IngestReportOut:
         """Ingest what a source yields, through its lifecycle: checked (with `check`), bound, counted (when
         `counted` wants the total), read, indexed, its state kept for what landed, closed. New articles are
         added, changed ones replaced, bad inputs reported. A remote source is read whole before the writer
         lock is taken: no remote site (nor a page that is slow to extract) ever makes another ingest or a
-        delete wait; pages are held as cleaned text, at most QA_FETCH_MAX_URLS per feed or sitemap."""
+        delete wait; pages are held as cleaned text, at most QA_FETCH_MAX_URLS per feed or sitemap.
+        `progress` hears of each input when written, `embedded` of each changed article when embedded."""
         with _writing():
             try:
                 if check:
@@ -279,7 +305,7 @@ class Service:
                 if counted:
                     counted(source.count())
                 items = source.articles()
-                report = self.indexer.ingest(list(items) if source.remote else items, progress)
+                report = self.indexer.ingest(list(items) if source.remote else items, progress, embedded)
                 landed = Landed(frozenset([*report.added, *report.replaced, *report.unchanged]),
                                 frozenset(report.added), frozenset(report.replaced), dict(report.duplicate),
                                 {f.name: f.reason for f in report.failed})

@@ -381,6 +381,41 @@ def test_conversations_jobs_progress_and_token_key_are_shared(fresh: Callable[..
 # ---- migrations and the writer lock ----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_replaced_turn_drops_the_later_ones_in_both_stores(kind: str, tmp_path: Path,
+                                                              request: pytest.FixtureRequest) -> None:
+    """An edited question (issue 23): the turn at a position and every later one give way to the new turn, in
+    one transaction; the context for it is the turns before; replacing the first retitles the conversation."""
+    store: ConversationStore | PostgresConversationStore
+    with ExitStack() as stack:
+        if kind == "postgres":
+            from qa.store.postgres import PostgresDatabase
+
+            database = PostgresDatabase(fresh_database(request.getfixturevalue("postgres")))
+            stack.callback(database.close)
+            store = PostgresConversationStore(database, max_turns=2, kept_turns=10)
+        else:
+            store = ConversationStore(tmp_path / "c.sqlite", max_turns=2, kept_turns=10)
+        cid = store.resolve_id(None, "alice")
+        for n in range(4):
+            store.add(cid, Turn(f"q{n}", f"s{n}", f"a{n}", title="What q is about" if n == 0 else None), "alice")
+        assert store.list_for("alice")[0]["title"] == "What q is about"
+        assert [t.question for t in store.history(cid)] == ["q2", "q3"]
+        assert [t.question for t in store.history(cid, 3)] == ["q1", "q2"]  # the last max_turns before turn 3
+        assert store.history(cid, 0) == []
+        store.replace(cid, 1, Turn("e1", "se1", "ea1"), "alice")
+        store.add(cid, Turn("q5", "s5", "a5"), "alice")
+        assert [t["question"] for t in store.get(cid, "alice")["turns"]] == ["q0", "e1", "q5"]
+        for position, client, error in ((3, "alice", "no turn 3"), (-1, "alice", "no turn -1"),
+                                        (0, "bob", "no such conversation")):
+            with pytest.raises(NotFound, match=error):
+                store.replace(cid, position, Turn("x", "x", "x"), client)
+        assert [t["question"] for t in store.get(cid, "alice")["turns"]] == ["q0", "e1", "q5"]  # unchanged
+        store.replace(cid, 0, Turn("e0", "se0", "ea0", title="A new topic"), "alice")
+        kept = store.get(cid, "alice")
+        assert kept["title"] == "A new topic" and [t["question"] for t in kept["turns"]] == ["e0"]
+
+
 def test_migrations_run_once_upgrade_a_database_in_use_and_refuse_a_newer_one(postgres: PostgresServer) -> None:
     from qa.store.postgres import MIGRATIONS, PostgresDatabase, PostgresStore
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routers import ask, conversations, documents, feedback, health, jobs, page
+from api.routers import ask, chat_edits, conversations, documents, feedback, health, jobs, page
 
-ROUTERS: tuple[APIRouter, ...] = (page.router, health.router, ask.router, conversations.router, feedback.router,
-                                  documents.router, jobs.router)
+ROUTERS: tuple[APIRouter, ...] = (page.router, health.router, ask.router, chat_edits.router, conversations.router,
+                                  feedback.router, documents.router, jobs.router)
