@@ -119,7 +119,8 @@ def test_sources_short_full_none(pipeline: Service, monkeypatch: pytest.MonkeyPa
 
 
 def test_chat_has_line_editing_and_history_in_a_terminal(seeded_dir: Path, tmp_path: Path) -> None:
-    """In a pseudo-terminal, Up recalls the previous question (no `^[[A`) and the history outlives the session."""
+    """In a pseudo-terminal, Up recalls the previous question (no `^[[A`), the history outlives the session, and
+    the suggested follow-ups are listed with a number that asks them."""
     import os
     import pty
     import select
@@ -153,6 +154,12 @@ def test_chat_has_line_editing_and_history_in_a_terminal(seeded_dir: Path, tmp_p
         mark = cursor
         os.write(fd, b"\x1b[A\r")  # Up brings the previous question back; Enter sends it again
         until(b"Syria")
+        until(b"Ask next (type its number):")
+        until(b"  1. ")
+        suggested = seen[cursor:].split(b"\r\n", 1)[0].decode()
+        until(b"> ")
+        os.write(fd, b"1\r")  # the number asks the first suggested question
+        until(f"> {suggested}".encode())
         until(b"> ")
         os.write(fd, b"\r")  # an empty line quits
         _, status = os.waitpid(pid, 0)
@@ -161,4 +168,6 @@ def test_chat_has_line_editing_and_history_in_a_terminal(seeded_dir: Path, tmp_p
     later = seen[mark:]
     assert b"^[[A" not in later and b"Where is the Shayrat Airbase?" in later and b"Syria" in later
     assert os.waitstatus_to_exitcode(status) == 0
-    assert (data / "chat_history").read_text("utf-8").splitlines()[-1] == "Where is the Shayrat Airbase?"
+    assert suggested.startswith(("What ", "How ")) and suggested.endswith("?"), suggested
+    history = (data / "chat_history").read_text("utf-8").splitlines()
+    assert history[-2:] == ["Where is the Shayrat Airbase?", suggested]  # the question a number stood for

@@ -64,6 +64,15 @@ def title_of(question: str) -> str:
     return " ".join(question.split())[:TITLE_CHARS]
 
 
+def new_title(turn: Turn) -> str:
+    """The title a conversation starting with `turn` gets: the one computed for it, else its question."""
+    return title_of(turn.title or turn.question)
+
+
+def no_turn(position: int) -> NotFound:
+    return NotFound(f"no turn {position} in this conversation")
+
+
 def check_id(conversation_id: str) -> None:
     if not CONVERSATION_ID.match(conversation_id):
         raise BadRequest("conversation_id must be 1-64 characters of letters, digits, '-' or '_'")
@@ -81,6 +90,7 @@ class Turn:
     standalone: str
     answer: str
     result: str | None = None  # the answer object as JSON, so the turn can be shown again with its citations
+    title: str | None = None  # what the conversation is about, if it starts here (default: the question)
 
 
 def _trimmed_passages(passages: object) -> object:
@@ -124,8 +134,9 @@ class Conversations(Protocol):
     def get(self, conversation_id: str, client: str) -> dict[str, object]: ...
     def rename(self, conversation_id: str, client: str, title: str) -> dict[str, str]: ...
     def delete(self, conversation_id: str, client: str) -> None: ...
-    def history(self, conversation_id: str) -> list[Turn]: ...
+    def history(self, conversation_id: str, before: int | None = None) -> list[Turn]: ...
     def add(self, conversation_id: str, turn: Turn, client: str = LOCAL_CLIENT) -> None: ...
+    def replace(self, conversation_id: str, position: int, turn: Turn, client: str = LOCAL_CLIENT) -> None: ...
     def sweep(self) -> int: ...
 
 
@@ -216,12 +227,38 @@ class ConversationStore:
             self._owned(conn, conversation_id, client)
             self._remove(conn, [conversation_id])
 
-    def history(self, conversation_id: str) -> list[Turn]:
+    def history(self, conversation_id: str, before: int | None = None) -> list[Turn]:
+        """The last `max_turns` turns given as context; with `before`, those before the kept turn at that position
+        (an edited question continues from there)."""
+        kept = select(turns.c.idx, turns.c.question, turns.c.standalone, turns.c.answer) \
+            .where(turns.c.conversation_id == conversation_id).order_by(turns.c.idx)
+        if before is not None:
+            kept = kept.limit(before)
+        earlier = kept.subquery()
         with self.db.read() as conn:
-            rows = conn.execute(select(turns.c.question, turns.c.standalone, turns.c.answer)
-                                .where(turns.c.conversation_id == conversation_id)
-                                .order_by(turns.c.idx.desc()).limit(self.max_turns)).all()
+            rows = conn.execute(select(earlier.c.question, earlier.c.standalone, earlier.c.answer)
+                                .order_by(earlier.c.idx.desc()).limit(self.max_turns)).all()
         return [Turn(*row) for row in reversed(rows)]
+
+    def replace(self, conversation_id: str, position: int, turn: Turn, client: str = LOCAL_CLIENT) -> None:
+        """Put `turn` in place of the kept turn at `position` (0 is the oldest kept) and delete every later turn,
+        in one transaction (under the conversation's lock): an edited question (or a regenerated answer)
+        continues the conversation from there. Replacing the first turn gives the conversation the new turn's
+        title."""
+        with self.db.write() as conn:
+            self.db.lock_key(conn, conversation_id)
+            self._owned(conn, conversation_id, client)
+            idx = conn.execute(select(turns.c.idx).where(turns.c.conversation_id == conversation_id)
+                               .order_by(turns.c.idx).limit(1).offset(position)).scalar() if position >= 0 else None
+            if idx is None:
+                raise no_turn(position)
+            conn.execute(delete(turns).where(turns.c.conversation_id == conversation_id, turns.c.idx >= idx))
+            conn.execute(turns.insert().values(
+                conversation_id=conversation_id, idx=idx, question=bounded(turn.question),
+                standalone=bounded(turn.standalone), answer=bounded(turn.answer), result=bounded_result(turn.result)))
+            if position == 0:
+                conn.execute(update(conversations).where(conversations.c.id == conversation_id)
+                             .values(title=new_title(turn)))
 
     @staticmethod
     def _remove(conn: Connection, conversation_ids: list[str]) -> None:
@@ -279,7 +316,7 @@ class ConversationStore:
         with self.db.write() as conn:
             self.db.lock_key(conn, conversation_id)
             new = conn.execute(self.db.insert(conversations).values(
-                id=conversation_id, client=client, title=title_of(turn.question)).on_conflict_do_nothing()
+                id=conversation_id, client=client, title=new_title(turn)).on_conflict_do_nothing()
             ).rowcount == 1
             conn.execute(turns.insert().values(
                 conversation_id=conversation_id, idx=func.coalesce(last, -1) + 1, question=bounded(turn.question),

@@ -130,6 +130,10 @@ class Database:
         """What orders a table's rows as they were inserted: SQLite's rowid, PostgreSQL's `seq` column."""
         return literal_column(f"{table.name}.seq" if self.is_postgres else f"{table.name}.rowid")
 
+    def byte_length(self, column: ColumnElement[Any]) -> ColumnElement[int]:
+        """A blob's length in bytes (the spelling the partial index `spans_waiting` is declared with)."""
+        return func.octet_length(column) if self.is_postgres else func.length(column)
+
     def binary_order(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
         """Text ordered by code point on both (SQLite's BINARY collation; PostgreSQL's "C")."""
         return column.collate("C") if self.is_postgres else column

@@ -150,6 +150,10 @@ class SqlValidatorCache:
         with self.db.write() as conn:
             conn.execute(delete(validators).where(validators.c.doc_id == doc_id))
 
+    def close(self) -> None:
+        """Close the database's pooled connections (the service's shutdown)."""
+        self.db.close()
+
 
 def _kind(fetched: Fetched) -> str:
     """feed, sitemap, sitemapindex or html, from the content type and, for generic XML, the root element."""

@@ -17,7 +17,7 @@ one replica is searchable through every other at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from qa.db.schema import chunks, copies, documents, keyword_changes, meta, pendi
 from qa.sources.article import Article
 from qa.store import ChunkRow, SpanRows, StoredChunk
 from qa.store.keyword import KeywordFilter, KeywordIndex, KeywordRow, new_generation
+from qa.store.locks import fill_turn
 
 BATCH = 500  # ids per IN (...) list
 
@@ -310,6 +311,47 @@ class SqlStore:
                 spans.c.kind == kind, spans.c.doc_id == doc_id, spans.c.start >= start, spans.c.end <= end,
             ).order_by(spans.c.start)).all()
         return [(s, e, np.frombuffer(v, dtype=np.float16).astype(np.float32)) for s, e, v in rows]
+
+    # ---- vectors filled after ingest (QA_SENTENCE_VECTORS=background, qa.indexing.fill) ------------------------
+
+    def spans_waiting(self, kind: str) -> int:
+        """How many `kind` spans are stored without a vector (counted in the partial index `spans_waiting`)."""
+        with self.db.read() as conn:
+            return int(conn.execute(select(func.count()).select_from(spans).where(
+                spans.c.kind == kind, self.db.byte_length(spans.c.vector) == 0)).scalar_one())
+
+    def fill_span_vectors(self, kind: str, embed: Callable[[list[str]], np.ndarray], limit: int) -> int | None:
+        """Embed up to `limit` spans stored without a vector and store each vector only where its row is still
+        there, unchanged (the same article version) and still without one: a re-ingest or delete meanwhile loses
+        nothing and gets nothing stale. One process fills at a time (qa.store.locks.fill_turn: None for the
+        others); embedding runs outside any transaction, then the articles' document rows are locked (shared,
+        in doc_id order on PostgreSQL: put and delete take them before any span row, so the two never
+        deadlock) for the conditional updates. Returns how many were stored."""
+        with fill_turn(self.db) as mine:
+            if not mine:
+                return None
+            waiting = self.db.byte_length(spans.c.vector) == 0
+            with self.db.read() as conn:
+                text_of_span = func.substr(documents.c.text, spans.c.start + 1, spans.c.end - spans.c.start)
+                rows = conn.execute(select(spans.c.doc_id, spans.c.start, spans.c.end, documents.c.content_hash,
+                                           text_of_span)
+                                    .join_from(spans, documents, documents.c.doc_id == spans.c.doc_id)
+                                    .where(spans.c.kind == kind, waiting).limit(limit)).all()
+            if not rows:
+                return 0
+            vectors = embed([r[4] for r in rows]).astype(np.float16)  # as put() stores them
+            stored = 0
+            with self.db.write() as conn:
+                conn.execute(select(documents.c.doc_id).where(documents.c.doc_id.in_(sorted({r[0] for r in rows})))
+                             .order_by(documents.c.doc_id).with_for_update(read=True))
+                for (doc_id, start, end, fingerprint, _), vector in zip(rows, vectors, strict=True):
+                    same_version = select(documents.c.doc_id).where(
+                        documents.c.doc_id == spans.c.doc_id, documents.c.content_hash == fingerprint
+                    ).correlate(spans).exists()
+                    stored += conn.execute(update(spans).where(
+                        spans.c.kind == kind, spans.c.doc_id == doc_id, spans.c.start == start, spans.c.end == end,
+                        waiting, same_version).values(vector=vector.tobytes())).rowcount
+            return stored
 
 
 def sqlite_store(path: Path, keyword_dir: Path | None = None) -> SqlStore:

@@ -1,5 +1,6 @@
-"""The writer lock, the one part of the SQL layer that stays dialect-specific: an fcntl lock on a file in the data
-folder for the embedded stores, a session advisory lock for PostgreSQL."""
+"""The locks, the one part of the SQL layer that stays dialect-specific: an fcntl lock on a file in the data folder
+for the embedded stores, a session advisory lock for PostgreSQL. The writer lock (one ingest or delete at a
+time) and the fill turn (one process at a time embeds the spans stored without vectors)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,17 @@ import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, text
 
 from qa.errors import StoreUnavailable
 
-INGEST_LOCK = 7_161_760_002  # the advisory lock key: arbitrary, fixed, used by nothing else
+if TYPE_CHECKING:
+    from qa.db import Database
+
+INGEST_LOCK = 7_161_760_002  # advisory lock keys: arbitrary, fixed, used by nothing else
+FILL_LOCK = 7_161_760_003
 UNAVAILABLE = "document store unavailable: the PostgreSQL server (QA_DATABASE_URL) does not answer"
 
 
@@ -80,3 +86,31 @@ class AdvisoryLock:
             " AND classid = CAST(:high AS bigint)::oid AND objid = CAST(:low AS bigint)::oid AND objsubid = 1"
             " AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))"),
             {"high": self.key >> 32, "low": self.key & 0xFFFFFFFF}).scalar())
+
+
+@contextmanager
+def fill_turn(database: Database) -> Iterator[bool]:
+    """Whether this process may fill span vectors now (True while the block runs), never waiting: a file lock
+    beside the SQLite file, or a session advisory lock on PostgreSQL (released with the session if it dies)."""
+    if not database.is_postgres:
+        with open(f"{database.engine.url.database}.fill-lock", "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    with database.engine.connect() as conn:
+        got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": FILL_LOCK}).scalar())
+        conn.commit()
+        try:
+            yield got
+        finally:
+            if got:
+                with suppress(Exception):  # the session is gone, and the lock with it
+                    conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": FILL_LOCK})
+                    conn.commit()

@@ -1,4 +1,4 @@
-"""Baseline: the tables of the release before Alembic (commit 258ef0e), made in place from whatever an older
+"""Baseline: the tables of the release before Alembic (main at ddbde2a), made in place from whatever an older
 database holds, so a data folder or a PostgreSQL database of any earlier release upgrades without a rebuild.
 
 - SQLite, one file per group. documents: a store from before the keyword index moved to tantivy loses its FTS5
@@ -6,9 +6,9 @@ database holds, so a data folder or a PostgreSQL database of any earlier release
   filter columns and `sentence` span rows; `author` and `n_terms` are added where missing; the row counts and
   the keyword change feed's head are kept in `meta`. conversations: turns keep their answer object (`result`).
   jobs and validators: as they were.
-- PostgreSQL: that release's four numbered migrations (table schema_migrations), the missing ones applied in
+- PostgreSQL: that release's five numbered migrations (table schema_migrations), the missing ones applied in
   order and still recorded there, so that release keeps running on a database this one made until a later
-  revision changes a table. A database that release's successors numbered beyond 4 is refused.
+  revision changes a table. A database numbered beyond 5 is refused.
 
 Revision ID: 0001
 Revises:
@@ -47,6 +47,8 @@ SQLITE_DOCUMENTS = [
   PRIMARY KEY (kind, doc_id, start)
 )""",
     "CREATE INDEX IF NOT EXISTS spans_doc ON spans(doc_id)",
+    # spans stored without a vector (QA_SENTENCE_VECTORS=lazy or background), for the background fill
+    "CREATE INDEX IF NOT EXISTS spans_waiting ON spans(kind, doc_id, start) WHERE length(vector) = 0",
     """CREATE TABLE IF NOT EXISTS signatures (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, doc_id TEXT NOT NULL UNIQUE, signature BLOB NOT NULL
 )""",
@@ -82,7 +84,7 @@ SQLITE_VALIDATORS = [
     " entries TEXT)",
 ]
 LEGACY_KEYWORD_TABLES = ("chunk_terms_df", "chunk_terms_postings", "chunk_terms")  # FTS5, before tantivy
-LAST_LEGACY_VERSION = 4
+LAST_LEGACY_VERSION = 5
 
 POSTGRES_RELEASES: list[tuple[int, str, str]] = [
     (1, "documents, chunks with a tsvector keyword index, spans, pending marks, counts, conversations", """
@@ -151,6 +153,9 @@ DROP INDEX chunks_terms;
 ALTER TABLE chunks DROP COLUMN terms;
 DROP TABLE term_df;
 DELETE FROM meta WHERE key IN ('analyzer', 'terms');
+"""),
+    (5, "spans stored without a vector, for the background fill", """
+CREATE INDEX spans_waiting ON spans (kind, doc_id, start) WHERE octet_length(vector) = 0;
 """),
 ]
 
