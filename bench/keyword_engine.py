@@ -162,7 +162,7 @@ def compare(folder: Path, questions: list[str], budget: float) -> dict[str, Any]
     """Per question, in turn: tantivy, tantivy filtered, the SQL BM25, FTS5 rank; each engine stops when its
     time budget is spent (tantivy never does)."""
     from qa.store.documents import sqlite_store
-    from qa.store.keyword import KeywordFilter
+    from qa.store.filters import ChunkFilter
 
     docs = sqlite_store(folder / "data" / "docstore.sqlite", folder / "data" / "keyword-index")
     started = time.perf_counter()
@@ -171,7 +171,7 @@ def compare(folder: Path, questions: list[str], budget: float) -> dict[str, Any]
     conn = docs.db.engine.raw_connection()
     engines = {
         "tantivy": lambda q: docs.keyword_search(q, 30),
-        "tantivy_filtered": lambda q: docs.keyword_search(q, 30, KeywordFilter("bbc", 20160101, 0)),
+        "tantivy_filtered": lambda q: docs.keyword_search(q, 30, ChunkFilter("bbc", 20160101, 0)),
         "sql_bm25_fts5": lambda q: sql_bm25(conn, q, 30),
         "fts5_rank_limit_30": lambda q: fts5_rank(conn, q, 30),
     }

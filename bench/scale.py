@@ -395,7 +395,7 @@ def measure(folder: Path) -> dict[str, Any]:
     """Run in a fresh process: start-up, memory and per-part query latency on one data folder."""
     started = time.perf_counter()
     from bench.latency import bbc_questions
-    from qa.retrieval.filters import Filters, keyword_filter
+    from qa.retrieval.filters import Filters
     from qa.service import build_service
 
     imported = time.perf_counter()
@@ -415,12 +415,12 @@ def measure(folder: Path) -> dict[str, Any]:
         "first_query_timings_ms": first["timings_ms"], "rss_after_first_query_mb": rss_mb()["rss_mb"],
     }
     docs, retriever = service.docs, service.retriever
-    filters = [keyword_filter(Filters(source=SOURCES[i % 5], published_from=date(2016, 1, 1))) for i in range(5)]
+    filters = [Filters(source=SOURCES[i % 5], published_from=date(2016, 1, 1)).compiled() for i in range(5)]
     out["keyword_search_ms"] = _timed(lambda i: docs.keyword_search(questions[i], 30), QUERIES)
     out["keyword_search_filtered_ms"] = _timed(
         lambda i: docs.keyword_search(questions[i], 30, filters[i % 5]), QUERIES)
     out["keyword_search_source_only_ms"] = _timed(
-        lambda i: docs.keyword_search(questions[i], 30, keyword_filter(Filters(source=SOURCES[i % 5]))), QUERIES)
+        lambda i: docs.keyword_search(questions[i], 30, Filters(source=SOURCES[i % 5]).compiled()), QUERIES)
     ids = [chunk_id for chunk_id, _ in docs.keyword_search(questions[0], 60)]
     out["docstore_get_chunks_60_ms"] = _timed(lambda i: docs.get_chunks(ids), 50)
     out["docstore_count_ms"] = _timed(lambda i: docs.count(), 20)

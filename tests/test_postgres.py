@@ -31,7 +31,7 @@ from qa.conversations.feedback import Feedback
 from qa.db import Database
 from qa.db.schema import EVERY_GROUP
 from qa.errors import NotFound, StoreUnavailable
-from qa.retrieval.filters import Filters, keyword_filter
+from qa.retrieval.filters import Filters
 from qa.service import Service, build_service
 from tests.conftest import make_settings
 from tests.reliability_support import assert_consistent, write_corpus
@@ -120,7 +120,7 @@ def test_keyword_search_ranks_exactly_as_the_embedded_store(seeded_pair: dict[st
     filters = [Filters(source="BBC"), Filters(published_from=date(2017, 4, 7)),
                Filters(published_to=date(2017, 4, 30), source="reuters")]
     for f in filters:
-        where = keyword_filter(f)
+        where = f.compiled()
         for question in questions[:10]:
             expected, got = sqlite.keyword_search(question, 10, where), postgres.keyword_search(question, 10, where)
             assert [c for c, _ in got] == [c for c, _ in expected], (question, f)

@@ -61,14 +61,14 @@ def test_keyword_index_analyses_as_the_lexicon() -> None:
 def test_keyword_filters_run_inside_the_engine(pipeline: Service) -> None:
     """Source and date bounds are applied by tantivy (an undated article never meets a date bound), so a
     filtered top 30 is full when enough chunks match, not what is left of an unfiltered one."""
-    from qa.store.keyword import KeywordFilter
+    from qa.store.filters import ChunkFilter
 
     docs = pipeline.docs
     sources = {d["doc_id"]: ((d["source"] or "").casefold(), d["published"]) for d in docs.list_documents()}
     everything = docs.keyword_search("Syria Russia United States talks", 30)
     assert len(everything) >= 10
-    for where in (KeywordFilter("rt"), KeywordFilter(None, 20170501, 0), KeywordFilter(None, 0, 20170420),
-                  KeywordFilter("tass", 20170401, 20170531)):
+    for where in (ChunkFilter("rt"), ChunkFilter(None, 20170501, 0), ChunkFilter(None, 0, 20170420),
+                  ChunkFilter("tass", 20170401, 20170531)):
         hits = docs.keyword_search("Syria Russia United States talks", 30, where)
         allowed = {doc for doc, (source, published) in sources.items()
                    if (where.source_key is None or source == where.source_key)

@@ -28,7 +28,8 @@ from qa.db import Database
 from qa.db.schema import chunks, copies, documents, keyword_changes, meta, pending, signatures, spans
 from qa.sources.article import Article
 from qa.store import ChunkRow, SpanRows, StoredChunk
-from qa.store.keyword import KeywordFilter, KeywordIndex, KeywordRow, new_generation
+from qa.store.filters import ChunkFilter
+from qa.store.keyword import KeywordIndex, KeywordRow, new_generation
 from qa.store.locks import fill_turn
 
 BATCH = 500  # ids per IN (...) list
@@ -300,7 +301,7 @@ class SqlStore:
                                                     r.start, r.end)
         return found
 
-    def keyword_search(self, query: str, n: int, where: KeywordFilter | None = None) -> list[tuple[str, float]]:
+    def keyword_search(self, query: str, n: int, where: ChunkFilter | None = None) -> list[tuple[str, float]]:
         """The n chunks that best match the query's terms (BM25 in the keyword index, caught up first)."""
         return self.keyword.search(query, n, where)
 
