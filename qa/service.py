@@ -214,7 +214,8 @@ class Service:
         """Fill each citation's "also reported by" from the store's syndicated copies as they are now."""
         copies = self.docs.copies_of(c.doc_id for c in result.citations)
         for citation in result.citations:
-            citation.also_at = [CopyOut.model_validate(c) for c in copies.get(citation.doc_id, [])]
+            citation.also_at = [CopyOut.model_validate(c, from_attributes=True)
+                                for c in copies.get(citation.doc_id, [])]
         return result
 
     def ask(
@@ -389,7 +390,7 @@ class Service:
         document = self.docs.get_document(doc_id)
         if document is None:
             raise _unknown_document(doc_id)
-        return DocumentOut.model_validate(document)
+        return DocumentOut.model_validate(document, from_attributes=True)
 
     # ---- operations ---------------------------------------------------------------------------------------
 

@@ -64,7 +64,7 @@ class IndexState:
 def index_state(pipeline: Service) -> IndexState:
     """Read the docstore, the vector store and the keyword index as they are on disk now."""
     docs = pipeline.docs
-    documents = {d["doc_id"]: d["n_chunks"] for d in docs.list_documents()}
+    documents = {d.doc_id: d.n_chunks for d in docs.list_documents()}
     docstore_chunks = [row[0] for row in _sql(pipeline, "SELECT chunk_id FROM chunks ORDER BY chunk_id")]
     chroma_chunks = pipeline.indexer.store._call(lambda col: col.get(include=[]))["ids"]
     return IndexState(

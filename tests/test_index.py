@@ -111,7 +111,7 @@ def test_filters_on_source_and_date(pipeline: Service) -> None:
 def test_passage_text_is_the_article_slice(pipeline: Service) -> None:
     for passage in pipeline.retriever.retrieve("chemical attack Idlib", 5).passages:
         article = pipeline.docs.get_document(passage.doc_id)
-        assert article["text"][passage.start : passage.end] == passage.text
+        assert article.text[passage.start : passage.end] == passage.text
 
 
 # Pipelined ingest: each embedding group is written (one Chroma upsert) on a writer thread while the next
@@ -281,7 +281,7 @@ def test_writer_error_surfaces_and_next_ingest_repairs(
     audit(restarted, set(ids) if edition else set(first))
     for doc_id in second:  # what the docstore held before: the old edition, or nothing
         document = restarted.docs.get_document(doc_id)
-        assert (old_facts[doc_id] in document["text"]) if edition else document is None
+        assert (old_facts[doc_id] in document.text) if edition else document is None
     report = restarted.ingest_paths([folder])
     rest = [i for i in ids if i not in first]
     assert report.unchanged == first and (report.replaced if edition else report.added) == rest

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from qa.db.schema import EVERY_GROUP
 from qa.errors import NotFound, StoreUnavailable
 from qa.retrieval.filters import Filters
 from qa.service import Service, build_service
+from qa.store import AlsoAt, Copy
 from tests.conftest import make_settings
 from tests.reliability_support import assert_consistent, write_corpus
 from tests.support import ROOT, PostgresServer, api_server, chroma_server, postgres_available, qa_env, sql_rows
@@ -132,8 +134,8 @@ def test_same_documents_chunks_and_reads(seeded_pair: dict[str, Service]) -> Non
     sqlite, postgres = seeded_pair["sqlite"].docs, seeded_pair["postgres"].docs
     assert postgres.count() == sqlite.count()
 
-    def without_time(rows: list[dict]) -> list[dict]:
-        return [{k: v for k, v in d.items() if k != "indexed_at"} for d in rows]
+    def without_time(rows: list) -> list[dict]:
+        return [{k: v for k, v in asdict(d).items() if k != "indexed_at"} for d in rows]
 
     assert without_time(postgres.list_documents()) == without_time(sqlite.list_documents())
     assert without_time([postgres.get_document(MISSILES_DOC)]) == without_time([sqlite.get_document(MISSILES_DOC)])
@@ -144,7 +146,7 @@ def test_same_documents_chunks_and_reads(seeded_pair: dict[str, Service]) -> Non
     got = postgres.spans_in("sentence", MISSILES_DOC, 0, 10_000)
     assert [(s, e) for s, e, _ in got] == [(s, e) for s, e, _ in spans] and spans
     assert all(np.array_equal(a[2], b[2]) for a, b in zip(got, spans, strict=True))
-    assert set(postgres.signature_rows()) == set(sqlite.signature_rows()) == {d["doc_id"] for d in
+    assert set(postgres.signature_rows()) == set(sqlite.signature_rows()) == {d.doc_id for d in
                                                                               sqlite.list_documents()}
     assert dict(postgres.signatures()) == dict(sqlite.signatures())
     answer = seeded_pair["postgres"].ask(MISSILES)
@@ -172,10 +174,10 @@ def test_put_replace_delete_copies_keep_counts_and_index_in_step(fresh: Callable
     assert docs == 3 and chunks >= 3
     assert_consistent(service)
     assert len(service.docs.keyword_search("harbour Quellstadt ships", 5)) == 3
-    copy = ("harbour2", "https://example.org/harbour", "Courier", "2017-05-03", "courier-harbour")
-    assert service.docs.add_copies([copy, ("gone", "https://x.org/", None, None, "x")]) == 1
+    copy = Copy("harbour2", "https://example.org/harbour", "Courier", "2017-05-03", "courier-harbour")
+    assert service.docs.add_copies([copy, Copy("gone", "https://x.org/", None, None, "x")]) == 1
     assert service.docs.copies_of(["harbour2", "harbour1"]) == {
-        "harbour2": [{"url": copy[1], "source": "Courier", "published": "2017-05-03"}]}
+        "harbour2": [AlsoAt(copy.url, "Courier", "2017-05-03")]}
 
     old, rows = service.docs.chunk_ids("harbour2"), service.docs.signature_rows()
     _harbours(service, {2: "sevenhundred"})
@@ -183,7 +185,7 @@ def test_put_replace_delete_copies_keep_counts_and_index_in_step(fresh: Callable
     assert service.docs.count()[0] == 3
     assert service.docs.signature_rows()["harbour2"] != rows["harbour2"]  # a rewrite is seen as a change
     assert service.docs.signature_rows()["harbour1"] == rows["harbour1"]
-    assert service.docs.get_document("harbour2")["also_at"][0]["url"] == copy[1]  # copies survive a replace
+    assert service.docs.get_document("harbour2").also_at[0].url == copy.url  # copies survive a replace
     assert {c for c, _ in service.docs.keyword_search("sevenhundred", 5)} == service.docs.chunk_ids("harbour2")
     assert_consistent(service)
 
@@ -216,7 +218,7 @@ def test_span_vectors_filled_after_ingest_never_stale(fresh: Callable[..., Servi
         return {(s, e): v for s, e, v in docs.spans_in("sentence", doc_id, 0, 10_000)}
 
     assert docs.spans_waiting("sentence") == sum(len(vectors(f"harbour{n}")) for n in (1, 2, 3)) > 0
-    old_text = docs.get_document("harbour2")["text"]
+    old_text = docs.get_document("harbour2").text
 
     def racing(texts: list[str]) -> np.ndarray:
         made = embed(texts)
@@ -228,7 +230,7 @@ def test_span_vectors_filled_after_ingest_never_stale(fresh: Callable[..., Servi
     assert all(v.size == 384 for v in vectors("harbour1").values())
     assert all(v.size == 0 for v in vectors("harbour2").values()) and vectors("harbour3") == {}
     assert docs.spans_waiting("sentence") == len(vectors("harbour2"))
-    assert docs.get_document("harbour2")["text"] != old_text
+    assert docs.get_document("harbour2").text != old_text
     from qa.store.locks import fill_turn
 
     with fill_turn(docs.db) as mine:  # another process filling: this one gets None
@@ -236,7 +238,7 @@ def test_span_vectors_filled_after_ingest_never_stale(fresh: Callable[..., Servi
     assert docs.fill_span_vectors("sentence", embed, 1) == 1  # small batches
     assert docs.fill_span_vectors("sentence", embed, 100) == len(vectors("harbour2")) - 1
     assert docs.fill_span_vectors("sentence", embed, 100) == 0 and docs.spans_waiting("sentence") == 0
-    text = docs.get_document("harbour2")["text"]
+    text = docs.get_document("harbour2").text
     for (start, end), vector in vectors("harbour2").items():
         np.testing.assert_array_equal(vector, embed([text[start:end]])[0].astype(np.float16).astype(np.float32))
 

@@ -64,7 +64,7 @@ def test_keyword_filters_run_inside_the_engine(pipeline: Service) -> None:
     from qa.store.filters import ChunkFilter
 
     docs = pipeline.docs
-    sources = {d["doc_id"]: ((d["source"] or "").casefold(), d["published"]) for d in docs.list_documents()}
+    sources = {d.doc_id: ((d.source or "").casefold(), d.published) for d in docs.list_documents()}
     everything = docs.keyword_search("Syria Russia United States talks", 30)
     assert len(everything) >= 10
     for where in (ChunkFilter("rt"), ChunkFilter(None, 20170501, 0), ChunkFilter(None, 0, 20170420),

@@ -97,7 +97,7 @@ def expected_pooled(service: Service, doc_id: str, start: int, end: int) -> np.n
     """The rule, computed chunk by chunk: mean of the sentence's pooled vectors in every chunk holding it whole
     (and not cut by truncation), renormalised; the sentence embedded alone when there is none."""
     embedder = service.indexer.embedder
-    text = service.docs.get_document(doc_id)["text"]
+    text = service.docs.get_document(doc_id).text
     rows = sql_rows(service.docs, 'SELECT start, "end" FROM chunks WHERE doc_id=?', (doc_id,))
     found = []
     for chunk_start, chunk_end in rows:
@@ -137,7 +137,7 @@ def test_separate_sentence_vectors_and_switching_re_indexes(tmp_path: Path) -> N
     first = separate.indexer.ingest(load_articles([SEEDS]))
     assert len(first.added) == 5
     stored = stored_sentences(separate)
-    texts = {key: separate.docs.get_document(key[0])["text"][key[1] : key[2]] for key in stored}
+    texts = {key: separate.docs.get_document(key[0]).text[key[1] : key[2]] for key in stored}
     fresh = separate.indexer.embedder.embed(list(texts.values()))
     cosine = (np.stack(list(stored.values())) * fresh).sum(axis=1)
     assert cosine.min() > 0.999  # each sentence embedded alone, as before pooling
@@ -163,7 +163,7 @@ def test_lazy_sentence_vectors_embed_only_chunks_at_ingest_and_answer_the_same(t
     assert len(report.added) == 5
     lazy.indexer.embedder.embed = embed  # type: ignore[method-assign]
     chunks = sql_rows(lazy.docs, 'SELECT doc_id, start, "end" FROM chunks')
-    texts = {d: lazy.docs.get_document(d)["text"] for d, _, _ in chunks}
+    texts = {d: lazy.docs.get_document(d).text for d, _, _ in chunks}
     assert sorted(embedded) == sorted(texts[d][s:e] for d, s, e in chunks)  # chunks only, each once
     rows = sql_rows(lazy.docs, """SELECT doc_id, start, "end", length(vector) FROM spans""")
     assert {r[:3] for r in rows} == set(stored_sentences(separate)) and {r[3] for r in rows} == {0}

@@ -16,7 +16,7 @@ from qa.jobs import JobStore
 from qa.service import databases
 from qa.sources.article import Article
 from qa.sources.web import SqlValidatorCache
-from qa.store import ChunkRow
+from qa.store import AlsoAt, ChunkRow, Copy
 from qa.store.documents import SqlStore
 from qa.store.keys import CLIENT_KEY, SharedKeys
 from qa.store.layout import DataLayout
@@ -29,10 +29,10 @@ LEGACY = ROOT / "tests" / "fixtures" / "legacy-sqlite"
 def check_documents(docs: SqlStore) -> None:
     """What the legacy fixture holds reads back, and the store takes writes (shared with the PostgreSQL test)."""
     assert docs.count() == (2, 2)
-    assert [d["doc_id"] for d in docs.list_documents()] == ["bridge", "harbour"]
+    assert [d.doc_id for d in docs.list_documents()] == ["bridge", "harbour"]
     harbour = docs.get_document("harbour")
-    assert harbour is not None and "eleven ships" in harbour["text"]
-    assert harbour["also_at"] == [{"url": "https://example.org/harbour", "source": "Wire", "published": "2017-05-02"}]
+    assert harbour is not None and "eleven ships" in harbour.text
+    assert harbour.also_at == [AlsoAt("https://example.org/harbour", "Wire", "2017-05-02")]
     assert set(docs.signature_rows()) == {"bridge", "harbour"} and docs.spans_in("sentence", "harbour", 0, 10_000)
     assert [c.split(":")[0] for c, _ in docs.keyword_search("ships waiting harbour", 3)] == ["harbour"]
     generation, seq = docs.keyword_head()
@@ -41,8 +41,8 @@ def check_documents(docs: SqlStore) -> None:
     assert docs.delete("bridge") and not docs.delete("bridge")
     assert docs.count() == (2, 2) and docs.keyword_head() == (generation, seq + 2)
     assert [c for c, _ in docs.keyword_search("ferry passengers", 3)] == ["ferry:0"]
-    assert docs.add_copies([("ferry", "https://example.org/ferry", None, None, "web:x")]) == 1
-    assert docs.copies_of(["ferry", "harbour"])["ferry"][0]["url"] == "https://example.org/ferry"
+    assert docs.add_copies([Copy("ferry", "https://example.org/ferry", None, None, "web:x")]) == 1
+    assert docs.copies_of(["ferry", "harbour"])["ferry"] == [AlsoAt("https://example.org/ferry", None, None)]
 
 
 def check_roles(found: dict[str, Database], key: bytes | None, validators: object) -> None:

@@ -54,6 +54,57 @@ class SpanRows:
 
 
 @dataclass(frozen=True)
+class AlsoAt:
+    """Where else an indexed article was found (a copy recorded for it): what `also_at` lists."""
+
+    url: str
+    source: str | None
+    published: str | None
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    """An indexed article as GET /documents lists it."""
+
+    doc_id: str
+    title: str
+    source: str | None
+    published: str | None
+    url: str | None
+    n_chunks: int
+    chars: int
+    indexed_at: str
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    """One indexed article with its cleaned text and `also_at`, the copies recorded for it (oldest first)."""
+
+    doc_id: str
+    title: str
+    source: str | None
+    published: str | None
+    url: str | None
+    author: str | None
+    text: str
+    n_chunks: int
+    indexed_at: str
+    also_at: list[AlsoAt]
+
+
+@dataclass(frozen=True)
+class Copy:
+    """A syndicated copy of an indexed article, found elsewhere and not indexed itself: one entry of its
+    `also_at`."""
+
+    kept: str  # the indexed article's id
+    url: str
+    source: str | None
+    published: str | None
+    copy_id: str  # the id the copy would have had
+
+
+@dataclass(frozen=True)
 class DenseHit:
     """A chunk id with its cosine similarity to the query."""
 
@@ -76,8 +127,8 @@ class DocumentStore(Protocol):
     def delete(self, doc_id: str) -> bool: ...
     def chunk_ids(self, doc_id: str) -> set[str]: ...
     def count(self) -> tuple[int, int]: ...
-    def list_documents(self) -> list[dict]: ...
-    def get_document(self, doc_id: str) -> dict | None: ...
+    def list_documents(self) -> list[DocumentRow]: ...
+    def get_document(self, doc_id: str) -> StoredDocument | None: ...
     def get_chunks(self, chunk_ids: Iterable[str]) -> dict[str, StoredChunk]: ...
     def keyword_search(self, query: str, n: int, where: ChunkFilter | None = None) -> list[tuple[str, float]]: ...
     def keyword_catch_up(self) -> None: ...
@@ -90,8 +141,8 @@ class DocumentStore(Protocol):
     def signature_rows(self) -> dict[str, int]: ...
     def get_signatures(self, doc_ids: Iterable[str]) -> dict[str, bytes]: ...
     def put_signature(self, doc_id: str, data: bytes) -> None: ...
-    def add_copies(self, copies: list[tuple[str, str, str | None, str | None, str]]) -> int: ...
-    def copies_of(self, doc_ids: Iterable[str]) -> dict[str, list[dict]]: ...
+    def add_copies(self, copies: list[Copy]) -> int: ...
+    def copies_of(self, doc_ids: Iterable[str]) -> dict[str, list[AlsoAt]]: ...
 
 
 class WriterLock(Protocol):

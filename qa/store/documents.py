@@ -27,7 +27,7 @@ from sqlalchemy import BigInteger, Connection, Text, cast, delete, exists, func,
 from qa.db import Database
 from qa.db.schema import chunks, copies, documents, keyword_changes, meta, pending, signatures, spans
 from qa.sources.article import Article
-from qa.store import ChunkRow, SpanRows, StoredChunk
+from qa.store import AlsoAt, ChunkRow, Copy, DocumentRow, SpanRows, StoredChunk, StoredDocument
 from qa.store.filters import ChunkFilter
 from qa.store.keyword import KeywordIndex, KeywordRow, new_generation
 from qa.store.locks import fill_turn
@@ -214,18 +214,18 @@ class SqlStore:
                                        .where(meta.c.key.in_(("documents", "chunks")))).all())
         return int(counts["documents"]), int(counts["chunks"])
 
-    def list_documents(self) -> list[dict]:
+    def list_documents(self) -> list[DocumentRow]:
         query = select(documents.c.doc_id, documents.c.title, documents.c.source, documents.c.published,
                        documents.c.url, documents.c.n_chunks, func.length(documents.c.text).label("chars"),
                        documents.c.indexed_at).order_by(self.db.binary_order(documents.c.doc_id))
         with self.db.read() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
+            return [DocumentRow(**r._mapping) for r in conn.execute(query)]
 
     def _copies_query(self) -> Any:
         return select(copies.c.doc_id, copies.c.url, copies.c.source, copies.c.published) \
             .order_by(self.db.insertion_order(copies))
 
-    def get_document(self, doc_id: str) -> dict | None:
+    def get_document(self, doc_id: str) -> StoredDocument | None:
         """One article with its metadata and `also_at`, the copies recorded for it (oldest first)."""
         with self.db.read() as conn:
             row = conn.execute(select(
@@ -235,8 +235,7 @@ class SqlStore:
             if row is None:
                 return None
             found = conn.execute(self._copies_query().where(copies.c.doc_id == doc_id)).all()
-        also_at = [{"url": r.url, "source": r.source, "published": r.published} for r in found]
-        return {**dict(row._mapping), "also_at": also_at}
+        return StoredDocument(**row._mapping, also_at=[AlsoAt(r.url, r.source, r.published) for r in found])
 
     # ---- syndicated copies --------------------------------------------------------------------------------
 
@@ -265,27 +264,26 @@ class SqlStore:
                 conn.execute(delete(signatures).where(signatures.c.doc_id == doc_id))
                 conn.execute(signatures.insert().values(doc_id=doc_id, signature=data))
 
-    def add_copies(self, found: list[tuple[str, str, str | None, str | None, str]]) -> int:
-        """Record copies as (kept doc id, url, source, published, copy's doc id), for kept articles that are
-        still indexed (one transaction; a copy recorded again moves to the end); returns how many were
-        recorded."""
+    def add_copies(self, found: list[Copy]) -> int:
+        """Record copies of kept articles that are still indexed (one transaction; a copy recorded again moves to
+        the end); returns how many were recorded."""
         recorded = 0
         with self.db.write() as conn:
-            for kept, url, source, published, copy_id in found:
-                if conn.execute(select(exists().where(documents.c.doc_id == kept))).scalar():
-                    conn.execute(delete(copies).where(copies.c.doc_id == kept, copies.c.url == url))
-                    conn.execute(copies.insert().values(doc_id=kept, url=url, source=source, published=published,
-                                                        copy_id=copy_id))
+            for copy in found:
+                if conn.execute(select(exists().where(documents.c.doc_id == copy.kept))).scalar():
+                    conn.execute(delete(copies).where(copies.c.doc_id == copy.kept, copies.c.url == copy.url))
+                    conn.execute(copies.insert().values(doc_id=copy.kept, url=copy.url, source=copy.source,
+                                                        published=copy.published, copy_id=copy.copy_id))
                     recorded += 1
         return recorded
 
-    def copies_of(self, doc_ids: Iterable[str]) -> dict[str, list[dict]]:
+    def copies_of(self, doc_ids: Iterable[str]) -> dict[str, list[AlsoAt]]:
         """`also_at` of several articles at once (for citations)."""
-        found: dict[str, list[dict]] = {}
+        found: dict[str, list[AlsoAt]] = {}
         for part in _batches(list(dict.fromkeys(doc_ids))):
             with self.db.read() as conn:
                 for r in conn.execute(self._copies_query().where(copies.c.doc_id.in_(part))):
-                    found.setdefault(r.doc_id, []).append({"url": r.url, "source": r.source, "published": r.published})
+                    found.setdefault(r.doc_id, []).append(AlsoAt(r.url, r.source, r.published))
         return found
 
     def get_chunks(self, chunk_ids: Iterable[str]) -> dict[str, StoredChunk]:
