@@ -208,6 +208,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await run_in_threadpool(service.startup)
         except QAError as exc:  # e.g. Chroma server not up yet: serve, report it on /health, recover later
             log.warning("start-up check failed: %s", exc)
+        service.start_background()
         app.state.service = service
         try:
             yield
