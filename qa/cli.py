@@ -21,6 +21,7 @@ from qa.errors import QAError
 
 if TYPE_CHECKING:
     from qa.service import Service
+    from qa.sources import Source
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -122,18 +123,15 @@ def _print_urls(report: IngestReportOut) -> None:
             out.print(f"{line.status:<10} {line.url} ({line.doc_id})", highlight=False)
 
 
-def _run_ingest(service: Service, sources: list, as_json: bool) -> IngestReportOut:
+def _run_ingest(service: Service, sources: list[Source], as_json: bool) -> IngestReportOut:
     from rich.progress import Progress
-
-    from qa.sources.urls import UrlSource
 
     reports = []
     with Progress(console=err, transient=True, disable=as_json) as bar:
         task = bar.add_task("reading", total=None)
         total = 0
         for source in sources:
-            if isinstance(source, UrlSource):
-                service.bind(source)
+            service.bind(source)
             total += source.count()  # a feed or sitemap is read here, to know how many articles it lists
         bar.update(task, total=total, description="ingesting")
         moved: set[str] = set()  # articles the bar counted when they were embedded, not again when written
@@ -165,24 +163,22 @@ def ingest(
 ) -> None:
     """Clean, chunk, embed and index articles from files, folders, feeds, sitemaps and pages; unchanged ones are
     skipped, syndicated copies of indexed articles are recorded on them instead of indexed again."""
-    from qa.sources import FileSource, UrlSource, open_targets
-    from qa.sources.fetch import FetchRefused, InvalidUrl
+    from qa.sources import open_targets
 
     settings = _settings()
     interval = _interval(every) if follow else 0.0
     given = targets or [str(DEFAULT_SEEDS)]
 
-    def opened() -> list:
+    def opened() -> list[Source]:
+        """The targets as sources, each checked (a missing file, a URL that may not be fetched: exit 2)."""
         sources = open_targets(given, settings)
-        missing = [str(p) for s in sources if isinstance(s, FileSource) for p in s.paths if not p.exists()]
-        if missing:
-            raise _fail(f"no such file or folder: {', '.join(missing)}", 2)
         try:
             for source in sources:
-                if isinstance(source, UrlSource):
-                    source.check()
-        except (FetchRefused, InvalidUrl) as exc:
-            raise _fail(str(exc), 2) from None
+                source.check()
+        except QAError as exc:
+            for source in sources:
+                source.close()
+            raise _fail(str(exc), 2 if exc.status_code < 500 else 1) from None
         return sources
 
     sources = opened()

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     duplicate_overlap: float = Field(0.8, ge=0, le=1, description="Share of a passage's 3-word shingles found in "
                                      "a better-ranked one that makes it a near-identical copy, dropped (0: off).")
     reranker: str = Field("none", description="Reranker applied after fusion (a name in qa.retrieval.RERANKERS).")
+    part_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Options of pluggable parts, a JSON object keyed by kind:name (e.g. "
+        '{"reranker:cross-encoder": {"top_n": 20}}); each is passed to the part\'s factory as keyword arguments.')
 
     answer_mode: Literal["auto", "extractive", "llm"] = Field(
         "auto", description="auto uses the LLM when one is configured, else extractive."

@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -64,11 +63,9 @@ from qa.indexing.indexer import Indexer, IngestReport
 from qa.indexing.progress import FileProgress, IngestProgress, PostgresProgress
 from qa.jobs import Jobs, JobStore, PostgresJobStore
 from qa.retrieval import Filters, Passage, Retrieval, Retriever, build_retriever
-from qa.sources import FileSource, Source, UploadSource, UrlSource
-from qa.sources.fetch import Fetcher
+from qa.sources import FileSource, Landed, Source, SourceContext, UploadSource, UrlSource
 from qa.sources.files import resolve_under_root
-from qa.sources.urls import fetch_policy
-from qa.sources.web import SQLiteValidatorCache
+from qa.sources.lifecycle import in_process
 from qa.store import DocumentStore, VectorIndex, WriterLock
 from qa.store.chroma import ChromaIndex
 from qa.store.keys import CLIENT_KEY, file_key
@@ -143,18 +140,16 @@ class Service:
     feedback: Feedbacks
     layout: DataLayout
     jobs: Jobs
-    fetcher: Fetcher  # shared by every web ingest of this process, so QA_FETCH_PER_HOST holds across jobs
+    sources: SourceContext  # what every source is lent: settings, data folder, the store's ids, shared objects
     client_key: Callable[[], bytes]  # the key that signs client tokens, shared by every process on these stores
     cpu: CpuPool | None = None  # the server's worker process for parsing and chunking; None: in-process
     closers: tuple[Callable[[], None], ...] = ()  # what else holds threads or connections (pools), closed last
-
-    def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return self.cpu.run_if_large(fn, *args) if self.cpu else fn(*args)
 
     def close(self) -> None:
         """Stop the worker process, the embedder's threads and the database pool (the HTTP app's shutdown)."""
         if self.cpu:
             self.cpu.close()
+        self.sources.close()
         for close in self.closers:
             close()
 
@@ -288,50 +283,38 @@ class Service:
 
     # ---- documents ----------------------------------------------------------------------------------------
 
-    def ingest(self, source: Source, progress: Callable[[str], None] | None = None,
-               embedded: Callable[[str], None] | None = None) -> IngestReportOut:
-        """Ingest what a source yields: new articles added, changed ones replaced, bad inputs reported. A web
-        source is bound to the store first, and keeps the validators of what landed once the ingest is over.
-        `progress` hears of each input when written, `embedded` of each changed article when embedded."""
-        with _writing():
-            if isinstance(source, UrlSource):
-                return self._ingest_urls(source, progress, embedded)
-            return self._report(self.indexer.ingest(source.articles(), progress, embedded))
-
-    def bind(self, source: UrlSource) -> UrlSource:
-        """Connect a web source to this service's validator cache and document store (idempotent)."""
-        if source.web is None:
-            source.bind(SQLiteValidatorCache(self.layout.web_cache),
-                        lambda doc_id: self.docs.content_hash(doc_id) is not None)
+    def bind(self, source: Source) -> Source:
+        """Connect a source to what this service lends it (SourceContext); idempotent."""
+        source.bind(self.sources)
         return source
 
-    def _ingest_urls(self, source: UrlSource, progress: Callable[[str], None] | None,
-                     embedded: Callable[[str], None] | None = None) -> IngestReportOut:
-        self.bind(source)
-        try:
-            # Every page is fetched and extracted before the writer lock is taken: no remote site (nor a page that
-            # is slow to extract) ever makes another ingest or a delete wait. Pages are held as cleaned text, at
-            # most QA_FETCH_MAX_URLS per feed or sitemap asked for.
-            items = list(source.articles())
-            report = self.indexer.ingest(items, progress, embedded)
-            kept = dict(report.duplicate)
-            source.remember(kept, {*report.added, *report.replaced, *report.unchanged})
-        finally:
-            source.close()
+    def ingest(self, source: Source, progress: Callable[[str], None] | None = None,
+               counted: Callable[[int], None] | None = None, check: bool = False,
+               embedded: Callable[[str], None] | None = None) -> IngestReportOut:
+        """Ingest what a source yields, through its lifecycle: checked (with `check`), bound, counted (when
+        `counted` wants the total), read, indexed, its state kept for what landed, closed. New articles are
+        added, changed ones replaced, bad inputs reported. A remote source is read whole before the writer
+        lock is taken: no remote site (nor a page that is slow to extract) ever makes another ingest or a
+        delete wait; pages are held as cleaned text, at most QA_FETCH_MAX_URLS per feed or sitemap.
+        `progress` hears of each input when written, `embedded` of each changed article when embedded."""
+        with _writing():
+            try:
+                if check:
+                    source.check()
+                self.bind(source)
+                if counted:
+                    counted(source.count())
+                items = source.articles()
+                report = self.indexer.ingest(list(items) if source.remote else items, progress, embedded)
+                landed = Landed(frozenset([*report.added, *report.replaced, *report.unchanged]),
+                                frozenset(report.added), frozenset(report.replaced), dict(report.duplicate),
+                                {f.name: f.reason for f in report.failed})
+                source.remember(landed)
+            finally:
+                source.close()
         out = self._report(report)
-        failed = {f.name: f.reason for f in report.failed}
-        statuses = {**{d: "added" for d in report.added}, **{d: "replaced" for d in report.replaced},
-                    **{d: "unchanged" for d in report.unchanged}, **{d: "duplicate" for d in kept}}
-        for line in source.lines:
-            if line.same_as is not None:
-                status, error = "unchanged", None
-            elif line.reason is not None or line.doc_id is None:
-                status, error = "failed", line.reason
-            else:
-                status = statuses.get(line.doc_id, "failed")
-                error = None if status != "failed" else failed.get(line.url, "not indexed")
-            out.urls.append(UrlOutcomeOut(url=line.url, status=status, doc_id=line.doc_id, error=error,
-                                          of=kept.get(line.doc_id or "") or line.same_as))
+        out.urls = [UrlOutcomeOut(url=line.name, status=line.status, doc_id=line.doc_id,  # type: ignore[arg-type]
+                                  error=line.error, of=line.of) for line in source.report(landed)]
         return out
 
     def ingest_urls(self, urls: list[str], progress: Callable[[str], None] | None = None,
@@ -340,36 +323,36 @@ class Service:
         FetchRefused (403) for one that may not be fetched, before anything is."""
         if not urls:
             raise BadRequest("urls is empty")
-        source = self.bind(UrlSource(urls, self.settings, self.fetcher))
-        try:
-            source.check()
-            total = source.count()
-        except BaseException:
-            source.close()
-            raise
-        if counted:
-            counted(total)
-        return self.ingest(source, progress)
+        return self.ingest(UrlSource(urls, self.settings), progress, counted, check=True)
 
     def ingest_paths(self, paths: list[Path], progress: Callable[[str], None] | None = None) -> IngestReportOut:
-        """Ingest files and folders from disk (the CLI path)."""
+        """Ingest files and folders from disk (the CLI path; a missing one is reported, not refused)."""
         return self.ingest(FileSource(list(paths), self.settings.max_upload_bytes), progress)
 
     def ingest_under_root(self, paths: list[str]) -> IngestReportOut:
         """Ingest server-side files or folders, all of which must resolve inside QA_INGEST_ROOT (HTTP API)."""
         resolved = resolve_under_root(self.settings.ingest_root, paths)
-        return self.ingest(FileSource(resolved, self.settings.max_upload_bytes, single_link=True, run=self._run))
+        return self.ingest(FileSource(resolved, self.settings.max_upload_bytes, single_link=True))
 
     def ingest_files(self, files: list[tuple[str, bytes]], meta: dict[str, dict] | None = None) -> IngestReportOut:
         """Ingest uploaded files; each file name becomes the document id."""
-        return self.ingest(UploadSource(files, self.settings.max_upload_bytes, meta or {}, run=self._run))
+        return self.ingest(UploadSource(files, self.settings.max_upload_bytes, meta or {}))
 
     def ingest_urls_job(self, urls: list[str]) -> str:
         """Start ingest_urls on a thread as a job (after vetting every URL); returns its id for GET /jobs."""
         if not urls:
             raise BadRequest("urls is empty")
-        UrlSource(urls, self.settings, self.fetcher).check()
-        job_id = self.jobs.create("ingest-url")
+        source = UrlSource(urls, self.settings)
+        try:
+            source.check()
+        except BaseException:
+            source.close()
+            raise
+        return self.ingest_job(source, "ingest-url")
+
+    def ingest_job(self, source: Source, kind: str) -> str:
+        """Ingest a (checked) source on a thread as a job of this kind; returns its id for GET /jobs."""
+        job_id = self.jobs.create(kind)
         done = 0
 
         def work(update: Callable[[int, int | None], None]) -> dict:
@@ -378,7 +361,7 @@ class Service:
                 done += 1
                 update(done, None)
 
-            return self.ingest_urls(urls, advanced, lambda total: update(0, total)).model_dump(mode="json")
+            return self.ingest(source, advanced, lambda total: update(0, total)).model_dump(mode="json")
 
         self.jobs.run(job_id, work, lambda exc: DATA_FOLDER_FULL if is_disk_full(exc) else
                       str(exc) if isinstance(exc, QAError) else "internal error")
@@ -517,10 +500,11 @@ def build_service(settings: Settings, cpu_worker: bool = False) -> Service:
     retriever = build_retriever(settings, vectors, docs, embedder, kinds[0] if kinds else None)
     rewriter: QuestionRewriter = (LLMRewriter(partial(llm.complete, deadline=settings.llm_rewrite_deadline))
                                   if llm and settings.use_llm else OfflineRewriter())
-    fetcher = Fetcher(fetch_policy(settings))
+    sources = SourceContext(settings, layout.root, lambda doc_id: docs.content_hash(doc_id) is not None,
+                            cpu.run_if_large if cpu else in_process)
     closers = (sql.close, *((embedder.close,) if hasattr(embedder, "close") else ()))
     return Service(settings, docs, vectors, indexer, retriever, answerer, rewriter, sql.conversations, sql.feedback,
-                   layout, sql.jobs, fetcher, sql.client_key, cpu, closers)
+                   layout, sql.jobs, sources, sql.client_key, cpu, closers)
 
 
 def feedback_store(settings: Settings) -> Feedbacks:

@@ -206,6 +206,52 @@ def test_put_replace_delete_copies_keep_counts_and_index_in_step(fresh: Callable
     assert service.docs.count() == (0, 0) and service.docs.keyword_search("harbour", 5) == []
 
 
+def test_span_vectors_filled_after_ingest_never_stale(fresh: Callable[..., Service]) -> None:
+    """fill_span_vectors, on both stores: spans stored without vectors (lazy/background) get each sentence's own
+    vector, float16 as put() stores them; a re-ingest and a delete that land while a batch is being embedded get
+    nothing written (their rows changed or went), and the next fill stores the new version's spans; another
+    process holding the fill gets None."""
+    service = fresh(sentence_vectors="lazy")
+    _harbours(service, {1: 1, 2: 2, 3: 3})
+    docs, embed = service.docs, service.indexer.embedder.embed
+
+    def vectors(doc_id: str) -> dict[tuple[int, int], np.ndarray]:
+        return {(s, e): v for s, e, v in docs.spans_in("sentence", doc_id, 0, 10_000)}
+
+    assert docs.spans_waiting("sentence") == sum(len(vectors(f"harbour{n}")) for n in (1, 2, 3)) > 0
+    old_text = docs.get_document("harbour2")["text"]
+
+    def racing(texts: list[str]) -> np.ndarray:
+        made = embed(texts)
+        _harbours(service, {2: 9})  # the same spans ("2 ships" -> "9 ships"): a vector of the old text is stale
+        service.delete("harbour3")
+        return made
+
+    assert docs.fill_span_vectors("sentence", racing, 100) == len(vectors("harbour1"))
+    assert all(v.size == 384 for v in vectors("harbour1").values())
+    assert all(v.size == 0 for v in vectors("harbour2").values()) and vectors("harbour3") == {}
+    assert docs.spans_waiting("sentence") == len(vectors("harbour2"))
+    assert docs.get_document("harbour2")["text"] != old_text
+    if hasattr(docs, "db"):
+        from qa.store.postgres import FILL_LOCK
+
+        with docs.db.connection() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (FILL_LOCK,))
+            assert fresh().docs.fill_span_vectors("sentence", embed, 100) is None
+    else:
+        import fcntl
+
+        with open(docs.path.with_name(docs.path.name + ".fill-lock"), "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            assert fresh().docs.fill_span_vectors("sentence", embed, 100) is None
+    assert docs.fill_span_vectors("sentence", embed, 1) == 1  # small batches
+    assert docs.fill_span_vectors("sentence", embed, 100) == len(vectors("harbour2")) - 1
+    assert docs.fill_span_vectors("sentence", embed, 100) == 0 and docs.spans_waiting("sentence") == 0
+    text = docs.get_document("harbour2")["text"]
+    for (start, end), vector in vectors("harbour2").items():
+        np.testing.assert_array_equal(vector, embed([text[start:end]])[0].astype(np.float16).astype(np.float32))
+
+
 def test_crash_between_chroma_delete_and_sql_commit_is_repaired(fresh: Callable[..., Service]) -> None:
     """The crash window of tests/test_crash.py, on both stores: Chroma lost the vectors of an article being
     replaced (harbour2, a stray new vector written) and of one being deleted (harbour3)."""
