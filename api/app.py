@@ -37,6 +37,7 @@ def _lifespan(settings: Settings, tokens: ClientTokens) -> Callable[[FastAPI], A
             await run_in_threadpool(service.startup)
         except QAError as exc:  # e.g. Chroma server not up yet: serve, report it on /health, recover later
             log.warning("start-up check failed: %s", exc)
+        service.start_background()
         app.state.service = service
         try:
             yield

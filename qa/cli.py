@@ -160,6 +160,8 @@ def ingest(
     follow: Annotated[bool, typer.Option(help="Re-read the targets (feeds) every --every until interrupted.")] = False,
     every: Annotated[str, typer.Option(help="Interval between --follow rounds: 30s, 15m, 1h.")] = "15m",
     rounds: Annotated[int, typer.Option(help="With --follow: stop after this many rounds (0: never).")] = 0,
+    fill: Annotated[bool, typer.Option(help="QA_SENTENCE_VECTORS=background: store the sentence vectors before "
+                                            "exiting (by default `qa serve` does it in the background).")] = False,
 ) -> None:
     """Clean, chunk, embed and index articles from files, folders, feeds, sitemaps and pages; unchanged ones are
     skipped, syndicated copies of indexed articles are recorded on them instead of indexed again."""
@@ -209,6 +211,15 @@ def ingest(
         for failure in report.failed:
             if failure.file not in urls:  # a URL's failure is already on its line
                 err.print(f"[yellow]skipped[/yellow] {failure.file}: {failure.error}", highlight=False)
+    if fill and service.fill:
+        started = time.perf_counter()
+        try:
+            stored = service.fill.run()
+        except QAError as exc:
+            raise _fail(str(exc)) from None
+        if not as_json:
+            out.print(f"stored {stored} sentence vectors, {service.fill.waiting} waiting "
+                      f"({time.perf_counter() - started:.1f} s)")
     if report.failed and not (report.added or report.replaced or report.unchanged or report.duplicate):
         raise typer.Exit(1)
     if not (report.failed or report.added or report.replaced or report.unchanged or report.duplicate):

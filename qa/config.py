@@ -49,9 +49,10 @@ class Settings(BaseSettings):
     answer_mode: Literal["auto", "extractive", "llm"] = Field(
         "auto", description="auto uses the LLM when one is configured, else extractive."
     )
-    sentence_vectors: Literal["separate", "pooled", "lazy"] = Field(
-        "lazy", description="Sentence vectors: each embedded alone at ingest, pooled from the chunk pass at "
-        "ingest, or (lazy) embedded when an answer first reads them and kept in memory (ingest embeds only chunks).",
+    sentence_vectors: Literal["separate", "pooled", "lazy", "background"] = Field(
+        "background", description="Sentence vectors: each embedded alone at ingest, pooled from the chunk pass at "
+        "ingest, (lazy) embedded when an answer first reads them and kept in memory (ingest embeds only chunks), or "
+        "(background) as lazy, then embedded and stored by the serving process after the ingest commits.",
     )
     refusal_threshold: float | None = Field(
         None, description="Minimum score of the best sentence to answer (extractive; the learned scorer's "

@@ -358,6 +358,10 @@ class HealthOut(BaseModel):
     answer_mode: str
     max_question_chars: int
     ingest: IngestProgressOut | None = Field(None, description="Progress of a running ingest (any worker).")
+    spans_waiting: int | None = Field(
+        None, description="Sentence spans stored without a vector that this process's background fill has yet to "
+        "embed (QA_SENTENCE_VECTORS=background; counted at each fill round and counted down as it stores; 0 when "
+        "done); null in other modes or before the first round.")
 
 
 class ErrorDetail(BaseModel):

@@ -60,6 +60,7 @@ from qa.errors import (
     is_disk_full,
 )
 from qa.indexing.chunking import Chunker
+from qa.indexing.fill import SpanFill
 from qa.indexing.indexer import Indexer, IngestReport
 from qa.indexing.progress import IngestProgress
 from qa.jobs import Jobs, JobStore
@@ -146,9 +147,13 @@ class Service:
     client_key: Callable[[], bytes]  # the key that signs client tokens, shared by every process on these stores
     cpu: CpuPool | None = None  # the server's worker process for parsing and chunking; None: in-process
     closers: tuple[Callable[[], None], ...] = ()  # what else holds threads or connections (pools), closed last
+    fill: SpanFill | None = None  # QA_SENTENCE_VECTORS=background: stores the span vectors an ingest left out
 
     def close(self) -> None:
-        """Stop the worker process, the embedder's threads and the database pool (the HTTP app's shutdown)."""
+        """Stop the background fill, the worker process, the embedder's threads and the database pool (the HTTP
+        app's shutdown)."""
+        if self.fill:
+            self.fill.close()
         if self.cpu:
             self.cpu.close()
         self.sources.close()
@@ -315,6 +320,8 @@ class Service:
                 source.remember(landed)
             finally:
                 source.close()
+                if self.fill:  # what landed (all of it, or up to a failure) gets its vectors now
+                    self.fill.kick()
         out = self._report(report)
         out.urls = [UrlOutcomeOut(url=line.name, status=line.status, doc_id=line.doc_id,  # type: ignore[arg-type]
                                   error=line.error, of=line.of) for line in source.report(landed)]
@@ -401,6 +408,13 @@ class Service:
         self.docs.keyword_catch_up()  # replay what the keyword index has not applied (rebuild it when missing)
         self.conversations.sweep()  # QA_CONVERSATION_RETENTION_DAYS; writes sweep again at most hourly
 
+    def start_background(self) -> None:
+        """The serving process's background work (after startup()): the fill of span vectors, which resumes
+        whatever an earlier process left. CLI commands do not start it (`qa ingest` leaves the fill to the
+        server, so its own CPU stays the chunks' alone; `qa ask` embeds what it reads, as `lazy`)."""
+        if self.fill:
+            self.fill.start()
+
     def health(self) -> HealthOut:
         """Counts and configuration; status "degraded" (with the error) while a store is unreachable."""
         status, error = "ok", None
@@ -427,6 +441,7 @@ class Service:
             store="server" if self.vectors.is_server else "embedded", embed_model=self.vectors.embed_model,
             llm_configured=self.settings.llm_configured, answer_mode=self.answerer.name,
             max_question_chars=self.settings.max_question_chars, ingest=ingest,
+            spans_waiting=self.fill.waiting if self.fill else None,
         )
 
 
@@ -534,8 +549,10 @@ def build_service(settings: Settings, cpu_worker: bool = False) -> Service:
     sources = SourceContext(settings, layout.root, lambda doc_id: docs.content_hash(doc_id) is not None,
                             cpu.run_if_large if cpu else in_process, sql.validators)
     closers = (sql.close, *((embedder.close,) if hasattr(embedder, "close") else ()))
+    filled = [e.kind for e in answerer.enrichments if getattr(e, "fill", False)]
+    fill = SpanFill(docs, embedder.embed, filled) if filled else None
     return Service(settings, docs, vectors, indexer, retriever, answerer, rewriter, sql.conversations, sql.feedback,
-                   layout, sql.jobs, sources, sql.client_key, cpu, closers)
+                   layout, sql.jobs, sources, sql.client_key, cpu, closers, fill)
 
 
 def feedback_store(settings: Settings) -> Feedbacks:

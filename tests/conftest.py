@@ -41,6 +41,9 @@ def seeded_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pipeline = build_service(make_settings(data_dir))
     report = pipeline.ingest_paths([SEEDS])
     assert len(report.added) == 5 and not report.failed
+    # the default (QA_SENTENCE_VECTORS=background) has `qa serve` store the sentence vectors after an ingest:
+    # done here once, so a server on a copy of this folder finds nothing to fill
+    assert pipeline.fill is not None and pipeline.fill.run() > 0
     return data_dir
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -24,9 +25,11 @@ def test_ingest_twice_then_ask_json(tmp_path: Path) -> None:
     first = qa(data, "ingest", str(SEEDS))
     assert first.returncode == 0, first.stderr
     assert "added 5, replaced 0, unchanged 0, failed 0" in first.stdout
-    second = qa(data, "ingest", str(SEEDS), "--json")
+    assert _spans_waiting(data) > 0  # the sentence vectors are left to `qa serve` (QA_SENTENCE_VECTORS=background)
+    second = qa(data, "ingest", str(SEEDS), "--json", "--fill")
     report = json.loads(second.stdout)
     assert len(report["unchanged"]) == 5 and report["chunks_written"] == 0
+    assert _spans_waiting(data) == 0  # --fill: stored before exiting
     assert f"{report['chunks_total']} in the index" in first.stdout
     ask = qa(data, "ask", "How many Tomahawk missiles did the US fire at the Shayrat Airbase?", "--json", "-k", "5")
     result = json.loads(ask.stdout)
@@ -34,6 +37,11 @@ def test_ingest_twice_then_ask_json(tmp_path: Path) -> None:
     assert "59" in result["answer"] and result["citations"]
     human = qa(data, "ask", "Who won the 2018 FIFA World Cup?")
     assert human.returncode == 0 and "The articles don't say" in human.stdout
+
+
+def _spans_waiting(data: Path) -> int:
+    with sqlite3.connect(data / "docstore.sqlite") as db:
+        return db.execute("SELECT COUNT(*) FROM spans WHERE length(vector) = 0").fetchone()[0]
 
 
 def test_edit_one_article_replaces_it(tmp_path: Path) -> None:
