@@ -29,6 +29,17 @@ def _retrieval(*texts: str) -> Retrieval:
     # the names, but not what is asked
     ("Did Lavrov invite Trump to visit Moscow?", "Lavrov said Trump would decide on Moscow later.", None),
     ("Did Lavrov invite Trump to visit Moscow?", "Lavrov invited Trump to visit Moscow.", "Yes."),
+    # said plainly or not at all: a comparison, a hedge or a modal the question does not use leaves the reading
+    # open; a negation of something else is no "No."; a "Yes." needs every asked word
+    ("Did BA's profit fall short of forecasts?", "BA's profit was better than forecasts of £59m.", None),
+    ("Is the Stuff list dearer than last year?", "The Stuff list is £1,000 cheaper than last year's.", None),
+    ("Will fuel duty rise with inflation?", "He said fuel duty should rise with inflation.", None),
+    ("Does Michael Howard support stem cell research?",
+     "Michael Howard backed stem cell research, saying people must not be frightened.", None),
+    ("Does Michael Howard support stem cell research?", "Michael Howard has backed stem cell research.", "Yes."),
+    ("Is Sumitomo pressing its bid for UFJ?", "UFJ has been at the centre of a fierce bid battle.", None),
+    ("Will Tony Blair hold a news conference every day?",
+     "There are no plans for Mr Blair to hold a daily news conference.", "No."),
 ])
 def test_yes_no_verdict_only_when_the_sentence_asserts_what_is_asked(question: str, sentence: str,
                                                                     expected: str | None) -> None:
