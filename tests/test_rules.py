@@ -72,6 +72,15 @@ def test_a_disagreement_needs_the_same_measure_and_the_same_subject() -> None:
                                      "Quarterly profit at Time Warner rose 70%.")
 
 
+def test_a_disagreement_needs_the_other_figure_to_say_what_the_lead_says_of_the_question() -> None:
+    question = Question.parse("How many people use Skype's paid service?")
+    assert not disagreement.same_question(question, "Its paid service has attracted 940,000 users.",
+                                          "Almost 83 million people have downloaded Skype.")
+    ferry = Question.parse("How many passengers were aboard the ferry?")
+    assert disagreement.same_question(ferry, "The ferry was carrying 212 passengers and crew.",
+                                      "The ferry had 180 passengers and crew on board.")
+
+
 def test_the_question_is_parsed_once_with_its_context_as_a_field() -> None:
     q = Question.parse("How many homes did the fire destroy? What about residents?")
     assert q.context == "How many homes did the fire destroy?" and q.asked == "How many residents?"
