@@ -79,6 +79,9 @@ def test_a_disagreement_needs_the_other_figure_to_say_what_the_lead_says_of_the_
     ferry = Question.parse("How many passengers were aboard the ferry?")
     assert disagreement.same_question(ferry, "The ferry was carrying 212 passengers and crew.",
                                       "The ferry had 180 passengers and crew on board.")
+    bridge = Question.parse("How much will the new Lenby bridge cost?")
+    assert disagreement.same_question(bridge, "The new river bridge in Lenby will cost 55 million euros.",
+                                      "The Lenby bridge is expected to cost 40 million euros.")
 
 
 def test_the_question_is_parsed_once_with_its_context_as_a_field() -> None:
