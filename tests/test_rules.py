@@ -76,6 +76,8 @@ def test_a_disagreement_needs_the_other_figure_to_say_what_the_lead_says_of_the_
     question = Question.parse("How many people use Skype's paid service?")
     assert not disagreement.same_question(question, "Its paid service has attracted 940,000 users.",
                                           "Almost 83 million people have downloaded Skype.")
+    assert not disagreement.same_question(question, "Its paid service has attracted 940,000 users.",
+                                          "Almost 83 million people have downloaded the software of the service.")
     ferry = Question.parse("How many passengers were aboard the ferry?")
     assert disagreement.same_question(ferry, "The ferry was carrying 212 passengers and crew.",
                                       "The ferry had 180 passengers and crew on board.")

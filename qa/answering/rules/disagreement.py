@@ -36,8 +36,9 @@ def asked_of(question: Question, sentence: str) -> set[int]:
 
 
 def same_question(question: Question, lead: str, other: str) -> bool:
-    """The other sentence says what the lead says of the question, one asked word aside ("the *new* bridge"
-    and "the bridge"): "940,000 users of the *paid service*" is not answered otherwise by "83 million people
-    have downloaded" it; a figure about less of what is asked is another measure, not a second value."""
+    """The other sentence says what the lead says of the question, one asked word aside when the lead says
+    three or more ("the *new* bridge will cost" / "the bridge will cost"): "940,000 users of its *paid
+    service*" is not answered otherwise by "83 million people have downloaded the software that powers the
+    service"; a figure about less of what is asked is another measure, not a second value."""
     said = asked_of(question, lead)
-    return not said or len(said & asked_of(question, other)) >= max(1, len(said) - 1)
+    return len(said & asked_of(question, other)) >= len(said) - (1 if len(said) >= 3 else 0)
