@@ -40,6 +40,8 @@ def _retrieval(*texts: str) -> Retrieval:
     ("Is Sumitomo pressing its bid for UFJ?", "UFJ has been at the centre of a fierce bid battle.", None),
     ("Will Tony Blair hold a news conference every day?",
      "There are no plans for Mr Blair to hold a daily news conference.", "No."),
+    ("Did the two countries find a solution to the war?",
+     "Neither Washington, which backs the rebels, nor Moscow, an ally of Assad, found a solution to the war.", "No."),
 ])
 def test_yes_no_verdict_only_when_the_sentence_asserts_what_is_asked(question: str, sentence: str,
                                                                     expected: str | None) -> None:

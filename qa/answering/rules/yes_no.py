@@ -19,6 +19,8 @@ from qa.lexicon import speaks_of, terms
 _WORD = re.compile(r"\w+")
 _ACRONYM = re.compile(r"^[A-Z0-9]{1,4}$")
 PREFIX = 5  # as the refusal policy matches names: "Putin's" mentions "Putin"
+# "Neither Washington ... nor Moscow ... have managed": the pair negates the verb after both subjects
+_CORRELATIVE = frozenset({"neither", "nor"})
 NEGATION_REACH = 3  # content words after a negation among which the asked word it negates stands
 _UNSURE = frozenset(
     w for line in (Path(__file__).with_name("yes_no_unsure.txt")).read_text("utf-8").splitlines()
@@ -62,7 +64,7 @@ def plain(question: Question, sentence: str, no: bool) -> bool:
     if not no and not all(any(forms & s for s in stems) for forms in question.predicate):
         return False
     for at, word in enumerate(said):
-        if _NEGATION.match(word) and word not in asked_words:
+        if _NEGATION.match(word) and word not in asked_words and word not in _CORRELATIVE:
             # the next few content words (names and stopwords aside: "no plans for Mr Blair to hold")
             ahead = [stems[k] for k in range(at + 1, len(said)) if stems[k] and not tokens[k][:1].isupper()]
             if not any(forms & s for forms in question.predicate for s in ahead[:NEGATION_REACH]):
