@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -31,17 +31,9 @@ FOLLOW = "What was he investigating?"
 
 
 @pytest.fixture(scope="module")
-def data_dir(seeded_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("conversations") / "data"
-    shutil.copytree(seeded_dir, target)
-    return target
-
-
-@pytest.fixture(scope="module")
-def app(data_dir: Path) -> Iterator[object]:
-    application = create_app(make_settings(data_dir, answer_mode="extractive"))
-    with TestClient(application):
-        yield application
+def app(seeded_app: Callable[..., TestClient]) -> object:
+    """The started app on the module's copy of the seeds (conftest's `data_dir`); each test makes its clients."""
+    return seeded_app(answer_mode="extractive").app
 
 
 def _client(app: object) -> TestClient:
