@@ -24,7 +24,7 @@ from qa.conversations.feedback import EVIDENCE_QUOTES, QUOTE_CHARS
 from qa.conversations.store import PASSAGE_CHARS, RESULT_CHARS, STORED_PASSAGES, SWEEP_EVERY
 from tests.conftest import LLMServer, make_settings
 from tests.fake_llm import Reply
-from tests.support import ROOT, qa_env
+from tests.support import ROOT, qa_env, wait_until
 
 FIRST = "Who did Trump fire?"
 FOLLOW = "What was he investigating?"
@@ -155,9 +155,7 @@ def test_a_client_that_disconnects_stops_the_llm_and_stores_no_half_answer(llm_s
             if received.count("event: token") >= 3:
                 break  # the reader presses Stop: the connection is closed here
     cid = json.loads(received.split("event: sources\ndata: ", 1)[1].split("\n", 1)[0])["conversation_id"]
-    deadline = time.monotonic() + 8
-    while llm.abandoned == abandoned and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: llm.abandoned != abandoned, 8, "the server letting go of the LLM after the client left")
     assert llm.abandoned == abandoned + 1, "the server kept reading the LLM after the client left"
     assert time.monotonic() - started < 8  # well before the 10 s the full reply takes
     token = response.headers["x-qa-client"]
