@@ -68,11 +68,17 @@ def named_in(text: str) -> tuple[set[str], set[str]]:
     return paths, set(MODULE.findall(text))
 
 
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
 def test_docs_name_only_files_and_modules_that_exist() -> None:
     assert (ROOT / "CHANGELOG.md").is_file() and (ROOT / "docs" / "decisions").is_dir()
     wrong: list[str] = []
     for doc in DOCS:
-        paths, modules = named_in(doc.read_text("utf-8"))
+        text = doc.read_text("utf-8")
+        paths, modules = named_in(text)
+        links = {link for link in LINK.findall(text) if "://" not in link and not link.startswith("mailto:")}
+        wrong += [f"{doc.relative_to(ROOT)}: link {link}" for link in sorted(links) if not (doc.parent / link).exists()]
         wrong += [f"{doc.relative_to(ROOT)}: {p}" for p in sorted(paths) if not (ROOT / p).exists()]
         wrong += [f"{doc.relative_to(ROOT)}: {m} ({why})" for m in sorted(modules) if (why := missing_module(m))]
     assert not wrong, "docs name files or modules that do not exist:\n" + "\n".join(wrong)
@@ -85,4 +91,6 @@ def test_the_docs_check_catches_a_stale_name() -> None:
     assert not (ROOT / "qa/index.py").exists() and missing_module("qa.docstore") == "qa defines no docstore"
     assert missing_module("bench.ingest") is None and missing_module("qa.retrieval.RERANKERS") is None
     assert missing_module("qa.nothing.here") == "qa defines no nothing" and missing_module("x.y") == "no such module"
+    assert LINK.findall("[a](decisions/0001-x.md) [b](#anchor) [c](benchmarks.md#scale) [d](https://x.org/a)") == [
+        "decisions/0001-x.md", "benchmarks.md", "https://x.org/a"]
     assert missing_module("qa.retrieval.NO_SUCH_NAME") == "qa.retrieval defines no NO_SUCH_NAME"
