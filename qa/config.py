@@ -42,13 +42,17 @@ class Settings(BaseSettings):
     duplicate_overlap: float = Field(0.8, ge=0, le=1, description="Share of a passage's 3-word shingles found in "
                                      "a better-ranked one that makes it a near-identical copy, dropped (0: off).")
     reranker: str = Field("none", description="Reranker applied after fusion (a name in qa.retrieval.RERANKERS).")
+    part_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Options of pluggable parts, a JSON object keyed by kind:name (e.g. "
+        '{"reranker:cross-encoder": {"top_n": 20}}); each is passed to the part\'s factory as keyword arguments.')
 
     answer_mode: Literal["auto", "extractive", "llm"] = Field(
         "auto", description="auto uses the LLM when one is configured, else extractive."
     )
-    sentence_vectors: Literal["separate", "pooled", "lazy"] = Field(
-        "lazy", description="Sentence vectors: each embedded alone at ingest, pooled from the chunk pass at "
-        "ingest, or (lazy) embedded when an answer first reads them and kept in memory (ingest embeds only chunks).",
+    sentence_vectors: Literal["separate", "pooled", "lazy", "background"] = Field(
+        "background", description="Sentence vectors: each embedded alone at ingest, pooled from the chunk pass at "
+        "ingest, (lazy) embedded when an answer first reads them and kept in memory (ingest embeds only chunks), or "
+        "(background) as lazy, then embedded and stored by the serving process after the ingest commits.",
     )
     refusal_threshold: float | None = Field(
         None, description="Minimum score of the best sentence to answer (extractive; the learned scorer's "

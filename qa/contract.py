@@ -164,6 +164,10 @@ class AnswerOut(BaseModel):
         default_factory=list, description="Values the cited sources disagree on, each with its source and date.")
     dropped: list[DroppedOut] = Field(
         default_factory=list, description="Sentences of the model's answer that were not shown, and why (LLM mode).")
+    follow_ups: list[str] = Field(
+        default_factory=list, description="Suggested next questions, made offline from other sentences and the "
+                                          "headlines of the cited articles; each was checked to find its source "
+                                          "passage in the index. Empty for a refusal.")
 
     @classmethod
     def of(
@@ -296,7 +300,9 @@ class ConversationSummary(BaseModel):
 
     id: str
     created: str = Field(description="When its first question was asked (UTC, ISO 8601).")
-    title: str = Field(description="The first question, unless renamed.")
+    title: str = Field(description="What the conversation is about: the names its first question asks about and "
+                                   "the headline of the article that answered it (the question itself when it "
+                                   "was not answered), unless renamed.")
 
 
 class ConversationList(BaseModel):
@@ -352,6 +358,10 @@ class HealthOut(BaseModel):
     answer_mode: str
     max_question_chars: int
     ingest: IngestProgressOut | None = Field(None, description="Progress of a running ingest (any worker).")
+    spans_waiting: int | None = Field(
+        None, description="Sentence spans stored without a vector that this process's background fill has yet to "
+        "embed (QA_SENTENCE_VECTORS=background; counted at each fill round and counted down as it stores; 0 when "
+        "done); null in other modes or before the first round.")
 
 
 class ErrorDetail(BaseModel):

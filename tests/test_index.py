@@ -175,6 +175,30 @@ def _chroma(pipeline: Service) -> dict[str, tuple[dict, np.ndarray]]:
     return {i: (m, np.asarray(e)) for i, m, e in zip(got["ids"], got["metadatas"], got["embeddings"], strict=True)}
 
 
+def test_progress_hears_of_each_article_when_it_is_embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside one group, `embedded` names each article as soon as its texts are embedded (what `qa ingest`'s bar
+    counts), before the group's last embedding call; `progress` still hears of each input once it is written."""
+    from qa.sources import FileSource
+
+    folder = tmp_path / "corpus"
+    write_corpus(folder, 3)
+    monkeypatch.setattr(qa.indexing.indexer, "PROGRESS_TEXTS", 1)  # one text per embedding call
+    service = _fresh(tmp_path)
+    events: list[str] = []
+    embed = service.indexer.embedder.embed
+    monkeypatch.setattr(service.indexer.embedder, "embed", lambda texts: events.append("embed") or embed(texts))
+    report = service.ingest(FileSource([folder], service.settings.max_upload_bytes),
+                            progress=lambda name: events.append(f"written {name}"),
+                            embedded=lambda name: events.append(f"embedded {name}"))
+    ids = report.added
+    assert len(ids) == 3
+    assert [e for e in events if e.startswith("embedded")] == [f"embedded {i}" for i in ids]
+    assert [e for e in events if e.startswith("written")] == [f"written {i}" for i in ids]
+    last_embed = max(i for i, e in enumerate(events) if e == "embed")
+    assert events.index(f"embedded {ids[0]}") < events.index(f"embedded {ids[1]}") < last_embed  # moved per article
+    assert all(events.index(f"embedded {i}") < events.index(f"written {i}") for i in ids)
+
+
 def test_pipelined_groups_write_what_one_group_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Several groups (writes overlapping the next embedding) give the same chunk ids, docstore rows, vectors,
     metadata and answers as a single group, and every vector belongs to its own text (no slicing shift)."""

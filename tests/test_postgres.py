@@ -73,6 +73,7 @@ def seeded_pair(pipeline: Service, tmp_path_factory: pytest.TempPathFactory,
     service = build_service(make_settings(data_dir, database_url=fresh_database(postgres)))
     report = service.ingest_paths([ROOT / "seeds"])
     assert len(report.added) == 5 and not report.failed
+    assert service.fill is not None and service.fill.run() > 0  # the sentence vectors, as seeded_dir's
     return {"sqlite": pipeline, "postgres": service}
 
 
@@ -135,7 +136,7 @@ def test_same_documents_chunks_and_reads(seeded_pair: dict[str, Service]) -> Non
     spans = sqlite.spans_in("sentence", MISSILES_DOC, 0, 10_000)
     got = postgres.spans_in("sentence", MISSILES_DOC, 0, 10_000)
     assert [(s, e) for s, e, _ in got] == [(s, e) for s, e, _ in spans] and spans
-    assert all(np.array_equal(a[2], b[2]) for a, b in zip(got, spans, strict=True))
+    assert all(a[2].size == 384 and np.allclose(a[2], b[2], atol=2e-3) for a, b in zip(got, spans, strict=True))
     assert set(postgres.signature_rows()) == set(sqlite.signature_rows()) == {d["doc_id"] for d in
                                                                               sqlite.list_documents()}
     assert dict(postgres.signatures()) == dict(sqlite.signatures())
@@ -194,6 +195,52 @@ def test_put_replace_delete_copies_keep_counts_and_index_in_step(fresh: Callable
         assert "terms" not in columns and "term_df" not in tables and "keyword_changes" in tables
     service.docs.reset()
     assert service.docs.count() == (0, 0) and service.docs.keyword_search("harbour", 5) == []
+
+
+def test_span_vectors_filled_after_ingest_never_stale(fresh: Callable[..., Service]) -> None:
+    """fill_span_vectors, on both stores: spans stored without vectors (lazy/background) get each sentence's own
+    vector, float16 as put() stores them; a re-ingest and a delete that land while a batch is being embedded get
+    nothing written (their rows changed or went), and the next fill stores the new version's spans; another
+    process holding the fill gets None."""
+    service = fresh(sentence_vectors="lazy")
+    _harbours(service, {1: 1, 2: 2, 3: 3})
+    docs, embed = service.docs, service.indexer.embedder.embed
+
+    def vectors(doc_id: str) -> dict[tuple[int, int], np.ndarray]:
+        return {(s, e): v for s, e, v in docs.spans_in("sentence", doc_id, 0, 10_000)}
+
+    assert docs.spans_waiting("sentence") == sum(len(vectors(f"harbour{n}")) for n in (1, 2, 3)) > 0
+    old_text = docs.get_document("harbour2")["text"]
+
+    def racing(texts: list[str]) -> np.ndarray:
+        made = embed(texts)
+        _harbours(service, {2: 9})  # the same spans ("2 ships" -> "9 ships"): a vector of the old text is stale
+        service.delete("harbour3")
+        return made
+
+    assert docs.fill_span_vectors("sentence", racing, 100) == len(vectors("harbour1"))
+    assert all(v.size == 384 for v in vectors("harbour1").values())
+    assert all(v.size == 0 for v in vectors("harbour2").values()) and vectors("harbour3") == {}
+    assert docs.spans_waiting("sentence") == len(vectors("harbour2"))
+    assert docs.get_document("harbour2")["text"] != old_text
+    if hasattr(docs, "db"):
+        from qa.store.postgres import FILL_LOCK
+
+        with docs.db.connection() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (FILL_LOCK,))
+            assert fresh().docs.fill_span_vectors("sentence", embed, 100) is None
+    else:
+        import fcntl
+
+        with open(docs.path.with_name(docs.path.name + ".fill-lock"), "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            assert fresh().docs.fill_span_vectors("sentence", embed, 100) is None
+    assert docs.fill_span_vectors("sentence", embed, 1) == 1  # small batches
+    assert docs.fill_span_vectors("sentence", embed, 100) == len(vectors("harbour2")) - 1
+    assert docs.fill_span_vectors("sentence", embed, 100) == 0 and docs.spans_waiting("sentence") == 0
+    text = docs.get_document("harbour2")["text"]
+    for (start, end), vector in vectors("harbour2").items():
+        np.testing.assert_array_equal(vector, embed([text[start:end]])[0].astype(np.float16).astype(np.float32))
 
 
 def test_crash_between_chroma_delete_and_sql_commit_is_repaired(fresh: Callable[..., Service]) -> None:
@@ -324,6 +371,41 @@ def test_conversations_jobs_progress_and_token_key_are_shared(fresh: Callable[..
 
 
 # ---- migrations and the writer lock ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_replaced_turn_drops_the_later_ones_in_both_stores(kind: str, tmp_path: Path,
+                                                              request: pytest.FixtureRequest) -> None:
+    """An edited question (issue 23): the turn at a position and every later one give way to the new turn, in
+    one transaction; the context for it is the turns before; replacing the first retitles the conversation."""
+    store: ConversationStore | PostgresConversationStore
+    with ExitStack() as stack:
+        if kind == "postgres":
+            from qa.store.postgres import PostgresDatabase
+
+            database = PostgresDatabase(fresh_database(request.getfixturevalue("postgres")))
+            stack.callback(database.close)
+            store = PostgresConversationStore(database, max_turns=2, kept_turns=10)
+        else:
+            store = ConversationStore(tmp_path / "c.sqlite", max_turns=2, kept_turns=10)
+        cid = store.resolve_id(None, "alice")
+        for n in range(4):
+            store.add(cid, Turn(f"q{n}", f"s{n}", f"a{n}", title="What q is about" if n == 0 else None), "alice")
+        assert store.list_for("alice")[0]["title"] == "What q is about"
+        assert [t.question for t in store.history(cid)] == ["q2", "q3"]
+        assert [t.question for t in store.history(cid, 3)] == ["q1", "q2"]  # the last max_turns before turn 3
+        assert store.history(cid, 0) == []
+        store.replace(cid, 1, Turn("e1", "se1", "ea1"), "alice")
+        store.add(cid, Turn("q5", "s5", "a5"), "alice")
+        assert [t["question"] for t in store.get(cid, "alice")["turns"]] == ["q0", "e1", "q5"]
+        for position, client, error in ((3, "alice", "no turn 3"), (-1, "alice", "no turn -1"),
+                                        (0, "bob", "no such conversation")):
+            with pytest.raises(NotFound, match=error):
+                store.replace(cid, position, Turn("x", "x", "x"), client)
+        assert [t["question"] for t in store.get(cid, "alice")["turns"]] == ["q0", "e1", "q5"]  # unchanged
+        store.replace(cid, 0, Turn("e0", "se0", "ea0", title="A new topic"), "alice")
+        kept = store.get(cid, "alice")
+        assert kept["title"] == "A new topic" and [t["question"] for t in kept["turns"]] == ["e0"]
 
 
 def test_migrations_run_once_upgrade_a_database_in_use_and_refuse_a_newer_one(postgres: PostgresServer) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -148,9 +150,10 @@ def test_separate_sentence_vectors_and_switching_re_indexes(tmp_path: Path) -> N
     assert stored_sentences(pooled).keys() == stored.keys()
 
 
-def test_lazy_sentence_vectors_embed_only_chunks_at_ingest_and_answer_the_same(tmp_path: Path) -> None:
-    """QA_SENTENCE_VECTORS=lazy (the default): an ingest embeds nothing but the chunks and stores the same
-    sentence spans without vectors; answers to every eval question are the ones ingest-time vectors give."""
+def test_lazy_and_background_sentence_vectors_answer_as_ingest_time_ones(tmp_path: Path) -> None:
+    """QA_SENTENCE_VECTORS=lazy: an ingest embeds nothing but the chunks and stores the same sentence spans
+    without vectors; answers to every eval question are the ones ingest-time vectors give. `background` (the
+    default) stores those vectors after the ingest, and answers the same from them."""
     import json
 
     separate = build_service(make_settings(tmp_path / "separate", sentence_vectors="separate"))
@@ -170,13 +173,46 @@ def test_lazy_sentence_vectors_embed_only_chunks_at_ingest_and_answer_the_same(t
 
     questions = [json.loads(line)["question"] for line in (ROOT / "eval/data/questions.jsonl").open()]
     cache = lazy.answerer.answerers[0].on_use  # type: ignore[attr-defined]
+    answers = {q: (a.answer, a.refused) for q in questions for a in [separate.ask(q)]}
     for question in questions:
-        got, want = lazy.ask(question), separate.ask(question)
-        assert (got.answer, got.refused) == (want.answer, want.refused), question
+        got = lazy.ask(question)
+        assert (got.answer, got.refused) == answers[question], question
     assert 0 < len(cache._cache) < len(rows)  # only the sentences of passages that were read
     before = len(cache._cache)
     lazy.ask(questions[0])
     assert len(cache._cache) == before  # a second read costs no embedding
+
+    # QA_SENTENCE_VECTORS=background (the default) on the same folder, which it reads as is (same fingerprint):
+    # the serving process's fill stores every span's vector, each sentence's own, as `separate` stores it ...
+    background = build_service(make_settings(tmp_path / "lazy", sentence_vectors="background"))
+    assert background.fill is not None and background.health().spans_waiting is None
+    background.start_background()
+    try:
+        _until(lambda: background.health().spans_waiting == 0)
+        filled, want = stored_sentences(background), stored_sentences(separate)
+        assert filled.keys() == want.keys()
+        assert max(float(np.abs(filled[k] - want[k]).max()) for k in want) < 2e-3  # float16 steps, batch order
+        # ... and answers read them: the same answers, none of their sentences embedded again
+        for question in questions:
+            got = background.ask(question)
+            assert (got.answer, got.refused) == answers[question], question
+        assert not background.answerer.answerers[0].on_use._cache  # type: ignore[attr-defined]
+        # an article ingested through the service wakes the fill: every one of its spans gets its vector
+        text = "Harbour cranes\n\nThe Tokyo harbour master said 14 cranes were repaired in March. " * 3
+        assert background.ingest_files([("cranes.txt", text.encode())]).added == ["cranes"]
+        _until(lambda: background.docs.spans_waiting("sentence") == 0 and background.fill.waiting == 0)
+        spans = background.docs.spans_in("sentence", "cranes", 0, len(text))
+        assert len(spans) >= 3 and all(v.size == 384 for *_, v in spans)
+    finally:
+        background.close()
+
+
+def _until(check: Callable[[], bool], timeout: float = 120.0) -> None:
+    """Poll check() until it is true (the background fill's thread), failing after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "the background fill did not finish"
+        time.sleep(0.05)
 
 
 def test_lazy_cache_is_bounded_and_embeds_each_text_once() -> None:

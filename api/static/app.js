@@ -1,6 +1,7 @@
 // The chat page: POSTs /chat, reads its server-sent events with a stream reader (EventSource cannot POST),
 // and renders answers with clickable citations; keeps a list of the reader's conversations, a Documents dialog
-// and per-answer actions (copy, retry, feedback). All server data reaches the DOM as text nodes, never HTML.
+// and per-answer actions (copy, retry, regenerate, feedback, suggested follow-ups); a kept question can be edited,
+// the conversation then goes on from it. All server data reaches the DOM as text nodes, never HTML.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -379,6 +380,65 @@ function timeAndDisagreementNodes(result, numberOf) {
   return nodes;
 }
 
+/** Suggested next questions under an answer (made by the server from the cited articles): each asks itself. */
+function followUpNodes(result) {
+  const suggestions = (result.follow_ups || []).filter((q) => typeof q === "string" && q.trim());
+  if (!suggestions.length || result.refused) return [];
+  const id = `follow-${Math.random().toString(36).slice(2)}`;
+  return [h("div", { class: "follow-ups" }, h("p", { class: "follow-ups-label", id }, "Ask next"),
+    h("ul", { "aria-labelledby": id }, ...suggestions.map((q) => {
+      const button = h("button", { type: "button", class: "follow-up" }, q);
+      button.addEventListener("click", () => submitQuestion(q));
+      return h("li", {}, button);
+    })))];
+}
+
+/** The inline form that edits a kept question: Enter (or "Save and ask") asks it in place of the turn. */
+function editForm(turnElement, questionText) {
+  const id = `edit-${Math.random().toString(36).slice(2)}`;
+  const area = h("textarea", { id, rows: "2", class: "edit-area" });
+  area.value = questionText;
+  const save = h("button", { type: "submit", class: "save-edit" }, "Save and ask");
+  const cancel = h("button", { type: "button", class: "secondary small" }, "Cancel");
+  const form = h("form", { class: "edit-form" }, h("label", { for: id }, "Edit your question"), area,
+    h("div", { class: "edit-actions" }, save, cancel));
+  const row = turnElement.querySelector(".question-row");
+  const close = () => {
+    form.remove();
+    row.hidden = false;
+    row.querySelector(".edit-question").focus();
+  };
+  cancel.addEventListener("click", close);
+  area.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") {
+      event.preventDefault();
+      close();
+    } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const edited = area.value.trim();
+    if (!edited) return;
+    editTurn(Number(turnElement.dataset.index), edited);
+  });
+  row.hidden = true;
+  row.after(form);
+  area.focus({ preventScroll: true });
+  form.scrollIntoView({ block: "center" }); // clear of the sticky question box, on a phone too
+}
+
+/** Edit on each kept question; Regenerate only on the last kept answer (what the conversation ends with). */
+function refreshTurnControls() {
+  const kept = [...ui.log.querySelectorAll("li.turn[data-index]")];
+  kept.forEach((turn, i) => {
+    const regenerate = turn.querySelector(".regenerate");
+    if (regenerate) regenerate.hidden = i !== kept.length - 1;
+  });
+}
+
 function addTurn(question, { retry, filters } = {}) {
   const text = h("p", { class: "answer-text" });
   const status = h("p", { class: "answer-status" }, "Searching the articles…");
@@ -386,7 +446,17 @@ function addTurn(question, { retry, filters } = {}) {
   const note = filters ? h("p", { class: "filter-note" }, describeFilters(filters, "Searched only")) : null;
   const answer = h("article", { class: "answer", "data-state": "streaming", "aria-busy": "true" }, note, status,
     text);
-  const turn = h("li", { class: "turn" }, h("p", { class: "question" }, question), answer);
+  const edit = h("button", { type: "button", class: "secondary small edit-question", hidden: "",
+    "aria-label": `Edit question: ${question.length > 60 ? `${question.slice(0, 60)}…` : question}` }, "Edit");
+  const turn = h("li", { class: "turn" },
+    h("div", { class: "question-row" }, edit, h("p", { class: "question" }, question)), answer);
+  edit.addEventListener("click", () => {
+    if (state.controller) {
+      ui.askStatus.textContent = "An answer is still being written: wait for it, or press Stop.";
+      return;
+    }
+    editForm(turn, question);
+  });
   ui.log.append(turn);
   ui.intro.hidden = true;
   turn.scrollIntoView({ block: "end" });
@@ -428,11 +498,22 @@ function addTurn(question, { retry, filters } = {}) {
       });
       bar.append(again);
     }
-    if (result) bar.append(feedbackControls(question, result));
+    if (result) {
+      const regenerate = h("button", { type: "button", class: "secondary small regenerate", hidden: "" },
+        "Regenerate");
+      regenerate.addEventListener("click", () => editTurn(Number(turn.dataset.index), null, question));
+      bar.append(regenerate, feedbackControls(question, result));
+    }
     answer.append(bar);
   };
   return {
     element: turn,
+    /** This turn is the server's kept turn number `index`: it can be edited (and regenerated when last). */
+    kept(index) {
+      turn.dataset.index = String(index);
+      edit.hidden = false;
+      refreshTurnControls();
+    },
     searched(count) { status.textContent = `Reading ${count} passage${count === 1 ? "" : "s"}…`; },
     token(chunk) {
       // The tokens are the model's draft: each sentence is checked against the passages it cites when the
@@ -459,7 +540,7 @@ function addTurn(question, { retry, filters } = {}) {
           h("ol", {}, ...groups.map(sourceItem))));
       }
       if (result.notice) answer.append(h("p", { class: "notice" }, result.notice));
-      answer.append(...timeAndDisagreementNodes(result, numberOf));
+      answer.append(...timeAndDisagreementNodes(result, numberOf), ...followUpNodes(result));
       settle(result.refused ? "refused" : "done");
       actions(result, Boolean(result.refused) && retry !== false);
     },
@@ -537,7 +618,35 @@ async function keptTurn(question, before) {
   }
 }
 
-async function ask(question, { filters = state.filters } = {}) {
+/** Ask a kept turn again: the edited question (or, with none, the same one: Regenerate). The page drops that turn
+ *  and the later ones, as the server does once the new answer is complete; a stopped or failed edit changes
+ *  nothing on the server, and the page then shows the conversation as the server kept it. */
+function editTurn(index, edited, shownQuestion) {
+  if (state.controller) {
+    ui.askStatus.textContent = "An answer is still being written: wait for it, or press Stop.";
+    return;
+  }
+  if (!Number.isInteger(index) || !state.conversationId) return;
+  const element = ui.log.querySelector(`li.turn[data-index="${index}"]`);
+  if (!element) return;
+  const question = edited ?? shownQuestion;
+  if ([...question].length > state.maxChars) {
+    ui.askStatus.textContent = `The question is ${[...question].length - state.maxChars} characters over the limit `
+      + `of ${state.maxChars}: shorten it to send.`;
+    return;
+  }
+  while (element.nextSibling) element.nextSibling.remove();
+  element.remove();
+  ask(question, { replace: index, send: edited });
+}
+
+/** After a stopped or failed edit: the conversation as the server kept it. */
+async function showKeptConversation(message) {
+  if (state.conversationId) await openConversation(state.conversationId);
+  ui.askStatus.textContent = message;
+}
+
+async function ask(question, { filters = state.filters, replace = null, send } = {}) {
   const turn = addTurn(question, { filters });
   const controller = new AbortController();
   state.controller = controller;
@@ -545,9 +654,14 @@ async function ask(question, { filters = state.filters } = {}) {
   state.timedOut = false;
   const before = { conversationId: state.conversationId, turns: state.keptTurns, known: new Set(state.knownConversations) };
   setBusy(true);
-  const body = { question };
-  if (state.conversationId) body.conversation_id = state.conversationId;
+  const editing = replace !== null;
+  let editFailed = null;
+  const body = editing ? {} : { question };
+  if (editing && send) body.question = send;
+  if (!editing && state.conversationId) body.conversation_id = state.conversationId;
   if (filters) body.filters = filters;
+  const url = editing
+    ? `/conversations/${encodeURIComponent(state.conversationId)}/turns/${replace}` : "/chat";
   let watchdog = 0;
   const waiting = () => {
     clearTimeout(watchdog);
@@ -560,7 +674,7 @@ async function ask(question, { filters = state.filters } = {}) {
   try {
     let response;
     try {
-      response = await fetch("/chat", {
+      response = await fetch(url, {
         method: "POST", signal: controller.signal, body: JSON.stringify(body),
         headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
       });
@@ -580,10 +694,11 @@ async function ask(question, { filters = state.filters } = {}) {
         const isNew = data.conversation_id !== state.conversationId;
         if (isNew) state.keptTurns = 0;
         setConversation(data.conversation_id); // only a finished turn makes the conversation exist
-        state.keptTurns += 1;
+        state.keptTurns = editing ? replace + 1 : state.keptTurns + 1; // an edit dropped the later turns
         turn.finish(data);
+        turn.kept(state.keptTurns - 1);
         finished = true;
-        if (isNew) loadHistory();
+        if (isNew || (editing && replace === 0)) loadHistory(); // a new conversation, or a new title
       } else if (event === "error") {
         const status = Number(data.status) || 500;
         throw new Error(describeFailure(status, status === 503 ? data.error : ""));
@@ -591,6 +706,13 @@ async function ask(question, { filters = state.filters } = {}) {
     }
     if (!finished) throw new Error("The answer stopped before it was complete. Try again.");
   } catch (error) {
+    if (editing && !(controller.signal.aborted && !state.stopped && !state.timedOut)) {
+      // the server changes a conversation only with `done`: show what it kept (the edit, if it was complete)
+      const said = controller.signal.aborted && !state.timedOut ? "The edit was stopped."
+        : (state.timedOut ? "The edit was given up: the server sent nothing." : error.message);
+      editFailed = `${said} The conversation is shown as the server kept it.`;
+      return;
+    }
     if (controller.signal.aborted && state.timedOut) {
       turn.fail(`The server sent nothing for ${Math.round(answerTimeoutMs() / 1000)} seconds, so the answer was `
         + "given up. Try again.");
@@ -603,6 +725,7 @@ async function ask(question, { filters = state.filters } = {}) {
           setConversation(kept.conversation.id);
           state.keptTurns = kept.conversation.turns.length;
           turn.keptAfterStop(kept.turn);
+          turn.kept(state.keptTurns - 1);
           loadHistory();
         } else {
           turn.stopped();
@@ -619,6 +742,7 @@ async function ask(question, { filters = state.filters } = {}) {
       state.controller = null;
       setBusy(false);
     }
+    if (editFailed) await showKeptConversation(editFailed);
   }
 }
 
@@ -867,11 +991,12 @@ async function openConversation(id) {
   clearChat();
   setConversation(conversation.id);
   state.keptTurns = conversation.turns.length;
-  for (const kept of conversation.turns) {
+  conversation.turns.forEach((kept, index) => {
     const turn = addTurn(kept.question);
     if (kept.answer) turn.render(kept.answer);
     else turn.renderText(kept.answer_text);
-  }
+    turn.kept(index);
+  });
   setHistoryOpen(false);
   ui.question.focus();
 }

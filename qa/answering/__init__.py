@@ -6,21 +6,22 @@ notice. An answerer that needs data computed at ingest declares it as `enrichmen
 answerer's sentence vectors), which the service hands to the indexer.
 
 May import: qa.retrieval (Passage, Retrieval: each passage comes with its sentence spans, so answering reads
-no store), qa.store (protocol types), qa.embedding, qa.lexicon, qa.text, qa.errors, qa.config.
-Adding an answerer = a module with a `build(context)` factory, and a line in ANSWERERS.
+no store), qa.store (protocol types), qa.embedding, qa.lexicon, qa.text, qa.errors, qa.config, qa.registry.
+Adding an answerer = a module with a `build(context, **options)` factory, and a line in ANSWERERS (its options
+come from QA_PART_OPTIONS["answerer:<name>"], qa.registry).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from importlib import import_module
 from typing import TYPE_CHECKING, Any, Protocol
 
 from qa.config import Settings
 from qa.embedding import Embedder
-from qa.errors import AnswererUnavailable, BadRequest
+from qa.errors import AnswererUnavailable
 from qa.indexing import Enrichment
+from qa.registry import Registry
 from qa.retrieval import Passage, Retrieval
 from qa.store import DocumentStore
 
@@ -110,11 +111,12 @@ class AnswerContext:
         return self.policy or RefusalPolicy.of(self.settings.refusal_threshold)
 
 
-# name -> "module:factory"; the factory takes an AnswerContext.
-ANSWERERS: dict[str, str] = {
+# name -> "module:factory"; the factory takes an AnswerContext (the settings, the stores, the model client) and
+# the answerer's QA_PART_OPTIONS as keyword arguments.
+ANSWERERS = Registry("answerer", {
     "extractive": "qa.answering.extractive:build",
     "llm": "qa.answering.llm:build",
-}
+})
 
 
 def chain_names(settings: Settings) -> list[str]:
@@ -125,10 +127,9 @@ def chain_names(settings: Settings) -> list[str]:
 
 
 def build_answerer(name: str, context: AnswerContext) -> Answerer:
-    if name not in ANSWERERS:
-        raise BadRequest(f"unknown answerer '{name}' (known: {', '.join(sorted(ANSWERERS))})")
-    module, _, factory = ANSWERERS[name].partition(":")
-    return getattr(import_module(module), factory)(context)
+    """The answerer registered under `name`, built from the context and its options."""
+    answerer: Answerer = ANSWERERS.build(name, context.settings, context)
+    return answerer
 
 
 class AnswerChain:

@@ -1,6 +1,7 @@
 """Data the extractive answerer declares: a vector for every sentence, so answering a question costs one
 embedding (the question's) and a dot product per candidate sentence. The vectors are made at ingest
-(`separate`, `pooled`) or on first use and kept in memory (`lazy`)."""
+(`separate`, `pooled`), on first use and kept in memory (`lazy`), or stored after the ingest by a background
+fill and meanwhile on first use (`background`): a stored vector is used when there is one."""
 
 from __future__ import annotations
 
@@ -52,13 +53,20 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 class SentenceVectors:
     """Every sentence of the article, stored as `sentence` spans: embedded at ingest, pooled from the chunk's
     forward pass (`in_chunk`, no second pass over the text) or each sentence alone; or, with `at_ingest`
-    False, stored without vectors for LazySentenceVectors to embed when an answer first reads them."""
+    False, stored without vectors for LazySentenceVectors to embed when an answer first reads them; with `fill`
+    as well, the serving process embeds them after the ingest and stores them (QA_SENTENCE_VECTORS=background)."""
 
     kind = SENTENCE_VECTORS
 
-    def __init__(self, in_chunk: bool = False, at_ingest: bool = True) -> None:
+    def __init__(self, in_chunk: bool = False, at_ingest: bool = True, fill: bool = False) -> None:
         self.in_chunk = in_chunk
         self.at_ingest = at_ingest
+        self.fill = fill and not at_ingest
+
+    @classmethod
+    def of(cls, mode: str) -> SentenceVectors:
+        """The enrichment QA_SENTENCE_VECTORS asks for."""
+        return cls(in_chunk=mode == "pooled", at_ingest=mode in ("separate", "pooled"), fill=mode == "background")
 
     def spans(self, article: Article) -> list[tuple[int, int]]:
         return sentence_spans(article.text)

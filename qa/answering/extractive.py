@@ -174,10 +174,13 @@ class ExtractiveAnswerer:
                 if len(text.split()) < MIN_SENTENCE_WORDS or text.strip() == passage.title.strip():
                     continue  # headlines and cross-heads restate topics; they do not answer
                 sentences.append((index, start, end, text, vector))
-        unstored = self.on_use is None and any(v is None for *_, v in sentences)
-        if (self.on_use is not None or unstored) and sentences:  # made on first use (QA_SENTENCE_VECTORS=lazy)
-            made = (self.on_use or self.unstored).vectors([text for _, _, _, text, _ in sentences])
-            sentences = [(i, s, e, t, v) for (i, s, e, t, _), v in zip(sentences, made, strict=True)]
+        # a stored vector first; a sentence stored without one (lazy, or not yet filled in the background) or
+        # handed over without spans is embedded on first use, rounded as the store keeps vectors: same answers
+        missing = [n for n, (*_, v) in enumerate(sentences) if v is None or v.size == 0]
+        if missing:
+            made = (self.on_use or self.unstored).vectors([sentences[n][3] for n in missing])
+            for n, vector in zip(missing, made, strict=True):
+                sentences[n] = (*sentences[n][:4], vector)
         found: list[_Candidate] = []
         rows: list[list[float]] = []
         place: dict[int, int] = {}  # each passage's sentences seen so far
@@ -441,6 +444,5 @@ def build(context: AnswerContext) -> ExtractiveAnswerer:
     policy = context.refusal_policy()
     return ExtractiveAnswerer(context.embedder.embed, policy.threshold, Gazetteer(),
                               settings.max_answer_sentences,
-                              sentences=SentenceVectors(in_chunk=settings.sentence_vectors == "pooled",
-                                                        at_ingest=settings.sentence_vectors != "lazy"),
+                              sentences=SentenceVectors.of(settings.sentence_vectors),
                               policy=policy)

@@ -22,7 +22,8 @@ from qa.conversations.store import (
     conversation_record,
     least_recent,
     new_id,
-    title_of,
+    new_title,
+    no_turn,
     to_free,
 )
 from qa.errors import BadRequest, NotFound
@@ -145,13 +146,35 @@ class PostgresConversationStore:
             conn.execute("DELETE FROM turns WHERE conversation_id=%s", (conversation_id,))
             conn.execute("DELETE FROM conversations WHERE id=%s AND client=%s", (conversation_id, client))
 
-    def history(self, conversation_id: str) -> list[Turn]:
+    def history(self, conversation_id: str, before: int | None = None) -> list[Turn]:
+        """As ConversationStore.history: the last `max_turns` turns, or those before the kept turn `before`."""
         with self.db.connection() as conn:
             rows = conn.execute(
-                "SELECT question, standalone, answer FROM turns WHERE conversation_id=%s ORDER BY idx DESC LIMIT %s",
-                (conversation_id, self.max_turns),
+                "SELECT question, standalone, answer FROM (SELECT idx, question, standalone, answer FROM turns"
+                " WHERE conversation_id=%s ORDER BY idx LIMIT %s) AS kept ORDER BY idx DESC LIMIT %s",
+                (conversation_id, before, self.max_turns),
             ).fetchall()
         return [Turn(*row) for row in reversed(rows)]
+
+    def replace(self, conversation_id: str, position: int, turn: Turn, client: str = LOCAL_CLIENT) -> None:
+        """As ConversationStore.replace: `turn` in place of the kept turn at `position`, later turns deleted, one
+        transaction under the conversation's lock."""
+        with self.db.connection() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (conversation_id,))
+            self._owned(conn, conversation_id, client)
+            row = conn.execute("SELECT idx FROM turns WHERE conversation_id=%s ORDER BY idx LIMIT 1 OFFSET %s",
+                               (conversation_id, position)).fetchone() if position >= 0 else None
+            if row is None:
+                raise no_turn(position)
+            conn.execute("DELETE FROM turns WHERE conversation_id=%s AND idx>=%s", (conversation_id, row[0]))
+            conn.execute(
+                "INSERT INTO turns (conversation_id, idx, question, standalone, answer, result)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                (conversation_id, row[0], bounded(turn.question), bounded(turn.standalone), bounded(turn.answer),
+                 bounded_result(turn.result)),
+            )
+            if position == 0:
+                conn.execute("UPDATE conversations SET title=%s WHERE id=%s", (new_title(turn), conversation_id))
 
     def add(self, conversation_id: str, turn: Turn, client: str = LOCAL_CLIENT) -> None:
         """Append a turn; the first turn of a new id records its owner and title. Two replicas adding to one
@@ -163,7 +186,7 @@ class PostgresConversationStore:
             conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (conversation_id,))
             new = conn.execute(
                 "INSERT INTO conversations (id, client, title) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                (conversation_id, client, title_of(turn.question))).rowcount == 1
+                (conversation_id, client, new_title(turn))).rowcount == 1
             conn.execute(
                 "INSERT INTO turns (conversation_id, idx, question, standalone, answer, result) VALUES (%s,"
                 " (SELECT COALESCE(MAX(idx), -1) + 1 FROM turns WHERE conversation_id=%s), %s, %s, %s, %s)",

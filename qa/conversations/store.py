@@ -61,6 +61,15 @@ def title_of(question: str) -> str:
     return " ".join(question.split())[:TITLE_CHARS]
 
 
+def new_title(turn: Turn) -> str:
+    """The title a conversation starting with `turn` gets: the one computed for it, else its question."""
+    return title_of(turn.title or turn.question)
+
+
+def no_turn(position: int) -> NotFound:
+    return NotFound(f"no turn {position} in this conversation")
+
+
 def check_id(conversation_id: str) -> None:
     if not CONVERSATION_ID.match(conversation_id):
         raise BadRequest("conversation_id must be 1-64 characters of letters, digits, '-' or '_'")
@@ -78,6 +87,7 @@ class Turn:
     standalone: str
     answer: str
     result: str | None = None  # the answer object as JSON, so the turn can be shown again with its citations
+    title: str | None = None  # what the conversation is about, if it starts here (default: the question)
 
 
 def _trimmed_passages(passages: object) -> object:
@@ -121,8 +131,9 @@ class Conversations(Protocol):
     def get(self, conversation_id: str, client: str) -> dict[str, object]: ...
     def rename(self, conversation_id: str, client: str, title: str) -> dict[str, str]: ...
     def delete(self, conversation_id: str, client: str) -> None: ...
-    def history(self, conversation_id: str) -> list[Turn]: ...
+    def history(self, conversation_id: str, before: int | None = None) -> list[Turn]: ...
     def add(self, conversation_id: str, turn: Turn, client: str = LOCAL_CLIENT) -> None: ...
+    def replace(self, conversation_id: str, position: int, turn: Turn, client: str = LOCAL_CLIENT) -> None: ...
     def sweep(self) -> int: ...
 
 
@@ -233,12 +244,41 @@ class ConversationStore:
             raise
         db.execute("COMMIT")
 
-    def history(self, conversation_id: str) -> list[Turn]:
+    def history(self, conversation_id: str, before: int | None = None) -> list[Turn]:
+        """The last `max_turns` turns given as context; with `before`, those before the kept turn at that position
+        (an edited question continues from there)."""
         rows = self._db().execute(
-            "SELECT question, standalone, answer FROM turns WHERE conversation_id=? ORDER BY idx DESC LIMIT ?",
-            (conversation_id, self.max_turns),
+            "SELECT question, standalone, answer FROM (SELECT idx, question, standalone, answer FROM turns"
+            " WHERE conversation_id=? ORDER BY idx LIMIT ?) ORDER BY idx DESC LIMIT ?",
+            (conversation_id, -1 if before is None else before, self.max_turns),
         ).fetchall()
         return [Turn(*row) for row in reversed(rows)]
+
+    def replace(self, conversation_id: str, position: int, turn: Turn, client: str = LOCAL_CLIENT) -> None:
+        """Put `turn` in place of the kept turn at `position` (0 is the oldest kept) and delete every later turn,
+        in one transaction: an edited question (or a regenerated answer) continues the conversation from there.
+        Replacing the first turn gives the conversation the new turn's title."""
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            self._owned(conversation_id, client)
+            row = db.execute("SELECT idx FROM turns WHERE conversation_id=? ORDER BY idx LIMIT 1 OFFSET ?",
+                             (conversation_id, position)).fetchone() if position >= 0 else None
+            if row is None:
+                raise no_turn(position)
+            db.execute("DELETE FROM turns WHERE conversation_id=? AND idx>=?", (conversation_id, row[0]))
+            db.execute(
+                "INSERT INTO turns (conversation_id, idx, question, standalone, answer, result)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (conversation_id, row[0], bounded(turn.question), bounded(turn.standalone), bounded(turn.answer),
+                 bounded_result(turn.result)),
+            )
+            if position == 0:
+                db.execute("UPDATE conversations SET title=? WHERE id=?", (new_title(turn), conversation_id))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     @staticmethod
     def _remove(db: sqlite3.Connection, conversation_ids: list[str]) -> None:
@@ -292,7 +332,7 @@ class ConversationStore:
         db.execute("BEGIN IMMEDIATE")
         try:
             new = db.execute("INSERT OR IGNORE INTO conversations (id, client, title) VALUES (?, ?, ?)",
-                             (conversation_id, client, title_of(turn.question))).rowcount == 1
+                             (conversation_id, client, new_title(turn))).rowcount == 1
             db.execute(
                 "INSERT INTO turns (conversation_id, idx, question, standalone, answer, result) VALUES (?,"
                 " (SELECT COALESCE(MAX(idx), -1) + 1 FROM turns WHERE conversation_id=?), ?, ?, ?, ?)",

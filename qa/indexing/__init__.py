@@ -19,12 +19,14 @@ class Enrichment(Protocol):
     whole (its contextual token states, averaged), instead of a second pass that embeds the span alone; a
     span no chunk holds whole is embedded alone. Embedders that cannot pool (the API one) embed spans alone.
     `at_ingest` False stores only the spans (with empty vectors): the answerer embeds them when it first reads
-    them, so an ingest embeds nothing but the chunks.
+    them, so an ingest embeds nothing but the chunks; with `fill` too, the serving process embeds and stores
+    them after the ingest commits (qa.indexing.fill).
     """
 
     kind: str
     in_chunk: bool
     at_ingest: bool
+    fill: bool
 
     def spans(self, article: Article) -> list[tuple[int, int]]:
         """Character spans of the article text to embed, in order."""

@@ -284,11 +284,14 @@ class Indexer:
         return near
 
     def ingest(
-        self, items: Iterable[Article | BadDocument | Unchanged], progress: Callable[[str], None] | None = None
+        self, items: Iterable[Article | BadDocument | Unchanged], progress: Callable[[str], None] | None = None,
+        embedded: Callable[[str], None] | None = None,
     ) -> IngestReport:
         """Add new articles, replace changed ones, skip unchanged ones; bad files are reported, not fatal. A new
         article marked `dedupe` whose text is a near-duplicate of an indexed one (or of one earlier in the batch)
-        is not indexed: it is recorded as a copy of that article (`also_at`), once the batch has landed."""
+        is not indexed: it is recorded as a copy of that article (`also_at`), once the batch has landed.
+        `progress` hears of every input once its group has landed; `embedded` of each changed article as soon as
+        its texts are embedded (the slow part), so a progress bar moves per article, not per group."""
         report = IngestReport()
         batch_signatures: dict[str, Signature] = {}
         near: NearDuplicates | None = None
@@ -346,10 +349,10 @@ class Indexer:
                                          self.enrichments)
                 group.add(item, chunks, spans, existed=known is not None, sig=sig)
                 if group.texts >= EMBED_GROUP_TEXTS:
-                    writes.submit(group, self._embed(group))
+                    writes.submit(group, self._embed(group, embedded))
                     group = _Group()
             if group.articles:
-                writes.submit(group, self._embed(group))
+                writes.submit(group, self._embed(group, embedded))
             writes.land()
             if copies:
                 self.docs.add_copies(copies)
@@ -369,13 +372,25 @@ class Indexer:
         """Kinds whose spans are stored without vectors (embedded by the answerer on first use)."""
         return {e.kind for e in self.enrichments if not e.at_ingest}
 
-    def _embed(self, group: _Group) -> np.ndarray:
+    def _embed(self, group: _Group, embedded: Callable[[str], None] | None = None) -> np.ndarray:
         """The group's texts (each article's chunks, then its spans) embedded in slices of PROGRESS_TEXTS, so
-        batches stay full and the progress file says how far a large article is. Spans of `in_chunk`
-        enrichments are pooled from the chunks' pass instead (_embed_pooled)."""
+        batches stay full and the progress file says how far a large article is; `embedded` hears of each
+        article once its last text is embedded. Spans of `in_chunk` enrichments are pooled from the chunks'
+        pass instead (_embed_pooled)."""
+        said = 0  # articles of the group `embedded` has heard of, in order
+
+        def tell(done_texts: int | None) -> None:
+            nonlocal said
+            while embedded and said < len(group.articles) and (done_texts is None or ends[said] <= done_texts):
+                embedded(group.articles[said][0].doc_id)
+                said += 1
+
         pooled = {e.kind for e in self.enrichments if self._pools(e)}
+        ends: list[int] = []
         if pooled:
-            return self._embed_pooled(group, pooled)
+            vectors = self._embed_pooled(group, pooled)
+            tell(None)
+            return vectors
         texts: list[str] = []
         owners: list[str] = []
         deferred = self._deferred
@@ -386,11 +401,15 @@ class Indexer:
                 if kind not in deferred:
                     texts.extend(article.text[s:e] for s, e in kind_spans)
             owners.extend([article.doc_id] * (len(texts) - before))
+            ends.append(len(texts))
         parts: list[np.ndarray] = []
         for start in range(0, len(texts), PROGRESS_TEXTS):
             self.progress.update(owners[start], start, len(texts), force=start == 0)
             parts.append(self.embedder.embed(texts[start : start + PROGRESS_TEXTS]))
-        return np.concatenate(parts) if parts else self.embedder.embed(texts)
+            tell(start + PROGRESS_TEXTS)
+        vectors = np.concatenate(parts) if parts else self.embedder.embed(texts)
+        tell(None)
+        return vectors
 
     def _embed_pooled(self, group: _Group, pooled: set[str]) -> np.ndarray:
         """Chunks embedded once with every pooled span they hold whole; a span held whole by two overlapping

@@ -2,25 +2,28 @@
 BM25 over the SQL store's keyword index) are fused by weighted reciprocal rank, then a reranker (none by
 default) reorders them. Filters are translated once per backend (filters.py).
 
-May import: qa.store, qa.embedding, qa.errors, qa.config. Never answering.
-Adding a reranker = a module with a class that follows `Reranker`, and a line in RERANKERS.
+May import: qa.store, qa.embedding, qa.errors, qa.config, qa.registry. Never answering.
+Adding a reranker = a module with a factory `(settings, **options) -> Reranker`, and a line in RERANKERS;
+adding a ranker = a module with a factory `(settings, index, docs, **options) -> Ranker`, and a line in
+RANKERS (hybrid retrieval fuses every registered ranker, each with its weight). Options come from
+QA_PART_OPTIONS (qa.registry).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib import import_module
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from qa.config import Settings
 from qa.embedding import Embedder
-from qa.errors import BadRequest
+from qa.registry import Registry
 from qa.retrieval.filters import Filters
 from qa.store import DocumentStore, StoredChunk, VectorIndex
 
-__all__ = ["RERANKERS", "Filters", "Passage", "Ranker", "Reranker", "Retrieval", "Retriever", "build_retriever"]
+__all__ = ["RANKERS", "RERANKERS", "Filters", "Passage", "Ranker", "Reranker", "Retrieval", "Retriever",
+           "build_retriever"]
 
 
 @dataclass
@@ -45,9 +48,10 @@ class Retrieval:
 
 
 class Ranker(Protocol):
-    """One ranking of chunks for a query (fusion combines several)."""
+    """One ranking of chunks for a query (fusion combines several, by weight)."""
 
     name: str
+    weight: float
 
     def rank(self, query: str, vector: np.ndarray, n: int, filters: Filters) -> list[tuple[str, float]]: ...
 
@@ -68,31 +72,26 @@ class Retriever(Protocol):
         ...
 
 
-# name -> "module:class"; the class is built with no arguments.
-RERANKERS: dict[str, str] = {
+# name -> "module:factory"; the factory is called with the Settings and the part's QA_PART_OPTIONS.
+RERANKERS = Registry("reranker", {
     "none": "qa.retrieval.rerank:NoRerank",
-}
+})
 
-
-def load(registry: dict[str, str], name: str, what: str) -> Any:
-    """The class a registry names (imported only when used)."""
-    if name not in registry:
-        raise BadRequest(f"unknown {what} '{name}' (known: {', '.join(sorted(registry))})")
-    module, _, attribute = registry[name].partition(":")
-    return getattr(import_module(module), attribute)
+# name -> "module:factory"; called with the Settings, the vector index, the document store and its options.
+RANKERS = Registry("ranker", {
+    "dense": "qa.retrieval.dense:build",
+    "bm25": "qa.retrieval.keyword:build",
+})
 
 
 def build_retriever(settings: Settings, index: VectorIndex, docs: DocumentStore, embedder: Embedder,
                     span_kind: str | None = None) -> Retriever:
     """The retriever the settings ask for: hybrid (dense + BM25), dense or BM25 alone; with `span_kind` (the
     answerer's sentence enrichment) each passage comes with its sentence spans and vectors."""
-    from qa.retrieval.dense import DenseRanker
     from qa.retrieval.fusion import FusionRetriever
-    from qa.retrieval.keyword import KeywordRanker
 
-    rankers: list[tuple[Ranker, float]] = [(DenseRanker(index), settings.dense_weight),
-                                           (KeywordRanker(docs), settings.bm25_weight)]
-    reranker = load(RERANKERS, settings.reranker, "reranker")()
-    return FusionRetriever(rankers, docs, embedder, reranker, mode=settings.retriever,
+    rankers: list[Ranker] = [RANKERS.build(name, settings, settings, index, docs) for name in RANKERS]
+    reranker: Reranker = RERANKERS.build(settings.reranker, settings, settings)
+    return FusionRetriever([(r, r.weight) for r in rankers], docs, embedder, reranker, mode=settings.retriever,
                            candidates=settings.candidates, rrf_k=settings.rrf_k, span_kind=span_kind,
                            max_per_article=settings.max_per_article, duplicate_overlap=settings.duplicate_overlap)

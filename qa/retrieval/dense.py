@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from qa.config import Settings
 from qa.retrieval.filters import Filters, chroma_where
-from qa.store import VectorIndex
+from qa.store import DocumentStore, VectorIndex
 
 
 class DenseRanker:
@@ -13,8 +14,14 @@ class DenseRanker:
 
     name = "dense"
 
-    def __init__(self, index: VectorIndex) -> None:
+    def __init__(self, index: VectorIndex, weight: float = 1.0) -> None:
         self.index = index
+        self.weight = weight
 
     def rank(self, query: str, vector: np.ndarray, n: int, filters: Filters) -> list[tuple[str, float]]:
         return [(h.chunk_id, h.score) for h in self.index.query(vector, n, chroma_where(filters))]
+
+
+def build(settings: Settings, index: VectorIndex, docs: DocumentStore) -> DenseRanker:
+    """The RANKERS factory: weighted by QA_DENSE_WEIGHT in hybrid fusion."""
+    return DenseRanker(index, settings.dense_weight)

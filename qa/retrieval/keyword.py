@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from qa.config import Settings
 from qa.retrieval.filters import Filters, keyword_filter
-from qa.store import DocumentStore
+from qa.store import DocumentStore, VectorIndex
 
 
 class KeywordRanker:
@@ -13,8 +14,14 @@ class KeywordRanker:
 
     name = "bm25"
 
-    def __init__(self, docs: DocumentStore) -> None:
+    def __init__(self, docs: DocumentStore, weight: float = 1.0) -> None:
         self.docs = docs
+        self.weight = weight
 
     def rank(self, query: str, vector: np.ndarray, n: int, filters: Filters) -> list[tuple[str, float]]:
         return self.docs.keyword_search(query, n, keyword_filter(filters))
+
+
+def build(settings: Settings, index: VectorIndex, docs: DocumentStore) -> KeywordRanker:
+    """The RANKERS factory: weighted by QA_BM25_WEIGHT in hybrid fusion."""
+    return KeywordRanker(docs, settings.bm25_weight)

@@ -1,41 +1,28 @@
-"""Stage 1, sources: where articles come from (files and folders, uploads, the web). Each source yields
-Articles, or the BadDocument that says why one input could not be used, so one bad input never stops a batch
-(the web source also yields Unchanged for a page its server answered 304 Not Modified for).
+"""Stage 1, sources: where articles come from (files and folders, uploads, the web: article pages, RSS/Atom
+feeds, sitemaps). Each source yields Articles, or the BadDocument that says why one input could not be used,
+so one bad input never stops a batch (the web source also yields Unchanged for a page its server answered 304
+Not Modified for). Every source type follows one lifecycle (`Source`, qa/sources/lifecycle.py: check, bind,
+count, articles, remember, report, close), so the service and the CLI never ask which type a source is.
 
 May import: qa.errors, qa.lexicon, qa.config. Nothing from store, indexing, retrieval or answering.
-Adding a source = a module here with a class that follows `Source`, and a line in SOURCE_TYPES.
+Adding a source = a module here with a class that follows `Source` (LocalSource gives the defaults for inputs
+that are here), and a line in SOURCE_TYPES for the command-line targets it claims.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol
 
 from qa.config import Settings
-from qa.errors import BadDocument
 from qa.sources.article import Article, Unchanged
-from qa.sources.files import FileSource
+from qa.sources.files import FileSource, open_files
+from qa.sources.lifecycle import InputLine, Landed, LocalSource, Source, SourceContext
 from qa.sources.uploads import UploadSource
 from qa.sources.urls import UrlSource, is_url, open_urls
 
-__all__ = ["SOURCE_TYPES", "Article", "FileSource", "Source", "SourceType", "UploadSource", "UrlSource",
-           "open_targets"]
-
-
-class Source(Protocol):
-    """A batch of inputs to ingest."""
-
-    name: str
-
-    def count(self) -> int:
-        """How many inputs articles() will yield (a progress bar's total)."""
-        ...
-
-    def articles(self) -> Iterator[Article | BadDocument | Unchanged]:
-        """Each input as an Article, or the BadDocument saying why it cannot be used."""
-        ...
+__all__ = ["SOURCE_TYPES", "Article", "FileSource", "InputLine", "Landed", "LocalSource", "Source",
+           "SourceContext", "SourceType", "Unchanged", "UploadSource", "UrlSource", "open_targets"]
 
 
 @dataclass(frozen=True)
@@ -47,14 +34,10 @@ class SourceType:
     open: Callable[[Sequence[str], Settings], Source]
 
 
-def _open_files(targets: Sequence[str], settings: Settings) -> Source:
-    return FileSource([Path(t) for t in targets], settings.max_upload_bytes)
-
-
 # The first type that claims a target opens it; files take whatever no other type claims.
 SOURCE_TYPES: list[SourceType] = [
-    SourceType("web", is_url, open_urls),  # feeds, sitemaps and article pages (qa.sources.urls)
-    SourceType("files", lambda _target: True, _open_files),
+    SourceType("web", is_url, open_urls),  # article pages, feeds and sitemaps (qa.sources.urls)
+    SourceType("files", lambda _target: True, open_files),
 ]
 
 

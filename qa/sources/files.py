@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qa.config import Settings
 from qa.errors import BadDocument, BadRequest, PathNotAllowed
 from qa.sources.article import Article
 from qa.sources.cleaning import SUPPORTED_SUFFIXES, checked_meta, parse_article, refuse_unsupported, safe_doc_id
+from qa.sources.lifecycle import LocalSource, in_process
 
 MANIFEST_NAME = "manifest.json"
 
@@ -84,13 +86,9 @@ def parse_file(name: str, data: bytes, meta: dict, doc_id: str) -> Article | tup
         return exc.name, exc.reason
 
 
-def _in_process(fn: Callable[..., Any], *args: Any) -> Any:
-    return fn(*args)
-
-
 def load_articles(
     paths: Iterable[Path], max_bytes: int | None = None, single_link: bool = False,
-    run: Callable[..., Any] = _in_process,
+    run: Callable[..., Any] = in_process,
 ) -> Iterator[Article | BadDocument]:
     """Yield an Article or the BadDocument error for each file, so one bad file never stops a batch."""
     manifests: dict[Path, dict[str, dict]] = {}
@@ -147,14 +145,20 @@ def resolve_under_root(root: Path | None, paths: Sequence[str]) -> list[Path]:
 
 
 @dataclass
-class FileSource:
+class FileSource(LocalSource):
     """Files and folders (a folder's `manifest.json` gives titles, outlets and dates)."""
 
     paths: list[Path]
     max_bytes: int | None = None
     single_link: bool = False  # the server's path ingest: files with other hard links are refused
     name: str = "files"
-    run: Callable[..., Any] = _in_process  # where parsing runs (the server passes its CPU worker process)
+    run: Callable[..., Any] = in_process  # where parsing runs (bind() gives the server's CPU worker process)
+
+    def check(self) -> None:
+        """Every file or folder named must exist (one missing refuses the batch: a typo, not a bad article)."""
+        missing = [str(p) for p in self.paths if not p.exists()]
+        if missing:
+            raise BadRequest(f"no such file or folder: {', '.join(missing)}")
 
     def count(self) -> int:
         """How many inputs articles() will yield (for a progress bar)."""
@@ -162,3 +166,8 @@ class FileSource:
 
     def articles(self) -> Iterator[Article | BadDocument]:
         return load_articles(self.paths, self.max_bytes, self.single_link, self.run)
+
+
+def open_files(targets: Sequence[str], settings: Settings) -> FileSource:
+    """Command-line targets as one FileSource (QA_MAX_UPLOAD_BYTES caps each file)."""
+    return FileSource([Path(t) for t in targets], settings.max_upload_bytes)

@@ -9,6 +9,7 @@ from typing import Any
 from qa.errors import BadDocument
 from qa.sources.article import Article
 from qa.sources.cleaning import parse_article, refuse_unsupported, safe_doc_id
+from qa.sources.lifecycle import LocalSource, in_process
 
 
 def parse_upload(filename: str, data: bytes, meta: dict | None) -> Article | tuple[str, str]:
@@ -20,19 +21,15 @@ def parse_upload(filename: str, data: bytes, meta: dict | None) -> Article | tup
         return exc.name, exc.reason
 
 
-def _in_process(fn: Callable[..., Any], *args: Any) -> Any:
-    return fn(*args)
-
-
 @dataclass
-class UploadSource:
+class UploadSource(LocalSource):
     """Uploaded (file name, bytes) pairs, with optional metadata keyed by file name or document id."""
 
     files: list[tuple[str, bytes]]
     max_bytes: int
     meta: dict[str, dict] = field(default_factory=dict)
     name: str = "uploads"
-    run: Callable[..., Any] = _in_process  # where parsing runs (the server passes its CPU worker process)
+    run: Callable[..., Any] = in_process  # where parsing runs (bind() gives the server's CPU worker process)
 
     def count(self) -> int:
         return len(self.files)

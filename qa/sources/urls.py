@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from qa.config import Settings
@@ -10,15 +10,17 @@ from qa.errors import BadDocument
 from qa.sources.article import Article, Unchanged
 from qa.sources.cleaning import clean_text
 from qa.sources.fetch import Fetcher, FetchFailed, FetchPolicy, InvalidUrl
+from qa.sources.lifecycle import InputLine, Landed, SourceContext
 from qa.sources.sanitize import one_line
 from qa.sources.web import (
     SQLiteValidatorCache,
-    ValidatorCache,
     WebFailure,
     WebPage,
     WebSource,
     WebUnchanged,
 )
+
+VALIDATORS_FILE = "web.sqlite"  # in the data folder: ETag / Last-Modified per URL, a feed's entries
 
 
 def is_url(target: str) -> bool:
@@ -62,16 +64,18 @@ class UrlLine:
 
 
 class UrlSource:
-    """The URLs asked for, expanded (feeds and sitemaps into their articles) when first counted. The service
-    binds it to the store (`bind`) before it is counted or read; `check` needs only the settings."""
+    """The URLs asked for: article pages, RSS/Atom feeds and sitemaps (a URL's kind is known only once it is
+    fetched: qa.sources.web reads feeds and sitemaps into their articles, when first counted). `check` needs only
+    the settings; `bind` gives it the process's shared Fetcher, the validator cache in the data folder and the
+    store's "is this article indexed" (a 304 for a deleted article must not count as unchanged)."""
 
     name = "web"
+    remote = True
 
-    def __init__(self, urls: Sequence[str], settings: Settings, fetcher: Fetcher | None = None) -> None:
+    def __init__(self, urls: Sequence[str], settings: Settings) -> None:
         self.urls = list(urls)
         self.settings = settings
-        self._own_fetcher = fetcher is None  # a shared one (the server's) keeps its per-host limits across ingests
-        self.fetcher = fetcher or Fetcher(fetch_policy(settings))
+        self.fetcher = Fetcher(fetch_policy(settings))  # replaced by the shared one in bind()
         self.web: WebSource | None = None
         self.pages: dict[str, WebPage] = {}  # doc id -> page, for the validators after the ingest
         self.lines: list[UrlLine] = []
@@ -88,10 +92,14 @@ class UrlSource:
             except FetchFailed:
                 continue
 
-    def bind(self, cache: ValidatorCache, known: Callable[[str], bool]) -> UrlSource:
+    def bind(self, context: SourceContext) -> None:
+        if self.web is not None:
+            return
+        self.fetcher.close()
+        self.fetcher = context.shared("web.fetcher", lambda: Fetcher(fetch_policy(self.settings)))
+        cache = SQLiteValidatorCache(context.state_dir / VALIDATORS_FILE)
         self.web = WebSource(self.fetcher, cache, self.settings.fetch_concurrency, self.settings.fetch_max_urls,
-                             known, self.settings.fetch_max_sitemaps)
-        return self
+                             context.known, self.settings.fetch_max_sitemaps)
 
     def _expand(self) -> tuple[list, list]:
         if self.web is None:
@@ -131,23 +139,42 @@ class UrlSource:
                 self.lines.append(UrlLine(asked, article.doc_id))
                 yield article
 
-    def remember(self, kept: dict[str, str], indexed: set[str]) -> None:
-        """After the ingest: keep the validators of every page that is now safely indexed (`indexed` doc ids)
-        or recorded as a copy (`kept`: copy doc id -> the kept article's id)."""
+    def remember(self, landed: Landed) -> None:
+        """After the ingest: keep the validators of every page that is now safely indexed or recorded as a copy
+        (under the kept article's id), so a crash never leaves a 304 for a page that was not stored."""
         if self.web is None:
             return
         for doc_id, page in self.pages.items():
-            if doc_id in kept:
-                self.web.remember(page, kept[doc_id])
-            elif doc_id in indexed:
+            if doc_id in landed.copies:
+                self.web.remember(page, landed.copies[doc_id])
+            elif doc_id in landed.indexed:
                 self.web.remember(page)
 
+    def report(self, landed: Landed) -> list[InputLine]:
+        """One line per URL: added, replaced, unchanged (a 304, or another URL of the batch for the same
+        article), duplicate (a copy of an indexed article) or failed with the reason."""
+        out = []
+        for line in self.lines:
+            status, error = "failed", line.reason
+            if line.same_as is not None:
+                status, error = "unchanged", None
+            elif line.reason is None and line.doc_id is not None:
+                status = ("duplicate" if line.doc_id in landed.copies else "added" if line.doc_id in landed.added
+                          else "replaced" if line.doc_id in landed.replaced
+                          else "unchanged" if line.doc_id in landed.indexed else "failed")
+                error = None if status != "failed" else landed.failed.get(line.url, "not indexed")
+            out.append(InputLine(line.url, status, line.doc_id, error,
+                                 landed.copies.get(line.doc_id or "") or line.same_as))
+        return out
+
     def close(self) -> None:
-        if self._own_fetcher:
+        """The validator cache's connection on this thread (the shared Fetcher stays open for the process)."""
+        if self.web is None:
             self.fetcher.close()
-        if self.web is not None and isinstance(self.web.cache, SQLiteValidatorCache):
+        elif isinstance(self.web.cache, SQLiteValidatorCache):
             self.web.cache.close()
 
 
 def open_urls(targets: Sequence[str], settings: Settings) -> UrlSource:
+    """Command-line targets that are URLs as one UrlSource."""
     return UrlSource(targets, settings)

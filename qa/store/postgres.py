@@ -24,7 +24,7 @@ any number of hosts serve one corpus and keep nothing on local disk.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from qa.store.sqlite import day_number
 UNAVAILABLE = "document store unavailable: the PostgreSQL server (QA_DATABASE_URL) does not answer"
 MIGRATION_LOCK = 7_161_760_001  # advisory lock keys: arbitrary, fixed, used by nothing else
 INGEST_LOCK = 7_161_760_002
+FILL_LOCK = 7_161_760_003  # one replica at a time embeds the spans an ingest stored without vectors
 
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "documents, chunks with a tsvector keyword index, spans, pending marks, counts, conversations", """
@@ -111,6 +112,9 @@ DROP INDEX chunks_terms;
 ALTER TABLE chunks DROP COLUMN terms;
 DROP TABLE term_df;
 DELETE FROM meta WHERE key IN ('analyzer', 'terms');
+"""),
+    (5, "spans stored without a vector, for the background fill", """
+CREATE INDEX spans_waiting ON spans (kind, doc_id, start) WHERE octet_length(vector) = 0;
 """),
 ]
 
@@ -476,3 +480,36 @@ class PostgresStore:
                 (kind, doc_id, start, end),
             ).fetchall()
         return [(s, e, np.frombuffer(v, dtype=np.float16).astype(np.float32)) for s, e, v in rows]
+
+    # ---- vectors filled after ingest (QA_SENTENCE_VECTORS=background, qa.indexing.fill) ------------------------
+
+    def spans_waiting(self, kind: str) -> int:
+        """How many `kind` spans are stored without a vector (counted in the partial index `spans_waiting`)."""
+        return int(self._one("SELECT COUNT(*) FROM spans WHERE kind=%s AND octet_length(vector)=0", (kind,)))
+
+    def fill_span_vectors(self, kind: str, embed: Callable[[list[str]], np.ndarray], limit: int) -> int | None:
+        """Embed up to `limit` spans stored without a vector and store each vector only where its row is still
+        there, unchanged (the same article version) and still without one: a re-ingest or delete meanwhile loses
+        nothing and gets nothing stale. One replica fills at a time (a transaction advisory lock; None for the
+        others); no row is locked while embedding, then the articles' document rows are locked (shared, in
+        doc_id order: put and delete take them before any span row, so the two never deadlock) for the
+        conditional updates. Returns how many were stored."""
+        with self.db.connection() as conn:
+            if not conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (FILL_LOCK,)).fetchone()[0]:  # type: ignore[index]
+                return None
+            rows = conn.execute(
+                'SELECT s.doc_id, s.start, s."end", d.content_hash, substr(d.text, s.start + 1, s."end" - s.start)'
+                " FROM spans s JOIN documents d ON d.doc_id = s.doc_id WHERE s.kind=%s AND octet_length(s.vector)=0"
+                " LIMIT %s", (kind, limit)).fetchall()
+            if not rows:
+                return 0
+            vectors = embed([r[4] for r in rows]).astype(np.float16)  # as put() stores them
+            conn.execute("SELECT 1 FROM documents WHERE doc_id = ANY(%s) ORDER BY doc_id FOR SHARE",
+                         (sorted({r[0] for r in rows}),))
+            stored = 0
+            for (doc_id, start, end, fingerprint, _), vector in zip(rows, vectors, strict=True):
+                stored += conn.execute(
+                    'UPDATE spans SET vector=%s WHERE kind=%s AND doc_id=%s AND start=%s AND "end"=%s'
+                    " AND octet_length(vector)=0 AND EXISTS (SELECT 1 FROM documents d WHERE d.doc_id=spans.doc_id"
+                    " AND d.content_hash=%s)", (vector.tobytes(), kind, doc_id, start, end, fingerprint)).rowcount
+        return stored

@@ -14,8 +14,9 @@ first use (the index folder is missing).
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -58,6 +59,9 @@ SCHEMA = ";\n".join([
     # put() and delete() remove an article's spans by doc_id; the primary key starts with kind, so without
     # this index that DELETE scans every span row (3 per chunk: a full read of the table per article at 1M)
     "CREATE INDEX IF NOT EXISTS spans_doc ON spans(doc_id)",
+    # spans stored without a vector (QA_SENTENCE_VECTORS=lazy or background), for the background fill to find
+    # and count without reading every span row; a filled span leaves it
+    "CREATE INDEX IF NOT EXISTS spans_waiting ON spans(kind, doc_id, start) WHERE length(vector) = 0",
     SIGNATURES_TABLE,
     COPIES_TABLE,
     "CREATE INDEX IF NOT EXISTS copies_copy ON copies(copy_id)",
@@ -403,3 +407,36 @@ class SQLiteStore:
             (kind, doc_id, start, end),
         )
         return [(s, e, np.frombuffer(v, dtype=np.float16).astype(np.float32)) for s, e, v in rows]
+
+    # ---- vectors filled after ingest (QA_SENTENCE_VECTORS=background, qa.indexing.fill) ------------------------
+
+    def spans_waiting(self, kind: str) -> int:
+        """How many `kind` spans are stored without a vector (counted in the partial index `spans_waiting`)."""
+        return self._conn().execute("SELECT COUNT(*) FROM spans WHERE kind=? AND length(vector)=0",
+                                    (kind,)).fetchone()[0]
+
+    def fill_span_vectors(self, kind: str, embed: Callable[[list[str]], np.ndarray], limit: int) -> int | None:
+        """Embed up to `limit` spans stored without a vector and store each vector only where its row is still
+        there, unchanged (the same article version) and still without one: a re-ingest or delete meanwhile loses
+        nothing and gets nothing stale. Embedding runs outside any transaction. Returns how many were stored;
+        None while another process on this data folder is filling (a non-blocking file lock)."""
+        with open(self.path.with_name(self.path.name + ".fill-lock"), "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return None
+            rows = self._conn().execute(
+                'SELECT s.doc_id, s.start, s."end", d.content_hash, substr(d.text, s.start + 1, s."end" - s.start)'
+                " FROM spans s JOIN documents d ON d.doc_id = s.doc_id WHERE s.kind=? AND length(s.vector)=0"
+                " LIMIT ?", (kind, limit)).fetchall()
+            if not rows:
+                return 0
+            vectors = embed([r[4] for r in rows]).astype(np.float16)  # as put() stores them
+            stored = 0
+            with self._tx() as db:
+                for (doc_id, start, end, fingerprint, _), vector in zip(rows, vectors, strict=True):
+                    stored += db.execute(
+                        'UPDATE spans SET vector=? WHERE kind=? AND doc_id=? AND start=? AND "end"=?'
+                        " AND length(vector)=0 AND EXISTS (SELECT 1 FROM documents d WHERE d.doc_id=spans.doc_id"
+                        " AND d.content_hash=?)", (vector.tobytes(), kind, doc_id, start, end, fingerprint)).rowcount
+            return stored
