@@ -59,14 +59,17 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 FIRST = {"system": 0, "integration": 1, "unit": 2}
 
 
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Mark each test with its module's tier as it is collected, so `-m unit` (or integration, system) selects a
+    tier (`-m` deselects in pytest_collection_modifyitems, before the hook below)."""
+    for tier in tier_of(item.path.stem):
+        item.add_marker(getattr(pytest.mark, tier))
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark each test with its module's tier, so `-m unit` (or integration, system) selects a tier; and run the
-    slow tiers' modules first (a module's own order kept), so with `-n 2 --dist loadfile --no-loadscope-reorder`
-    the last modules a worker picks up are short ones instead of the longest."""
-    for item in items:
-        for tier in tier_of(item.path.stem):
-            item.add_marker(getattr(pytest.mark, tier))
+    """Run the slow tiers' modules first (a module's own order kept), so with `-n 2 --dist loadfile
+    --no-loadscope-reorder` the last modules a worker picks up are short ones instead of the longest."""
     items.sort(key=lambda item: min((FIRST[t] for t in tier_of(item.path.stem)), default=1))
 
 
