@@ -60,6 +60,26 @@ class AskIn(BaseModel):
         return value
 
 
+class EditIn(BaseModel):
+    """The new question for a kept turn (none: the same question answered again)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"question": "How many Tomahawk missiles did the US fire?"}, {}]})
+
+    question: str | None = Field(None, max_length=20_000,
+                                 description="The question in place of the turn's; omit it to regenerate the answer.")
+    k: int | None = Field(None, ge=1, le=50, description="How many passages to retrieve.")
+    filters: FiltersIn | None = None
+
+    @field_validator("k", mode="before")
+    @classmethod
+    def _json_integer(cls, value: object) -> object:
+        """A JSON integer, not true or "5" (as AskIn)."""
+        if isinstance(value, bool | str):
+            raise ValueError("must be an integer")
+        return value
+
+
 class IngestPathsIn(BaseModel):
     """Files or folders on the server to ingest; each must resolve inside QA_INGEST_ROOT."""
 

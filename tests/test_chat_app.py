@@ -634,6 +634,10 @@ def test_edit_regenerate_and_follow_ups_keep_the_page_as_the_server_keeps_it(pag
     expect(editor).to_have_value(SHAYRAT)
     axe(page, "editing a question")
     screenshot(page, "editing")
+    page.emulate_media(color_scheme="dark")
+    axe(page, "editing a question, dark")
+    screenshot(page, "editing-dark")
+    page.emulate_media(color_scheme="light")
     tomahawk = "How many Tomahawk missiles did the US fire at the Shayrat Airbase?"
     editor.fill(tomahawk)
     with page.expect_request("**/conversations/*/turns/0") as request:

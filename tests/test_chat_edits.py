@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -16,6 +17,9 @@ from qa.answering.followups import suggest
 from qa.answering.titles import conversation_title
 from qa.retrieval import Passage
 from qa.service import Service
+from tests.conftest import LLMServer
+from tests.fake_llm import Reply
+from tests.support import wait_until
 
 SHAYRAT = "Where is the Shayrat Airbase?"
 TOMAHAWK = "How many Tomahawk missiles did the US fire at the Shayrat Airbase?"
@@ -129,3 +133,26 @@ def test_the_service_titles_a_new_conversation_by_topic_and_headline(pipeline: S
     result = pipeline.ask(SHAYRAT)
     title = next(c["title"] for c in pipeline.conversations.list_for("local") if c["id"] == result.conversation_id)
     assert title.startswith("Shayrat Airbase: ") and title.endswith(result.citations[0].title)
+
+
+def test_an_edit_left_before_its_answer_is_done_changes_nothing(llm_server: LLMServer) -> None:
+    """Stop during an edit (the reader closes the stream): the server stops reading the model and the
+    conversation keeps the turn that was being replaced."""
+    llm = llm_server.llm
+    llm.replies.clear()
+    client = httpx.Client(base_url=llm_server.url, timeout=30)
+    first = client.post("/ask", json={"question": SHAYRAT})
+    cid, token = first.json()["conversation_id"], first.headers["x-qa-client"]
+    owner = {"X-QA-Client": token}
+    llm.replies.append(Reply(" ".join(f"word{i}" for i in range(200)) + " [1]", word_delay=0.05))
+    abandoned, received = llm.abandoned, ""
+    with client.stream("POST", f"/conversations/{cid}/turns/0", json={"question": TOMAHAWK}, headers=owner) as r:
+        for text in r.iter_text():
+            received += text
+            if received.count("event: token") >= 3:
+                break  # Stop
+    wait_until(lambda: llm.abandoned != abandoned, 8, "the server letting go of the model after the client left")
+    assert llm.abandoned == abandoned + 1, "the server kept reading the model after the client left"
+    kept = client.get(f"/conversations/{cid}", headers=owner).json()
+    assert [t["question"] for t in kept["turns"]] == [SHAYRAT]
+    assert kept["turns"][0]["answer"]["answer"] == first.json()["answer"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from fastapi import APIRouter
@@ -43,7 +43,13 @@ def chat(body: AskIn, service: ServiceDep, client: ClientDep) -> StreamingRespon
     filters = body.filters.to_filters() if body.filters else None
     events = service.stream(body.question, k=body.k, filters=filters, conversation_id=body.conversation_id,
                             client=client)
-    first = next(events)  # validation and retrieval happen here, so their errors get a proper status
+    return stream_events(events)
+
+
+def stream_events(events: Iterator[tuple[str, Any]]) -> StreamingResponse:
+    """A service stream as server-sent events (POST /chat, an edited turn). The first event is taken here, in the
+    route: validation and retrieval happen then, so their errors get a proper status instead of a stream."""
+    first = next(events)
 
     async def body_stream() -> AsyncIterator[str]:
         """Each event is produced in a worker thread. When the client goes away, Starlette cancels this
@@ -59,7 +65,7 @@ def chat(body: AskIn, service: ServiceDep, client: ClientDep) -> StreamingRespon
             log.exception("stream failed")
             yield sse("error", {"error": "internal error", "status": 500})
         finally:
-            events.close()  # the thread has returned (cancellation waits for it), so this cannot race
+            events.close()  # type: ignore[attr-defined]  # the thread has returned, so this cannot race
 
     return StreamingResponse(
         body_stream(), media_type="text/event-stream",
