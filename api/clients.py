@@ -28,7 +28,7 @@ def _b64(data: bytes) -> str:
 
 class ClientTokens:
     """Issues and checks client tokens: 128 random bits plus an HMAC under a key every process serving the same
-    stores shares (Service.client_key: a file in the data folder, or a row in PostgreSQL), so every worker and
+    stores shares (Service.client_key: a row of the SQL layer's shared_keys table), so every worker and
     every replica accepts every other's tokens, and a made-up token is refused."""
 
     def __init__(self, key: bytes | None = None) -> None:

@@ -61,7 +61,7 @@ def measure(service: Any, corpus: Path, headlines: dict[str, str], diversity: li
     started = time.perf_counter()
     service.ingest_paths([corpus])
     ingest_s = time.perf_counter() - started
-    documents = {d["doc_id"] for d in service.docs.list_documents()}
+    documents = {d.doc_id for d in service.docs.list_documents()}
     missing = sorted(set(headlines) - documents)
     if missing:
         raise SystemExit(f"{len(missing)} articles were not indexed under their file name, e.g. {missing[:3]}")

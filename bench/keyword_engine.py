@@ -49,11 +49,11 @@ def bbc_words() -> list[str]:
 
 def fill(folder: Path, chunks: int, seed: int = 7) -> dict[str, Any]:
     """A data folder of `chunks` chunks in the SQL store (bulk SQL), then its tantivy index built from it."""
+    from qa.store.documents import sqlite_store
     from qa.store.layout import DataLayout
-    from qa.store.sqlite import SQLiteStore
 
     layout = DataLayout(folder / "data").create()
-    docs = SQLiteStore(layout.documents, layout.keyword_index)
+    docs = sqlite_store(layout.documents, layout.keyword_index)
     words, rng = bbc_words(), random.Random(seed)
     articles = chunks // CHUNKS_PER_DOC
     started = time.perf_counter()
@@ -93,10 +93,10 @@ def add_fts5(folder: Path) -> dict[str, Any]:
     """The previous release's keyword index, beside it: an FTS5 table of each chunk's analysed terms (named `old_terms`:
     under its old name the store would drop it as a legacy table when it opens)."""
     from qa.lexicon import terms
-    from qa.store.sqlite import SQLiteStore
+    from qa.store.documents import sqlite_store
 
-    docs = SQLiteStore(folder / "data" / "docstore.sqlite", folder / "data" / "keyword-index")
-    conn = docs._conn()
+    docs = sqlite_store(folder / "data" / "docstore.sqlite", folder / "data" / "keyword-index")
+    conn = docs.db.engine.raw_connection()
     started = time.perf_counter()
     conn.executescript(
         "DROP TABLE IF EXISTS old_terms_df; DROP TABLE IF EXISTS old_terms_postings; DROP TABLE IF EXISTS old_terms;"
@@ -161,17 +161,17 @@ def fts5_rank(conn: Any, query: str, n: int) -> list[tuple[int, float]]:
 def compare(folder: Path, questions: list[str], budget: float) -> dict[str, Any]:
     """Per question, in turn: tantivy, tantivy filtered, the SQL BM25, FTS5 rank; each engine stops when its
     time budget is spent (tantivy never does)."""
-    from qa.store.keyword import KeywordFilter
-    from qa.store.sqlite import SQLiteStore
+    from qa.store.documents import sqlite_store
+    from qa.store.filters import ChunkFilter
 
-    docs = SQLiteStore(folder / "data" / "docstore.sqlite", folder / "data" / "keyword-index")
+    docs = sqlite_store(folder / "data" / "docstore.sqlite", folder / "data" / "keyword-index")
     started = time.perf_counter()
     docs.keyword_catch_up()  # a no-op unless the index is missing or of another schema (then: built from SQL)
     caught_up = round(time.perf_counter() - started, 1)
-    conn = docs._conn()
+    conn = docs.db.engine.raw_connection()
     engines = {
         "tantivy": lambda q: docs.keyword_search(q, 30),
-        "tantivy_filtered": lambda q: docs.keyword_search(q, 30, KeywordFilter("bbc", 20160101, 0)),
+        "tantivy_filtered": lambda q: docs.keyword_search(q, 30, ChunkFilter("bbc", 20160101, 0)),
         "sql_bm25_fts5": lambda q: sql_bm25(conn, q, 30),
         "fts5_rank_limit_30": lambda q: fts5_rank(conn, q, 30),
     }
@@ -239,10 +239,10 @@ def adds(folders: list[Path], rounds: int) -> dict[str, Any]:
     """Add one article (SQL put + keyword index catch-up) in each folder in turn, round after round."""
     from qa.sources.article import Article
     from qa.store import ChunkRow
-    from qa.store.sqlite import SQLiteStore
+    from qa.store.documents import sqlite_store
 
     words, rng = bbc_words(), random.Random(99)
-    stores = [(f, SQLiteStore(f / "data" / "docstore.sqlite", f / "data" / "keyword-index")) for f in folders]
+    stores = [(f, sqlite_store(f / "data" / "docstore.sqlite", f / "data" / "keyword-index")) for f in folders]
     for _, docs in stores:
         docs.keyword_catch_up()
     samples: dict[str, dict[str, list[float]]] = {str(f): {"put": [], "index": []} for f in folders}
@@ -269,20 +269,22 @@ def adds(folders: list[Path], rounds: int) -> dict[str, Any]:
 
 def postgres_phase(folder: Path, questions: list[str], budget: float) -> dict[str, Any]:
     """The same chunks in PostgreSQL (COPY), a replica's tantivy index built from it (timed), and keyword search
-    through PostgresStore (the per-query head check included), against the SQLite store's, interleaved."""
+    through SqlStore on PostgreSQL (the per-query head check included), against the SQLite store's, interleaved."""
     import sqlite3
 
-    from qa.store.postgres import PostgresDatabase, PostgresStore
-    from qa.store.sqlite import SQLiteStore
+    from qa.db import Database
+    from qa.db.schema import EVERY_GROUP
+    from qa.store.documents import SqlStore, sqlite_store
     from tests.support import PostgresServer
 
     server = PostgresServer()
     server.start()
     try:
-        database = PostgresDatabase(server.create_database("bench"))
+        url = server.create_database("bench")
+        database = Database(url, EVERY_GROUP)
         source = sqlite3.connect(folder / "data" / "docstore.sqlite")
         started = time.perf_counter()
-        with database.connection() as conn:
+        with database.engine.raw_connection().driver_connection as conn:  # psycopg's COPY
             with conn.cursor().copy("COPY documents (doc_id, title, source, published, text, content_hash, n_chunks,"
                                     " embed_model) FROM STDIN") as copy:
                 for row in source.execute("SELECT doc_id, title, source, published, text, content_hash, n_chunks,"
@@ -296,11 +298,11 @@ def postgres_phase(folder: Path, questions: list[str], budget: float) -> dict[st
             conn.execute("UPDATE meta SET value=(SELECT COUNT(*) FROM chunks) WHERE key='chunks'")
         out: dict[str, Any] = {"postgres_copy_s": round(time.perf_counter() - started, 1)}
         with tempfile.TemporaryDirectory(prefix="qa-bench-replica-") as replica:
-            store = PostgresStore(database, Path(replica) / "keyword-index")
+            store = SqlStore(database, Path(replica) / "keyword-index")
             started = time.perf_counter()
             store.keyword_catch_up()
             out["replica_index_build_s"] = round(time.perf_counter() - started, 1)
-            local = SQLiteStore(folder / "data" / "docstore.sqlite", folder / "data" / "keyword-index")
+            local = sqlite_store(folder / "data" / "docstore.sqlite", folder / "data" / "keyword-index")
             local.keyword_catch_up()
             engines = {"postgres_tantivy": store, "sqlite_tantivy": local}
             samples: dict[str, list[float]] = {name: [] for name in engines}

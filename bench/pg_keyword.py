@@ -68,14 +68,15 @@ def latency(postgres: PostgresServer, chunks: int, folder: Path, n_questions: in
     import re
 
     from bench.common import bbc_files
-    from qa.store.postgres import PostgresDatabase, PostgresStore
-    from qa.store.sqlite import SQLiteStore
+    from qa.db import Database
+    from qa.db.schema import EVERY_GROUP
+    from qa.store.documents import SqlStore, sqlite_store
 
     words: list[str] = []
     for path in bbc_files():
         words.extend(re.findall(r"[A-Za-z0-9'£$%-]+", path.read_bytes().decode("utf-8", "replace")))
-    stores = {"sqlite": SQLiteStore(folder / "docstore.sqlite"),
-              "postgres": PostgresStore(PostgresDatabase(postgres.create_database("latency")), folder / "replica")}
+    stores = {"sqlite": sqlite_store(folder / "docstore.sqlite"),
+              "postgres": SqlStore(Database(postgres.create_database("latency"), EVERY_GROUP), folder / "replica")}
     out: dict[str, Any] = {"chunks": chunks}
     for name, store in stores.items():
         rng = random.Random(7)
@@ -86,9 +87,8 @@ def latency(postgres: PostgresServer, chunks: int, folder: Path, n_questions: in
         store.keyword_catch_up()
         out[f"{name}_build_s"] = round(time.perf_counter() - started, 1)
         print(name, "built", out[f"{name}_build_s"], "s", flush=True)
-    if hasattr(stores["postgres"], "db"):
-        with stores["postgres"].db.connection() as conn:
-            conn.execute("ANALYZE")
+    with stores["postgres"].db.write() as conn:
+        conn.exec_driver_sql("ANALYZE")
     questions = bbc_questions(n_questions)
     for name, store in stores.items():
         store.keyword_search(questions[0], 30)  # warm

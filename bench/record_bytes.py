@@ -17,6 +17,8 @@ from pathlib import Path
 
 from qa.conversations.feedback import Feedback, FeedbackStore
 from qa.conversations.store import ConversationStore, Limits, Turn
+from qa.db import sqlite_file
+from qa.db.schema import CONVERSATIONS
 
 RECORDS = 20
 
@@ -36,7 +38,7 @@ def main() -> None:
 
 def measure(folder: Path) -> None:
     """The two worst cases, each into a fresh file in `folder`."""
-    store = ConversationStore(folder / "turns.sqlite", 10, 200)
+    store = ConversationStore(sqlite_file(folder / "turns.sqlite", CONVERSATIONS), 10, 200)
     passage = {"doc_id": "d" * 40, "title": "t" * 200, "source": "s", "published": "2020-01-01",
                "text": "é" * 10_000, "start": 0, "end": 10_000, "score": 0.5, "chunk_id": "c" * 40,
                "ranks": {"dense": 1}}
@@ -45,7 +47,7 @@ def measure(folder: Path) -> None:
                         ensure_ascii=False)
     for i in range(RECORDS):
         store.add(f"c{i}", Turn("q" * 2000, "q" * 2000, "a" * 20_000, result), client="x")
-    ratings = FeedbackStore(folder / "feedback.sqlite")
+    ratings = FeedbackStore(sqlite_file(folder / "feedback.sqlite", CONVERSATIONS))
     for i in range(RECORDS):
         ratings.add(Feedback("up", str(i) + "q" * 20_000, "a" * 50_000, note="n" * 2000, client="x",
                              evidence=("é" * 5000,) * 50, doc_ids=("d" * 300,) * 50))
@@ -60,7 +62,7 @@ def _ms(seconds: float) -> str:
 def quota_cost(folder: Path, turns: int = 50_000) -> None:
     """Print the first write's retention sweep, a write's median and the write that evicts (down to 90%)."""
     limits = Limits(retention_days=30, per_client=100, total_turns=turns)
-    store = ConversationStore(folder / "c.sqlite", 10, 200, limits)
+    store = ConversationStore(sqlite_file(folder / "c.sqlite", CONVERSATIONS), 10, 200, limits)
     with sqlite3.connect(folder / "c.sqlite") as db:
         db.executemany("INSERT INTO turns (conversation_id, idx, question, standalone, answer, result)"
                        " VALUES (?, ?, 'q', 'q', 'a', ?)",

@@ -17,7 +17,7 @@ MODULES = (
     # after issue 11
     "qa.sources.cleaning", "qa.answering.answer_types", "qa.answering.entities", "qa.answering.extractive",
     "qa.answering.citations", "qa.answering.llm", "qa.conversations.rewrite", "qa.conversations.store",
-    "qa.lexicon", "qa.store.sqlite", "qa.indexing.chunking", "qa.service", "api.app", "api.models",
+    "qa.lexicon", "qa.store.documents", "qa.indexing.chunking", "qa.service", "api.app", "api.models",
     # before it
     "qa.documents", "qa.answer_types", "qa.entities", "qa.chat", "qa.answer", "qa.keyword", "qa.pipeline",
     "qa.llm", "qa.index",

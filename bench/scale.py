@@ -8,7 +8,7 @@ query latency.
 Synthetic but realistic: chunk texts are 50-word windows of the BBC corpus (real term statistics), 10 per
 article, 3 sentences each, five sources, dates over three years; chunk vectors are clustered random unit
 vectors (384-d). Each size gets a complete data folder (docstore.sqlite, its tantivy keyword index, and
-chroma/ up to --chroma-max chunks), filled through the project's own classes: `SQLiteStore.put` per
+chroma/ up to --chroma-max chunks), filled through the project's own classes: `SqlStore.put` per
 article (its document, chunk, keyword-change and sentence-vector rows in one transaction, as ingest writes
 them), the keyword index's catch-up, and `ChromaIndex.upsert`. `--bulk-from N` fills sizes of N chunks
 and more through `bulk_put`: put's insert statements, one transaction per 1000 articles, without put's
@@ -16,7 +16,7 @@ removal of a previous version (every article is new; see bulk_put). Only the fil
 measurement after it uses `put` itself.
 
 "Add one article" is then measured at that size, as `Indexer` writes an article (embedding aside): mark
-pending, Chroma upsert (when the size has Chroma), `SQLiteStore.put` and the keyword index's catch-up (a
+pending, Chroma upsert (when the size has Chroma), `SqlStore.put` and the keyword index's catch-up (a
 tantivy commit); 30 new articles (2 from 1M chunks:
 each takes seconds there), each timed alone, and as many replacements of existing articles (their old rows
 and keyword-index rows are removed first). Then the same again after creating the index on spans(doc_id)
@@ -117,14 +117,14 @@ def chroma_metadata(article: Any, chunks: list[Any]) -> list[dict]:
 
 
 def bulk_put(docs: Any, batch: list[tuple[Any, str, list[Any], dict[str, Any], str]]) -> None:
-    """Many new articles in one transaction, with the insert statements `SQLiteStore.put` runs per article.
+    """Many new articles in one transaction, with the insert statements `SqlStore.put` runs per article.
 
     A bench-only fill for large synthetic stores (one commit per article is what the product does, and what
-    "add one article" measures). It skips put's removal of a previous version (`SQLiteStore._delete`): every
+    "add one article" measures). It skips put's removal of a previous version (`SqlStore._delete`): every
     article here is new, so it would remove nothing, and its `DELETE FROM spans WHERE doc_id=?` scans the
     whole spans table (the primary key starts with `kind`), which would make the fill quadratic.
     """
-    from qa.store.sqlite import day_number
+    from qa.store.documents import day_number
 
     with docs._tx() as db:
         for article, fingerprint, chunks, enrichments, embed_model in batch:
@@ -203,17 +203,17 @@ def build(folder: Path, chunks: int, with_chroma: bool, bulk: bool = False, seed
     """A complete data folder of `chunks` chunks; returns build timings, add-one-article timings and sizes."""
     from qa.embedding.onnx import ONNX_MODEL_ID
     from qa.store.chroma import ChromaIndex
+    from qa.store.documents import sqlite_store
     from qa.store.layout import DataLayout
-    from qa.store.sqlite import SQLiteStore
 
     layout = DataLayout(folder / "data").create()
     synthetic = Synthetic(seed)
-    docs = SQLiteStore(layout.documents)
+    docs = sqlite_store(layout.documents)
     store = ChromaIndex(ONNX_MODEL_ID, bench_settings(layout.root).collection, layout.chroma) if with_chroma else None
     articles = chunks // CHUNKS_PER_DOC
     out: dict[str, Any] = {"chunks": chunks, "documents": articles, "chroma": with_chroma,
                            "fill": f"bulk_put, {BULK_ARTICLES} articles per transaction" if bulk
-                           else "SQLiteStore.put per article"}
+                           else "SqlStore.put per article"}
     docstore_s = chroma_s = 0.0
     pending: tuple[list[str], list[dict], list[np.ndarray]] = ([], [], [])
     batch: list[tuple[Any, str, list[Any], dict[str, Any], str]] = []
@@ -278,7 +278,7 @@ def finish(layout: Any, docs: Any, store: Any, synthetic: Synthetic, chunks: int
     # The same with the index proposed in docs/benchmarks.md (spans looked up by doc_id): what
     # adding one article costs once put no longer scans the spans table.
     with Stopwatch() as t:
-        docs._conn().execute(SPANS_DOC_INDEX)
+        docs.db.engine.raw_connection().execute(SPANS_DOC_INDEX)
     out["spans_doc_index_create_s"] = round(t.seconds, 1)
     out["add_one_article_with_spans_index"] = add_one_article(docs, store, synthetic, first + adds, ONNX_MODEL_ID,
                                                               ADDS, existing)
@@ -303,16 +303,16 @@ def replicate(folder: Path, source: Path, chunks: int, spans: bool = True) -> di
     With spans=False the copies get no sentence-vector rows (the spans table keeps the source's): keyword
     search and put with the spans index do not read them, and copying them is most of the time.
     """
+    from qa.store.documents import sqlite_store
     from qa.store.layout import DataLayout
-    from qa.store.sqlite import SQLiteStore
 
     layout = DataLayout(folder / "data").create()
-    src = SQLiteStore(source / "data" / "docstore.sqlite")
-    src._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    src = sqlite_store(source / "data" / "docstore.sqlite")
+    src.db.engine.raw_connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
     src.close_thread()
     shutil.copyfile(source / "data" / "docstore.sqlite", layout.documents)
-    docs = SQLiteStore(layout.documents)
-    db = docs._conn()
+    docs = sqlite_store(layout.documents)
+    db = docs.db.engine.raw_connection()
     db.execute("DROP INDEX IF EXISTS spans_doc")  # measure put as the product creates the store
     base_docs, base_chunks = docs.count()
     times = max(1, round(chunks / base_chunks))
@@ -355,13 +355,13 @@ def interleaved_adds(folders: list[Path], rounds: int = 20) -> dict[str, Any]:
     same machine load: on a shared machine this, not runs minutes apart, shows whether the cost is flat.
     The stores get the spans index first (see finish)."""
     from qa.embedding.onnx import ONNX_MODEL_ID
-    from qa.store.sqlite import SQLiteStore
+    from qa.store.documents import sqlite_store
 
     stores = []
     for folder in folders:
-        docs = SQLiteStore(folder / "data" / "docstore.sqlite")
-        docs._conn().execute(SPANS_DOC_INDEX)
-        base = docs._conn().execute("SELECT COUNT(*) FROM documents WHERE doc_id NOT LIKE '%-r%'"
+        docs = sqlite_store(folder / "data" / "docstore.sqlite")
+        docs.db.engine.raw_connection().execute(SPANS_DOC_INDEX)
+        base = docs.db.engine.raw_connection().execute("SELECT COUNT(*) FROM documents WHERE doc_id NOT LIKE '%-r%'"
                                     " AND doc_id < 'syn-1'").fetchone()[0]
         stores.append((folder, docs, min(base, 10_000)))
     synthetic = Synthetic(seed=13)
@@ -395,7 +395,7 @@ def measure(folder: Path) -> dict[str, Any]:
     """Run in a fresh process: start-up, memory and per-part query latency on one data folder."""
     started = time.perf_counter()
     from bench.latency import bbc_questions
-    from qa.retrieval.filters import Filters, keyword_filter
+    from qa.retrieval.filters import Filters
     from qa.service import build_service
 
     imported = time.perf_counter()
@@ -415,12 +415,12 @@ def measure(folder: Path) -> dict[str, Any]:
         "first_query_timings_ms": first["timings_ms"], "rss_after_first_query_mb": rss_mb()["rss_mb"],
     }
     docs, retriever = service.docs, service.retriever
-    filters = [keyword_filter(Filters(source=SOURCES[i % 5], published_from=date(2016, 1, 1))) for i in range(5)]
+    filters = [Filters(source=SOURCES[i % 5], published_from=date(2016, 1, 1)).compiled() for i in range(5)]
     out["keyword_search_ms"] = _timed(lambda i: docs.keyword_search(questions[i], 30), QUERIES)
     out["keyword_search_filtered_ms"] = _timed(
         lambda i: docs.keyword_search(questions[i], 30, filters[i % 5]), QUERIES)
     out["keyword_search_source_only_ms"] = _timed(
-        lambda i: docs.keyword_search(questions[i], 30, keyword_filter(Filters(source=SOURCES[i % 5]))), QUERIES)
+        lambda i: docs.keyword_search(questions[i], 30, Filters(source=SOURCES[i % 5]).compiled()), QUERIES)
     ids = [chunk_id for chunk_id, _ in docs.keyword_search(questions[0], 60)]
     out["docstore_get_chunks_60_ms"] = _timed(lambda i: docs.get_chunks(ids), 50)
     out["docstore_count_ms"] = _timed(lambda i: docs.count(), 20)

@@ -130,7 +130,7 @@ class ServiceTarget:
 
     def article(self, doc_id: str) -> str | None:
         document = self.service.docs.get_document(doc_id)
-        return document["text"] if document else None
+        return document.text if document else None
 
 
 class HttpTarget:

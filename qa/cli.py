@@ -464,29 +464,30 @@ def _check_port(host: str, port: int) -> None:
             raise _fail(f"port {port} on {host} {reason}: stop what holds it or pass --port", 2) from None
 
 
-db_app = typer.Typer(no_args_is_help=True, help="The PostgreSQL store (QA_DATABASE_URL): schema migrations.")
+db_app = typer.Typer(no_args_is_help=True, help="The SQL stores (data folder or QA_DATABASE_URL): schema migrations.")
 app.add_typer(db_app, name="db")
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Apply the schema migrations the database lacks (every process also does this at start, under a lock)."""
-    settings = _settings()
-    if settings.database_url is None:
-        raise _fail("QA_DATABASE_URL is not set: the embedded SQLite store needs no migrations", 2)
-    from qa.store.postgres import MIGRATIONS, PostgresDatabase
+    """Apply the schema migrations the SQL stores lack (every process also does this at start, under a lock)."""
+    from qa.service import databases
+    from qa.store.layout import DataLayout
 
+    settings = _settings()
+    found = databases(settings, DataLayout(settings.data_dir).create(), upgrade=False)
     try:
-        database = PostgresDatabase(settings.database_url.get_secret_value(), migrate=False)
-        try:
-            applied = database.migrate()
-            version = database.schema_version()
-        finally:
-            database.close()
+        for database in dict.fromkeys(found.values()):  # PostgreSQL: one database holds every group
+            try:
+                applied = database.upgrade()
+                version = database.revision()
+            finally:
+                database.close()
+            where = "the database (QA_DATABASE_URL)" if database.is_postgres else database.engine.url.database
+            shown = f"applied {', '.join(applied)}" if applied else "already up to date"
+            out.print(f"{where}: schema version {version}; {shown}")
     except QAError as exc:
         raise _fail(str(exc)) from None
-    shown = ", ".join(f"{v} ({name})" for v, name, _ in MIGRATIONS if v in applied)
-    out.print(f"schema version {version}; " + (f"applied {shown}" if applied else "already up to date"))
 
 
 feedback_app = typer.Typer(no_args_is_help=True, help="Readers' thumbs up/down on answers.")

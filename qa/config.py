@@ -23,7 +23,8 @@ class Settings(BaseSettings):
         "in data_dir.",
     )
 
-    embed_provider: Literal["onnx", "openai"] = Field("onnx", description="Offline ONNX MiniLM or OpenAI.")
+    embed_provider: str = Field("onnx", description="Offline ONNX MiniLM (onnx) or OpenAI (openai): a name in "
+                                "qa.embedding.EMBEDDERS.")
     openai_embed_model: str = Field("text-embedding-3-small", description="Model when embed_provider=openai.")
     embed_batch_size: int = Field(64, ge=1, le=1024, description="Texts per embedding batch (max 1,024 tokens).")
     embed_threads: int = Field(0, ge=0, description="Batches embedded at once, one core each; 0: one per core.")

@@ -1,8 +1,9 @@
 """Long-running ingests as jobs: started by one request, run on a thread, polled with GET /jobs/{id}.
 
-Jobs live in a small SQLite file in the data folder (any worker process on that folder answers for any job),
-or in PostgreSQL when QA_DATABASE_URL is set (any replica answers for any job). A job whose process stopped
-(its heartbeat is older than STALE_SECONDS) is reported as failed instead of running forever.
+Jobs live in a database of the SQL layer (qa.db): a small SQLite file in the data folder (any worker process on
+that folder answers for any job), or PostgreSQL when QA_DATABASE_URL is set (any replica answers for any job). A
+job whose process stopped (its heartbeat is older than STALE_SECONDS) is reported as failed instead of running
+forever.
 """
 
 from __future__ import annotations
@@ -11,26 +12,20 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Protocol
 
-from qa.sqlite_local import ThreadLocalSQLite
+from sqlalchemy import delete, func, select, update
+
+from qa.db import Database
+from qa.db.schema import jobs
 
 STALE_SECONDS = 60.0
 HEARTBEAT_SECONDS = 5.0
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-  job_id TEXT PRIMARY KEY, kind TEXT NOT NULL, status TEXT NOT NULL, created REAL NOT NULL,
-  heartbeat REAL NOT NULL, done INTEGER NOT NULL DEFAULT 0, total INTEGER, report TEXT, error TEXT
-)
-"""  # PostgreSQL's is migration 2 in qa.store.postgres (DOUBLE PRECISION for REAL)
-
 
 class Jobs(Protocol):
-    """What the service asks of a job store (JobStore, PostgresJobStore)."""
+    """What the service asks of a job store (JobStore)."""
 
     def create(self, kind: str, total: int | None = None) -> str: ...
     def get(self, job_id: str) -> dict[str, Any] | None: ...
@@ -39,56 +34,48 @@ class Jobs(Protocol):
 
 
 class JobStore:
-    """Create, update and read jobs in SQLite; run() executes one on a daemon thread. The SQL is written with
-    `?` placeholders; PostgresJobStore runs the same statements through psycopg."""
+    """Create, update and read jobs; run() executes one on a daemon thread. The `keep` most recent finished
+    jobs are kept."""
 
-    _prune = ("DELETE FROM jobs WHERE job_id IN (SELECT job_id FROM jobs WHERE status != 'running' "
-              "ORDER BY created DESC LIMIT -1 OFFSET ?)")
-
-    def __init__(self, path: Path, keep: int = 200) -> None:
-        self.path = path
+    def __init__(self, database: Database, keep: int = 200) -> None:
+        self.db = database
         self.keep = keep
-        self._db = ThreadLocalSQLite(path)
-        self._db().execute(_SCHEMA)
 
-    def _execute(self, sql: str, params: Sequence[Any]) -> list[tuple]:
-        return self._db().execute(sql, params).fetchall()
+    def _update(self, job_id: str, **values: Any) -> None:
+        with self.db.write() as conn:
+            conn.execute(update(jobs).where(jobs.c.job_id == job_id).values(**values))
 
     def create(self, kind: str, total: int | None = None) -> str:
         job_id = uuid.uuid4().hex
         now = time.time()
-        self._execute("INSERT INTO jobs (job_id, kind, status, created, heartbeat, total) "
-                      "VALUES (?, ?, 'running', ?, ?, ?)", (job_id, kind, now, now, total))
-        self._execute(self._prune, (self.keep,))
+        old = select(jobs.c.job_id).where(jobs.c.status != "running").order_by(jobs.c.created.desc()) \
+            .offset(self.keep).scalar_subquery()
+        with self.db.write() as conn:
+            conn.execute(jobs.insert().values(job_id=job_id, kind=kind, status="running", created=now, heartbeat=now,
+                                              done=0, total=total))
+            conn.execute(delete(jobs).where(jobs.c.job_id.in_(old)))
         return job_id
 
     def progress(self, job_id: str, done: int, total: int | None = None) -> None:
-        self._execute("UPDATE jobs SET done = ?, total = COALESCE(?, total), heartbeat = ? WHERE job_id = ?",
-                      (done, total, time.time(), job_id))
+        self._update(job_id, done=done, total=func.coalesce(total, jobs.c.total), heartbeat=time.time())
 
     def finish(self, job_id: str, report: dict[str, Any] | None = None, error: str | None = None) -> None:
-        self._execute(
-            "UPDATE jobs SET status = ?, report = ?, error = ?, heartbeat = ? WHERE job_id = ?",
-            ("failed" if error else "done", json.dumps(report) if report is not None else None, error, time.time(),
-             job_id),
-        )
+        self._update(job_id, status="failed" if error else "done",
+                     report=json.dumps(report) if report is not None else None, error=error, heartbeat=time.time())
 
     def get(self, job_id: str) -> dict[str, Any] | None:
-        rows = self._execute(
-            "SELECT job_id, kind, status, created, heartbeat, done, total, report, error FROM jobs WHERE job_id = ?",
-            (job_id,),
-        )
-        if not rows:
+        with self.db.read() as conn:
+            row = conn.execute(select(jobs).where(jobs.c.job_id == job_id)).first()
+        if row is None:
             return None
-        row = rows[0]
-        status, error = row[2], row[8]
-        if status == "running" and time.time() - row[4] > STALE_SECONDS:
+        status, error = row.status, row.error
+        if status == "running" and time.time() - row.heartbeat > STALE_SECONDS:
             status, error = "failed", "the server stopped while the job was running; run it again"
         return {
-            "job_id": row[0], "kind": row[1], "status": status,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row[3])),
-            "progress": {"done": row[5], "total": row[6]},
-            "report": json.loads(row[7]) if row[7] else None, "error": error,
+            "job_id": row.job_id, "kind": row.kind, "status": status,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row.created)),
+            "progress": {"done": row.done, "total": row.total},
+            "report": json.loads(row.report) if row.report else None, "error": error,
         }
 
     def run(self, job_id: str, work: Callable[[Callable[[int, int | None], None]], dict[str, Any]],
@@ -99,7 +86,7 @@ class JobStore:
         def beat() -> None:
             while not stop.wait(HEARTBEAT_SECONDS):
                 try:
-                    self._execute("UPDATE jobs SET heartbeat = ? WHERE job_id = ?", (time.time(), job_id))
+                    self._update(job_id, heartbeat=time.time())
                 except Exception:
                     continue
 
@@ -117,26 +104,3 @@ class JobStore:
         thread = threading.Thread(target=target, daemon=True, name=f"job-{job_id[:8]}")
         thread.start()
         return thread
-
-
-class Connections(Protocol):
-    """A connection whose block is one transaction (qa.store.postgres.PostgresDatabase)."""
-
-    def connection(self) -> AbstractContextManager[Any]: ...
-
-
-class PostgresJobStore(JobStore):
-    """The jobs table in PostgreSQL (QA_DATABASE_URL): a job started through one replica is polled through any.
-    The table is created by the database's migrations."""
-
-    _prune = ("DELETE FROM jobs WHERE job_id IN (SELECT job_id FROM jobs WHERE status != 'running' "
-              "ORDER BY created DESC OFFSET ?)")
-
-    def __init__(self, database: Connections, keep: int = 200) -> None:
-        self.database = database
-        self.keep = keep
-
-    def _execute(self, sql: str, params: Sequence[Any]) -> list[tuple]:
-        with self.database.connection() as conn:
-            cursor = conn.execute(sql.replace("?", "%s"), params)
-            return cursor.fetchall() if cursor.description else []

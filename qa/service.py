@@ -41,12 +41,13 @@ from qa.conversations import (
     Limits,
     LLMRewriter,
     OfflineRewriter,
-    PostgresConversationStore,
     QuestionRewriter,
     Turn,
 )
-from qa.conversations.feedback import Feedback, Feedbacks, FeedbackStore, PostgresFeedbackStore
+from qa.conversations.feedback import Feedback, Feedbacks, FeedbackStore
 from qa.cpu import CpuPool
+from qa.db import Database, sqlite_url
+from qa.db.schema import CONVERSATIONS, DOCUMENTS, EVERY_GROUP, JOBS, SHARED, VALIDATORS
 from qa.embedding import build_embedder
 from qa.errors import (
     DATA_FOLDER_FULL,
@@ -61,18 +62,19 @@ from qa.errors import (
 from qa.indexing.chunking import Chunker
 from qa.indexing.fill import SpanFill
 from qa.indexing.indexer import Indexer, IngestReport
-from qa.indexing.progress import FileProgress, IngestProgress, PostgresProgress
-from qa.jobs import Jobs, JobStore, PostgresJobStore
+from qa.indexing.progress import IngestProgress
+from qa.jobs import Jobs, JobStore
 from qa.retrieval import Filters, Passage, Retrieval, Retriever, build_retriever
 from qa.sources import FileSource, Landed, Source, SourceContext, UploadSource, UrlSource
 from qa.sources.files import resolve_under_root
 from qa.sources.lifecycle import in_process
+from qa.sources.web import SqlValidatorCache, ValidatorCache
 from qa.store import DocumentStore, VectorIndex, WriterLock
 from qa.store.chroma import ChromaIndex
-from qa.store.keys import CLIENT_KEY, file_key
+from qa.store.documents import SqlStore
+from qa.store.keys import CLIENT_KEY, SharedKeys
 from qa.store.layout import DataLayout
-from qa.store.locks import FileLock
-from qa.store.sqlite import SQLiteStore
+from qa.store.locks import AdvisoryLock, FileLock
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 TURN_NOT_KEPT = "This turn was not kept (the data folder is full): a follow-up question cannot refer to it."
@@ -217,7 +219,8 @@ class Service:
         """Fill each citation's "also reported by" from the store's syndicated copies as they are now."""
         copies = self.docs.copies_of(c.doc_id for c in result.citations)
         for citation in result.citations:
-            citation.also_at = [CopyOut.model_validate(c) for c in copies.get(citation.doc_id, [])]
+            citation.also_at = [CopyOut.model_validate(c, from_attributes=True)
+                                for c in copies.get(citation.doc_id, [])]
         return result
 
     def ask(
@@ -394,7 +397,7 @@ class Service:
         document = self.docs.get_document(doc_id)
         if document is None:
             raise _unknown_document(doc_id)
-        return DocumentOut.model_validate(document)
+        return DocumentOut.model_validate(document, from_attributes=True)
 
     # ---- operations ---------------------------------------------------------------------------------------
 
@@ -444,8 +447,8 @@ class Service:
 
 @dataclass
 class _SqlSide:
-    """What lives in the SQL database: documents, conversations, feedback, jobs, the writer lock, the running
-    ingest's progress and the client-token key. SQLite files in the data folder, or all of it in PostgreSQL."""
+    """What lives in the SQL layer: documents, conversations, feedback, jobs, the running ingest's progress, the
+    client-token key and the web validators; with the writer lock, the one part that differs by database."""
 
     docs: DocumentStore
     conversations: Conversations
@@ -454,7 +457,8 @@ class _SqlSide:
     lock: WriterLock
     progress: IngestProgress
     client_key: Callable[[], bytes]
-    close: Callable[[], None] = lambda: None  # SQLite files need no closing; a PostgreSQL pool does
+    validators: Callable[[], ValidatorCache]
+    close: Callable[[], None]
 
 
 def _limits(settings: Settings) -> Limits:
@@ -463,27 +467,54 @@ def _limits(settings: Settings) -> Limits:
                   settings.max_stored_turns)
 
 
-def _sql_side(settings: Settings, layout: DataLayout) -> _SqlSide:
-    """SQLite files in the data folder (the default), or PostgreSQL when QA_DATABASE_URL is set."""
-    if settings.database_url is None:
-        return _SqlSide(SQLiteStore(layout.documents, layout.keyword_index),
-                        ConversationStore(layout.conversations, settings.history_turns, settings.conversation_turns,
-                                          _limits(settings)),
-                        FeedbackStore(layout.conversations, settings.max_feedback), JobStore(layout.jobs),
-                        FileLock(layout.ingest_lock),
-                        FileProgress(layout.ingest_progress),
-                        lambda: file_key(layout.client_key))
-    from qa.store.postgres import AdvisoryLock, PostgresDatabase, PostgresStore
+def databases(settings: Settings, layout: DataLayout, upgrade: bool = True) -> dict[str, Database]:
+    """The SQL layer's databases, by the group of tables each holds: SQLite files in the data folder (the
+    default; a file per group, so a chat never waits for an ingest's write: docstore.sqlite also holds the
+    ingest progress and the shared keys), or one PostgreSQL database (QA_DATABASE_URL) holding every group.
+    Each is brought up to this release's schema as it opens (`upgrade`). The SQLite validators file is opened
+    only when it exists (web sources open it on first use)."""
+    if settings.database_url is not None:
+        database = Database(settings.database_url.get_secret_value(), EVERY_GROUP, upgrade=upgrade)
+        return dict.fromkeys(sorted(EVERY_GROUP), database)
+    documents = Database(sqlite_url(layout.documents), frozenset({DOCUMENTS, SHARED}), upgrade=upgrade)
+    found = {DOCUMENTS: documents, SHARED: documents,
+             CONVERSATIONS: Database(sqlite_url(layout.conversations), frozenset({CONVERSATIONS}), upgrade=upgrade),
+             JOBS: Database(sqlite_url(layout.jobs), frozenset({JOBS}), upgrade=upgrade)}
+    if layout.web_cache.exists():
+        found[VALIDATORS] = _validators_file(layout, upgrade)
+    return found
 
-    url = settings.database_url.get_secret_value()
-    database = PostgresDatabase(url)  # migrates the schema first (automatic at start)
-    lock = AdvisoryLock(url)
-    return _SqlSide(PostgresStore(database, layout.replica_keyword_index(url)),
-                    PostgresConversationStore(database, settings.history_turns, settings.conversation_turns,
-                                              _limits(settings)),
-                    PostgresFeedbackStore(database, settings.max_feedback), PostgresJobStore(database), lock,
-                    PostgresProgress(database, lock.key),
-                    lambda: database.shared_key(CLIENT_KEY), database.close)
+
+def _validators_file(layout: DataLayout, upgrade: bool = True) -> Database:
+    return Database(sqlite_url(layout.web_cache), frozenset({VALIDATORS}), upgrade=upgrade)
+
+
+def _sql_side(settings: Settings, layout: DataLayout) -> _SqlSide:
+    """One class per role on the databases of `databases()`; the writer lock is a file lock in the data folder,
+    or an advisory lock in PostgreSQL."""
+    sql = databases(settings, layout)
+    if settings.database_url is None:
+        lock: FileLock | AdvisoryLock = FileLock(layout.ingest_lock)
+        keyword_dir = layout.keyword_index
+    else:
+        url = settings.database_url.get_secret_value()
+        lock, keyword_dir = AdvisoryLock(url), layout.replica_keyword_index(url)
+
+    def validators() -> ValidatorCache:
+        if VALIDATORS not in sql:
+            sql[VALIDATORS] = _validators_file(layout)
+        return SqlValidatorCache(sql[VALIDATORS])
+
+    def close() -> None:
+        for database in dict.fromkeys(sql.values()):
+            database.close()
+
+    keys = SharedKeys(sql[SHARED])
+    return _SqlSide(SqlStore(sql[DOCUMENTS], keyword_dir),
+                    ConversationStore(sql[CONVERSATIONS], settings.history_turns, settings.conversation_turns,
+                                      _limits(settings)),
+                    FeedbackStore(sql[CONVERSATIONS], settings.max_feedback), JobStore(sql[JOBS]), lock,
+                    IngestProgress(sql[SHARED], lock), lambda: keys.get(CLIENT_KEY), validators, close)
 
 
 def build_service(settings: Settings, cpu_worker: bool = False) -> Service:
@@ -516,7 +547,7 @@ def build_service(settings: Settings, cpu_worker: bool = False) -> Service:
     rewriter: QuestionRewriter = (LLMRewriter(partial(llm.complete, deadline=settings.llm_rewrite_deadline))
                                   if llm and settings.use_llm else OfflineRewriter())
     sources = SourceContext(settings, layout.root, lambda doc_id: docs.content_hash(doc_id) is not None,
-                            cpu.run_if_large if cpu else in_process)
+                            cpu.run_if_large if cpu else in_process, sql.validators)
     closers = (sql.close, *((embedder.close,) if hasattr(embedder, "close") else ()))
     filled = [e.kind for e in answerer.enrichments if getattr(e, "fill", False)]
     fill = SpanFill(docs, embedder.embed, filled) if filled else None
@@ -526,11 +557,8 @@ def build_service(settings: Settings, cpu_worker: bool = False) -> Service:
 
 def feedback_store(settings: Settings) -> Feedbacks:
     """Where readers' ratings are kept: beside the conversations (SQLite), or in PostgreSQL."""
-    if settings.database_url is None:
-        return FeedbackStore(DataLayout(settings.data_dir).create().conversations)
-    from qa.store.postgres import PostgresDatabase
-
-    return PostgresFeedbackStore(PostgresDatabase(settings.database_url.get_secret_value()))
+    layout = DataLayout(settings.data_dir).create()
+    return FeedbackStore(databases(settings, layout)[CONVERSATIONS])
 
 
 def reset_index(settings: Settings) -> None:

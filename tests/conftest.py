@@ -28,7 +28,8 @@ from tests.support import CHROMIUM, SEEDS, api_server
 TIERS: dict[str, frozenset[str]] = {
     "unit": frozenset({
         "test_answer_types", "test_dedupe", "test_docs", "test_documents", "test_entities", "test_eval_data",
-        "test_eval_metrics", "test_extraction", "test_grounding", "test_rules", "test_store_plans", "test_tiers",
+        "test_eval_metrics", "test_extraction", "test_filters", "test_grounding", "test_rules", "test_store_plans",
+        "test_store_upgrade", "test_tiers",
     }),
     "integration": frozenset({
         "test_answers", "test_api", "test_architecture", "test_bad_input", "test_chat", "test_chat_edits", "test_cli",

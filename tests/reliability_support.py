@@ -16,7 +16,7 @@ from pathlib import Path
 
 from qa.service import Service
 from qa.sources.files import load_articles
-from tests.support import SEEDS
+from tests.support import SEEDS, sql_rows
 
 
 def _seed_sentences() -> list[str]:
@@ -64,7 +64,7 @@ class IndexState:
 def index_state(pipeline: Service) -> IndexState:
     """Read the docstore, the vector store and the keyword index as they are on disk now."""
     docs = pipeline.docs
-    documents = {d["doc_id"]: d["n_chunks"] for d in docs.list_documents()}
+    documents = {d.doc_id: d.n_chunks for d in docs.list_documents()}
     docstore_chunks = [row[0] for row in _sql(pipeline, "SELECT chunk_id FROM chunks ORDER BY chunk_id")]
     chroma_chunks = pipeline.indexer.store._call(lambda col: col.get(include=[]))["ids"]
     return IndexState(
@@ -78,11 +78,7 @@ def index_state(pipeline: Service) -> IndexState:
 
 def _sql(pipeline: Service, query: str) -> list[tuple]:
     """Rows of a query on the service's SQL store, SQLite or PostgreSQL."""
-    database = getattr(pipeline.docs, "db", None)
-    if database is None:
-        return pipeline.docs._conn().execute(query).fetchall()
-    with database.connection() as conn:
-        return conn.execute(query).fetchall()
+    return sql_rows(pipeline.docs, query)
 
 
 def keyword_indexed(pipeline: Service) -> list[str]:

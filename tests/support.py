@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -176,3 +176,9 @@ class PostgresServer:
 
 def postgres_available() -> bool:
     return (PG_BIN / "initdb").exists() and (os.geteuid() != 0 or shutil.which("runuser") is not None)
+
+
+def sql_rows(docs: Any, query: str, params: tuple = ()) -> list[tuple]:
+    """Raw SQL through a SQL store's own database (qa.db; `?` placeholders on SQLite, `%s` on PostgreSQL)."""
+    with docs.db.read() as conn:
+        return [tuple(r) for r in conn.exec_driver_sql(query, params)]

@@ -28,7 +28,7 @@ def assert_citations_exact(pipeline: Service, result: dict) -> None:
     markers = {int(n) for n in re.findall(r"\[(\d+)\]", result["answer"])}
     assert markers == {c["n"] for c in result["citations"]}
     for citation in result["citations"]:
-        article = pipeline.docs.get_document(citation["doc_id"])["text"]
+        article = pipeline.docs.get_document(citation["doc_id"]).text
         assert article[citation["start"] : citation["end"]] == citation["text"]
         quote = citation["quote"]
         assert article[quote["start"] : quote["end"]] == quote["text"]

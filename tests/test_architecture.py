@@ -22,7 +22,7 @@ from qa.service import Service, build_service
 from tests.conftest import make_settings
 from tests.fake_llm import FakeLLM, Reply
 from tests.plugins.noop_reranker import NoopReranker
-from tests.support import ROOT
+from tests.support import ROOT, sql_rows
 
 QUESTION = "How many Tomahawk missiles did the US fire at the Shayrat Airbase?"
 
@@ -315,12 +315,12 @@ def test_a_store_with_the_fts5_keyword_index_upgrades_in_place(seeded_dir: Path,
     shutil.copytree(seeded_dir, data_dir)
     shutil.rmtree(data_dir / "keyword-index")
     old = sqlite3.connect(data_dir / "docstore.sqlite")
-    old.executescript(FTS5_TABLES)
+    old.executescript(FTS5_TABLES + "DROP TABLE alembic_version;")  # that release had no migration record
     old.commit()
     old.close()
     service = build_service(make_settings(data_dir))
     service.startup()
-    tables = {r[0] for r in service.docs._conn().execute("SELECT name FROM sqlite_master")}
+    tables = {r[0] for r in sql_rows(service.docs, "SELECT name FROM sqlite_master")}
     assert not {t for t in tables if t.startswith("chunk_terms")}
     assert sum(_keyword_rows(service).values()) == service.docs.count()[1] > 0
     hit = service.retriever.retrieve("Tomahawk cruise missiles Shayrat", 1, mode="bm25").passages[0]

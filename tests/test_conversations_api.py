@@ -22,6 +22,8 @@ from qa.conversations import ConversationStore, Limits, Turn
 from qa.conversations import store as conversation_store
 from qa.conversations.feedback import EVIDENCE_QUOTES, QUOTE_CHARS
 from qa.conversations.store import PASSAGE_CHARS, RESULT_CHARS, STORED_PASSAGES, SWEEP_EVERY
+from qa.db import sqlite_file
+from qa.db.schema import CONVERSATIONS
 from tests.conftest import LLMServer, make_settings
 from tests.fake_llm import Reply
 from tests.support import ROOT, qa_env, wait_until
@@ -98,7 +100,7 @@ def test_rename_and_delete_only_ones_own(app: object) -> None:
 
 
 def test_stored_answer_objects_are_bounded(tmp_path: Path) -> None:
-    store = ConversationStore(tmp_path / "c.sqlite", max_turns=5)
+    store = ConversationStore(sqlite_file(tmp_path / "c.sqlite", CONVERSATIONS), max_turns=5)
     small = json.dumps({"answer": "a", "passages": [{"text": "p"}]})
     many = json.dumps({"answer": "a", "passages": [{"text": "x" * (PASSAGE_CHARS + 500)}] * 3
                        + [{"text": "p"}] * STORED_PASSAGES})
@@ -118,7 +120,7 @@ def test_stored_answer_objects_are_bounded(tmp_path: Path) -> None:
 
 def test_writes_sweep_idle_conversations_at_most_once_an_hour(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "c.sqlite"
-    store = ConversationStore(path, max_turns=5, limits=Limits(retention_days=2))
+    store = ConversationStore(sqlite_file(path, CONVERSATIONS), max_turns=5, limits=Limits(retention_days=2))
     store.add("old", Turn("q", "q", "a"), client="me")  # the first write sweeps (nothing idle yet)
     with sqlite3.connect(path) as db:
         db.execute("UPDATE turns SET created = datetime('now', '-3 days')")
@@ -137,7 +139,7 @@ def test_an_old_turns_table_gains_the_answer_column(tmp_path: Path) -> None:
         db.execute("CREATE TABLE turns (conversation_id TEXT NOT NULL, idx INTEGER NOT NULL, question TEXT NOT NULL,"
                    " standalone TEXT NOT NULL, answer TEXT NOT NULL, created TEXT NOT NULL DEFAULT"
                    " CURRENT_TIMESTAMP, PRIMARY KEY (conversation_id, idx))")
-    store = ConversationStore(path, max_turns=5)
+    store = ConversationStore(sqlite_file(path, CONVERSATIONS), max_turns=5)
     store.add("c1", Turn("q", "q", "a"), client="me")
     assert store.get("c1", "me")["turns"][0]["answer"] is None
 
@@ -223,7 +225,7 @@ def test_idle_conversations_expire_and_quotas_delete_the_least_recently_used(see
     small limits."""
     data = tmp_path / "data"
     shutil.copytree(seeded_dir, data)
-    aged = ConversationStore(data / "conversations.sqlite", max_turns=5)
+    aged = ConversationStore(sqlite_file(data / "conversations.sqlite", CONVERSATIONS), max_turns=5)
     with sqlite3.connect(data / "conversations.sqlite") as db:  # other tests may have left turns in seeded_dir
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         for table in tables & {"turns", "conversations", "feedback"}:

@@ -23,7 +23,7 @@ from qa.service import Service, build_service
 from qa.sources.files import load_articles
 from tests.conftest import make_settings
 from tests.reliability_support import assert_consistent, docstore_count, write_corpus
-from tests.support import ROOT, qa_env, wait_until
+from tests.support import ROOT, qa_env, sql_rows, wait_until
 
 BATCH = 32
 GROUP_TEXTS = 64  # ~7 bulletins per embedding group, so the batch is several pipelined groups, not one
@@ -152,10 +152,10 @@ import sys
 from pathlib import Path
 from qa.sources.article import Article
 from qa.store import ChunkRow
-from qa.store.sqlite import SQLiteStore
+from qa.store.documents import sqlite_store
 
 folder, edition = Path(sys.argv[1]), int(sys.argv[2])
-store = SQLiteStore(folder / "docstore.sqlite", folder / "keyword-index")
+store = sqlite_store(folder / "docstore.sqlite", folder / "keyword-index")
 for i in range(int(sys.argv[3])):
     doc_id = f"a{i}"
     if i % 5 == edition % 5:
@@ -183,15 +183,15 @@ def test_kill_9_while_the_keyword_index_applies_changes(tmp_path: Path) -> None:
     first round while it builds the index from nothing); each time a new process ends with the index holding
     exactly the SQL store's chunks, each article's current edition found by its code, no old or deleted one.
     Then a damaged index is rebuilt from the store, and so is one ahead of a store restored from a backup."""
-    from qa.store.sqlite import SQLiteStore
+    from qa.store.documents import sqlite_store
 
     articles, folder = 150, tmp_path / "data"
     folder.mkdir()
 
     def audit(edition: int) -> None:
-        store = SQLiteStore(folder / "docstore.sqlite", folder / "keyword-index")
+        store = sqlite_store(folder / "docstore.sqlite", folder / "keyword-index")
         store.keyword_catch_up()
-        sql = {r[0] for r in store._conn().execute("SELECT chunk_id FROM chunks")}
+        sql = {r[0] for r in sql_rows(store, "SELECT chunk_id FROM chunks")}
         indexed = store.keyword.chunk_ids()
         assert len(indexed) == len(set(indexed)) and set(indexed) == sql
         for i in range(0, articles, 7):

@@ -27,7 +27,7 @@ from qa.store.layout import DataLayout
 from tests.conftest import make_settings
 from tests.reliability_support import assert_consistent as audit
 from tests.reliability_support import keyword_indexed, write_corpus
-from tests.support import SEEDS
+from tests.support import SEEDS, sql_rows
 
 
 def chroma_ids(pipeline: Service) -> set[str]:
@@ -36,7 +36,7 @@ def chroma_ids(pipeline: Service) -> set[str]:
 
 
 def docstore_ids(pipeline: Service) -> set[str]:
-    return {row[0] for row in pipeline.docs._conn().execute("SELECT chunk_id FROM chunks")}
+    return {row[0] for row in sql_rows(pipeline.docs, "SELECT chunk_id FROM chunks")}
 
 
 def keyword_ids(pipeline: Service) -> set[str]:
@@ -111,7 +111,7 @@ def test_filters_on_source_and_date(pipeline: Service) -> None:
 def test_passage_text_is_the_article_slice(pipeline: Service) -> None:
     for passage in pipeline.retriever.retrieve("chemical attack Idlib", 5).passages:
         article = pipeline.docs.get_document(passage.doc_id)
-        assert article["text"][passage.start : passage.end] == passage.text
+        assert article.text[passage.start : passage.end] == passage.text
 
 
 # Pipelined ingest: each embedding group is written (one Chroma upsert) on a writer thread while the next
@@ -142,23 +142,21 @@ def _group_spy(pipeline: Service, monkeypatch: pytest.MonkeyPatch) -> list[list[
 
 def _rows(pipeline: Service) -> dict[str, list[tuple]]:
     """Every docstore row that an ingest writes (not the timestamps)."""
-    conn = pipeline.docs._conn()
     return {
-        "documents": [tuple(r) for r in conn.execute(
+        "documents": sql_rows(pipeline.docs,
             "SELECT doc_id, title, source, published, text, content_hash, n_chunks, embed_model FROM documents"
-            " ORDER BY doc_id")],
-        "chunks": [tuple(r) for r in conn.execute('SELECT chunk_id, doc_id, idx, start, "end" FROM chunks ORDER BY 1')],
-        "sentences": [tuple(r) for r in conn.execute('SELECT kind, doc_id, start, "end" FROM spans ORDER BY 1, 2, 3')],
+            " ORDER BY doc_id"),
+        "chunks": sql_rows(pipeline.docs, 'SELECT chunk_id, doc_id, idx, start, "end" FROM chunks ORDER BY 1'),
+        "sentences": sql_rows(pipeline.docs, 'SELECT kind, doc_id, start, "end" FROM spans ORDER BY 1, 2, 3'),
     }
 
 
 def _sentence_vectors(pipeline: Service) -> tuple[list[str], np.ndarray]:
     """Each stored sentence's text and its stored vector."""
-    conn = pipeline.docs._conn()
     texts, vectors = [], []
-    for text, start, end, vector in conn.execute(
-        'SELECT d.text, s.start, s."end", s.vector FROM spans s JOIN documents d USING (doc_id) ORDER BY 1, 2'
-    ):
+    for text, start, end, vector in sql_rows(
+        pipeline.docs, 'SELECT d.text, s.start, s."end", s.vector FROM spans s JOIN documents d USING (doc_id)'
+        " ORDER BY 1, 2"):
         texts.append(text[start:end])
         vectors.append(np.frombuffer(vector, dtype=np.float16).astype(np.float32))
     return texts, np.stack(vectors)
@@ -283,7 +281,7 @@ def test_writer_error_surfaces_and_next_ingest_repairs(
     audit(restarted, set(ids) if edition else set(first))
     for doc_id in second:  # what the docstore held before: the old edition, or nothing
         document = restarted.docs.get_document(doc_id)
-        assert (old_facts[doc_id] in document["text"]) if edition else document is None
+        assert (old_facts[doc_id] in document.text) if edition else document is None
     report = restarted.ingest_paths([folder])
     rest = [i for i in ids if i not in first]
     assert report.unchanged == first and (report.replaced if edition else report.added) == rest
@@ -440,7 +438,7 @@ def test_no_writer_thread_or_connection_outlives_an_ingest(tmp_path: Path, monke
 
     def docstore_handles() -> int:
         fds = Path("/proc/self/fd")
-        return sum(1 for fd in fds.iterdir() if _target(fd).startswith(str(pipeline.docs.path)))
+        return sum(1 for fd in fds.iterdir() if _target(fd).startswith(str(pipeline.docs.db.engine.url.database)))
 
     gc.disable()  # an unclosed sqlite3 connection is a reference cycle: only a collection would free it
     try:

@@ -56,7 +56,6 @@ def test_the_latest_report_leads_and_the_earlier_figure_is_shown_as_earlier(news
     assert result["disagreements"] == []  # an update is not a disagreement
 
 
-@pytest.mark.xfail(strict=True, reason=SCORER)
 def test_a_correction_wins_over_the_claim_it_corrects(news: Service) -> None:
     result = ask(news, "What was the result of the Lenby council vote on the bridge?")
     assert "6 votes to 3" in result["answer"]
@@ -79,7 +78,6 @@ def test_disagreements_are_named_and_returned_as_data(news: Service) -> None:
         assert value["value"] in cited[value["n"]]["quote"]["text"]
 
 
-@pytest.mark.xfail(strict=True, reason=SCORER)
 def test_disagreeing_clock_times_come_from_two_outlets(news: Service) -> None:
     result = ask(news, "What time did the controllers' strike at Brennport start?")
     (found,) = result["disagreements"]
@@ -87,7 +85,6 @@ def test_disagreeing_clock_times_come_from_two_outlets(news: Service) -> None:
     assert {v["source"] for v in found["values"]} == {"Daily Ledger", "Valley Times"}
 
 
-@pytest.mark.xfail(strict=True, reason=SCORER)
 def test_yes_no_questions_open_with_yes_no_or_dont_say(news: Service) -> None:
     accepted = ask(news, "Did the rail union accept the pay offer?")
     assert accepted["answer"].startswith("Yes.") and "voted on Friday to accept" in accepted["answer"]

@@ -11,13 +11,13 @@ from __future__ import annotations
 import itertools
 import json
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
@@ -26,14 +26,26 @@ import numpy as np
 import pytest
 
 from api.clients import ClientTokens
-from qa.conversations import ConversationStore, Limits, PostgresConversationStore, Turn
+from qa.conversations import ConversationStore, Limits, Turn
 from qa.conversations.feedback import Feedback
+from qa.db import Database
+from qa.db.schema import EVERY_GROUP
 from qa.errors import NotFound, StoreUnavailable
-from qa.retrieval.filters import Filters, keyword_filter
+from qa.retrieval.filters import Filters
 from qa.service import Service, build_service
+from qa.store import AlsoAt, Copy
 from tests.conftest import make_settings
 from tests.reliability_support import assert_consistent, write_corpus
-from tests.support import ROOT, PostgresServer, api_server, chroma_server, postgres_available, qa_env, wait_until
+from tests.support import (
+    ROOT,
+    PostgresServer,
+    api_server,
+    chroma_server,
+    postgres_available,
+    qa_env,
+    sql_rows,
+    wait_until,
+)
 from tests.web_server import WebServer
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(600),
@@ -49,13 +61,10 @@ _databases = itertools.count()
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """One server for the session, with a template database already migrated (copied per test)."""
-    from qa.store.postgres import PostgresDatabase
-
     server = PostgresServer()
     server.start()
     try:
-        database = PostgresDatabase(server.create_database(TEMPLATE))
-        database.close()  # a template must have no open connections to be copied
+        Database(server.create_database(TEMPLATE), EVERY_GROUP).close()  # a template may have no open connections
         yield server
     finally:
         server.close()
@@ -113,7 +122,7 @@ def test_keyword_search_ranks_exactly_as_the_embedded_store(seeded_pair: dict[st
     filters = [Filters(source="BBC"), Filters(published_from=date(2017, 4, 7)),
                Filters(published_to=date(2017, 4, 30), source="reuters")]
     for f in filters:
-        where = keyword_filter(f)
+        where = f.compiled()
         for question in questions[:10]:
             expected, got = sqlite.keyword_search(question, 10, where), postgres.keyword_search(question, 10, where)
             assert [c for c, _ in got] == [c for c, _ in expected], (question, f)
@@ -125,8 +134,8 @@ def test_same_documents_chunks_and_reads(seeded_pair: dict[str, Service]) -> Non
     sqlite, postgres = seeded_pair["sqlite"].docs, seeded_pair["postgres"].docs
     assert postgres.count() == sqlite.count()
 
-    def without_time(rows: list[dict]) -> list[dict]:
-        return [{k: v for k, v in d.items() if k != "indexed_at"} for d in rows]
+    def without_time(rows: list) -> list[dict]:
+        return [{k: v for k, v in asdict(d).items() if k != "indexed_at"} for d in rows]
 
     assert without_time(postgres.list_documents()) == without_time(sqlite.list_documents())
     assert without_time([postgres.get_document(MISSILES_DOC)]) == without_time([sqlite.get_document(MISSILES_DOC)])
@@ -137,7 +146,7 @@ def test_same_documents_chunks_and_reads(seeded_pair: dict[str, Service]) -> Non
     got = postgres.spans_in("sentence", MISSILES_DOC, 0, 10_000)
     assert [(s, e) for s, e, _ in got] == [(s, e) for s, e, _ in spans] and spans
     assert all(a[2].size == 384 and np.allclose(a[2], b[2], atol=2e-3) for a, b in zip(got, spans, strict=True))
-    assert set(postgres.signature_rows()) == set(sqlite.signature_rows()) == {d["doc_id"] for d in
+    assert set(postgres.signature_rows()) == set(sqlite.signature_rows()) == {d.doc_id for d in
                                                                               sqlite.list_documents()}
     assert dict(postgres.signatures()) == dict(sqlite.signatures())
     answer = seeded_pair["postgres"].ask(MISSILES)
@@ -165,10 +174,10 @@ def test_put_replace_delete_copies_keep_counts_and_index_in_step(fresh: Callable
     assert docs == 3 and chunks >= 3
     assert_consistent(service)
     assert len(service.docs.keyword_search("harbour Quellstadt ships", 5)) == 3
-    copy = ("harbour2", "https://example.org/harbour", "Courier", "2017-05-03", "courier-harbour")
-    assert service.docs.add_copies([copy, ("gone", "https://x.org/", None, None, "x")]) == 1
+    copy = Copy("harbour2", "https://example.org/harbour", "Courier", "2017-05-03", "courier-harbour")
+    assert service.docs.add_copies([copy, Copy("gone", "https://x.org/", None, None, "x")]) == 1
     assert service.docs.copies_of(["harbour2", "harbour1"]) == {
-        "harbour2": [{"url": copy[1], "source": "Courier", "published": "2017-05-03"}]}
+        "harbour2": [AlsoAt(copy.url, "Courier", "2017-05-03")]}
 
     old, rows = service.docs.chunk_ids("harbour2"), service.docs.signature_rows()
     _harbours(service, {2: "sevenhundred"})
@@ -176,7 +185,7 @@ def test_put_replace_delete_copies_keep_counts_and_index_in_step(fresh: Callable
     assert service.docs.count()[0] == 3
     assert service.docs.signature_rows()["harbour2"] != rows["harbour2"]  # a rewrite is seen as a change
     assert service.docs.signature_rows()["harbour1"] == rows["harbour1"]
-    assert service.docs.get_document("harbour2")["also_at"][0]["url"] == copy[1]  # copies survive a replace
+    assert service.docs.get_document("harbour2").also_at[0].url == copy.url  # copies survive a replace
     assert {c for c, _ in service.docs.keyword_search("sevenhundred", 5)} == service.docs.chunk_ids("harbour2")
     assert_consistent(service)
 
@@ -187,11 +196,10 @@ def test_put_replace_delete_copies_keep_counts_and_index_in_step(fresh: Callable
     assert service.docs.copies_of(["harbour2"]) == {} and "harbour2" not in service.docs.signature_rows()
     assert not any(c.startswith("harbour2:") for c, _ in service.docs.keyword_search("harbour", 10))
     assert_consistent(service)
-    if hasattr(service.docs, "db"):  # no keyword index is kept in PostgreSQL any more, only its change feed
-        with service.docs.db.connection() as conn:
-            columns = {r[0] for r in conn.execute("SELECT column_name FROM information_schema.columns"
-                                                  " WHERE table_name='chunks'")}
-            tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
+    if service.docs.db.is_postgres:  # no keyword index is kept in PostgreSQL any more, only its change feed
+        columns = {r[0] for r in sql_rows(service.docs, "SELECT column_name FROM information_schema.columns"
+                                                        " WHERE table_name='chunks'")}
+        tables = {r[0] for r in sql_rows(service.docs, "SELECT tablename FROM pg_tables WHERE schemaname='public'")}
         assert "terms" not in columns and "term_df" not in tables and "keyword_changes" in tables
     service.docs.reset()
     assert service.docs.count() == (0, 0) and service.docs.keyword_search("harbour", 5) == []
@@ -210,7 +218,7 @@ def test_span_vectors_filled_after_ingest_never_stale(fresh: Callable[..., Servi
         return {(s, e): v for s, e, v in docs.spans_in("sentence", doc_id, 0, 10_000)}
 
     assert docs.spans_waiting("sentence") == sum(len(vectors(f"harbour{n}")) for n in (1, 2, 3)) > 0
-    old_text = docs.get_document("harbour2")["text"]
+    old_text = docs.get_document("harbour2").text
 
     def racing(texts: list[str]) -> np.ndarray:
         made = embed(texts)
@@ -222,23 +230,15 @@ def test_span_vectors_filled_after_ingest_never_stale(fresh: Callable[..., Servi
     assert all(v.size == 384 for v in vectors("harbour1").values())
     assert all(v.size == 0 for v in vectors("harbour2").values()) and vectors("harbour3") == {}
     assert docs.spans_waiting("sentence") == len(vectors("harbour2"))
-    assert docs.get_document("harbour2")["text"] != old_text
-    if hasattr(docs, "db"):
-        from qa.store.postgres import FILL_LOCK
+    assert docs.get_document("harbour2").text != old_text
+    from qa.store.locks import fill_turn
 
-        with docs.db.connection() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (FILL_LOCK,))
-            assert fresh().docs.fill_span_vectors("sentence", embed, 100) is None
-    else:
-        import fcntl
-
-        with open(docs.path.with_name(docs.path.name + ".fill-lock"), "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            assert fresh().docs.fill_span_vectors("sentence", embed, 100) is None
+    with fill_turn(docs.db) as mine:  # another process filling: this one gets None
+        assert mine and fresh().docs.fill_span_vectors("sentence", embed, 100) is None
     assert docs.fill_span_vectors("sentence", embed, 1) == 1  # small batches
     assert docs.fill_span_vectors("sentence", embed, 100) == len(vectors("harbour2")) - 1
     assert docs.fill_span_vectors("sentence", embed, 100) == 0 and docs.spans_waiting("sentence") == 0
-    text = docs.get_document("harbour2")["text"]
+    text = docs.get_document("harbour2").text
     for (start, end), vector in vectors("harbour2").items():
         np.testing.assert_array_equal(vector, embed([text[start:end]])[0].astype(np.float16).astype(np.float32))
 
@@ -268,10 +268,13 @@ def test_close_releases_the_database_pool_and_the_embedder_threads(fresh: Callab
     service = fresh()
     service.indexer.embedder.embed(["one text", "another text", "a third one"])  # starts the worker threads
     assert any(t.name.startswith("embed") for t in threading.enumerate())
-    database = getattr(service.docs, "db", None)
     service.close()
-    if database is not None:  # PostgreSQL: its pool is closed, so its connections are gone
-        assert database.pool.closed
+    if service.settings.database_url:  # PostgreSQL: its pools are closed, so its connections are gone
+        import psycopg
+
+        with psycopg.connect(service.settings.database_url.get_secret_value()) as conn:
+            assert conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                " AND pid <> pg_backend_pid()").fetchone()[0] == 0
     assert service.indexer.embedder.embed(["still answers"]).shape == (1, 384)  # in the caller's thread now
 
 
@@ -311,19 +314,17 @@ def test_conversations_jobs_progress_and_token_key_are_shared(fresh: Callable[..
     live = b.conversations.resolve_id(None, "bob")
     b.conversations.add(live, Turn("Now", "Now", "z"), "bob")
     kept = Limits(retention_days=2)
-    if isinstance(a.conversations, PostgresConversationStore):
-        with a.conversations.db.connection() as conn:
+    assert isinstance(a.conversations, ConversationStore)
+    with a.conversations.db.write() as conn:
+        if a.conversations.db.is_postgres:
             for table, column in (("turns", "conversation_id"), ("conversations", "id")):
-                conn.execute(f"UPDATE {table} SET created = now() - interval '3 days' WHERE {column}=%s", (first,))
-        sweeper: ConversationStore | PostgresConversationStore = PostgresConversationStore(a.conversations.db, 2,
-                                                                                            limits=kept)
-    else:
-        assert isinstance(a.conversations, ConversationStore)
-        with sqlite3.connect(a.conversations.path) as db:
-            db.execute("UPDATE turns SET created = datetime('now', '-3 days') WHERE conversation_id=?", (first,))
-            db.execute("UPDATE conversations SET created = '2000-01-01T00:00:00.000Z' WHERE id=?", (first,))
-        sweeper = ConversationStore(a.conversations.path, 2, limits=kept)
-    assert sweeper.sweep() == 1
+                conn.exec_driver_sql(f"UPDATE {table} SET created = now() - interval '3 days' WHERE {column}=%s",
+                                     (first,))
+        else:
+            conn.exec_driver_sql("UPDATE turns SET created = datetime('now', '-3 days') WHERE conversation_id=?",
+                                 (first,))
+            conn.exec_driver_sql("UPDATE conversations SET created = '2000-01-01T00:00:00.000Z' WHERE id=?", (first,))
+    assert ConversationStore(a.conversations.db, 2, limits=kept).sweep() == 1
     assert a.conversations.list_for("alice") == [] and [c["id"] for c in a.conversations.list_for("bob")] == [live]
 
     # readers' feedback: given through one, exported from the other
@@ -378,16 +379,13 @@ def test_a_replaced_turn_drops_the_later_ones_in_both_stores(kind: str, tmp_path
                                                               request: pytest.FixtureRequest) -> None:
     """An edited question (issue 23): the turn at a position and every later one give way to the new turn, in
     one transaction; the context for it is the turns before; replacing the first retitles the conversation."""
-    store: ConversationStore | PostgresConversationStore
     with ExitStack() as stack:
         if kind == "postgres":
-            from qa.store.postgres import PostgresDatabase
-
-            database = PostgresDatabase(fresh_database(request.getfixturevalue("postgres")))
-            stack.callback(database.close)
-            store = PostgresConversationStore(database, max_turns=2, kept_turns=10)
+            database = Database(fresh_database(request.getfixturevalue("postgres")), EVERY_GROUP)
         else:
-            store = ConversationStore(tmp_path / "c.sqlite", max_turns=2, kept_turns=10)
+            database = Database(f"sqlite:///{tmp_path / 'c.sqlite'}", frozenset({"conversations"}))
+        stack.callback(database.close)
+        store = ConversationStore(database, max_turns=2, kept_turns=10)
         cid = store.resolve_id(None, "alice")
         for n in range(4):
             store.add(cid, Turn(f"q{n}", f"s{n}", f"a{n}", title="What q is about" if n == 0 else None), "alice")
@@ -408,50 +406,61 @@ def test_a_replaced_turn_drops_the_later_ones_in_both_stores(kind: str, tmp_path
         assert kept["title"] == "A new topic" and [t["question"] for t in kept["turns"]] == ["e0"]
 
 
-def test_migrations_run_once_upgrade_a_database_in_use_and_refuse_a_newer_one(postgres: PostgresServer) -> None:
-    from qa.store.postgres import MIGRATIONS, PostgresDatabase, PostgresStore
+def restore_legacy(postgres: PostgresServer) -> str:
+    """A new database holding tests/fixtures/legacy-postgres.sql: what the release before Alembic made."""
+    from tests.support import PG_BIN
 
     url = fresh_database(postgres, "template0")
-    applied: list[list[int]] = []
+    subprocess.run([str(PG_BIN / "psql"), "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f",
+                    str(ROOT / "tests" / "fixtures" / "legacy-postgres.sql")], check=True, capture_output=True)
+    return url
+
+
+def test_a_database_of_the_previous_release_upgrades_in_place_once_and_a_newer_one_is_refused(
+        postgres: PostgresServer) -> None:
+    """The pg_dump of a database made by the release before Alembic, upgraded while that release still has
+    it open, by four processes starting at once (one migrates); then read and written through the new layer."""
+    import psycopg
+
+    from qa.db.database import head_revision
+    from qa.store.documents import SqlStore
+    from tests.test_store_upgrade import check_documents, check_roles
+
+    url = restore_legacy(postgres)
+    applied: list[list[str]] = []
     errors: list[BaseException] = []
 
-    def start(migrations: list) -> None:
+    def start() -> None:
         try:
-            database = PostgresDatabase(url, migrate=False)
-            applied.append(database.migrate(migrations))
+            database = Database(url, EVERY_GROUP, upgrade=False)
+            applied.append(database.upgrade())
             database.close()
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=start, args=(MIGRATIONS[:1],)) for _ in range(4)]  # the first release
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors and sorted(applied) == [[], [], [], [1]]  # one process migrated, three found it done
-    old = PostgresDatabase(url, migrate=False)
-    with old.connection() as conn:  # a document written by the first release
-        conn.execute("INSERT INTO documents (doc_id, title, text, content_hash, n_chunks, embed_model)"
-                     " VALUES ('old', 'Old', 'Old text.', 'h', 0, 'm')")
-        conn.execute("INSERT INTO turns (conversation_id, idx, question, standalone, answer)"
-                     " VALUES ('c', 0, 'q', 's', 'a')")
-    database = PostgresDatabase(url)  # the new release, started while the old one still runs
-    assert database.schema_version() == MIGRATIONS[-1][0]
-    document = PostgresStore(database).get_document("old")
-    assert document is not None and document["author"] is None and document["also_at"] == []
-    with old.connection() as conn:
-        assert conn.execute("SELECT COUNT(*) FROM turns").fetchone()[0] == 1
-    old.close()
+    with psycopg.connect(url) as old:  # the previous release, still running
+        assert old.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == 4
+        threads = [threading.Thread(target=start) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors and sorted(applied) == [[], [], [], ["0001", "0002"]]  # one process migrated
+        assert old.execute("SELECT COUNT(*) FROM turns").fetchone()[0] == 1
+    database = Database(url, EVERY_GROUP)
+    assert database.revision() == head_revision()
+    check_documents(SqlStore(database))
+    check_roles(dict.fromkeys(EVERY_GROUP, database), None, None)
     from typer.testing import CliRunner
 
     from qa.cli import app
 
     result = CliRunner().invoke(app, ["db", "upgrade"], env={"QA_DATABASE_URL": url})
     assert result.exit_code == 0 and "already up to date" in result.output, result.output
-    with database.connection() as conn:
-        conn.execute("INSERT INTO schema_migrations (version, name) VALUES (999, 'from a newer release')")
+    with database.write() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
     with pytest.raises(StoreUnavailable, match="newer than this release"):
-        PostgresDatabase(url)
+        Database(url, EVERY_GROUP)
     result = CliRunner().invoke(app, ["db", "upgrade"], env={"QA_DATABASE_URL": url})
     assert result.exit_code == 1 and "newer than this release" in result.output
     database.close()
@@ -459,11 +468,13 @@ def test_migrations_run_once_upgrade_a_database_in_use_and_refuse_a_newer_one(po
 
 HOLDER = """
 import sys
-from qa.indexing.progress import PostgresProgress
-from qa.store.postgres import AdvisoryLock, PostgresDatabase
+from qa.db import Database
+from qa.db.schema import EVERY_GROUP
+from qa.indexing.progress import IngestProgress
+from qa.store.locks import AdvisoryLock
 lock = AdvisoryLock(sys.argv[1])
 with lock.hold():
-    PostgresProgress(PostgresDatabase(sys.argv[1]), lock.key).update("held-doc", 1, 9, force=True)
+    IngestProgress(Database(sys.argv[1], EVERY_GROUP), lock).update("held-doc", 1, 9, force=True)
     print("held", flush=True)
     sys.stdin.read()
 """
@@ -472,14 +483,14 @@ with lock.hold():
 def test_writer_lock_is_held_across_processes_and_freed_by_kill_9(postgres: PostgresServer) -> None:
     import psycopg
 
-    from qa.indexing.progress import PostgresProgress
-    from qa.store.postgres import INGEST_LOCK, AdvisoryLock, PostgresDatabase
+    from qa.indexing.progress import IngestProgress
+    from qa.store.locks import INGEST_LOCK, AdvisoryLock
 
     url = fresh_database(postgres)
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, url], cwd=ROOT, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
-    database = PostgresDatabase(url)
-    progress = PostgresProgress(database, INGEST_LOCK)
+    database = Database(url, EVERY_GROUP)
+    progress = IngestProgress(database, AdvisoryLock(url))
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         assert progress.read()["document"] == "held-doc"  # type: ignore[index]
@@ -673,8 +684,6 @@ def test_kill_9_mid_ingest_leaves_nothing_half_visible(replicas: Replicas, tmp_p
     one version of every article in both stores."""
     import psycopg
 
-    from qa.store.postgres import PostgresStore
-
     folder = tmp_path / "batch"
     facts = write_corpus(folder, 12)
     database = fresh_database(replicas.postgres)
@@ -702,7 +711,7 @@ def test_kill_9_mid_ingest_leaves_nothing_half_visible(replicas: Replicas, tmp_p
     assert 3 <= killed_at < 12
     service = build_service(make_settings(tmp_path / "data", database_url=database, chroma_url=replicas.chroma,
                                           collection="crash"))  # the next process on these stores: run it again
-    assert isinstance(service.docs, PostgresStore)
+    assert service.docs.db.is_postgres
     service.startup()
     report = service.ingest_paths([folder])
     assert not report.failed and len(report.added) + len(report.replaced) + len(report.unchanged) == 12

@@ -61,14 +61,14 @@ def test_keyword_index_analyses_as_the_lexicon() -> None:
 def test_keyword_filters_run_inside_the_engine(pipeline: Service) -> None:
     """Source and date bounds are applied by tantivy (an undated article never meets a date bound), so a
     filtered top 30 is full when enough chunks match, not what is left of an unfiltered one."""
-    from qa.store.keyword import KeywordFilter
+    from qa.store.filters import ChunkFilter
 
     docs = pipeline.docs
-    sources = {d["doc_id"]: ((d["source"] or "").casefold(), d["published"]) for d in docs.list_documents()}
+    sources = {d.doc_id: ((d.source or "").casefold(), d.published) for d in docs.list_documents()}
     everything = docs.keyword_search("Syria Russia United States talks", 30)
     assert len(everything) >= 10
-    for where in (KeywordFilter("rt"), KeywordFilter(None, 20170501, 0), KeywordFilter(None, 0, 20170420),
-                  KeywordFilter("tass", 20170401, 20170531)):
+    for where in (ChunkFilter("rt"), ChunkFilter(None, 20170501, 0), ChunkFilter(None, 0, 20170420),
+                  ChunkFilter("tass", 20170401, 20170531)):
         hits = docs.keyword_search("Syria Russia United States talks", 30, where)
         allowed = {doc for doc, (source, published) in sources.items()
                    if (where.source_key is None or source == where.source_key)
@@ -85,16 +85,16 @@ def test_a_busy_keyword_index_is_searched_as_it_is(tmp_path: Path) -> None:
 
     from qa.sources.article import Article
     from qa.store import ChunkRow
+    from qa.store.documents import SqlStore, sqlite_store
     from qa.store.keyword import SERVE_STALE_AFTER
-    from qa.store.sqlite import SQLiteStore
 
-    def put(store: SQLiteStore, doc_id: str, text: str) -> None:
+    def put(store: SqlStore, doc_id: str, text: str) -> None:
         store.put(Article(doc_id, doc_id, text), doc_id, [ChunkRow(f"{doc_id}:0", doc_id, 0, 0, len(text))], {}, "m")
 
-    store = SQLiteStore(tmp_path / "docstore.sqlite", tmp_path / "keyword-index")
+    store = sqlite_store(tmp_path / "docstore.sqlite", tmp_path / "keyword-index")
     put(store, "harbour", "The harbour cranes were repaired.")
     assert [c for c, _ in store.keyword_search("harbour cranes", 5)] == ["harbour:0"]
-    other = SQLiteStore(tmp_path / "docstore.sqlite", tmp_path / "keyword-index")  # another process's view
+    other = sqlite_store(tmp_path / "docstore.sqlite", tmp_path / "keyword-index")  # another process's view
     put(store, "bridge", "The bridge cranes were repaired.")
     busy = other.keyword._open().writer(15_000_000, 1)
     started = time.monotonic()

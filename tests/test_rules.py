@@ -29,6 +29,17 @@ def _retrieval(*texts: str) -> Retrieval:
     # the names, but not what is asked
     ("Did Lavrov invite Trump to visit Moscow?", "Lavrov said Trump would decide on Moscow later.", None),
     ("Did Lavrov invite Trump to visit Moscow?", "Lavrov invited Trump to visit Moscow.", "Yes."),
+    # said plainly or not at all: a comparison, a hedge or a modal the question does not use leaves the reading
+    # open; a negation of something else is no "No."; a "Yes." needs every asked word
+    ("Did BA's profit fall short of forecasts?", "BA's profit was better than forecasts of £59m.", None),
+    ("Is the Stuff list dearer than last year?", "The Stuff list is £1,000 cheaper than last year's.", None),
+    ("Will fuel duty rise with inflation?", "He said fuel duty should rise with inflation.", None),
+    ("Does Michael Howard support stem cell research?",
+     "Michael Howard backed stem cell research, saying people must not be frightened.", None),
+    ("Does Michael Howard support stem cell research?", "Michael Howard has backed stem cell research.", "Yes."),
+    ("Is Sumitomo pressing its bid for UFJ?", "UFJ has been at the centre of a fierce bid battle.", None),
+    ("Will Tony Blair hold a news conference every day?",
+     "There are no plans for Mr Blair to hold a daily news conference.", "No."),
 ])
 def test_yes_no_verdict_only_when_the_sentence_asserts_what_is_asked(question: str, sentence: str,
                                                                     expected: str | None) -> None:
@@ -59,6 +70,20 @@ def test_a_disagreement_needs_the_same_measure_and_the_same_subject() -> None:
                                          "Ask Jeeves made a $17m profit.")
     assert disagreement.same_subject(question, "Time Warner's profit jumped 76%.",
                                      "Quarterly profit at Time Warner rose 70%.")
+
+
+def test_a_disagreement_needs_the_other_figure_to_say_what_the_lead_says_of_the_question() -> None:
+    question = Question.parse("How many people use Skype's paid service?")
+    assert not disagreement.same_question(question, "Its paid service has attracted 940,000 users.",
+                                          "Almost 83 million people have downloaded Skype.")
+    assert not disagreement.same_question(question, "Its paid service has attracted 940,000 users.",
+                                          "Almost 83 million people have downloaded the software of the service.")
+    ferry = Question.parse("How many passengers were aboard the ferry?")
+    assert disagreement.same_question(ferry, "The ferry was carrying 212 passengers and crew.",
+                                      "The ferry had 180 passengers and crew on board.")
+    bridge = Question.parse("How much will the new Lenby bridge cost?")
+    assert disagreement.same_question(bridge, "The new river bridge in Lenby will cost 55 million euros.",
+                                      "The Lenby bridge is expected to cost 40 million euros.")
 
 
 def test_the_question_is_parsed_once_with_its_context_as_a_field() -> None:

@@ -11,7 +11,7 @@ from qa.embedding.onnx import MAX_TOKENS, OnnxMiniLMEmbedding
 from qa.service import Service, build_service
 from qa.sources.files import load_articles
 from tests.conftest import make_settings
-from tests.support import ROOT, SEEDS, wait_until
+from tests.support import ROOT, SEEDS, sql_rows, wait_until
 
 TEXT = ("The council met on Monday. It voted to close the old bridge for repairs. "
         "Traffic will use the ferry until March.")
@@ -89,7 +89,7 @@ def test_a_span_cut_by_truncation_is_not_whole(embedder: OnnxMiniLMEmbedding) ->
 
 
 def stored_sentences(service: Service) -> dict[tuple[str, int, int], np.ndarray]:
-    rows = service.docs._conn().execute("""SELECT doc_id, start, "end", vector FROM spans WHERE kind='sentence'""")
+    rows = sql_rows(service.docs, """SELECT doc_id, start, "end", vector FROM spans WHERE kind='sentence'""")
     return {(d, s, e): np.frombuffer(v, dtype=np.float16).astype(np.float32) for d, s, e, v in rows}
 
 
@@ -97,8 +97,8 @@ def expected_pooled(service: Service, doc_id: str, start: int, end: int) -> np.n
     """The rule, computed chunk by chunk: mean of the sentence's pooled vectors in every chunk holding it whole
     (and not cut by truncation), renormalised; the sentence embedded alone when there is none."""
     embedder = service.indexer.embedder
-    text = service.docs.get_document(doc_id)["text"]
-    rows = service.docs._conn().execute('SELECT start, "end" FROM chunks WHERE doc_id=?', (doc_id,)).fetchall()
+    text = service.docs.get_document(doc_id).text
+    rows = sql_rows(service.docs, 'SELECT start, "end" FROM chunks WHERE doc_id=?', (doc_id,))
     found = []
     for chunk_start, chunk_end in rows:
         if chunk_start <= start and end <= chunk_end:
@@ -137,7 +137,7 @@ def test_separate_sentence_vectors_and_switching_re_indexes(tmp_path: Path) -> N
     first = separate.indexer.ingest(load_articles([SEEDS]))
     assert len(first.added) == 5
     stored = stored_sentences(separate)
-    texts = {key: separate.docs.get_document(key[0])["text"][key[1] : key[2]] for key in stored}
+    texts = {key: separate.docs.get_document(key[0]).text[key[1] : key[2]] for key in stored}
     fresh = separate.indexer.embedder.embed(list(texts.values()))
     cosine = (np.stack(list(stored.values())) * fresh).sum(axis=1)
     assert cosine.min() > 0.999  # each sentence embedded alone, as before pooling
@@ -163,10 +163,10 @@ def test_lazy_and_background_sentence_vectors_answer_as_ingest_time_ones(tmp_pat
     report = lazy.indexer.ingest(load_articles([SEEDS]))
     assert len(report.added) == 5
     lazy.indexer.embedder.embed = embed  # type: ignore[method-assign]
-    chunks = lazy.docs._conn().execute('SELECT doc_id, start, "end" FROM chunks').fetchall()
-    texts = {d: lazy.docs.get_document(d)["text"] for d, _, _ in chunks}
+    chunks = sql_rows(lazy.docs, 'SELECT doc_id, start, "end" FROM chunks')
+    texts = {d: lazy.docs.get_document(d).text for d, _, _ in chunks}
     assert sorted(embedded) == sorted(texts[d][s:e] for d, s, e in chunks)  # chunks only, each once
-    rows = lazy.docs._conn().execute("""SELECT doc_id, start, "end", length(vector) FROM spans""").fetchall()
+    rows = sql_rows(lazy.docs, """SELECT doc_id, start, "end", length(vector) FROM spans""")
     assert {r[:3] for r in rows} == set(stored_sentences(separate)) and {r[3] for r in rows} == {0}
 
     questions = [json.loads(line)["question"] for line in (ROOT / "eval/data/questions.jsonl").open()]

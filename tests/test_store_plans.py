@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from qa.store.sqlite import SQLiteStore
+from qa.store.documents import sqlite_store
+from tests.support import sql_rows
 
 PER_ARTICLE = [
     "SELECT text FROM documents WHERE doc_id=?",
@@ -26,7 +27,7 @@ PER_ARTICLE = [
 
 @pytest.mark.parametrize("statement", PER_ARTICLE)
 def test_per_article_statement_uses_an_index(tmp_path: Path, statement: str) -> None:
-    store = SQLiteStore(tmp_path / "docstore.sqlite")
-    params = [None] * statement.count("?")
-    plan = [row[-1] for row in store._conn().execute(f"EXPLAIN QUERY PLAN {statement}", params)]
+    store = sqlite_store(tmp_path / "docstore.sqlite")
+    params = tuple([None] * statement.count("?"))
+    plan = [row[-1] for row in sql_rows(store, f"EXPLAIN QUERY PLAN {statement}", params)]
     assert not any(step.startswith("SCAN") for step in plan), plan

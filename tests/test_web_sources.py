@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from qa.db import sqlite_file
+from qa.db.schema import VALIDATORS
 from qa.sources.fetch import Fetcher, FetchFailed, FetchPolicy, FetchRefused, public_address
 from qa.sources.web import (
-    SQLiteValidatorCache,
+    SqlValidatorCache,
     WebFailure,
     WebPage,
     WebSource,
@@ -189,7 +191,7 @@ def test_unresolvable_host_is_one_line() -> None:
 # --- feeds, sitemaps, pages --------------------------------------------------------------------------------------
 
 def _source(tmp_path: Path, fetcher: Fetcher | None = None, known: object = None) -> WebSource:
-    return WebSource(fetcher or allowing(), SQLiteValidatorCache(tmp_path / "web.sqlite"),
+    return WebSource(fetcher or allowing(), SqlValidatorCache(sqlite_file(tmp_path / "web.sqlite", VALIDATORS)),
                      known=known)  # type: ignore[arg-type]
 
 

@@ -30,7 +30,8 @@ def report_response(report: IngestReportOut) -> JSONResponse:
 
 @router.get("/documents", summary="List indexed articles", response_model=DocumentList, responses=errors())
 def list_documents(service: ServiceDep) -> DocumentList:
-    return DocumentList(documents=[DocumentSummary.model_validate(d) for d in service.docs.list_documents()])
+    return DocumentList(documents=[DocumentSummary.model_validate(d, from_attributes=True)
+                                   for d in service.docs.list_documents()])
 
 
 @router.get("/documents/{doc_id}", summary="One cleaned article with its metadata", response_model=DocumentOut,

@@ -354,6 +354,8 @@ class ExtractiveAnswerer:
             theirs = values(cand)
             if not theirs or theirs[0][1] in keys or not _same_subject(best.text, cand.text, asked_terms):
                 continue
+            if not disagreement_rule.same_question(question, best.text, cand.text):
+                continue  # a figure about less of what is asked: another measure
             if not disagreement_rule.same_measure(own[0][1], theirs[0][1]) or not disagreement_rule.same_subject(
                     question, _up_to(best, citer.retrieval), _up_to(cand, citer.retrieval)):
                 continue  # another kind of measure ("76%" / "$17m"), or another company or story

@@ -1,15 +1,17 @@
-"""Readers' ratings of answers, kept in SQLite beside the conversations, and their export as eval items."""
+"""Readers' ratings of answers, kept beside the conversations (qa.db), and their export as eval items."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from sqlalchemy import delete, func, select
+
 from qa.conversations.store import STORED_CHARS, bounded
+from qa.db import Database
+from qa.db.schema import feedback
 from qa.errors import QuotaReached
 
 NOTE_CHARS = 2000
@@ -51,94 +53,44 @@ def check_room(kept: int, limit: int) -> None:
 
 
 class Feedbacks(Protocol):
-    """Where ratings are kept (FeedbackStore in SQLite, PostgresFeedbackStore)."""
+    """Where ratings are kept (FeedbackStore)."""
 
     def add(self, item: Feedback) -> int: ...
     def all(self) -> list[dict[str, Any]]: ...
 
 
 class FeedbackStore:
-    """A `feedback` table in the conversations database (one file per data folder, shared by workers)."""
+    """The `feedback` table beside the conversations (the same SQLite file, or PostgreSQL): every process's
+    ratings in one place, exported by `qa feedback export`."""
 
-    def __init__(self, path: Path, limit: int = 0) -> None:
+    def __init__(self, database: Database, limit: int = 0) -> None:
         """`limit`: the most ratings kept (QA_MAX_FEEDBACK; 0: no limit); a client re-rating an answer is not new."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
+        self.db = database
         self.limit = limit
-        with self._db() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS feedback (id INTEGER PRIMARY KEY AUTOINCREMENT, rating TEXT NOT NULL,"
-                " question TEXT NOT NULL, answer TEXT NOT NULL, refused INTEGER NOT NULL, note TEXT,"
-                " conversation_id TEXT, client TEXT NOT NULL, evidence TEXT NOT NULL, doc_ids TEXT NOT NULL,"
-                " created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))"
-            )
-
-    def _db(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=30)
 
     def add(self, item: Feedback) -> int:
         """Store a rating; returns its id. A client's new rating of the same answer replaces its earlier one (the
         page saves the thumb at once and the note after it): one row per reader and answer."""
         row = stored_fields(item)
-        with self._db() as db:
+        with self.db.write() as conn:
             if item.client:
-                db.execute("DELETE FROM feedback WHERE client = ? AND question = ? AND answer = ?"
-                           " AND coalesce(conversation_id, '') = ?",
-                           (item.client, row[1], row[2], item.conversation_id or ""))
+                conn.execute(delete(feedback).where(
+                    feedback.c.client == item.client, feedback.c.question == row[1], feedback.c.answer == row[2],
+                    func.coalesce(feedback.c.conversation_id, "") == (item.conversation_id or "")))
             if self.limit:  # after the replaced rating is gone; a raise rolls that back
-                check_room(db.execute("SELECT COUNT(*) FROM feedback").fetchone()[0], self.limit)
-            cursor = db.execute(
-                "INSERT INTO feedback (rating, question, answer, refused, note, conversation_id, client, evidence,"
-                " doc_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
-            return int(cursor.lastrowid or 0)
+                check_room(conn.execute(select(func.count()).select_from(feedback)).scalar_one(), self.limit)
+            names = ("rating", "question", "answer", "refused", "note", "conversation_id", "client", "evidence",
+                     "doc_ids")
+            return int(conn.execute(feedback.insert().values(dict(zip(names, row, strict=True)))
+                                    .returning(feedback.c.id)).scalar_one())
 
     def all(self) -> list[dict[str, Any]]:
-        with self._db() as db:
-            db.row_factory = sqlite3.Row
-            rows = db.execute("SELECT * FROM feedback ORDER BY id").fetchall()
-        return [{**dict(r), "refused": bool(r["refused"]), "evidence": json.loads(r["evidence"]),
-                 "doc_ids": json.loads(r["doc_ids"])} for r in rows]
-
-
-class Connections(Protocol):
-    """A connection whose block is one transaction (qa.store.postgres.PostgresDatabase)."""
-
-    def connection(self) -> AbstractContextManager[Any]: ...
-
-
-class PostgresFeedbackStore:
-    """The same `feedback` table in PostgreSQL (QA_DATABASE_URL; made by its migrations): every replica's
-    ratings in one place, exported by `qa feedback export` from any host."""
-
-    def __init__(self, database: Connections, limit: int = 0) -> None:
-        self.database = database
-        self.limit = limit
-
-    def add(self, item: Feedback) -> int:
-        fields = stored_fields(item)
-        with self.database.connection() as conn:
-            if item.client:  # as FeedbackStore.add: a client's new rating of the same answer replaces the old
-                conn.execute("DELETE FROM feedback WHERE client = %s AND question = %s AND answer = %s"
-                             " AND coalesce(conversation_id, '') = %s",
-                             (item.client, fields[1], fields[2], item.conversation_id or ""))
-            if self.limit:
-                check_room(conn.execute("SELECT COUNT(*) FROM feedback").fetchone()[0], self.limit)
-            row = conn.execute(
-                "INSERT INTO feedback (rating, question, answer, refused, note, conversation_id, client, evidence,"
-                " doc_ids) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id", fields,
-            ).fetchone()
-        return int(row[0])
-
-    def all(self) -> list[dict[str, Any]]:
-        with self.database.connection() as conn:
-            cursor = conn.execute(
-                "SELECT id, rating, question, answer, refused, note, conversation_id, client, evidence, doc_ids,"
-                " to_char(created AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS created"
-                " FROM feedback ORDER BY id")
-            names = [d.name for d in cursor.description]
-            rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
-        return [{**r, "refused": bool(r["refused"]), "evidence": json.loads(r["evidence"]),
-                 "doc_ids": json.loads(r["doc_ids"])} for r in rows]
+        columns = [c for c in feedback.c if c.name != "created"]
+        with self.db.read() as conn:
+            rows = conn.execute(select(*columns, self.db.iso_time(feedback.c.created).label("created"))
+                                .order_by(feedback.c.id)).all()
+        return [{**r._mapping, "refused": bool(r.refused), "evidence": json.loads(r.evidence),
+                 "doc_ids": json.loads(r.doc_ids)} for r in rows]
 
 
 def as_eval_items(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

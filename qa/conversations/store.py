@@ -1,19 +1,22 @@
-"""Conversations kept in SQLite: the turns of each conversation, bounded, shared by workers on one data folder."""
+"""Conversations: the turns of each conversation and its owner, bounded (retention and quotas), in a database of
+the SQL layer (qa.db): a SQLite file shared by the workers on one data folder, or PostgreSQL so that a
+conversation continues on any API replica."""
 
 from __future__ import annotations
 
 import json
 import re
 import secrets
-import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
+from sqlalchemy import Connection, delete, exists, func, select, union, update
+
+from qa.db import Database
+from qa.db.schema import conversations, turns
 from qa.errors import BadRequest, NotFound
-from qa.sqlite_local import ThreadLocalSQLite
 
 CONVERSATION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 LOCAL_CLIENT = "local"  # the owner of conversations started in-process (CLI, `qa eval` without --url)
@@ -151,63 +154,48 @@ def conversation_record(conversation_id: str, created: str, title: str,
     return {"id": conversation_id, "created": created, "title": title, "turns": turns}
 
 class ConversationStore:
-    """Turns per conversation in SQLite (survives restarts; shared by workers on one data folder).
+    """Turns per conversation (survives restarts; shared by every process on the same database).
 
     Conversation ids are issued here (192 random bits) and each belongs to the client that started it: an id
     that does not exist and one that belongs to another client get the same NotFound, so nothing leaks.
     """
 
-    def __init__(self, path: Path, max_turns: int, kept_turns: int | None = None,
+    def __init__(self, database: Database, max_turns: int, kept_turns: int | None = None,
                  limits: Limits | None = None) -> None:
         """`max_turns`: the last turns given as context; `kept_turns` (default `max_turns`): the turns kept for
         reopening a conversation, older ones deleted; `limits`: retention and quotas."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
+        self.db = database
         self.max_turns = max_turns
         self.kept_turns = max_turns if kept_turns is None else kept_turns
         self.limits = limits or Limits()
         self._next_sweep = 0.0  # the first write sweeps, if start-up did not
-        self._db = ThreadLocalSQLite(path)
-        self._db().executescript(
-            "CREATE TABLE IF NOT EXISTS turns (conversation_id TEXT NOT NULL, idx INTEGER NOT NULL,"
-            " question TEXT NOT NULL, standalone TEXT NOT NULL, answer TEXT NOT NULL,"
-            " created TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (conversation_id, idx));"
-            "CREATE TABLE IF NOT EXISTS conversations (id TEXT PRIMARY KEY, client TEXT NOT NULL,"
-            " created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), title TEXT NOT NULL);"
-            "CREATE INDEX IF NOT EXISTS conversations_client ON conversations(client, created)"
-        )
-        columns = {row[1] for row in self._db().execute("PRAGMA table_info(turns)")}
-        if "result" not in columns:  # a data folder from before turns kept their answer object
-            try:
-                self._db().execute("ALTER TABLE turns ADD COLUMN result TEXT")
-            except sqlite3.OperationalError as exc:  # another worker added it first
-                if "duplicate column" not in str(exc):
-                    raise
 
     def resolve_id(self, conversation_id: str | None, client: str = LOCAL_CLIENT) -> str:
         """A new id when none is given; else the given one, if it exists and belongs to `client`."""
         if conversation_id is None:
             return new_id()
         check_id(conversation_id)
-        row = self._db().execute("SELECT client FROM conversations WHERE id=?", (conversation_id,)).fetchone()
-        if row is None or row[0] != client:
+        with self.db.read() as conn:
+            owner = conn.execute(select(conversations.c.client).where(conversations.c.id == conversation_id)).scalar()
+        if owner != client:
             raise NotFound("no such conversation")
         return conversation_id
 
     def list_for(self, client: str) -> list[dict[str, str]]:
         """A client's conversations, newest first (id, created, title)."""
-        rows = self._db().execute(
-            "SELECT id, created, title FROM conversations WHERE client=? ORDER BY created DESC, rowid DESC",
-            (client,),
-        ).fetchall()
+        order = self.db.insertion_order(conversations)
+        with self.db.read() as conn:
+            rows = conn.execute(select(conversations.c.id, self.db.iso_time(conversations.c.created),
+                                       conversations.c.title).where(conversations.c.client == client)
+                                .order_by(conversations.c.created.desc(), order.desc())).all()
         return [{"id": r[0], "created": r[1], "title": r[2]} for r in rows]
 
-    def _owned(self, conversation_id: str, client: str) -> tuple[str, str]:
+    def _owned(self, conn: Connection, conversation_id: str, client: str) -> tuple[str, str]:
         """(created, title) of a conversation of `client`; NotFound for a malformed, unknown or foreign id."""
         row = None
         if CONVERSATION_ID.match(conversation_id):
-            row = self._db().execute("SELECT created, title FROM conversations WHERE id=? AND client=?",
-                                     (conversation_id, client)).fetchone()
+            row = conn.execute(select(self.db.iso_time(conversations.c.created), conversations.c.title).where(
+                conversations.c.id == conversation_id, conversations.c.client == client)).first()
         if row is None:
             raise NotFound("no such conversation")
         return row[0], row[1]
@@ -215,137 +203,124 @@ class ConversationStore:
     def get(self, conversation_id: str, client: str) -> dict[str, object]:
         """One of `client`'s conversations with its kept turns, oldest first (each with its answer object when
         it was stored); NotFound for another client's."""
-        created, title = self._owned(conversation_id, client)
-        rows = self._db().execute(
-            "SELECT question, answer, result, created FROM turns WHERE conversation_id=? ORDER BY idx",
-            (conversation_id,),
-        ).fetchall()
-        return conversation_record(conversation_id, created, title, rows)
+        with self.db.read() as conn:
+            created, title = self._owned(conn, conversation_id, client)
+            rows = conn.execute(select(turns.c.question, turns.c.answer, turns.c.result,
+                                       self.db.iso_time(turns.c.created, precise=False))
+                                .where(turns.c.conversation_id == conversation_id).order_by(turns.c.idx)).all()
+        return conversation_record(conversation_id, created, title, [tuple(r) for r in rows])
 
     def rename(self, conversation_id: str, client: str, title: str) -> dict[str, str]:
         """Give one of `client`'s conversations a new title (whitespace collapsed, at most TITLE_CHARS)."""
         title = " ".join(title.split())[:TITLE_CHARS]
         if not title:
             raise BadRequest("title is empty")
-        created, _ = self._owned(conversation_id, client)
-        self._db().execute("UPDATE conversations SET title=? WHERE id=? AND client=?", (title, conversation_id, client))
+        with self.db.write() as conn:
+            created, _ = self._owned(conn, conversation_id, client)
+            conn.execute(update(conversations).where(conversations.c.id == conversation_id,
+                                                     conversations.c.client == client).values(title=title))
         return {"id": conversation_id, "created": created, "title": title}
 
     def delete(self, conversation_id: str, client: str) -> None:
-        """Remove one of `client`'s conversations and all its turns."""
-        self._owned(conversation_id, client)
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.execute("DELETE FROM turns WHERE conversation_id=?", (conversation_id,))
-            db.execute("DELETE FROM conversations WHERE id=? AND client=?", (conversation_id, client))
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        """Remove one of `client`'s conversations and all its turns (one transaction)."""
+        with self.db.write() as conn:
+            self._owned(conn, conversation_id, client)
+            self._remove(conn, [conversation_id])
 
     def history(self, conversation_id: str, before: int | None = None) -> list[Turn]:
         """The last `max_turns` turns given as context; with `before`, those before the kept turn at that position
         (an edited question continues from there)."""
-        rows = self._db().execute(
-            "SELECT question, standalone, answer FROM (SELECT idx, question, standalone, answer FROM turns"
-            " WHERE conversation_id=? ORDER BY idx LIMIT ?) ORDER BY idx DESC LIMIT ?",
-            (conversation_id, -1 if before is None else before, self.max_turns),
-        ).fetchall()
+        kept = select(turns.c.idx, turns.c.question, turns.c.standalone, turns.c.answer) \
+            .where(turns.c.conversation_id == conversation_id).order_by(turns.c.idx)
+        if before is not None:
+            kept = kept.limit(before)
+        earlier = kept.subquery()
+        with self.db.read() as conn:
+            rows = conn.execute(select(earlier.c.question, earlier.c.standalone, earlier.c.answer)
+                                .order_by(earlier.c.idx.desc()).limit(self.max_turns)).all()
         return [Turn(*row) for row in reversed(rows)]
 
     def replace(self, conversation_id: str, position: int, turn: Turn, client: str = LOCAL_CLIENT) -> None:
         """Put `turn` in place of the kept turn at `position` (0 is the oldest kept) and delete every later turn,
-        in one transaction: an edited question (or a regenerated answer) continues the conversation from there.
-        Replacing the first turn gives the conversation the new turn's title."""
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            self._owned(conversation_id, client)
-            row = db.execute("SELECT idx FROM turns WHERE conversation_id=? ORDER BY idx LIMIT 1 OFFSET ?",
-                             (conversation_id, position)).fetchone() if position >= 0 else None
-            if row is None:
+        in one transaction (under the conversation's lock): an edited question (or a regenerated answer)
+        continues the conversation from there. Replacing the first turn gives the conversation the new turn's
+        title."""
+        with self.db.write() as conn:
+            self.db.lock_key(conn, conversation_id)
+            self._owned(conn, conversation_id, client)
+            idx = conn.execute(select(turns.c.idx).where(turns.c.conversation_id == conversation_id)
+                               .order_by(turns.c.idx).limit(1).offset(position)).scalar() if position >= 0 else None
+            if idx is None:
                 raise no_turn(position)
-            db.execute("DELETE FROM turns WHERE conversation_id=? AND idx>=?", (conversation_id, row[0]))
-            db.execute(
-                "INSERT INTO turns (conversation_id, idx, question, standalone, answer, result)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (conversation_id, row[0], bounded(turn.question), bounded(turn.standalone), bounded(turn.answer),
-                 bounded_result(turn.result)),
-            )
+            conn.execute(delete(turns).where(turns.c.conversation_id == conversation_id, turns.c.idx >= idx))
+            conn.execute(turns.insert().values(
+                conversation_id=conversation_id, idx=idx, question=bounded(turn.question),
+                standalone=bounded(turn.standalone), answer=bounded(turn.answer), result=bounded_result(turn.result)))
             if position == 0:
-                db.execute("UPDATE conversations SET title=? WHERE id=?", (new_title(turn), conversation_id))
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+                conn.execute(update(conversations).where(conversations.c.id == conversation_id)
+                             .values(title=new_title(turn)))
 
     @staticmethod
-    def _remove(db: sqlite3.Connection, conversation_ids: list[str]) -> None:
-        db.executemany("DELETE FROM turns WHERE conversation_id=?", [(i,) for i in conversation_ids])
-        db.executemany("DELETE FROM conversations WHERE id=?", [(i,) for i in conversation_ids])
+    def _remove(conn: Connection, conversation_ids: list[str]) -> None:
+        for at in range(0, len(conversation_ids), 500):
+            part = conversation_ids[at : at + 500]
+            conn.execute(delete(turns).where(turns.c.conversation_id.in_(part)))
+            conn.execute(delete(conversations).where(conversations.c.id.in_(part)))
 
     def sweep(self) -> int:
         """Delete the conversations idle for longer than `limits.retention_days` (last turn older); returns how
         many. Runs at start-up and at most once per SWEEP_EVERY on writes."""
         self._next_sweep = time.monotonic() + SWEEP_EVERY
-        if not self.limits.retention_days:
+        days = self.limits.retention_days
+        if not days:
             return 0
-        cutoff = f"-{self.limits.retention_days} days"
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            idle = [r[0] for r in db.execute(
-                "SELECT conversation_id FROM turns GROUP BY conversation_id HAVING MAX(created) < datetime('now', ?)"
-                " UNION SELECT id FROM conversations c WHERE datetime(created) < datetime('now', ?)"
-                " AND NOT EXISTS (SELECT 1 FROM turns t WHERE t.conversation_id = c.id)", (cutoff, cutoff))]
-            self._remove(db, idle)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        idle_turns = select(turns.c.conversation_id).group_by(turns.c.conversation_id) \
+            .having(self.db.days_ago(days, func.max(turns.c.created)))
+        never_answered = select(conversations.c.id).where(
+            self.db.days_ago(days, conversations.c.created),
+            ~exists().where(turns.c.conversation_id == conversations.c.id))
+        with self.db.write() as conn:
+            idle = list(conn.execute(union(idle_turns, never_answered)).scalars())
+            self._remove(conn, idle)
         return len(idle)
 
-    def _enforce_quotas(self, db: sqlite3.Connection, conversation_id: str, client: str, new: bool) -> None:
+    def _enforce_quotas(self, conn: Connection, conversation_id: str, client: str, new: bool) -> None:
         """Make room, least recently used first (never the conversation being written): a client's new
         conversation beyond `per_client` removes its oldest; the total beyond `total_turns` removes others'."""
+        turn_order = self.db.insertion_order(turns)
         if new and self.limits.per_client:
-            rows = db.execute(
-                "SELECT c.id FROM conversations c LEFT JOIN turns t ON t.conversation_id = c.id WHERE c.client=?"
-                " AND c.id<>? GROUP BY c.id ORDER BY MAX(t.created), MAX(t.rowid), c.rowid", (client, conversation_id),
-            ).fetchall()
+            rows = conn.execute(
+                select(conversations.c.id)
+                .join_from(conversations, turns, turns.c.conversation_id == conversations.c.id, isouter=True)
+                .where(conversations.c.client == client, conversations.c.id != conversation_id)
+                .group_by(conversations.c.id)
+                .order_by(func.max(turns.c.created), func.max(turn_order),
+                          func.max(self.db.insertion_order(conversations)))).scalars().all()
             excess = len(rows) + 1 - self.limits.per_client
             if excess > 0:
-                self._remove(db, [r[0] for r in rows[:excess]])
-        turns = to_free(db.execute("SELECT COUNT(*) FROM turns").fetchone()[0], self.limits.total_turns)
-        if turns:
-            rows = db.execute("SELECT conversation_id, COUNT(*) FROM turns WHERE conversation_id<>?"
-                              " GROUP BY conversation_id ORDER BY MAX(created), MAX(rowid)", (conversation_id,))
-            self._remove(db, least_recent(rows.fetchall(), turns))
+                self._remove(conn, list(rows[:excess]))
+        kept = conn.execute(select(func.count()).select_from(turns)).scalar_one()
+        if to_free(kept, self.limits.total_turns):
+            rows = conn.execute(select(turns.c.conversation_id, func.count())
+                                .where(turns.c.conversation_id != conversation_id)
+                                .group_by(turns.c.conversation_id)
+                                .order_by(func.max(turns.c.created), func.max(turn_order))).all()
+            self._remove(conn, least_recent([(r[0], r[1]) for r in rows], to_free(kept, self.limits.total_turns)))
 
     def add(self, conversation_id: str, turn: Turn, client: str = LOCAL_CLIENT) -> None:
-        """Append a turn; the first turn of a new id records its owner and its title (the first question). The
-        quotas are kept in the same transaction."""
+        """Append a turn; the first turn of a new id records its owner and its title (the first question). Two
+        processes adding to one conversation take turns. The quotas are kept in the same transaction."""
         if time.monotonic() >= self._next_sweep:
             self.sweep()
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            new = db.execute("INSERT OR IGNORE INTO conversations (id, client, title) VALUES (?, ?, ?)",
-                             (conversation_id, client, new_title(turn))).rowcount == 1
-            db.execute(
-                "INSERT INTO turns (conversation_id, idx, question, standalone, answer, result) VALUES (?,"
-                " (SELECT COALESCE(MAX(idx), -1) + 1 FROM turns WHERE conversation_id=?), ?, ?, ?, ?)",
-                (conversation_id, conversation_id, bounded(turn.question), bounded(turn.standalone),
-                 bounded(turn.answer), bounded_result(turn.result)),
-            )
-            db.execute(
-                "DELETE FROM turns WHERE conversation_id=? AND idx <= (SELECT MAX(idx) FROM turns"
-                " WHERE conversation_id=?) - ?",
-                (conversation_id, conversation_id, self.kept_turns),
-            )
-            self._enforce_quotas(db, conversation_id, client, new)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        last = select(func.max(turns.c.idx)).where(turns.c.conversation_id == conversation_id).scalar_subquery()
+        with self.db.write() as conn:
+            self.db.lock_key(conn, conversation_id)
+            new = conn.execute(self.db.insert(conversations).values(
+                id=conversation_id, client=client, title=new_title(turn)).on_conflict_do_nothing()
+            ).rowcount == 1
+            conn.execute(turns.insert().values(
+                conversation_id=conversation_id, idx=func.coalesce(last, -1) + 1, question=bounded(turn.question),
+                standalone=bounded(turn.standalone), answer=bounded(turn.answer), result=bounded_result(turn.result)))
+            conn.execute(delete(turns).where(turns.c.conversation_id == conversation_id,
+                                             turns.c.idx <= last - self.kept_turns))
+            self._enforce_quotas(conn, conversation_id, client, new)

@@ -1,18 +1,19 @@
 """Embedding: text to unit vectors, offline (MiniLM int8 on onnxruntime) or through the OpenAI API.
 Used by indexing (chunks and enrichment spans) and retrieval (the question).
 
-May import: qa.config, qa.errors. Adding an embedder = a module here and a line in EMBEDDERS.
+May import: qa.config, qa.errors, qa.registry. Adding an embedder = a module here with a factory
+`(settings, **options)`, and a line in EMBEDDERS (QA_EMBED_PROVIDER names it).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from qa.config import Settings
+from qa.registry import Registry
 
 
 class Embedder(Protocol):
@@ -32,22 +33,16 @@ class SpanEmbedder(Embedder, Protocol):
     ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]: ...
 
 
-def _onnx(settings: Settings) -> Embedder:
-    from qa.embedding.onnx import OnnxMiniLMEmbedding
-
-    return OnnxMiniLMEmbedding(batch_size=settings.embed_batch_size, threads=settings.embed_threads)
-
-
-def _openai(settings: Settings) -> Embedder:
-    from qa.embedding.openai import OpenAIEmbedder
-
-    return OpenAIEmbedder(settings)
-
-
-EMBEDDERS: dict[str, Callable[[Settings], Embedder]] = {"onnx": _onnx, "openai": _openai}
+# name (QA_EMBED_PROVIDER) -> "module:factory"; the factory is called with the Settings and the embedder's
+# QA_PART_OPTIONS["embedder:<name>"] as keyword arguments (qa.registry).
+EMBEDDERS = Registry("embedder", {
+    "onnx": "qa.embedding.onnx:build",
+    "openai": "qa.embedding.openai:OpenAIEmbedder",
+})
 
 
 def build_embedder(settings: Settings) -> Embedder:
     """The configured embedder; the ONNX one never touches the network."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return EMBEDDERS[settings.embed_provider](settings)
+    embedder: Embedder = EMBEDDERS.build(settings.embed_provider, settings, settings)
+    return embedder

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from qa.config import Settings
+
 ONNX_MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 MAX_TOKENS = 256  # MiniLM's position limit is 512; it was trained on 128-256 token inputs
 
@@ -223,3 +225,8 @@ class OnnxMiniLMEmbedding:
 
         self._parallel(encodings, work)
         return vectors, span_vectors, whole
+
+
+def build(settings: Settings) -> OnnxMiniLMEmbedding:
+    """The EMBEDDERS factory: batch size and threads from QA_EMBED_BATCH_SIZE and QA_EMBED_THREADS."""
+    return OnnxMiniLMEmbedding(batch_size=settings.embed_batch_size, threads=settings.embed_threads)

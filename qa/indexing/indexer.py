@@ -36,8 +36,8 @@ from qa.indexing.chunking import Chunker
 from qa.indexing.progress import IngestProgress
 from qa.sources.article import Article, Unchanged
 from qa.sources.dedupe import NearDuplicates, Signature, signature
-from qa.store import ChunkRow, DocumentStore, SpanRows, VectorIndex, WriterLock
-from qa.store.sqlite import day_number
+from qa.store import ChunkRow, Copy, DocumentStore, SpanRows, VectorIndex, WriterLock
+from qa.store.documents import day_number
 
 EMBED_GROUP_TEXTS = 512  # texts embedded together across articles, so batches stay full
 PROGRESS_TEXTS = 64  # texts per embed() call within a group (one batch): progress is reported between them
@@ -244,7 +244,7 @@ class Indexer:
         if document is None or not chunks:
             return
         ids = sorted(chunks)
-        metadata = _metadata(doc_id, document["source"], document["published"])
+        metadata = _metadata(doc_id, document.source, document.published)
         vectors = self.embedder.embed([chunks[i].text for i in ids])
         self.store.upsert(ids, vectors, [{**metadata, "idx": int(i.rsplit(":", 1)[1])} for i in ids])
 
@@ -271,11 +271,11 @@ class Indexer:
             near.add(doc_id, Signature.from_bytes(data))
             loaded[doc_id] = rows[doc_id]
         for doc in self.docs.list_documents():
-            doc_id = doc["doc_id"]
+            doc_id = doc.doc_id
             if doc_id not in rows and doc_id not in batch:
                 document = self.docs.get_document(doc_id)
                 if document is not None:
-                    sig = signature(document["text"])
+                    sig = signature(document.text)
                     self.docs.put_signature(doc_id, sig.to_bytes())
                     near.add(doc_id, sig)
         for doc_id, sig in batch.items():
@@ -295,7 +295,7 @@ class Indexer:
         report = IngestReport()
         batch_signatures: dict[str, Signature] = {}
         near: NearDuplicates | None = None
-        copies: list[tuple[str, str, str | None, str | None, str]] = []
+        copies: list[Copy] = []
         # Leaving `writes` waits for the write in flight (even when this thread raises), so the lock is never
         # released, nor ingest() left, while a group is half written.
         with self._writer(), _GroupWrites(self._write_group, report, progress) as writes:
@@ -338,7 +338,7 @@ class Indexer:
                     match = near.match(sig, exclude=item.doc_id)
                     if match is not None:
                         published = item.published.isoformat() if item.published else None
-                        copies.append((match[0], item.url or item.doc_id, item.source, published, item.doc_id))
+                        copies.append(Copy(match[0], item.url or item.doc_id, item.source, published, item.doc_id))
                         report.duplicate.append((item.doc_id, match[0]))
                         writes.skipped(item.doc_id, group)
                         continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from qa.config import Settings
-from qa.retrieval.filters import Filters, chroma_where
+from qa.retrieval.filters import Filters
 from qa.store import DocumentStore, VectorIndex
 
 
@@ -19,7 +19,7 @@ class DenseRanker:
         self.weight = weight
 
     def rank(self, query: str, vector: np.ndarray, n: int, filters: Filters) -> list[tuple[str, float]]:
-        return [(h.chunk_id, h.score) for h in self.index.query(vector, n, chroma_where(filters))]
+        return [(h.chunk_id, h.score) for h in self.index.query(vector, n, filters.compiled())]
 
 
 def build(settings: Settings, index: VectorIndex, docs: DocumentStore) -> DenseRanker:

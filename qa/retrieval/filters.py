@@ -1,5 +1,5 @@
-"""Metadata filters, and their one translation per backend: Chroma `where`, the keyword index's filter and the
-SQL store's WHERE."""
+"""Metadata filters as a request states them, compiled into the stores' ChunkFilter (qa.store.filters), which
+each backend translates for itself: Chroma's `where`, the keyword index's query, the SQL store's WHERE."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from qa.errors import BadRequest
-from qa.store import SqlFilter
-from qa.store.keyword import KeywordFilter
-from qa.store.sqlite import day_number
+from qa.store.documents import day_number
+from qa.store.filters import ChunkFilter
 
 
 @dataclass(frozen=True)
@@ -32,41 +31,8 @@ class Filters:
     def day_to(self) -> int:
         return day_number(self.published_to.isoformat()) if self.published_to else 0
 
-
-def chroma_where(filters: Filters) -> dict | None:
-    """The filter as a Chroma `where` clause over the chunk metadata the indexer writes."""
-    clauses: list[dict] = []
-    if filters.source:
-        clauses.append({"source": filters.source.casefold()})
-    if filters.published_from:
-        clauses.append({"published_day": {"$gte": filters.day_from}})
-    if filters.published_to:
-        clauses.append({"published_day": {"$lte": filters.day_to}})
-        clauses.append({"published_day": {"$gt": 0}})
-    if not clauses:
-        return None
-    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
-
-
-def keyword_filter(filters: Filters) -> KeywordFilter | None:
-    """The filter as the keyword index applies it inside the engine (same rules as Chroma's)."""
-    if not (filters.source or filters.published_from or filters.published_to):
-        return None
-    return KeywordFilter(filters.source.casefold() if filters.source else None, filters.day_from, filters.day_to)
-
-
-def sql_where(filters: Filters) -> SqlFilter | None:
-    """The filter as a WHERE fragment over the SQL store's chunks table `c` (an undated article never
-    matches a date bound, as in Chroma)."""
-    clauses: list[str] = []
-    params: list[object] = []
-    if filters.source:
-        clauses.append("c.source_key = ?")
-        params.append(filters.source.casefold())
-    if filters.published_from:
-        clauses.append("c.day >= ?")
-        params.append(filters.day_from)
-    if filters.published_to:
-        clauses.append("c.day <= ? AND c.day > 0")
-        params.append(filters.day_to)
-    return (" AND ".join(clauses), params) if clauses else None
+    def compiled(self) -> ChunkFilter | None:
+        """The filter as the stores take it (each compiles it for its backend); None when it restricts nothing."""
+        if not (self.source or self.published_from or self.published_to):
+            return None
+        return ChunkFilter(self.source.casefold() if self.source else None, self.day_from, self.day_to)

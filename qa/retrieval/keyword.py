@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from qa.config import Settings
-from qa.retrieval.filters import Filters, keyword_filter
+from qa.retrieval.filters import Filters
 from qa.store import DocumentStore, VectorIndex
 
 
@@ -19,7 +19,7 @@ class KeywordRanker:
         self.weight = weight
 
     def rank(self, query: str, vector: np.ndarray, n: int, filters: Filters) -> list[tuple[str, float]]:
-        return self.docs.keyword_search(query, n, keyword_filter(filters))
+        return self.docs.keyword_search(query, n, filters.compiled())
 
 
 def build(settings: Settings, index: VectorIndex, docs: DocumentStore) -> KeywordRanker:

@@ -4,7 +4,7 @@ so one bad input never stops a batch (the web source also yields Unchanged for a
 Not Modified for). Every source type follows one lifecycle (`Source`, qa/sources/lifecycle.py: check, bind,
 count, articles, remember, report, close), so the service and the CLI never ask which type a source is.
 
-May import: qa.errors, qa.lexicon, qa.config. Nothing from store, indexing, retrieval or answering.
+May import: qa.errors, qa.lexicon, qa.config, qa.db. Nothing from store, indexing, retrieval or answering.
 Adding a source = a module here with a class that follows `Source` (LocalSource gives the defaults for inputs
 that are here), and a line in SOURCE_TYPES for the command-line targets it claims.
 """

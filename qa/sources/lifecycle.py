@@ -36,13 +36,16 @@ def in_process(fn: Callable[..., Any], *args: Any) -> Any:
 @dataclass
 class SourceContext:
     """What the service lends every source it ingests: the settings, a folder for a source type's own files
-    (the data folder), whether a document id is indexed, where parsing runs, and objects a source type keeps for
-    the whole process (the web's Fetcher, so QA_FETCH_PER_HOST holds across ingests), closed with the service."""
+    (the data folder), whether a document id is indexed, where parsing runs, the web's validator cache (a table of
+    the SQL layer: a file in the data folder, or PostgreSQL; without it a file in `state_dir`), and objects a
+    source type keeps for the whole process (the web's Fetcher, so QA_FETCH_PER_HOST holds across ingests),
+    closed with the service."""
 
     settings: Settings
     state_dir: Path
     known: Callable[[str], bool] = lambda _doc_id: False
     run: Callable[..., Any] = in_process
+    validators: Callable[[], Any] | None = None  # the web's validator cache on the service's SQL layer
     _shared: dict[str, Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

@@ -6,6 +6,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from qa.config import Settings
+from qa.db import sqlite_file
+from qa.db.schema import VALIDATORS
 from qa.errors import BadDocument
 from qa.sources.article import Article, Unchanged
 from qa.sources.cleaning import clean_text
@@ -13,7 +15,7 @@ from qa.sources.fetch import Fetcher, FetchFailed, FetchPolicy, InvalidUrl
 from qa.sources.lifecycle import InputLine, Landed, SourceContext
 from qa.sources.sanitize import one_line
 from qa.sources.web import (
-    SQLiteValidatorCache,
+    SqlValidatorCache,
     WebFailure,
     WebPage,
     WebSource,
@@ -97,7 +99,8 @@ class UrlSource:
             return
         self.fetcher.close()
         self.fetcher = context.shared("web.fetcher", lambda: Fetcher(fetch_policy(self.settings)))
-        cache = SQLiteValidatorCache(context.state_dir / VALIDATORS_FILE)
+        cache = context.shared("web.validators", lambda: context.validators() if context.validators else
+                               SqlValidatorCache(sqlite_file(context.state_dir / VALIDATORS_FILE, VALIDATORS)))
         self.web = WebSource(self.fetcher, cache, self.settings.fetch_concurrency, self.settings.fetch_max_urls,
                              context.known, self.settings.fetch_max_sitemaps)
 
@@ -168,11 +171,9 @@ class UrlSource:
         return out
 
     def close(self) -> None:
-        """The validator cache's connection on this thread (the shared Fetcher stays open for the process)."""
+        """The fetcher made before bind() (the shared Fetcher and validator cache stay open for the process)."""
         if self.web is None:
             self.fetcher.close()
-        elif isinstance(self.web.cache, SQLiteValidatorCache):
-            self.web.cache.close()
 
 
 def open_urls(targets: Sequence[str], settings: Settings) -> UrlSource:

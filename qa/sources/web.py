@@ -12,13 +12,15 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from sqlalchemy import delete, select
+
+from qa.db import Database
+from qa.db.schema import validators
 from qa.sources.extract import Extracted, extract_html
 from qa.sources.fetch import Fetched, Fetcher, FetchFailed, FetchRefused
-from qa.sqlite_local import ThreadLocalSQLite
 
 FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/rdf+xml", "application/feed+json")
 XML_TYPES = ("application/xml", "text/xml")
@@ -121,35 +123,36 @@ class ValidatorCache(Protocol):
     def forget_doc(self, doc_id: str) -> None: ...
 
 
-class SQLiteValidatorCache:
-    """ValidatorCache in a small SQLite file in the data folder (safe across processes: WAL, short writes)."""
+class SqlValidatorCache:
+    """ValidatorCache in the SQL layer (qa.db): a small SQLite file in the data folder (safe across processes:
+    WAL, short writes), or the PostgreSQL database every replica shares."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db = ThreadLocalSQLite(path)
-        with self._db() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS validators (url TEXT PRIMARY KEY, etag TEXT, "
-                       "last_modified TEXT, doc_id TEXT, entries TEXT)")
+    def __init__(self, database: Database) -> None:
+        self.db = database
 
     def get(self, url: str) -> tuple[str | None, str | None, str | None, list[dict] | None] | None:
-        row = self._db().execute("SELECT etag, last_modified, doc_id, entries FROM validators WHERE url = ?",
-                                 (url,)).fetchone()
+        with self.db.read() as conn:
+            row = conn.execute(select(validators.c.etag, validators.c.last_modified, validators.c.doc_id,
+                                      validators.c.entries).where(validators.c.url == url)).first()
         if row is None:
             return None
         return row[0], row[1], row[2], json.loads(row[3]) if row[3] else None
 
     def put(self, url: str, etag: str | None, last_modified: str | None, doc_id: str | None = None,
             entries: list[dict] | None = None) -> None:
-        self._db().execute(
-            "INSERT OR REPLACE INTO validators VALUES (?, ?, ?, ?, ?)",
-            (url, etag, last_modified, doc_id, json.dumps(entries) if entries is not None else None),
-        )
+        values = {"etag": etag, "last_modified": last_modified, "doc_id": doc_id,
+                  "entries": json.dumps(entries) if entries is not None else None}
+        upsert = self.db.insert(validators).values(url=url, **values)
+        with self.db.write() as conn:
+            conn.execute(upsert.on_conflict_do_update(index_elements=["url"], set_=values))
 
     def forget_doc(self, doc_id: str) -> None:
-        self._db().execute("DELETE FROM validators WHERE doc_id = ?", (doc_id,))
+        with self.db.write() as conn:
+            conn.execute(delete(validators).where(validators.c.doc_id == doc_id))
 
     def close(self) -> None:
-        self._db.close_thread()
+        """Close the database's pooled connections (the service's shutdown)."""
+        self.db.close()
 
 
 def _kind(fetched: Fetched) -> str:

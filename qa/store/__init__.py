@@ -4,7 +4,7 @@ index (Chroma, embedded or server). Crash repair only ever reconciles these two;
 qa.store.keyword) is derived from the SQL store and replays its change feed by itself.
 
 May import: qa.errors, qa.lexicon, qa.sources.article, qa.config. Filters arrive already translated for the
-backend (retrieval owns the translation).
+backend by the stores themselves (qa.store.filters.ChunkFilter: to_chroma, matches, to_sql, the keyword index's).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from qa.sources.article import Article
-from qa.store.keyword import KeywordFilter
+from qa.store.filters import ChunkFilter
 
 
 @dataclass(frozen=True)
@@ -54,14 +54,62 @@ class SpanRows:
 
 
 @dataclass(frozen=True)
+class AlsoAt:
+    """Where else an indexed article was found (a copy recorded for it): what `also_at` lists."""
+
+    url: str
+    source: str | None
+    published: str | None
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    """An indexed article as GET /documents lists it."""
+
+    doc_id: str
+    title: str
+    source: str | None
+    published: str | None
+    url: str | None
+    n_chunks: int
+    chars: int
+    indexed_at: str
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    """One indexed article with its cleaned text and `also_at`, the copies recorded for it (oldest first)."""
+
+    doc_id: str
+    title: str
+    source: str | None
+    published: str | None
+    url: str | None
+    author: str | None
+    text: str
+    n_chunks: int
+    indexed_at: str
+    also_at: list[AlsoAt]
+
+
+@dataclass(frozen=True)
+class Copy:
+    """A syndicated copy of an indexed article, found elsewhere and not indexed itself: one entry of its
+    `also_at`."""
+
+    kept: str  # the indexed article's id
+    url: str
+    source: str | None
+    published: str | None
+    copy_id: str  # the id the copy would have had
+
+
+@dataclass(frozen=True)
 class DenseHit:
     """A chunk id with its cosine similarity to the query."""
 
     chunk_id: str
     score: float
-
-
-SqlFilter = tuple[str, list[Any]]  # a WHERE fragment over the chunks table `c`, and its parameters
 
 
 class DocumentStore(Protocol):
@@ -79,10 +127,10 @@ class DocumentStore(Protocol):
     def delete(self, doc_id: str) -> bool: ...
     def chunk_ids(self, doc_id: str) -> set[str]: ...
     def count(self) -> tuple[int, int]: ...
-    def list_documents(self) -> list[dict]: ...
-    def get_document(self, doc_id: str) -> dict | None: ...
+    def list_documents(self) -> list[DocumentRow]: ...
+    def get_document(self, doc_id: str) -> StoredDocument | None: ...
     def get_chunks(self, chunk_ids: Iterable[str]) -> dict[str, StoredChunk]: ...
-    def keyword_search(self, query: str, n: int, where: KeywordFilter | None = None) -> list[tuple[str, float]]: ...
+    def keyword_search(self, query: str, n: int, where: ChunkFilter | None = None) -> list[tuple[str, float]]: ...
     def keyword_catch_up(self) -> None: ...
     def spans_in(self, kind: str, doc_id: str, start: int, end: int) -> list[tuple[int, int, np.ndarray]]: ...
     def spans_waiting(self, kind: str) -> int: ...
@@ -93,8 +141,8 @@ class DocumentStore(Protocol):
     def signature_rows(self) -> dict[str, int]: ...
     def get_signatures(self, doc_ids: Iterable[str]) -> dict[str, bytes]: ...
     def put_signature(self, doc_id: str, data: bytes) -> None: ...
-    def add_copies(self, copies: list[tuple[str, str, str | None, str | None, str]]) -> int: ...
-    def copies_of(self, doc_ids: Iterable[str]) -> dict[str, list[dict]]: ...
+    def add_copies(self, copies: list[Copy]) -> int: ...
+    def copies_of(self, doc_ids: Iterable[str]) -> dict[str, list[AlsoAt]]: ...
 
 
 class WriterLock(Protocol):
@@ -102,6 +150,7 @@ class WriterLock(Protocol):
     embedded store, an advisory lock for PostgreSQL); held while both stores change."""
 
     def hold(self) -> AbstractContextManager[None]: ...
+    def held(self, conn: Any) -> bool: ...
 
 
 class VectorIndex(Protocol):
@@ -114,5 +163,5 @@ class VectorIndex(Protocol):
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[dict]) -> None: ...
     def delete_doc(self, doc_id: str, keep: set[str] | None = None) -> None: ...
     def ids_for(self, doc_id: str) -> list[str]: ...
-    def query(self, vector: np.ndarray, n: int, where: dict | None = None) -> list[DenseHit]: ...
+    def query(self, vector: np.ndarray, n: int, where: ChunkFilter | None = None) -> list[DenseHit]: ...
     def reset(self) -> None: ...

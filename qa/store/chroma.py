@@ -11,7 +11,7 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -20,6 +20,7 @@ import numpy as np
 
 from qa.errors import NotIndexed, StoreUnavailable
 from qa.store import DenseHit
+from qa.store.filters import ChunkFilter
 
 UPSERT_BATCH = 2000
 OVERFETCH = 10  # a filtered query first looks at this many nearest chunks per wanted result
@@ -33,54 +34,6 @@ def _describe(exc: Exception) -> str:
     code = getattr(exc, "code", None)
     status = code() if callable(code) else None
     return f"{type(exc).__name__}, HTTP {status}" if isinstance(status, int) else type(exc).__name__
-
-
-_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "$eq": lambda a, b: a == b, "$ne": lambda a, b: a != b,
-    "$gt": lambda a, b: a > b, "$gte": lambda a, b: a >= b,
-    "$lt": lambda a, b: a < b, "$lte": lambda a, b: a <= b,
-    "$in": lambda a, b: a in b, "$nin": lambda a, b: a not in b,
-}
-
-
-def _predicate(where: dict) -> Callable[[Mapping[str, Any] | None], bool] | None:
-    """A Python test equivalent to a Chroma `where` filter, or None for anything it does not cover.
-
-    Covers what retrieval sends: field equality, $eq/$ne/$gt/$gte/$lt/$lte/$in/$nin, $and/$or. A record
-    without the field never matches (Chroma's rule), and values of different types never compare.
-    """
-    if len(where) != 1:
-        return _predicate({"$and": [{k: v} for k, v in where.items()]}) if where else None
-    (key, value), = where.items()
-    if key in ("$and", "$or"):
-        parts = [_predicate(p) for p in value] if isinstance(value, list) and value else None
-        if not parts or any(p is None for p in parts):
-            return None
-        combine = all if key == "$and" else any
-        return lambda meta: combine(p(meta) for p in parts)  # type: ignore[misc]
-    if key.startswith("$"):
-        return None
-    if not isinstance(value, dict):
-        value = {"$eq": value}
-    if len(value) != 1:
-        return None
-    (op, operand), = value.items()
-    compare = _COMPARE.get(op)
-    if compare is None or isinstance(operand, dict):
-        return None
-    kind = type(operand[0]) if op in ("$in", "$nin") and isinstance(operand, list) and operand else type(operand)
-
-    def test(meta: Mapping[str, Any] | None) -> bool:
-        if not meta or key not in meta:
-            return False
-        field = meta[key]
-        same_kind = isinstance(field, kind) and isinstance(field, bool) == (kind is bool)
-        if not same_kind and not (kind in (int, float) and isinstance(field, int | float)
-                                  and not isinstance(field, bool)):
-            return False
-        return compare(field, operand)
-
-    return test
 
 
 def chroma_client(chroma_url: str | None, path: Path) -> Any:
@@ -214,20 +167,22 @@ class ChromaIndex:
     def ids_for(self, doc_id: str) -> list[str]:
         return self._call(lambda col: col.get(where={"doc_id": doc_id}, include=[]), read=True)["ids"]
 
-    def query(self, vector: np.ndarray, n: int, where: dict | None = None) -> list[DenseHit]:
+    def query(self, vector: np.ndarray, n: int, where: ChunkFilter | None = None) -> list[DenseHit]:
         """Nearest chunks by cosine similarity, optionally restricted by a metadata filter."""
-        if where:
+        chroma_where = where.to_chroma() if where is not None else None
+        if where is not None and chroma_where:
             hits = self._query_postfiltered(vector, n, where)
             if hits is not None:
                 return hits
         result = self._call(
-            lambda col: col.query(query_embeddings=[vector], n_results=n, where=where, include=["distances"]),
+            lambda col: col.query(query_embeddings=[vector], n_results=n, where=chroma_where,
+                                  include=["distances"]),
             read=True,
         )
         ids, distances = result["ids"][0], result["distances"][0]
         return [DenseHit(i, 1.0 - float(d)) for i, d in zip(ids, distances, strict=True)]
 
-    def _query_postfiltered(self, vector: np.ndarray, n: int, where: dict) -> list[DenseHit] | None:
+    def _query_postfiltered(self, vector: np.ndarray, n: int, where: ChunkFilter) -> list[DenseHit] | None:
         """The filtered query answered from the unfiltered top n*OVERFETCH, or None to let Chroma filter.
 
         Chroma evaluates `where` against every record's metadata before searching, which grows with the
@@ -236,9 +191,6 @@ class ChromaIndex:
         least n of them match (any match outside that list is farther than all of it), or whenever the
         list is the whole collection; otherwise (a very selective filter) Chroma filters as before.
         """
-        matches = _predicate(where)
-        if matches is None:
-            return None
         fetch = n * OVERFETCH
         result = self._call(
             lambda col: col.query(query_embeddings=[vector], n_results=fetch, include=["distances"]), read=True
@@ -248,7 +200,8 @@ class ChromaIndex:
             return []
         got = self._call(lambda col: col.get(ids=ids, include=["metadatas"]), read=True)
         metadata = dict(zip(got["ids"], got["metadatas"], strict=True))
-        hits = [DenseHit(i, 1.0 - float(d)) for i, d in zip(ids, distances, strict=True) if matches(metadata.get(i))]
+        hits = [DenseHit(i, 1.0 - float(d)) for i, d in zip(ids, distances, strict=True)
+                if where.matches(metadata.get(i))]
         if len(hits) >= n or len(ids) < fetch:
             return hits[:n]
         return None

@@ -42,6 +42,7 @@ from typing import Protocol
 import tantivy
 
 from qa.lexicon import ANALYZER_VERSION, STOPWORDS
+from qa.store.filters import ChunkFilter
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +61,6 @@ def new_generation() -> str:
 
 
 TIE_WINDOW = 16  # extra hits fetched so that ties at the n-th score are broken by chunk id, not segment order
-
-
-@dataclass(frozen=True)
-class KeywordFilter:
-    """Restrictions applied inside the engine: lower-cased source, published day bounds (yyyymmdd, 0 = none;
-    an undated article never matches a date bound)."""
-
-    source_key: str | None = None
-    day_from: int = 0
-    day_to: int = 0
 
 
 @dataclass(frozen=True)
@@ -267,7 +258,7 @@ class KeywordIndex:
 
     # ---- searching ---------------------------------------------------------------------------------------
 
-    def search(self, query: str, n: int, where: KeywordFilter | None = None) -> list[tuple[str, float]]:
+    def search(self, query: str, n: int, where: ChunkFilter | None = None) -> list[tuple[str, float]]:
         """The n chunks that best match the query's terms (BM25, higher is better), filtered inside the engine.
         A term counts as often as the query repeats it. Ties go to the smaller chunk id."""
         words = self.analyzer.analyze(query)
@@ -293,7 +284,7 @@ class KeywordIndex:
                 return found[:n]
             limit *= 2
 
-    def _filters(self, where: KeywordFilter | None) -> list[tantivy.Query]:
+    def _filters(self, where: ChunkFilter | None) -> list[tantivy.Query]:
         if where is None:
             return []
         schema, found = self.schema, []

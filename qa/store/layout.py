@@ -37,15 +37,6 @@ class DataLayout:
         return self.root / "conversations.sqlite"
 
     @property
-    def client_key(self) -> Path:
-        """The key that signs client tokens (conversation owners); shared by every worker on this folder."""
-        return self.root / "client.key"
-
-    @property
-    def ingest_progress(self) -> Path:
-        return self.root / "ingest-progress.json"
-
-    @property
     def web_cache(self) -> Path:
         """ETag / Last-Modified of every fetched URL, and the entries of every feed read."""
         return self.root / "web.sqlite"
