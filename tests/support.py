@@ -9,12 +9,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -27,19 +29,33 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until(predicate: Callable[[], T], timeout: float, what: str = "the condition", every: float = 0.02) -> T:
+    """Wait for something to happen instead of sleeping a guessed time: poll `predicate` until it returns something
+    truthy (returned), or fail after `timeout` seconds saying `what` did not happen. `predicate` may raise to stop
+    early (e.g. a process exited before the point it was awaited at)."""
+    deadline = time.monotonic() + timeout
+    while not (result := predicate()):
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} did not happen within {timeout} s")
+        time.sleep(every)
+    return result
+
+
 def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:
     """Poll until `url` answers (any status below 500), or fail with the process output."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
         try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
+            return httpx.get(url, timeout=2).status_code < 500
         except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer within {timeout} s")
+            return False
+
+    try:
+        wait_until(answers, timeout, f"{url} answering", every=0.2)
+    except AssertionError as error:
+        raise TimeoutError(str(error)) from None
 
 
 def stop(proc: subprocess.Popen) -> None:

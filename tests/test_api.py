@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -11,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from qa.service import Service
+from tests.support import wait_until
 
 KEY = "s3cret-key"
 
@@ -29,11 +29,8 @@ def test_health(client: TestClient) -> None:
     body = client.get("/health").json()
     assert body["documents"] == 5 and body["chunks"] == body["vectors"] > 0
     assert body["store"] == "embedded" and body["llm_configured"] is False and body["answer_mode"] == "extractive"
-    deadline = time.monotonic() + 30  # the background fill's first round counts what is waiting: nothing here
-    while body["spans_waiting"] != 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-        body = client.get("/health").json()
-    assert body["spans_waiting"] == 0
+    # the background fill's first round counts what is waiting: nothing here
+    wait_until(lambda: client.get("/health").json()["spans_waiting"] == 0, 30, "no spans waiting", every=0.05)
 
 
 def test_ask_returns_the_contract(client: TestClient) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,6 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from api.app import create_app
 from qa.cli import app as cli_app
 from qa.service import build_service
 from tests.conftest import make_settings
@@ -31,19 +30,11 @@ def tried(kind: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def data_dir(seeded_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("bad-input") / "data"
-    shutil.copytree(seeded_dir, target)
-    return target
-
-
-@pytest.fixture(scope="module")
-def client(data_dir: Path) -> Iterator[TestClient]:
+def client(data_dir: Path, seeded_app: Callable[..., TestClient]) -> TestClient:
+    """The app on the module's copy of the seeds (conftest's `data_dir`), with a small upload cap and an ingest root."""
     root = data_dir.parent / "ingest-root"
     root.mkdir()
-    settings = make_settings(data_dir, max_upload_bytes=MAX_UPLOAD, ingest_root=root)
-    with TestClient(create_app(settings)) as test_client:
-        yield test_client
+    return seeded_app(max_upload_bytes=MAX_UPLOAD, ingest_root=root)
 
 
 def assert_clear_error(response: Any, status: int | tuple[int, ...], fragment: str = "") -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,13 +41,6 @@ def _page_checks(page: Page) -> Iterator[None]:
     page.on("pageerror", lambda error: errors.append(str(error)))
     yield
     assert not errors, f"uncaught errors in the page: {errors}"
-
-
-@pytest.fixture(scope="module")
-def data_dir(seeded_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("chat-app") / "data"
-    shutil.copytree(seeded_dir, target)
-    return target
 
 
 @pytest.fixture(scope="module")

@@ -5,35 +5,30 @@ offline from the cited articles, each one answerable; titles that say what a con
 from __future__ import annotations
 
 import json
-import shutil
-import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from qa.answering import Answer, Citation
 from qa.answering.followups import suggest
 from qa.answering.titles import conversation_title
 from qa.retrieval import Passage
 from qa.service import Service
-from tests.conftest import LLMServer, make_settings
+from tests.conftest import LLMServer
 from tests.fake_llm import Reply
+from tests.support import wait_until
 
 SHAYRAT = "Where is the Shayrat Airbase?"
 TOMAHAWK = "How many Tomahawk missiles did the US fire at the Shayrat Airbase?"
 
 
 @pytest.fixture(scope="module")
-def client(seeded_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    data = tmp_path_factory.mktemp("chat-edits") / "data"
-    shutil.copytree(seeded_dir, data)
-    with TestClient(create_app(make_settings(data, answer_mode="extractive"))) as test_client:
-        yield test_client
+def client(seeded_app: Callable[..., TestClient]) -> TestClient:
+    """The app on the module's copy of the seeds (conftest's `data_dir`)."""
+    return seeded_app(answer_mode="extractive")
 
 
 def _edit(client: TestClient, conversation_id: str, turn: int, body: dict[str, Any]) -> dict[str, Any]:
@@ -156,9 +151,7 @@ def test_an_edit_left_before_its_answer_is_done_changes_nothing(llm_server: LLMS
             received += text
             if received.count("event: token") >= 3:
                 break  # Stop
-    deadline = time.monotonic() + 8
-    while llm.abandoned == abandoned and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: llm.abandoned != abandoned, 8, "the server letting go of the model after the client left")
     assert llm.abandoned == abandoned + 1, "the server kept reading the model after the client left"
     kept = client.get(f"/conversations/{cid}", headers=owner).json()
     assert [t["question"] for t in kept["turns"]] == [SHAYRAT]

@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -26,24 +26,16 @@ from qa.db import sqlite_file
 from qa.db.schema import CONVERSATIONS
 from tests.conftest import LLMServer, make_settings
 from tests.fake_llm import Reply
-from tests.support import ROOT, qa_env
+from tests.support import ROOT, qa_env, wait_until
 
 FIRST = "Who did Trump fire?"
 FOLLOW = "What was he investigating?"
 
 
 @pytest.fixture(scope="module")
-def data_dir(seeded_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("conversations") / "data"
-    shutil.copytree(seeded_dir, target)
-    return target
-
-
-@pytest.fixture(scope="module")
-def app(data_dir: Path) -> Iterator[object]:
-    application = create_app(make_settings(data_dir, answer_mode="extractive"))
-    with TestClient(application):
-        yield application
+def app(seeded_app: Callable[..., TestClient]) -> object:
+    """The started app on the module's copy of the seeds (conftest's `data_dir`); each test makes its clients."""
+    return seeded_app(answer_mode="extractive").app
 
 
 def _client(app: object) -> TestClient:
@@ -167,9 +159,7 @@ def test_a_client_that_disconnects_stops_the_llm_and_stores_no_half_answer(llm_s
             if received.count("event: token") >= 3:
                 break  # the reader presses Stop: the connection is closed here
     cid = json.loads(received.split("event: sources\ndata: ", 1)[1].split("\n", 1)[0])["conversation_id"]
-    deadline = time.monotonic() + 8
-    while llm.abandoned == abandoned and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: llm.abandoned != abandoned, 8, "the server letting go of the LLM after the client left")
     assert llm.abandoned == abandoned + 1, "the server kept reading the LLM after the client left"
     assert time.monotonic() - started < 8  # well before the 10 s the full reply takes
     token = response.headers["x-qa-client"]

@@ -23,7 +23,7 @@ from qa.service import Service, build_service
 from qa.sources.files import load_articles
 from tests.conftest import make_settings
 from tests.reliability_support import assert_consistent, docstore_count, write_corpus
-from tests.support import ROOT, qa_env, sql_rows
+from tests.support import ROOT, qa_env, sql_rows, wait_until
 
 BATCH = 32
 GROUP_TEXTS = 64  # ~7 bulletins per embedding group, so the batch is several pipelined groups, not one
@@ -62,12 +62,15 @@ def _versions(data_dir: Path) -> set[tuple[str, str]]:
 
 def _kill_when(proc: subprocess.Popen[str], ready: Callable[[], bool], what: str, timeout: float = 120) -> None:
     """SIGKILL the process as soon as `ready()` holds (polled every 20 ms); fail if it finished first."""
-    deadline = time.monotonic() + timeout
-    while not ready():
+
+    def reached() -> bool:
+        if ready():
+            return True
         if proc.poll() is not None:
             pytest.fail(f"ingest finished before the kill point ({what}); make the batch larger")
-        assert time.monotonic() < deadline, f"no progress to {what} within {timeout} s"
-        time.sleep(0.02)
+        return False
+
+    wait_until(reached, timeout, f"progress to {what}")
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL

@@ -39,10 +39,10 @@ def test_a_page_without_metadata_has_no_guessed_date_or_site() -> None:
     assert found.site_name is None and found.author is None
 
 
-@pytest.mark.parametrize("page", ["", "<html><body></body></html>", "<html><body><nav>Home</nav></body></html>",
+@pytest.mark.parametrize("html", ["", "<html><body></body></html>", "<html><body><nav>Home</nav></body></html>",
                                   "<html><body><div><a href=/>Home</a> <a href=/news>News</a></div></body></html>"])
-def test_no_article_text_gives_none(page: str) -> None:
-    assert extract_html(page) is None
+def test_no_article_text_gives_none(html: str) -> None:  # not `page`: pytest-playwright's fixture name
+    assert extract_html(html) is None
 
 
 def test_a_one_sentence_page_is_kept() -> None:

@@ -25,7 +25,7 @@ from qa.service import Service, build_service
 from tests.conftest import make_settings
 from tests.fake_llm import FakeLLM, Reply
 from tests.reliability_support import assert_consistent, docstore_count, write_corpus
-from tests.support import SEEDS, api_server, chroma_server, free_port, stop
+from tests.support import SEEDS, api_server, chroma_server, free_port, stop, wait_until
 
 pytestmark = pytest.mark.server
 
@@ -33,17 +33,6 @@ KEY = "faults-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 MISSILES = {"question": "How many Tomahawk missiles did the US fire at the Shayrat Airbase?"}
 FAULTS: list[str] = []
-
-
-def until(check: Callable[[], Any], what: str, timeout: float = 60) -> Any:
-    """Poll `check` until it returns something truthy (no fixed sleeps); fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
 
 
 def assert_unavailable(response: httpx.Response) -> None:
@@ -87,7 +76,8 @@ def test_chroma_server_down_and_back(tmp_path: Path) -> None:
 
         # 2. Chroma back on the same port and folder: the API recovers by itself
         with chroma_server(chroma_dir, port) as (_, chroma):
-            answer = until(lambda: client.post("/ask", json=MISSILES), "a 200 from /ask after Chroma restarted")
+            answer = wait_until(lambda: client.post("/ask", json=MISSILES), 60,
+                                "a 200 from /ask after Chroma restarted", every=0.1)
             assert answer.status_code == 200 and "59" in answer.json()["answer"]
             assert client.get("/health").json()["status"] == "ok"
 
@@ -96,7 +86,7 @@ def test_chroma_server_down_and_back(tmp_path: Path) -> None:
             worker = threading.Thread(target=lambda: outcome.setdefault("r", client.post(
                 "/documents/ingest-path", json={"paths": ["batch"]}, headers=AUTH)))
             worker.start()
-            until(lambda: docstore_count(data_dir) >= 5 + 3, "3 articles of the batch committed", timeout=120)
+            wait_until(lambda: docstore_count(data_dir) >= 5 + 3, 120, "3 articles of the batch committed", every=0.1)
             chroma.send_signal(signal.SIGKILL)
             chroma.wait()
             FAULTS.append("chroma run killed (SIGKILL) mid-ingest")
@@ -106,7 +96,8 @@ def test_chroma_server_down_and_back(tmp_path: Path) -> None:
         assert_unavailable(client.post("/ask", json=MISSILES))
 
         with chroma_server(chroma_dir, port) as (chroma_url, _):
-            answer = until(lambda: client.post("/ask", json=MISSILES), "a 200 from /ask after the second restart")
+            answer = wait_until(lambda: client.post("/ask", json=MISSILES), 60,
+                                "a 200 from /ask after the second restart", every=0.1)
             assert "59" in answer.json()["answer"]
             again = client.post("/documents/ingest-path", json={"paths": ["batch"]}, headers=AUTH)
             assert again.status_code == 201, again.text

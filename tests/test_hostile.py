@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -34,16 +34,9 @@ MARKER = re.compile(r"\[(\d+)\]")
 
 
 @pytest.fixture(scope="module")
-def data_dir(seeded_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("hostile") / "data"
-    shutil.copytree(seeded_dir, target)
-    return target
-
-
-@pytest.fixture(scope="module")
-def client(data_dir: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(make_settings(data_dir, answer_mode="extractive"))) as test_client:
-        yield test_client
+def client(seeded_app: Callable[..., TestClient]) -> TestClient:
+    """The app on the module's copy of the seeds (conftest's `data_dir`)."""
+    return seeded_app(answer_mode="extractive")
 
 
 def _upload(client: TestClient | httpx.Client, name: str, data: bytes, **kwargs: Any) -> httpx.Response:

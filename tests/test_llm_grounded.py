@@ -6,21 +6,17 @@ of a second."""
 from __future__ import annotations
 
 import json
-import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from qa.answering import AnswerChain
 from qa.answering.llm import ChatModel
 from qa.conversations import LLMRewriter
 from qa.service import Service
-from tests.conftest import make_settings
 from tests.fake_llm import FakeLLM, Reply
 
 QUESTION = "How many Tomahawk missiles did the US fire at the Shayrat Airbase?"
@@ -34,13 +30,10 @@ def llm() -> Iterator[FakeLLM]:
 
 
 @pytest.fixture(scope="module")
-def client(seeded_dir: Path, tmp_path_factory: pytest.TempPathFactory, llm: FakeLLM) -> Iterator[TestClient]:
-    data_dir = tmp_path_factory.mktemp("llm-grounded") / "data"
-    shutil.copytree(seeded_dir, data_dir)
-    settings = make_settings(data_dir, llm_base_url=llm.url, openai_api_key="sk-test", llm_max_retries=0,
-                             llm_timeout=5.0, llm_deadline=5.0, llm_rewrite_deadline=5.0)
-    with TestClient(create_app(settings)) as test_client:
-        yield test_client
+def client(seeded_app: Callable[..., TestClient], llm: FakeLLM) -> TestClient:
+    """The app on the module's copy of the seeds (conftest's `data_dir`), answering through the scripted model."""
+    return seeded_app(llm_base_url=llm.url, openai_api_key="sk-test", llm_max_retries=0, llm_timeout=5.0,
+                      llm_deadline=5.0, llm_rewrite_deadline=5.0)
 
 
 @pytest.fixture

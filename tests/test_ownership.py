@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from tests.conftest import make_settings
 from tests.support import api_server
 
 FIRST = "Who did Trump fire?"
@@ -22,17 +20,9 @@ FOLLOW = "What was he investigating?"
 
 
 @pytest.fixture(scope="module")
-def data_dir(seeded_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("ownership") / "data"
-    shutil.copytree(seeded_dir, target)
-    return target
-
-
-@pytest.fixture(scope="module")
-def app(data_dir: Path) -> Iterator[object]:
-    application = create_app(make_settings(data_dir, answer_mode="extractive"))
-    with TestClient(application):  # runs the lifespan once; the clients below share the started app
-        yield application
+def app(seeded_app: Callable[..., TestClient]) -> object:
+    """The started app on the module's copy of the seeds (conftest's `data_dir`); each test makes its clients."""
+    return seeded_app(answer_mode="extractive").app
 
 
 def _client(app: object) -> TestClient:

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -37,7 +36,16 @@ from qa.service import Service, build_service
 from qa.store import AlsoAt, Copy
 from tests.conftest import make_settings
 from tests.reliability_support import assert_consistent, write_corpus
-from tests.support import ROOT, PostgresServer, api_server, chroma_server, postgres_available, qa_env, sql_rows
+from tests.support import (
+    ROOT,
+    PostgresServer,
+    api_server,
+    chroma_server,
+    postgres_available,
+    qa_env,
+    sql_rows,
+    wait_until,
+)
 from tests.web_server import WebServer
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(600),
@@ -48,15 +56,6 @@ MISSILES_DOC = "000_9a3c7f577db017be"
 EVAL_DATA = ROOT / "eval" / "data"
 TEMPLATE = "qa_template"
 _databases = itertools.count()
-
-
-def _poll(check: Callable[[], object], timeout: float, what: str, every: float = 0.05) -> object:
-    """check() until it returns something true; fails after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, what
-        time.sleep(every)
-    return result
 
 
 @pytest.fixture(scope="session")
@@ -345,7 +344,8 @@ def test_conversations_jobs_progress_and_token_key_are_shared(fresh: Callable[..
 
     job_id = a.jobs.create("ingest-url")
     thread = a.jobs.run(job_id, work, str)
-    running = _poll(lambda: (j := b.jobs.get(job_id)) and j["progress"]["done"] == 1 and j, 10, "no progress")
+    running = wait_until(lambda: (j := b.jobs.get(job_id)) and j["progress"]["done"] == 1 and j, 10,
+                         "ingest progress on the other replica")
     assert running["status"] == "running" and running["progress"] == {"done": 1, "total": 2}
     release.set()
     thread.join(30)
@@ -498,8 +498,8 @@ def test_writer_lock_is_held_across_processes_and_freed_by_kill_9(postgres: Post
             assert conn.execute("SELECT pg_try_advisory_lock(%s)", (INGEST_LOCK,)).fetchone()[0] is False
             holder.send_signal(signal.SIGKILL)
             holder.wait(timeout=30)
-            _poll(lambda: conn.execute("SELECT pg_try_advisory_lock(%s)", (INGEST_LOCK,)).fetchone()[0], 10,
-                  "the killed holder's lock was never released")
+            wait_until(lambda: conn.execute("SELECT pg_try_advisory_lock(%s)", (INGEST_LOCK,)).fetchone()[0], 10,
+                       "the killed holder's lock being released")
             conn.execute("SELECT pg_advisory_unlock(%s)", (INGEST_LOCK,))
         assert progress.read() is None  # the dead holder's row no longer shows
         lock = AdvisoryLock(url)
@@ -643,8 +643,8 @@ def test_replicas_share_one_corpus_conversations_and_jobs(replicas: Replicas) ->
     started = httpx.post(f"{a}/documents/ingest-url", json={"urls": [page]}, timeout=60)
     assert started.status_code == 202, started.text
     job_url = f"{b}/jobs/{started.json()['job_id']}"
-    job = _poll(lambda: (j := httpx.get(job_url, timeout=30).json())["status"] != "running" and j, 120,
-                "the job never finished", every=0.1)
+    job = wait_until(lambda: (j := httpx.get(job_url, timeout=30).json())["status"] != "running" and j, 120,
+                     "the job finishing", every=0.1)
     assert job["status"] == "done" and len(job["report"]["added"]) == 1, job  # type: ignore[index]
     added = job["report"]["added"][0]  # type: ignore[index]
     assert httpx.get(f"{c}/documents/{added}", timeout=30).status_code == 200
@@ -697,11 +697,14 @@ def test_kill_9_mid_ingest_leaves_nothing_half_visible(replicas: Replicas, tmp_p
 
     proc = subprocess.Popen([sys.executable, "-c", cli, "ingest", str(folder), "--json"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while committed() < 3:
+
+    def three_committed() -> bool:
+        if committed() >= 3:
+            return True
         assert proc.poll() is None, "ingest finished before the kill point; make the batch larger"
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+        return False
+
+    wait_until(three_committed, 300, "3 articles committed", every=0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     killed_at = committed()
@@ -733,7 +736,7 @@ def test_postgres_outage_is_a_503_and_replicas_recover_by_themselves(replicas: R
     finally:
         replicas.postgres.start()
     for url in (a, b, c):
-        _poll(lambda url=url: httpx.get(f"{url}/health", timeout=60).status_code == 200, 30, f"{url} did not recover",
-              every=0.1)
+        wait_until(lambda url=url: httpx.get(f"{url}/health", timeout=60).status_code == 200, 30,
+                   f"{url} recovering", every=0.1)
         assert not _answer(url, "Who did Trump fire?")["refused"]
     assert httpx.get(f"{c}/documents/harbour", timeout=30).status_code == 200  # the failed delete left it whole

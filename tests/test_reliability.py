@@ -24,7 +24,7 @@ from qa.sources.fetch import Fetcher, FetchFailed, FetchPolicy
 from qa.sources.web import WebFailure, WebPage, WebSource
 from tests.conftest import make_settings
 from tests.reliability_support import RawServer, html_response, redirect_response, send, trickle
-from tests.support import free_port
+from tests.support import free_port, wait_until
 
 ARTICLE = (b"<html><head><title>Harbour crane returns</title></head><body><article><h1>Harbour crane returns</h1>"
            b"<p>The harbour crane returned to service on Monday after a month of repairs, the port said.</p>"
@@ -130,12 +130,8 @@ def _feed(base: str, paths: list[str]) -> bytes:
 
 
 def _wait_job(client: TestClient, job_id: str) -> dict:
-    for _ in range(300):
-        job = client.get(f"/jobs/{job_id}").json()
-        if job["status"] != "running":
-            return job
-        time.sleep(0.05)
-    raise AssertionError("job did not finish")
+    return wait_until(lambda: (job := client.get(f"/jobs/{job_id}").json())["status"] != "running" and job, 15,
+                      "the job finishing", every=0.05)
 
 
 def test_no_remote_site_holds_the_writer_lock_and_bad_redirects_fail_alone(
@@ -321,10 +317,7 @@ def test_idle_and_slow_request_heads_do_not_hold_connections(tmp_path: Path) -> 
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
     try:
-        for _ in range(100):
-            if server.started:
-                break
-            time.sleep(0.05)
+        wait_until(lambda: server.started, 5, "uvicorn starting", every=0.05)
         with socket.create_connection(("127.0.0.1", port)) as idle:
             assert _closed_within(idle, 1.0, trickle_head=False), "an idle new connection stayed open"
         with socket.create_connection(("127.0.0.1", port)) as slow:

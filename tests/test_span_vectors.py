@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +11,7 @@ from qa.embedding.onnx import MAX_TOKENS, OnnxMiniLMEmbedding
 from qa.service import Service, build_service
 from qa.sources.files import load_articles
 from tests.conftest import make_settings
-from tests.support import ROOT, SEEDS, sql_rows
+from tests.support import ROOT, SEEDS, sql_rows, wait_until
 
 TEXT = ("The council met on Monday. It voted to close the old bridge for repairs. "
         "Traffic will use the ferry until March.")
@@ -188,7 +186,7 @@ def test_lazy_and_background_sentence_vectors_answer_as_ingest_time_ones(tmp_pat
     assert background.fill is not None and background.health().spans_waiting is None
     background.start_background()
     try:
-        _until(lambda: background.health().spans_waiting == 0)
+        wait_until(lambda: background.health().spans_waiting == 0, 120, "the background fill finishing", every=0.05)
         filled, want = stored_sentences(background), stored_sentences(separate)
         assert filled.keys() == want.keys()
         assert max(float(np.abs(filled[k] - want[k]).max()) for k in want) < 2e-3  # float16 steps, batch order
@@ -200,19 +198,12 @@ def test_lazy_and_background_sentence_vectors_answer_as_ingest_time_ones(tmp_pat
         # an article ingested through the service wakes the fill: every one of its spans gets its vector
         text = "Harbour cranes\n\nThe Tokyo harbour master said 14 cranes were repaired in March. " * 3
         assert background.ingest_files([("cranes.txt", text.encode())]).added == ["cranes"]
-        _until(lambda: background.docs.spans_waiting("sentence") == 0 and background.fill.waiting == 0)
+        wait_until(lambda: background.docs.spans_waiting("sentence") == 0 and background.fill.waiting == 0, 120,
+                   "the background fill finishing", every=0.05)
         spans = background.docs.spans_in("sentence", "cranes", 0, len(text))
         assert len(spans) >= 3 and all(v.size == 384 for *_, v in spans)
     finally:
         background.close()
-
-
-def _until(check: Callable[[], bool], timeout: float = 120.0) -> None:
-    """Poll check() until it is true (the background fill's thread), failing after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "the background fill did not finish"
-        time.sleep(0.05)
 
 
 def test_lazy_cache_is_bounded_and_embeds_each_text_once() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from qa.conversations import LOCAL_CLIENT
 from qa.service import Service, build_service
 from qa.sources.fetch import FetchRefused
 from tests.conftest import make_settings
-from tests.support import ROOT, qa_env
+from tests.support import ROOT, qa_env, wait_until
 from tests.web_server import WebServer
 
 BRIDGE = "/ledger/2026/03/14/harbour-bridge-reopens.html"
@@ -171,12 +170,8 @@ def _client(data_dir: Path, **overrides: object) -> TestClient:
 
 
 def _wait_job(client: TestClient, job_id: str) -> dict:
-    for _ in range(600):
-        job = client.get(f"/jobs/{job_id}").json()
-        if job["status"] != "running":
-            return job
-        time.sleep(0.1)
-    raise AssertionError("job did not finish")
+    return wait_until(lambda: (job := client.get(f"/jobs/{job_id}").json())["status"] != "running" and job, 60,
+                      "the job finishing", every=0.1)
 
 
 def test_api_ingest_url_job_and_document(web: WebServer, tmp_path: Path) -> None:
