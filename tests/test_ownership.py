@@ -88,7 +88,8 @@ def test_the_store_lists_a_clients_conversations(app: object, data_dir: Path) ->
     with sqlite3.connect(data_dir / "conversations.sqlite") as db:
         rows = db.execute("SELECT id, client, created, title FROM conversations WHERE id IN (?, ?)", ids).fetchall()
     assert len(rows) == 2 and len({r[1] for r in rows}) == 1 and rows[0][1] not in ids
-    assert {r[3] for r in rows} == {FIRST, "Where is Shayrat?"} and all(r[2] for r in rows)
+    # each kept with its own title (made from the question's names and the cited headline: tests/test_chat_edits.py)
+    assert all(r[3] and r[2] for r in rows) and len({r[3] for r in rows}) == 2
 
 
 def test_conversations_work_across_workers(tmp_path: Path, seeded_dir: Path) -> None:
