@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from qa.conversations import LOCAL_CLIENT, Turn, offline_standalone
 from qa.service import Service
+from tests.support import sql_rows
 
 COMEY_PROBE = "who was leading a probe into whether the Republican billionaire’s campaign aides colluded"
 MEMORANDUM = "Memorandum of Understanding on Flight Safety in Syria that was signed in October 2015"
@@ -52,7 +53,7 @@ def test_history_is_bounded(copy_seeded: Callable[..., Service]) -> None:
     for i in range(5):
         conversation.add("c1", Turn(f"q{i}", f"q{i}", f"a{i}"))
     assert [t.question for t in conversation.history("c1")] == ["q3", "q4"]  # the context
-    rows = conversation._db().execute("SELECT COUNT(*) FROM turns WHERE conversation_id='c1'").fetchone()[0]
+    ((rows,),) = sql_rows(conversation, "SELECT COUNT(*) FROM turns WHERE conversation_id='c1'")
     assert rows == 3  # kept for reopening the conversation
 
 
