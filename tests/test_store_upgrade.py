@@ -49,10 +49,10 @@ def check_roles(found: dict[str, Database], key: bytes | None, validators: objec
     """The legacy fixture's conversation, rating, job, key and validators read back; each role takes writes."""
     conversations = ConversationStore(found[CONVERSATIONS], 5)
     [listed] = conversations.list_for("alice")
-    assert listed["title"] == "How many ships waited?" and listed["created"].endswith("Z")
-    conversations.add(listed["id"], Turn("And then?", "And then?", "Nothing."), "alice")
-    assert [t.question for t in conversations.history(listed["id"])] == ["How many ships waited?", "And then?"]
-    assert [t["answer_text"] for t in conversations.get(listed["id"], "alice")["turns"]] == ["Eleven.", "Nothing."]
+    assert listed.title == "How many ships waited?" and listed.created.endswith("Z")
+    conversations.add(listed.id, Turn("And then?", "And then?", "Nothing."), "alice")
+    assert [t.question for t in conversations.history(listed.id)] == ["How many ships waited?", "And then?"]
+    assert [t.answer_text for t in conversations.get(listed.id, "alice").turns] == ["Eleven.", "Nothing."]
     ratings = FeedbackStore(found[CONVERSATIONS])
     assert [(r["rating"], r["evidence"]) for r in ratings.all()] == [("up", ["eleven ships were waiting"])]
     assert ratings.add(Feedback("down", "Why?", "Because.", client="bob")) > ratings.all()[0]["id"]
