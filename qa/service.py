@@ -384,7 +384,7 @@ class Service:
         found = self.jobs.get(job_id)
         if found is None:
             raise NotFound(f"no job with id '{job_id[:100]}'")
-        return JobOut.model_validate(found)
+        return JobOut.model_validate(found, from_attributes=True)
 
     @staticmethod
     def _report(report: IngestReport) -> IngestReportOut:

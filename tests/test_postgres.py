@@ -344,15 +344,15 @@ def test_conversations_jobs_progress_and_token_key_are_shared(fresh: Callable[..
 
     job_id = a.jobs.create("ingest-url")
     thread = a.jobs.run(job_id, work, str)
-    running = wait_until(lambda: (j := b.jobs.get(job_id)) and j["progress"]["done"] == 1 and j, 10,
+    running = wait_until(lambda: (j := b.jobs.get(job_id)) and j.progress.done == 1 and j, 10,
                          "ingest progress on the other replica")
-    assert running["status"] == "running" and running["progress"] == {"done": 1, "total": 2}
+    assert running.status == "running" and (running.progress.done, running.progress.total) == (1, 2)
     release.set()
     thread.join(30)
-    assert b.jobs.get(job_id)["status"] == "done" and b.jobs.get(job_id)["report"] == {"added": ["x"]}
+    assert b.jobs.get(job_id).status == "done" and b.jobs.get(job_id).report == {"added": ["x"]}
     failing = b.jobs.create("ingest-url")
     b.jobs.run(failing, lambda _update: 1 / 0, lambda exc: "it failed").join(30)
-    assert a.jobs.get(failing)["status"] == "failed" and a.jobs.get(failing)["error"] == "it failed"
+    assert a.jobs.get(failing).status == "failed" and a.jobs.get(failing).error == "it failed"
     assert a.jobs.get("nope") is None
 
     # the running ingest's progress, shown by the other's /health

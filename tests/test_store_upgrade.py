@@ -58,7 +58,7 @@ def check_roles(found: dict[str, Database], key: bytes | None, validators: objec
     assert ratings.add(Feedback("down", "Why?", "Because.", client="bob")) > ratings.all()[0]["id"]
     jobs = JobStore(found[JOBS])
     started = jobs.create("ingest-url")
-    assert jobs.get(started)["status"] == "running"  # type: ignore[index]
+    assert jobs.get(started).status == "running"  # type: ignore[union-attr]
     assert sorted(r[0] for r in sql_rows(ConversationStore(found[JOBS], 1), "SELECT status FROM jobs")) == [
         "done", "running"]
     kept = SharedKeys(found[SHARED]).get(CLIENT_KEY)
