@@ -331,7 +331,7 @@ def test_conversations_jobs_progress_and_token_key_are_shared(fresh: Callable[..
     a.feedback.add(Feedback("up", "Who did Trump fire?", "Comey.", conversation_id=first, client="alice",
                             evidence=("fired FBI Director James Comey",), doc_ids=("d1",)))
     [rating] = b.feedback.all()
-    assert (rating["rating"], rating["question"], rating["evidence"], rating["refused"]) == (
+    assert (rating.rating, rating.question, rating.evidence, rating.refused) == (
         "up", "Who did Trump fire?", ["fired FBI Director James Comey"], False)
 
     # jobs: started by one process, polled through the other

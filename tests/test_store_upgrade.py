@@ -54,8 +54,8 @@ def check_roles(found: dict[str, Database], key: bytes | None, validators: objec
     assert [t.question for t in conversations.history(listed.id)] == ["How many ships waited?", "And then?"]
     assert [t.answer_text for t in conversations.get(listed.id, "alice").turns] == ["Eleven.", "Nothing."]
     ratings = FeedbackStore(found[CONVERSATIONS])
-    assert [(r["rating"], r["evidence"]) for r in ratings.all()] == [("up", ["eleven ships were waiting"])]
-    assert ratings.add(Feedback("down", "Why?", "Because.", client="bob")) > ratings.all()[0]["id"]
+    assert [(r.rating, r.evidence) for r in ratings.all()] == [("up", ["eleven ships were waiting"])]
+    assert ratings.add(Feedback("down", "Why?", "Because.", client="bob")) > ratings.all()[0].id
     jobs = JobStore(found[JOBS])
     started = jobs.create("ingest-url")
     assert jobs.get(started).status == "running"  # type: ignore[union-attr]
