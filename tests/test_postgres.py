@@ -148,7 +148,7 @@ def test_same_documents_chunks_and_reads(seeded_pair: dict[str, Service]) -> Non
     assert all(a[2].size == 384 and np.allclose(a[2], b[2], atol=2e-3) for a, b in zip(got, spans, strict=True))
     assert set(postgres.signature_rows()) == set(sqlite.signature_rows()) == {d.doc_id for d in
                                                                               sqlite.list_documents()}
-    assert dict(postgres.signatures()) == dict(sqlite.signatures())
+    assert postgres.signatures() == sqlite.signatures()
     answer = seeded_pair["postgres"].ask(MISSILES)
     assert not answer.refused and "59" in answer.answer and answer.citations[0].doc_id == MISSILES_DOC
 

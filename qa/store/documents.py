@@ -239,10 +239,10 @@ class SqlStore:
 
     # ---- syndicated copies --------------------------------------------------------------------------------
 
-    def signatures(self) -> list[tuple[str, bytes]]:
-        """Every indexed article's text signature."""
+    def signatures(self) -> dict[str, bytes]:
+        """Every indexed article's text signature, by doc_id (as get_signatures() gives some)."""
         with self.db.read() as conn:
-            return [(r[0], bytes(r[1])) for r in conn.execute(select(signatures.c.doc_id, signatures.c.signature))]
+            return {r[0]: bytes(r[1]) for r in conn.execute(select(signatures.c.doc_id, signatures.c.signature))}
 
     def signature_rows(self) -> dict[str, int]:
         """Each signature's sequence number, new whenever the article is written again (to reload only those)."""
