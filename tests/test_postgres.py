@@ -144,8 +144,9 @@ def test_same_documents_chunks_and_reads(seeded_pair: dict[str, Service]) -> Non
     assert postgres.get_chunks(ids) == sqlite.get_chunks(ids)
     spans = sqlite.spans_in("sentence", MISSILES_DOC, 0, 10_000)
     got = postgres.spans_in("sentence", MISSILES_DOC, 0, 10_000)
-    assert [(s, e) for s, e, _ in got] == [(s, e) for s, e, _ in spans] and spans
-    assert all(a[2].size == 384 and np.allclose(a[2], b[2], atol=2e-3) for a, b in zip(got, spans, strict=True))
+    assert [(s.start, s.end) for s in got] == [(s.start, s.end) for s in spans] and spans
+    assert all(a.vector.size == 384 and np.allclose(a.vector, b.vector, atol=2e-3)  # type: ignore[union-attr]
+               for a, b in zip(got, spans, strict=True))
     assert set(postgres.signature_rows()) == set(sqlite.signature_rows()) == {d.doc_id for d in
                                                                               sqlite.list_documents()}
     assert postgres.signatures() == sqlite.signatures()
@@ -215,7 +216,7 @@ def test_span_vectors_filled_after_ingest_never_stale(fresh: Callable[..., Servi
     docs, embed = service.docs, service.indexer.embedder.embed
 
     def vectors(doc_id: str) -> dict[tuple[int, int], np.ndarray]:
-        return {(s, e): v for s, e, v in docs.spans_in("sentence", doc_id, 0, 10_000)}
+        return {(s.start, s.end): s.vector for s in docs.spans_in("sentence", doc_id, 0, 10_000)}
 
     assert docs.spans_waiting("sentence") == sum(len(vectors(f"harbour{n}")) for n in (1, 2, 3)) > 0
     old_text = docs.get_document("harbour2").text
