@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import delete, func, select, update
@@ -24,11 +25,32 @@ STALE_SECONDS = 60.0
 HEARTBEAT_SECONDS = 5.0
 
 
+@dataclass(frozen=True)
+class JobProgress:
+    """How far a job is: items done, of `total` when known."""
+
+    done: int
+    total: int | None
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as GET /jobs/{id} shows it; a running job whose process stopped reads as failed."""
+
+    job_id: str
+    kind: str
+    status: str  # "running", "done" or "failed"
+    created: str  # UTC, ISO 8601
+    progress: JobProgress
+    report: dict[str, Any] | None
+    error: str | None
+
+
 class Jobs(Protocol):
     """What the service asks of a job store (JobStore)."""
 
     def create(self, kind: str, total: int | None = None) -> str: ...
-    def get(self, job_id: str) -> dict[str, Any] | None: ...
+    def get(self, job_id: str) -> Job | None: ...
     def run(self, job_id: str, work: Callable[[Callable[[int, int | None], None]], dict[str, Any]],
             describe_error: Callable[[BaseException], str]) -> threading.Thread: ...
 
@@ -63,7 +85,7 @@ class JobStore:
         self._update(job_id, status="failed" if error else "done",
                      report=json.dumps(report) if report is not None else None, error=error, heartbeat=time.time())
 
-    def get(self, job_id: str) -> dict[str, Any] | None:
+    def get(self, job_id: str) -> Job | None:
         with self.db.read() as conn:
             row = conn.execute(select(jobs).where(jobs.c.job_id == job_id)).first()
         if row is None:
@@ -71,12 +93,8 @@ class JobStore:
         status, error = row.status, row.error
         if status == "running" and time.time() - row.heartbeat > STALE_SECONDS:
             status, error = "failed", "the server stopped while the job was running; run it again"
-        return {
-            "job_id": row.job_id, "kind": row.kind, "status": status,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row.created)),
-            "progress": {"done": row.done, "total": row.total},
-            "report": json.loads(row.report) if row.report else None, "error": error,
-        }
+        return Job(row.job_id, row.kind, status, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row.created)),
+                   JobProgress(row.done, row.total), json.loads(row.report) if row.report else None, error)
 
     def run(self, job_id: str, work: Callable[[Callable[[int, int | None], None]], dict[str, Any]],
             describe_error: Callable[[BaseException], str]) -> threading.Thread:

@@ -170,10 +170,10 @@ class Service:
         if replace is not None:  # an edit: the turn must be one of the kept ones; no question = ask it again
             if conversation_id is None:
                 raise BadRequest("replacing a turn needs its conversation_id")
-            kept = self.conversations.get(conversation_id, client)["turns"]
-            if not 0 <= replace < len(kept):  # type: ignore[arg-type]
+            kept = self.conversations.get(conversation_id, client).turns
+            if not 0 <= replace < len(kept):
                 raise NotFound(f"no turn {replace} in this conversation")
-            question = kept[replace]["question"] if question is None else question  # type: ignore[index]
+            question = kept[replace].question if question is None else question
         question = clean_question(question, self.settings.max_question_chars)  # type: ignore[arg-type]
         k = self.settings.top_k if k is None else k
         if not 1 <= k <= 50:
@@ -262,22 +262,25 @@ class Service:
 
     def list_conversations(self, client: str) -> ConversationList:
         """The client's conversations, newest first."""
-        return ConversationList(conversations=[ConversationSummary(**c) for c in self.conversations.list_for(client)])
+        return ConversationList(conversations=[ConversationSummary.model_validate(c, from_attributes=True)
+                                               for c in self.conversations.list_for(client)])
 
     def get_conversation(self, conversation_id: str, client: str) -> ConversationOut:
         """One of the client's conversations with its turns (NotFound for anyone else's)."""
-        data = self.conversations.get(conversation_id, client)
+        stored = self.conversations.get(conversation_id, client)
         turns = []
-        for turn in data.pop("turns"):  # type: ignore[attr-defined]
+        for turn in stored.turns:
             try:
-                answer = self._with_copies(AnswerOut.model_validate(turn["answer"])) if turn["answer"] else None
+                answer = self._with_copies(AnswerOut.model_validate(turn.answer)) if turn.answer else None
             except ValidationError:  # stored by a version with another contract: show the text alone
                 answer = None
-            turns.append(ConversationTurnOut(**{**turn, "answer": answer}))
-        return ConversationOut(**data, turns=turns)  # type: ignore[arg-type]
+            turns.append(ConversationTurnOut(question=turn.question, answer_text=turn.answer_text, answer=answer,
+                                             created=turn.created))
+        return ConversationOut(id=stored.id, created=stored.created, title=stored.title, turns=turns)
 
     def rename_conversation(self, conversation_id: str, client: str, title: str) -> ConversationSummary:
-        return ConversationSummary(**self.conversations.rename(conversation_id, client, title))
+        return ConversationSummary.model_validate(self.conversations.rename(conversation_id, client, title),
+                                                  from_attributes=True)
 
     def delete_conversation(self, conversation_id: str, client: str) -> None:
         self.conversations.delete(conversation_id, client)
@@ -381,7 +384,7 @@ class Service:
         found = self.jobs.get(job_id)
         if found is None:
             raise NotFound(f"no job with id '{job_id[:100]}'")
-        return JobOut.model_validate(found)
+        return JobOut.model_validate(found, from_attributes=True)
 
     @staticmethod
     def _report(report: IngestReport) -> IngestReportOut:

@@ -131,7 +131,7 @@ def test_titles_say_what_the_conversation_is_about() -> None:
 
 def test_the_service_titles_a_new_conversation_by_topic_and_headline(pipeline: Service) -> None:
     result = pipeline.ask(SHAYRAT)
-    title = next(c["title"] for c in pipeline.conversations.list_for("local") if c["id"] == result.conversation_id)
+    title = next(c.title for c in pipeline.conversations.list_for("local") if c.id == result.conversation_id)
     assert title.startswith("Shayrat Airbase: ") and title.endswith(result.citations[0].title)
 
 

@@ -108,12 +108,12 @@ def test_stored_answer_objects_are_bounded(tmp_path: Path) -> None:
     enormous = json.dumps({"answer": "y" * RESULT_CHARS, "passages": []})
     for n, result in enumerate((small, many, huge, enormous)):
         store.add("c1", Turn(f"q{n}", f"q{n}", "a", result), client="me")
-    turns = store.get("c1", "me")["turns"]
-    assert turns[0]["answer"] == json.loads(small)
-    kept = turns[1]["answer"]["passages"]  # the first STORED_PASSAGES passages, each text cut
+    turns = store.get("c1", "me").turns
+    assert turns[0].answer == json.loads(small)
+    kept = turns[1].answer["passages"]  # type: ignore[index]  # the first STORED_PASSAGES passages, each text cut
     assert len(kept) == STORED_PASSAGES and [len(p["text"]) for p in kept[:4]] == [PASSAGE_CHARS] * 3 + [1]
-    assert turns[2]["answer"] == {"answer": "a", "passages": []}  # passages dropped to fit
-    assert turns[3]["answer"] is None and turns[3]["answer_text"] == "a"  # too big even so: the text alone
+    assert turns[2].answer == {"answer": "a", "passages": []}  # passages dropped to fit
+    assert turns[3].answer is None and turns[3].answer_text == "a"  # too big even so: the text alone
     with sqlite3.connect(tmp_path / "c.sqlite") as db:
         assert max(len(r[0] or "") for r in db.execute("SELECT result FROM turns")) <= RESULT_CHARS
 
@@ -126,11 +126,11 @@ def test_writes_sweep_idle_conversations_at_most_once_an_hour(tmp_path: Path, mo
         db.execute("UPDATE turns SET created = datetime('now', '-3 days')")
         db.execute("UPDATE conversations SET created = '2000-01-01T00:00:00.000Z'")
     store.add("new", Turn("q", "q", "a"), client="me")
-    assert [c["id"] for c in store.list_for("me")] == ["new", "old"]  # swept less than an hour ago
+    assert [c.id for c in store.list_for("me")] == ["new", "old"]  # swept less than an hour ago
     later = time.monotonic() + SWEEP_EVERY
     monkeypatch.setattr(conversation_store.time, "monotonic", lambda: later)
     store.add("next", Turn("q", "q", "a"), client="me")
-    assert [c["id"] for c in store.list_for("me")] == ["next", "new"]
+    assert [c.id for c in store.list_for("me")] == ["next", "new"]
 
 
 def test_an_old_turns_table_gains_the_answer_column(tmp_path: Path) -> None:
@@ -141,7 +141,7 @@ def test_an_old_turns_table_gains_the_answer_column(tmp_path: Path) -> None:
                    " CURRENT_TIMESTAMP, PRIMARY KEY (conversation_id, idx))")
     store = ConversationStore(sqlite_file(path, CONVERSATIONS), max_turns=5)
     store.add("c1", Turn("q", "q", "a"), client="me")
-    assert store.get("c1", "me")["turns"][0]["answer"] is None
+    assert store.get("c1", "me").turns[0].answer is None
 
 
 def test_a_client_that_disconnects_stops_the_llm_and_stores_no_half_answer(llm_server: LLMServer) -> None:

@@ -144,11 +144,12 @@ def test_same_documents_chunks_and_reads(seeded_pair: dict[str, Service]) -> Non
     assert postgres.get_chunks(ids) == sqlite.get_chunks(ids)
     spans = sqlite.spans_in("sentence", MISSILES_DOC, 0, 10_000)
     got = postgres.spans_in("sentence", MISSILES_DOC, 0, 10_000)
-    assert [(s, e) for s, e, _ in got] == [(s, e) for s, e, _ in spans] and spans
-    assert all(a[2].size == 384 and np.allclose(a[2], b[2], atol=2e-3) for a, b in zip(got, spans, strict=True))
+    assert [(s.start, s.end) for s in got] == [(s.start, s.end) for s in spans] and spans
+    assert all(a.vector.size == 384 and np.allclose(a.vector, b.vector, atol=2e-3)  # type: ignore[union-attr]
+               for a, b in zip(got, spans, strict=True))
     assert set(postgres.signature_rows()) == set(sqlite.signature_rows()) == {d.doc_id for d in
                                                                               sqlite.list_documents()}
-    assert dict(postgres.signatures()) == dict(sqlite.signatures())
+    assert postgres.signatures() == sqlite.signatures()
     answer = seeded_pair["postgres"].ask(MISSILES)
     assert not answer.refused and "59" in answer.answer and answer.citations[0].doc_id == MISSILES_DOC
 
@@ -215,7 +216,7 @@ def test_span_vectors_filled_after_ingest_never_stale(fresh: Callable[..., Servi
     docs, embed = service.docs, service.indexer.embedder.embed
 
     def vectors(doc_id: str) -> dict[tuple[int, int], np.ndarray]:
-        return {(s, e): v for s, e, v in docs.spans_in("sentence", doc_id, 0, 10_000)}
+        return {(s.start, s.end): s.vector for s in docs.spans_in("sentence", doc_id, 0, 10_000)}
 
     assert docs.spans_waiting("sentence") == sum(len(vectors(f"harbour{n}")) for n in (1, 2, 3)) > 0
     old_text = docs.get_document("harbour2").text
@@ -295,21 +296,21 @@ def test_conversations_jobs_progress_and_token_key_are_shared(fresh: Callable[..
     second = b.conversations.resolve_id(None, "alice")
     b.conversations.add(second, Turn("Later", "Later", "x"), "alice")
     listed = a.conversations.list_for("alice")
-    assert [(c["id"], c["title"]) for c in listed] == [(second, "Later"), (first, "Who did Trump fire?")]
-    assert listed[0]["created"] >= listed[1]["created"] and a.conversations.list_for("bob") == []
+    assert [(c.id, c.title) for c in listed] == [(second, "Later"), (first, "Who did Trump fire?")]
+    assert listed[0].created >= listed[1].created and a.conversations.list_for("bob") == []
     b.conversations.add(second, Turn("Again", "Again", "y", json.dumps({"answer": "y", "passages": []})), "alice")
     reopened = a.conversations.get(second, "alice")
-    assert [(t["question"], t["answer"]) for t in reopened["turns"]] == [("Later", None),
+    assert [(t.question, t.answer) for t in reopened.turns] == [("Later", None),
                                                                          ("Again", {"answer": "y", "passages": []})]
-    assert b.conversations.rename(second, "alice", "  Renamed\n ")["title"] == "Renamed"
-    assert a.conversations.list_for("alice")[0]["title"] == "Renamed"
+    assert b.conversations.rename(second, "alice", "  Renamed\n ").title == "Renamed"
+    assert a.conversations.list_for("alice")[0].title == "Renamed"
     for call in (lambda: a.conversations.get(second, "bob"), lambda: a.conversations.delete(second, "bob")):
         with pytest.raises(NotFound):
             call()
     b.conversations.delete(second, "alice")
     with pytest.raises(NotFound):
         a.conversations.resolve_id(second, "alice")
-    assert [c["id"] for c in a.conversations.list_for("alice")] == [first]
+    assert [c.id for c in a.conversations.list_for("alice")] == [first]
     # retention: a conversation idle for 3 days is swept by a store keeping them 2 days, a live one stays
     live = b.conversations.resolve_id(None, "bob")
     b.conversations.add(live, Turn("Now", "Now", "z"), "bob")
@@ -325,13 +326,13 @@ def test_conversations_jobs_progress_and_token_key_are_shared(fresh: Callable[..
                                  (first,))
             conn.exec_driver_sql("UPDATE conversations SET created = '2000-01-01T00:00:00.000Z' WHERE id=?", (first,))
     assert ConversationStore(a.conversations.db, 2, limits=kept).sweep() == 1
-    assert a.conversations.list_for("alice") == [] and [c["id"] for c in a.conversations.list_for("bob")] == [live]
+    assert a.conversations.list_for("alice") == [] and [c.id for c in a.conversations.list_for("bob")] == [live]
 
     # readers' feedback: given through one, exported from the other
     a.feedback.add(Feedback("up", "Who did Trump fire?", "Comey.", conversation_id=first, client="alice",
                             evidence=("fired FBI Director James Comey",), doc_ids=("d1",)))
     [rating] = b.feedback.all()
-    assert (rating["rating"], rating["question"], rating["evidence"], rating["refused"]) == (
+    assert (rating.rating, rating.question, rating.evidence, rating.refused) == (
         "up", "Who did Trump fire?", ["fired FBI Director James Comey"], False)
 
     # jobs: started by one process, polled through the other
@@ -344,15 +345,15 @@ def test_conversations_jobs_progress_and_token_key_are_shared(fresh: Callable[..
 
     job_id = a.jobs.create("ingest-url")
     thread = a.jobs.run(job_id, work, str)
-    running = wait_until(lambda: (j := b.jobs.get(job_id)) and j["progress"]["done"] == 1 and j, 10,
+    running = wait_until(lambda: (j := b.jobs.get(job_id)) and j.progress.done == 1 and j, 10,
                          "ingest progress on the other replica")
-    assert running["status"] == "running" and running["progress"] == {"done": 1, "total": 2}
+    assert running.status == "running" and (running.progress.done, running.progress.total) == (1, 2)
     release.set()
     thread.join(30)
-    assert b.jobs.get(job_id)["status"] == "done" and b.jobs.get(job_id)["report"] == {"added": ["x"]}
+    assert b.jobs.get(job_id).status == "done" and b.jobs.get(job_id).report == {"added": ["x"]}
     failing = b.jobs.create("ingest-url")
     b.jobs.run(failing, lambda _update: 1 / 0, lambda exc: "it failed").join(30)
-    assert a.jobs.get(failing)["status"] == "failed" and a.jobs.get(failing)["error"] == "it failed"
+    assert a.jobs.get(failing).status == "failed" and a.jobs.get(failing).error == "it failed"
     assert a.jobs.get("nope") is None
 
     # the running ingest's progress, shown by the other's /health
@@ -389,21 +390,21 @@ def test_a_replaced_turn_drops_the_later_ones_in_both_stores(kind: str, tmp_path
         cid = store.resolve_id(None, "alice")
         for n in range(4):
             store.add(cid, Turn(f"q{n}", f"s{n}", f"a{n}", title="What q is about" if n == 0 else None), "alice")
-        assert store.list_for("alice")[0]["title"] == "What q is about"
+        assert store.list_for("alice")[0].title == "What q is about"
         assert [t.question for t in store.history(cid)] == ["q2", "q3"]
         assert [t.question for t in store.history(cid, 3)] == ["q1", "q2"]  # the last max_turns before turn 3
         assert store.history(cid, 0) == []
         store.replace(cid, 1, Turn("e1", "se1", "ea1"), "alice")
         store.add(cid, Turn("q5", "s5", "a5"), "alice")
-        assert [t["question"] for t in store.get(cid, "alice")["turns"]] == ["q0", "e1", "q5"]
+        assert [t.question for t in store.get(cid, "alice").turns] == ["q0", "e1", "q5"]
         for position, client, error in ((3, "alice", "no turn 3"), (-1, "alice", "no turn -1"),
                                         (0, "bob", "no such conversation")):
             with pytest.raises(NotFound, match=error):
                 store.replace(cid, position, Turn("x", "x", "x"), client)
-        assert [t["question"] for t in store.get(cid, "alice")["turns"]] == ["q0", "e1", "q5"]  # unchanged
+        assert [t.question for t in store.get(cid, "alice").turns] == ["q0", "e1", "q5"]  # unchanged
         store.replace(cid, 0, Turn("e0", "se0", "ea0", title="A new topic"), "alice")
         kept = store.get(cid, "alice")
-        assert kept["title"] == "A new topic" and [t["question"] for t in kept["turns"]] == ["e0"]
+        assert kept.title == "A new topic" and [t.question for t in kept.turns] == ["e0"]
 
 
 def restore_legacy(postgres: PostgresServer) -> str:

@@ -201,7 +201,7 @@ def test_lazy_and_background_sentence_vectors_answer_as_ingest_time_ones(tmp_pat
         wait_until(lambda: background.docs.spans_waiting("sentence") == 0 and background.fill.waiting == 0, 120,
                    "the background fill finishing", every=0.05)
         spans = background.docs.spans_in("sentence", "cranes", 0, len(text))
-        assert len(spans) >= 3 and all(v.size == 384 for *_, v in spans)
+        assert len(spans) >= 3 and all(s.vector.size == 384 for s in spans)  # type: ignore[union-attr]
     finally:
         background.close()
 

@@ -49,16 +49,16 @@ def check_roles(found: dict[str, Database], key: bytes | None, validators: objec
     """The legacy fixture's conversation, rating, job, key and validators read back; each role takes writes."""
     conversations = ConversationStore(found[CONVERSATIONS], 5)
     [listed] = conversations.list_for("alice")
-    assert listed["title"] == "How many ships waited?" and listed["created"].endswith("Z")
-    conversations.add(listed["id"], Turn("And then?", "And then?", "Nothing."), "alice")
-    assert [t.question for t in conversations.history(listed["id"])] == ["How many ships waited?", "And then?"]
-    assert [t["answer_text"] for t in conversations.get(listed["id"], "alice")["turns"]] == ["Eleven.", "Nothing."]
+    assert listed.title == "How many ships waited?" and listed.created.endswith("Z")
+    conversations.add(listed.id, Turn("And then?", "And then?", "Nothing."), "alice")
+    assert [t.question for t in conversations.history(listed.id)] == ["How many ships waited?", "And then?"]
+    assert [t.answer_text for t in conversations.get(listed.id, "alice").turns] == ["Eleven.", "Nothing."]
     ratings = FeedbackStore(found[CONVERSATIONS])
-    assert [(r["rating"], r["evidence"]) for r in ratings.all()] == [("up", ["eleven ships were waiting"])]
-    assert ratings.add(Feedback("down", "Why?", "Because.", client="bob")) > ratings.all()[0]["id"]
+    assert [(r.rating, r.evidence) for r in ratings.all()] == [("up", ["eleven ships were waiting"])]
+    assert ratings.add(Feedback("down", "Why?", "Because.", client="bob")) > ratings.all()[0].id
     jobs = JobStore(found[JOBS])
     started = jobs.create("ingest-url")
-    assert jobs.get(started)["status"] == "running"  # type: ignore[index]
+    assert jobs.get(started).status == "running"  # type: ignore[union-attr]
     assert sorted(r[0] for r in sql_rows(ConversationStore(found[JOBS], 1), "SELECT status FROM jobs")) == [
         "done", "running"]
     kept = SharedKeys(found[SHARED]).get(CLIENT_KEY)

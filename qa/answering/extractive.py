@@ -43,6 +43,7 @@ from qa.lexicon import (
     terms,
 )
 from qa.retrieval import Retrieval
+from qa.store import Span
 
 MIN_SENTENCE_WORDS = 5
 # How far below the best score a later report may be and still lead a question about the latest state; how
@@ -164,8 +165,9 @@ class ExtractiveAnswerer:
             before = ""
             spans = passage.sentences  # handed over by retrieval; answering never reads the store
             if spans is None:  # a passage retrieved without them: split here, embedded below
-                spans = [(passage.start + s, passage.start + e, None) for s, e in sentence_spans(passage.text)]
-            for start, end, vector in spans:
+                spans = [Span(passage.start + s, passage.start + e, None) for s, e in sentence_spans(passage.text)]
+            for span in spans:
+                start, end, vector = span.start, span.end, span.vector
                 text = passage.text[start - passage.start : end - passage.start]
                 previous[(index, start)], before = before, text
                 if (passage.doc_id, start) in seen:

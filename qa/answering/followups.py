@@ -107,7 +107,7 @@ def _sentences(passage: Passage) -> list[str]:
     """The passage's sentences: the spans retrieval handed over (punkt, at ingest), else a plain split (no
     tokenizer is loaded for this: it would cost seconds on a cold start)."""
     if passage.sentences:
-        texts = [passage.text[s - passage.start : e - passage.start] for s, e, _ in passage.sentences]
+        texts = [passage.text[span.start - passage.start : span.end - passage.start] for span in passage.sentences]
     else:
         texts = _SENTENCE_END.split(passage.text)
     return [t.strip() for t in texts if len(t.split()) >= 4]

@@ -35,6 +35,23 @@ class Feedback:
     doc_ids: tuple[str, ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True)
+class StoredFeedback:
+    """A kept rating as `qa feedback export` reads it (fields bounded as stored_fields() kept them)."""
+
+    id: int
+    rating: str
+    question: str
+    answer: str
+    refused: bool
+    note: str | None
+    conversation_id: str | None
+    client: str
+    evidence: list[str]
+    doc_ids: list[str]
+    created: str
+
+
 def stored_fields(item: Feedback) -> tuple[str, str, str, int, str | None, str | None, str, str, str]:
     """The row a rating is kept as, each field bounded: question and answer as a conversation turn's, the note to
     NOTE_CHARS, the evidence to the first EVIDENCE_QUOTES cited quotes (JSON as UTF-8, not \\u escapes)."""
@@ -56,7 +73,7 @@ class Feedbacks(Protocol):
     """Where ratings are kept (FeedbackStore)."""
 
     def add(self, item: Feedback) -> int: ...
-    def all(self) -> list[dict[str, Any]]: ...
+    def all(self) -> list[StoredFeedback]: ...
 
 
 class FeedbackStore:
@@ -84,16 +101,17 @@ class FeedbackStore:
             return int(conn.execute(feedback.insert().values(dict(zip(names, row, strict=True)))
                                     .returning(feedback.c.id)).scalar_one())
 
-    def all(self) -> list[dict[str, Any]]:
+    def all(self) -> list[StoredFeedback]:
+        """Every kept rating, oldest first."""
         columns = [c for c in feedback.c if c.name != "created"]
         with self.db.read() as conn:
             rows = conn.execute(select(*columns, self.db.iso_time(feedback.c.created).label("created"))
                                 .order_by(feedback.c.id)).all()
-        return [{**r._mapping, "refused": bool(r.refused), "evidence": json.loads(r.evidence),
-                 "doc_ids": json.loads(r.doc_ids)} for r in rows]
+        return [StoredFeedback(**{**r._mapping, "refused": bool(r.refused), "evidence": json.loads(r.evidence),
+                                  "doc_ids": json.loads(r.doc_ids)}) for r in rows]
 
 
-def as_eval_items(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def as_eval_items(rows: list[StoredFeedback]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(eval items, items to review) in eval/data's questions.jsonl format.
 
     A thumbs-up on an answer becomes an answerable item whose evidence is what the answer quoted; a thumbs-up
@@ -101,19 +119,19 @@ def as_eval_items(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], lis
     goes to the review list for a person to write the gold answer and evidence."""
     items, review = [], []
     for row in rows:
-        item: dict[str, Any] = {"id": f"fb{row['id']:04d}", "question": row["question"],
-                                "kind": f"feedback-{row['rating']}", "rated_answer": row["answer"],
-                                "note": row["note"], "created": row["created"]}
-        if row["rating"] == "up" and row["refused"]:
+        item: dict[str, Any] = {"id": f"fb{row.id:04d}", "question": row.question,
+                                "kind": f"feedback-{row.rating}", "rated_answer": row.answer,
+                                "note": row.note, "created": row.created}
+        if row.rating == "up" and row.refused:
             items.append({**item, "answerable": False})
-        elif row["rating"] == "up" and row["evidence"]:
-            items.append({**item, "answerable": True, "evidence": row["evidence"], "doc_ids": row["doc_ids"]})
+        elif row.rating == "up" and row.evidence:
+            items.append({**item, "answerable": True, "evidence": row.evidence, "doc_ids": row.doc_ids})
         else:
-            review.append({**item, "cited_evidence": row["evidence"], "cited_doc_ids": row["doc_ids"]})
+            review.append({**item, "cited_evidence": row.evidence, "cited_doc_ids": row.doc_ids})
     return items, review
 
 
-def export(rows: list[dict[str, Any]], folder: Path) -> tuple[int, int]:
+def export(rows: list[StoredFeedback], folder: Path) -> tuple[int, int]:
     """Write folder/questions.jsonl (loadable by `qa eval --data folder`) and folder/review.jsonl."""
     items, review = as_eval_items(rows)
     folder.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, delete, exists, func, select, union, update
 
@@ -130,9 +130,9 @@ class Conversations(Protocol):
     """Where conversations are kept, each owned by the client that started it (SQLite or PostgreSQL)."""
 
     def resolve_id(self, conversation_id: str | None, client: str = LOCAL_CLIENT) -> str: ...
-    def list_for(self, client: str) -> list[dict[str, str]]: ...
-    def get(self, conversation_id: str, client: str) -> dict[str, object]: ...
-    def rename(self, conversation_id: str, client: str, title: str) -> dict[str, str]: ...
+    def list_for(self, client: str) -> list[ConversationRow]: ...
+    def get(self, conversation_id: str, client: str) -> StoredConversation: ...
+    def rename(self, conversation_id: str, client: str, title: str) -> ConversationRow: ...
     def delete(self, conversation_id: str, client: str) -> None: ...
     def history(self, conversation_id: str, before: int | None = None) -> list[Turn]: ...
     def add(self, conversation_id: str, turn: Turn, client: str = LOCAL_CLIENT) -> None: ...
@@ -140,18 +140,45 @@ class Conversations(Protocol):
     def sweep(self) -> int: ...
 
 
-def conversation_record(conversation_id: str, created: str, title: str,
-                        rows: list[tuple[str, str, str | None, str]]) -> dict[str, object]:
-    """A conversation as GET /conversations/{id} shows it, from its turn rows (question, answer text, stored
-    answer object as JSON or None, created); an unreadable answer object is shown as missing."""
-    turns = []
-    for question, answer, result, turn_created in rows:
-        try:
-            parsed = json.loads(result) if result else None
-        except ValueError:
-            parsed = None
-        turns.append({"question": question, "answer_text": answer, "answer": parsed, "created": turn_created})
-    return {"id": conversation_id, "created": created, "title": title, "turns": turns}
+@dataclass(frozen=True)
+class ConversationRow:
+    """One of a client's conversations as GET /conversations lists it."""
+
+    id: str
+    created: str
+    title: str
+
+
+@dataclass(frozen=True)
+class StoredTurn:
+    """A kept turn as GET /conversations/{id} shows it: the answer object parsed from its JSON (None when it was
+    not kept or is unreadable)."""
+
+    question: str
+    answer_text: str
+    answer: dict[str, Any] | None
+    created: str
+
+
+@dataclass(frozen=True)
+class StoredConversation:
+    """One conversation with its kept turns, oldest first."""
+
+    id: str
+    created: str
+    title: str
+    turns: list[StoredTurn]
+
+
+def stored_turn(question: str, answer: str, result: str | None, created: str) -> StoredTurn:
+    """A turn from its row (question, answer text, stored answer object as JSON or None, created); an unreadable
+    answer object is shown as missing."""
+    try:
+        parsed = json.loads(result) if result else None
+    except ValueError:
+        parsed = None
+    return StoredTurn(question, answer, parsed if isinstance(parsed, dict) else None, created)
+
 
 class ConversationStore:
     """Turns per conversation (survives restarts; shared by every process on the same database).
@@ -181,14 +208,14 @@ class ConversationStore:
             raise NotFound("no such conversation")
         return conversation_id
 
-    def list_for(self, client: str) -> list[dict[str, str]]:
+    def list_for(self, client: str) -> list[ConversationRow]:
         """A client's conversations, newest first (id, created, title)."""
         order = self.db.insertion_order(conversations)
         with self.db.read() as conn:
             rows = conn.execute(select(conversations.c.id, self.db.iso_time(conversations.c.created),
                                        conversations.c.title).where(conversations.c.client == client)
                                 .order_by(conversations.c.created.desc(), order.desc())).all()
-        return [{"id": r[0], "created": r[1], "title": r[2]} for r in rows]
+        return [ConversationRow(*row) for row in rows]
 
     def _owned(self, conn: Connection, conversation_id: str, client: str) -> tuple[str, str]:
         """(created, title) of a conversation of `client`; NotFound for a malformed, unknown or foreign id."""
@@ -200,7 +227,7 @@ class ConversationStore:
             raise NotFound("no such conversation")
         return row[0], row[1]
 
-    def get(self, conversation_id: str, client: str) -> dict[str, object]:
+    def get(self, conversation_id: str, client: str) -> StoredConversation:
         """One of `client`'s conversations with its kept turns, oldest first (each with its answer object when
         it was stored); NotFound for another client's."""
         with self.db.read() as conn:
@@ -208,9 +235,9 @@ class ConversationStore:
             rows = conn.execute(select(turns.c.question, turns.c.answer, turns.c.result,
                                        self.db.iso_time(turns.c.created, precise=False))
                                 .where(turns.c.conversation_id == conversation_id).order_by(turns.c.idx)).all()
-        return conversation_record(conversation_id, created, title, [tuple(r) for r in rows])
+        return StoredConversation(conversation_id, created, title, [stored_turn(*row) for row in rows])
 
-    def rename(self, conversation_id: str, client: str, title: str) -> dict[str, str]:
+    def rename(self, conversation_id: str, client: str, title: str) -> ConversationRow:
         """Give one of `client`'s conversations a new title (whitespace collapsed, at most TITLE_CHARS)."""
         title = " ".join(title.split())[:TITLE_CHARS]
         if not title:
@@ -219,7 +246,7 @@ class ConversationStore:
             created, _ = self._owned(conn, conversation_id, client)
             conn.execute(update(conversations).where(conversations.c.id == conversation_id,
                                                      conversations.c.client == client).values(title=title))
-        return {"id": conversation_id, "created": created, "title": title}
+        return ConversationRow(conversation_id, created, title)
 
     def delete(self, conversation_id: str, client: str) -> None:
         """Remove one of `client`'s conversations and all its turns (one transaction)."""

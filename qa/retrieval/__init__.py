@@ -20,7 +20,7 @@ from qa.config import Settings
 from qa.embedding import Embedder
 from qa.registry import Registry
 from qa.retrieval.filters import Filters
-from qa.store import DocumentStore, StoredChunk, VectorIndex
+from qa.store import DocumentStore, Span, StoredChunk, VectorIndex
 
 __all__ = ["RANKERS", "RERANKERS", "Filters", "Passage", "Ranker", "Reranker", "Retrieval", "Retriever",
            "build_retriever"]
@@ -32,9 +32,9 @@ class Passage(StoredChunk):
 
     score: float = 0.0
     ranks: dict[str, int] = field(default_factory=dict)
-    # the answerer's sentence spans inside the passage, with their vectors (start, end, vector), read from the
-    # store with the passage so answering never reads the store; None when the retriever was not asked for them
-    sentences: list[tuple[int, int, np.ndarray]] | None = field(default=None, repr=False, compare=False)
+    # the answerer's sentence spans inside the passage, with their vectors, read from the store with the
+    # passage so answering never reads the store; None when the retriever was not asked for them
+    sentences: list[Span] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass

@@ -27,7 +27,7 @@ from sqlalchemy import BigInteger, Connection, Text, cast, delete, exists, func,
 from qa.db import Database
 from qa.db.schema import chunks, copies, documents, keyword_changes, meta, pending, signatures, spans
 from qa.sources.article import Article
-from qa.store import AlsoAt, ChunkRow, Copy, DocumentRow, SpanRows, StoredChunk, StoredDocument
+from qa.store import AlsoAt, ChunkRow, Copy, DocumentRow, Span, SpanRows, StoredChunk, StoredDocument
 from qa.store.filters import ChunkFilter
 from qa.store.keyword import KeywordIndex, KeywordRow, new_generation
 from qa.store.locks import fill_turn
@@ -239,10 +239,10 @@ class SqlStore:
 
     # ---- syndicated copies --------------------------------------------------------------------------------
 
-    def signatures(self) -> list[tuple[str, bytes]]:
-        """Every indexed article's text signature."""
+    def signatures(self) -> dict[str, bytes]:
+        """Every indexed article's text signature, by doc_id (as get_signatures() gives some)."""
         with self.db.read() as conn:
-            return [(r[0], bytes(r[1])) for r in conn.execute(select(signatures.c.doc_id, signatures.c.signature))]
+            return {r[0]: bytes(r[1]) for r in conn.execute(select(signatures.c.doc_id, signatures.c.signature))}
 
     def signature_rows(self) -> dict[str, int]:
         """Each signature's sequence number, new whenever the article is written again (to reload only those)."""
@@ -303,13 +303,13 @@ class SqlStore:
         """The n chunks that best match the query's terms (BM25 in the keyword index, caught up first)."""
         return self.keyword.search(query, n, where)
 
-    def spans_in(self, kind: str, doc_id: str, start: int, end: int) -> list[tuple[int, int, np.ndarray]]:
+    def spans_in(self, kind: str, doc_id: str, start: int, end: int) -> list[Span]:
         """An enrichment's spans (and vectors) lying inside [start, end) of an article."""
         with self.db.read() as conn:
             rows = conn.execute(select(spans.c.start, spans.c.end, spans.c.vector).where(
                 spans.c.kind == kind, spans.c.doc_id == doc_id, spans.c.start >= start, spans.c.end <= end,
             ).order_by(spans.c.start)).all()
-        return [(s, e, np.frombuffer(v, dtype=np.float16).astype(np.float32)) for s, e, v in rows]
+        return [Span(s, e, np.frombuffer(v, dtype=np.float16).astype(np.float32)) for s, e, v in rows]
 
     # ---- vectors filled after ingest (QA_SENTENCE_VECTORS=background, qa.indexing.fill) ------------------------
 
