@@ -433,7 +433,8 @@ def test_no_writer_thread_or_connection_outlives_an_ingest(tmp_path: Path, monke
     """Each ingest starts its writer thread and ends it: no thread, and no SQLite connection (the docstore
     opens one per thread), is left behind, without waiting for the garbage collector."""
     folder = tmp_path / "corpus"
-    pipeline = _fresh(tmp_path)
+    # lazy: no background fill thread, so only the ingest's threads use the store's pooled connections
+    pipeline = _fresh(tmp_path, sentence_vectors="lazy")
     monkeypatch.setattr(qa.indexing.indexer, "EMBED_GROUP_TEXTS", 10)
 
     def docstore_handles() -> int:
