@@ -34,6 +34,13 @@ class FiltersIn(BaseModel):
         return Filters(self.source, self.published_from, self.published_to)
 
 
+def _json_integer(cls: type, value: object) -> object:
+    """A JSON integer (5 or 5.0), not true or "5", which pydantic would otherwise accept (AskIn's and EditIn's k)."""
+    if isinstance(value, bool | str):
+        raise ValueError("must be an integer")
+    return value
+
+
 class AskIn(BaseModel):
     """A question, optionally continuing a conversation."""
 
@@ -51,13 +58,7 @@ class AskIn(BaseModel):
     k: int | None = Field(None, ge=1, le=50, description="How many passages to retrieve.")
     filters: FiltersIn | None = None
 
-    @field_validator("k", mode="before")
-    @classmethod
-    def _json_integer(cls, value: object) -> object:
-        """A JSON integer (5 or 5.0), not true or "5", which pydantic would otherwise accept."""
-        if isinstance(value, bool | str):
-            raise ValueError("must be an integer")
-        return value
+    _k_is_json_integer = field_validator("k", mode="before")(_json_integer)
 
 
 class EditIn(BaseModel):
@@ -71,13 +72,7 @@ class EditIn(BaseModel):
     k: int | None = Field(None, ge=1, le=50, description="How many passages to retrieve.")
     filters: FiltersIn | None = None
 
-    @field_validator("k", mode="before")
-    @classmethod
-    def _json_integer(cls, value: object) -> object:
-        """A JSON integer, not true or "5" (as AskIn)."""
-        if isinstance(value, bool | str):
-            raise ValueError("must be an integer")
-        return value
+    _k_is_json_integer = field_validator("k", mode="before")(_json_integer)
 
 
 class IngestPathsIn(BaseModel):
